@@ -1,0 +1,94 @@
+"""mcastkit: IP multicast for Python, done right.
+
+A typed socket core (:class:`MulticastSocket`) that joins any-source and source-specific
+groups by interface index, keeps what it did not join out (``IP_MULTICAST_ALL`` off),
+reports per-datagram metadata and counts every drop; an asyncio face
+(:mod:`mcastkit.aio`); an IPWorks-compatible :class:`MCast` class (:mod:`mcastkit.compat`);
+and the ``mcastkit`` command-line tool.
+
+Quick example (loopback, in one process)::
+
+    from mcastkit import MulticastSocket
+
+    with MulticastSocket(4, interface="lo", metadata=True) as rx, \\
+         MulticastSocket(4, interface="lo") as tx:
+        port = rx.bind(0)[1]
+        rx.join("239.255.0.1")
+        tx.sendto(b"hello", "239.255.0.1", port)
+        d = rx.recv(timeout_s=2)
+        print(d.data, d.source, d.group, d.interface, d.ttl)
+
+This module loads the core only (no asyncio, no argparse).
+"""
+
+from __future__ import annotations
+
+from ._addr import Endpoint as Endpoint
+from ._addr import Group as Group
+from ._addr import Scope as Scope
+from ._addr import parse_endpoint as parse_endpoint
+from ._errors import AlreadyJoinedError as AlreadyJoinedError
+from ._errors import ClosedError as ClosedError
+from ._errors import DatagramTooLargeError as DatagramTooLargeError
+from ._errors import ErrorCode as ErrorCode
+from ._errors import InterfaceError as InterfaceError
+from ._errors import InterfaceNotFoundError as InterfaceNotFoundError
+from ._errors import McastError as McastError
+from ._errors import McastOSError as McastOSError
+from ._errors import McastStateError as McastStateError
+from ._errors import McastValueError as McastValueError
+from ._errors import MembershipLimitError as MembershipLimitError
+from ._errors import NotJoinedError as NotJoinedError
+from ._errors import ReceiveTimeoutError as ReceiveTimeoutError
+from ._errors import SendError as SendError
+from ._errors import SourceFilterError as SourceFilterError
+from ._errors import UnsupportedError as UnsupportedError
+from ._errors import WouldBlockError as WouldBlockError
+from ._interfaces import Interface as Interface
+from ._interfaces import list_interfaces as list_interfaces
+from ._interfaces import resolve_interface as resolve_interface
+from ._membership import FilterMode as FilterMode
+from ._membership import Membership as Membership
+from ._membership import ModeConflictError as ModeConflictError
+from ._packet import Datagram as Datagram
+from ._socket import MulticastSocket as MulticastSocket
+from ._socket import RecvStats as RecvStats
+from ._socket import open_receiver as open_receiver
+from ._socket import open_sender as open_sender
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AlreadyJoinedError",
+    "ClosedError",
+    "Datagram",
+    "DatagramTooLargeError",
+    "Endpoint",
+    "ErrorCode",
+    "FilterMode",
+    "Group",
+    "Interface",
+    "InterfaceError",
+    "InterfaceNotFoundError",
+    "McastError",
+    "McastOSError",
+    "McastStateError",
+    "McastValueError",
+    "Membership",
+    "MembershipLimitError",
+    "ModeConflictError",
+    "MulticastSocket",
+    "NotJoinedError",
+    "ReceiveTimeoutError",
+    "RecvStats",
+    "Scope",
+    "SendError",
+    "SourceFilterError",
+    "UnsupportedError",
+    "WouldBlockError",
+    "list_interfaces",
+    "open_receiver",
+    "open_sender",
+    "parse_endpoint",
+    "resolve_interface",
+]

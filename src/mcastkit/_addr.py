@@ -1,0 +1,253 @@
+"""Group, source and endpoint values, the ``[SOURCE,]GROUP:PORT`` parser and scope rules.
+
+Owns: validation of multicast addresses before any syscall, IPv4/IPv6 scopes
+(RFC 2365, RFC 4291 §2.7, RFC 4607) and the compact endpoint syntax used by the CLI.
+Must not: make syscalls or resolve names; interface names stay strings here.
+"""
+
+from __future__ import annotations
+
+import enum
+import ipaddress
+import socket
+from dataclasses import dataclass
+from typing import Final, TypeAlias
+
+from ._errors import ErrorCode, McastValueError
+
+__all__ = [
+    "Endpoint",
+    "Group",
+    "IPAddress",
+    "Scope",
+    "parse_endpoint",
+    "parse_interface_spec",
+    "parse_ip",
+    "scope_ttl_warning",
+]
+
+IPAddress: TypeAlias = ipaddress.IPv4Address | ipaddress.IPv6Address
+InterfaceSpec: TypeAlias = "str | int | IPAddress"
+
+_SSM_V4: Final = ipaddress.ip_network("232.0.0.0/8")
+_LINK_V4: Final = ipaddress.ip_network("224.0.0.0/24")
+_LOCAL_V4: Final = ipaddress.ip_network("239.255.0.0/16")
+_ORG_V4: Final = ipaddress.ip_network("239.192.0.0/14")
+_ADMIN_V4: Final = ipaddress.ip_network("239.0.0.0/8")
+_SSM_V6: Final = ipaddress.ip_network("ff30::/12")
+
+
+class Scope(enum.Enum):
+    """How far a group is meant to travel."""
+
+    INTERFACE = "interface"  # ff01::/16: never leaves the host
+    LINK = "link"  # 224.0.0.0/24, ff02::/16: never routed
+    ADMIN = "admin"  # ff04::/16, 239.0.0.0/8 outside the ranges below
+    SITE = "site"  # ff05::/16, 239.255.0.0/16 (IPv4 Local Scope, RFC 2365)
+    ORGANIZATION = "organization"  # ff08::/16, 239.192.0.0/14
+    GLOBAL = "global"
+    RESERVED = "reserved"  # ff00::/16, ff0f::/16 and unassigned IPv6 scope nibbles
+
+
+_V6_SCOPES: Final[dict[int, Scope]] = {
+    0x1: Scope.INTERFACE, 0x2: Scope.LINK, 0x4: Scope.ADMIN, 0x5: Scope.SITE,
+    0x8: Scope.ORGANIZATION, 0xE: Scope.GLOBAL,
+}
+
+
+def parse_ip(text: str, *, what: str = "address") -> IPAddress:
+    """Parse a numeric IPv4/IPv6 address (no names, no brackets); raise McastValueError."""
+    raw = text.strip()
+    if raw.startswith("[") and raw.endswith("]"):
+        raw = raw[1:-1]
+    try:
+        return ipaddress.ip_address(raw)
+    except ValueError:
+        raise McastValueError(
+            f"{what} {text!r} is not a numeric IPv4 or IPv6 address "
+            "(examples: 239.255.0.1, ff15::1)",
+            code=ErrorCode.BAD_ADDRESS,
+        ) from None
+
+
+@dataclass(frozen=True, slots=True)
+class Group:
+    """A multicast group address. Construction fails for non-multicast addresses."""
+
+    address: IPAddress
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.address, ipaddress.IPv4Address | ipaddress.IPv6Address):
+            raise McastValueError(
+                f"group must be an ip_address, got {type(self.address).__name__}",
+                code=ErrorCode.BAD_ADDRESS,
+            )
+        if not self.address.is_multicast:
+            hint = "224.0.0.0/4" if self.address.version == 4 else "ff00::/8"
+            raise McastValueError(
+                f"{self.address} is not a multicast address; groups are in {hint} "
+                "(for example 239.255.0.1 or ff15::1)",
+                code=ErrorCode.NOT_MULTICAST,
+                group=str(self.address),
+            )
+
+    @classmethod
+    def parse(cls, value: str | IPAddress | Group) -> Group:
+        if isinstance(value, Group):
+            return value
+        if isinstance(value, str):
+            return cls(parse_ip(value, what="group"))
+        return cls(value)
+
+    @property
+    def version(self) -> int:
+        return self.address.version
+
+    @property
+    def family(self) -> socket.AddressFamily:
+        return socket.AF_INET if self.address.version == 4 else socket.AF_INET6
+
+    @property
+    def is_ssm(self) -> bool:
+        """True for the source-specific ranges 232/8 and ff3x::/32 (RFC 4607)."""
+        net = _SSM_V4 if self.address.version == 4 else _SSM_V6
+        return self.address in net
+
+    @property
+    def scope(self) -> Scope:
+        a = self.address
+        if isinstance(a, ipaddress.IPv6Address):
+            return _V6_SCOPES.get(a.packed[1] & 0x0F, Scope.RESERVED)
+        if a in _LINK_V4:
+            return Scope.LINK
+        if a in _LOCAL_V4:
+            return Scope.SITE
+        if a in _ORG_V4:
+            return Scope.ORGANIZATION
+        if a in _ADMIN_V4:
+            return Scope.ADMIN
+        return Scope.GLOBAL
+
+    def __str__(self) -> str:
+        return str(self.address)
+
+
+def scope_ttl_warning(group: Group, ttl: int) -> str | None:
+    """Return a warning when ``ttl`` contradicts the group's scope (field notes G3)."""
+    scope = group.scope
+    if scope in (Scope.INTERFACE, Scope.LINK) and ttl > 1:
+        return f"TTL {ttl} is useless for {scope.value}-scope group {group}: it is never routed"
+    if scope is Scope.RESERVED:
+        return f"group {group} has a reserved IPv6 scope nibble; use ff15::/16 for site scope"
+    return None
+
+
+def parse_interface_spec(text: str | int) -> str | int | IPAddress:
+    """Classify an interface given on a command line: index, address or name."""
+    if isinstance(text, int):
+        if text < 0:
+            raise McastValueError(f"interface index {text} is negative", code=ErrorCode.BAD_VALUE)
+        return text
+    t = text.strip()
+    if not t:
+        raise McastValueError("empty interface name; give a name (eth0), index or address")
+    if t.isdigit():
+        return int(t)
+    try:
+        return ipaddress.ip_address(t)
+    except ValueError:
+        pass
+    if len(t) >= 16 or any(c in t for c in "/ \t:"):
+        raise McastValueError(
+            f"{text!r} is not a valid interface name, index or address", code=ErrorCode.BAD_VALUE
+        )
+    return t
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Endpoint:
+    """A parsed ``[SOURCE,]GROUP[:PORT]`` with an optional ``%zone`` interface."""
+
+    group: Group
+    port: int
+    source: IPAddress | None = None
+    interface: str | None = None
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.port <= 65535:
+            raise McastValueError(
+                f"port {self.port} is out of range 0-65535", code=ErrorCode.BAD_VALUE
+            )
+        if self.source is not None:
+            if self.source.version != self.group.version:
+                raise McastValueError(
+                    f"source {self.source} and group {self.group} are of different IP versions",
+                    code=ErrorCode.WRONG_FAMILY,
+                )
+            if self.source.is_multicast or self.source.is_unspecified:
+                raise McastValueError(
+                    f"source {self.source} must be a unicast sender address",
+                    code=ErrorCode.BAD_ADDRESS,
+                )
+
+    def __str__(self) -> str:
+        g = f"[{self.group}" + (f"%{self.interface}" if self.interface else "") + "]" \
+            if self.group.version == 6 else str(self.group)
+        src = ""
+        if self.source is not None:
+            src = (f"{self.source}" if self.source.version == 4 else f"[{self.source}]") + ","
+        return f"{src}{g}:{self.port}"
+
+
+def _split_host_port(text: str, default_port: int | None) -> tuple[str, int]:
+    t = text.strip()
+    port_s: str | None = None
+    if t.startswith("["):
+        end = t.find("]")
+        if end < 0:
+            raise McastValueError(f"{text!r}: missing ']' after an IPv6 address")
+        host, rest = t[1:end], t[end + 1 :]
+        if rest:
+            if not rest.startswith(":"):
+                raise McastValueError(f"{text!r}: expected ':PORT' after ']'")
+            port_s = rest[1:]
+    elif t.count(":") == 1:
+        host, port_s = t.split(":")
+    elif t.count(":") > 1:
+        raise McastValueError(
+            f"{text!r}: put an IPv6 group in brackets, e.g. [ff15::1]:5000",
+            code=ErrorCode.BAD_ADDRESS,
+        )
+    else:
+        host = t
+    if port_s is None:
+        if default_port is None:
+            raise McastValueError(f"{text!r}: missing ':PORT' (e.g. 239.255.0.1:5000)")
+        return host, default_port
+    if not port_s.isdigit() or int(port_s) > 65535:
+        raise McastValueError(f"{text!r}: port {port_s!r} is not a number in 0-65535")
+    return host, int(port_s)
+
+
+def parse_endpoint(text: str, *, default_port: int | None = None) -> Endpoint:
+    """Parse ``GROUP:PORT``, ``[ff15::1]:PORT``, ``[ff02::1%eth0]:PORT`` or
+    ``SOURCE,GROUP:PORT`` (source-specific). Raises McastValueError naming the problem."""
+    if not isinstance(text, str) or not text.strip():
+        raise McastValueError("empty endpoint; expected [SOURCE,]GROUP:PORT")
+    src_text: str | None = None
+    body = text.strip()
+    if "," in body:
+        src_text, body = body.split(",", 1)
+        if "," in body:
+            raise McastValueError(f"{text!r}: only one SOURCE, is allowed")
+    host, port = _split_host_port(body, default_port)
+    zone: str | None = None
+    if "%" in host:
+        host, zone = host.split("%", 1)
+        if not zone:
+            raise McastValueError(f"{text!r}: empty zone after '%'")
+    group = Group(parse_ip(host, what="group"))
+    if zone is not None and group.version != 6:
+        raise McastValueError(f"{text!r}: a %zone is only valid on IPv6 groups")
+    source = parse_ip(src_text, what="source") if src_text is not None else None
+    return Endpoint(group=group, port=port, source=source, interface=zone)

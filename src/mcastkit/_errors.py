@@ -1,0 +1,409 @@
+"""The error hierarchy and the one place where an errno becomes a typed error.
+
+Owns: :class:`ErrorCode`, every exception class, the (operation, errno) table and
+:func:`translate`. Every message names the cause and the knob to turn.
+Must not: import anything from mcastkit, make syscalls other than reading a sysctl
+to quote its value in a message.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import enum
+import errno as _errno
+import os
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Final
+
+__all__ = [
+    "AlreadyJoinedError",
+    "ClosedError",
+    "DatagramTooLargeError",
+    "ErrorCode",
+    "InterfaceError",
+    "InterfaceNotFoundError",
+    "McastError",
+    "McastOSError",
+    "McastStateError",
+    "McastValueError",
+    "MembershipLimitError",
+    "NotJoinedError",
+    "SendError",
+    "SourceFilterError",
+    "ReceiveTimeoutError",
+    "UnsupportedError",
+    "WouldBlockError",
+    "translate",
+]
+
+
+@enum.unique
+class ErrorCode(enum.IntEnum):
+    """Stable numeric codes. Bands: 1xx input, 2xx membership, 3xx interface, 4xx I/O,
+    5xx platform, 6xx state, 9xx other OS errors. Never renumbered or reused."""
+
+    BAD_ADDRESS = 101
+    NOT_MULTICAST = 102
+    WRONG_FAMILY = 103
+    BAD_VALUE = 104
+    ALREADY_JOINED = 201
+    NOT_JOINED = 202
+    MEMBERSHIP_LIMIT = 203
+    SOURCE_FILTER = 204
+    MODE_CONFLICT = 205
+    INTERFACE_NOT_FOUND = 301
+    INTERFACE_GONE = 302
+    NO_ROUTE = 303
+    SEND_TRANSIENT = 401
+    DATAGRAM_TOO_LARGE = 402
+    SEND_FAILED = 403
+    RECEIVE_FAILED = 404
+    TIMEOUT = 405
+    ADDRESS_IN_USE = 406
+    PERMISSION = 407
+    UNSUPPORTED = 501
+    CLOSED = 601
+    BAD_STATE = 602
+    OS_ERROR = 901
+
+
+class McastError(Exception):
+    """Base of every mcastkit error. Carries a stable :class:`ErrorCode` and context."""
+
+    code: ErrorCode = ErrorCode.OS_ERROR
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: ErrorCode | None = None,
+        op: str | None = None,
+        group: str | None = None,
+        source: str | None = None,
+        interface: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        if code is not None:
+            self.code = code
+        self.op = op
+        self.group = group
+        self.source = source
+        self.interface = interface
+
+    @property
+    def message(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+class McastValueError(McastError, ValueError):
+    """Bad input caught before any syscall (address, family, size, setting)."""
+
+    code = ErrorCode.BAD_VALUE
+
+
+class UnsupportedError(McastError, NotImplementedError):
+    """The platform lacks a capability; the message names the platform."""
+
+    code = ErrorCode.UNSUPPORTED
+
+
+class McastStateError(McastError, RuntimeError):
+    """The object is in the wrong state for the call (closed, not bound...)."""
+
+    code = ErrorCode.BAD_STATE
+
+
+class ClosedError(McastStateError):
+    """The socket was closed."""
+
+    code = ErrorCode.CLOSED
+
+
+class McastOSError(McastError, OSError):
+    """The kernel refused. Keeps ``.errno`` and ``.strerror`` of the original error."""
+
+    def __init__(
+        self,
+        errno: int,
+        message: str,
+        *,
+        code: ErrorCode | None = None,
+        op: str | None = None,
+        group: str | None = None,
+        source: str | None = None,
+        interface: str | None = None,
+    ) -> None:
+        McastError.__init__(
+            self, message, code=code, op=op, group=group, source=source, interface=interface
+        )
+        # OSError's own slots: set after the McastError init so str() stays our message.
+        self.errno = errno
+        self.strerror = os.strerror(errno) if errno else message
+
+    def __str__(self) -> str:
+        return f"[Errno {self.errno}] {self.message}" if self.errno else self.message
+
+
+class AlreadyJoinedError(McastOSError):
+    code = ErrorCode.ALREADY_JOINED
+
+
+class NotJoinedError(McastOSError):
+    code = ErrorCode.NOT_JOINED
+
+
+class MembershipLimitError(McastOSError):
+    code = ErrorCode.MEMBERSHIP_LIMIT
+
+
+class SourceFilterError(McastOSError):
+    code = ErrorCode.SOURCE_FILTER
+
+
+class InterfaceError(McastOSError):
+    code = ErrorCode.INTERFACE_GONE
+
+
+class InterfaceNotFoundError(InterfaceError, McastValueError):
+    """No interface by that name, index or address (raised before any syscall)."""
+
+    code = ErrorCode.INTERFACE_NOT_FOUND
+
+
+class SendError(McastOSError):
+    """A send failed. ``transient`` is True for ENOBUFS/EAGAIN: retrying may work."""
+
+    code = ErrorCode.SEND_FAILED
+
+    @property
+    def transient(self) -> bool:
+        return self.errno in (_errno.ENOBUFS, _errno.EAGAIN)
+
+
+class DatagramTooLargeError(SendError):
+    code = ErrorCode.DATAGRAM_TOO_LARGE
+
+
+class WouldBlockError(SendError, BlockingIOError):
+    """A non-blocking send found the socket buffer full. Wait for writability, retry."""
+
+    code = ErrorCode.SEND_TRANSIENT
+
+
+class ReceiveTimeoutError(McastOSError, TimeoutError):
+    """No datagram arrived within the timeout."""
+
+    code = ErrorCode.TIMEOUT
+
+
+# --------------------------------------------------------------------------- translation
+
+
+def _sysctl(path: str) -> str:
+    try:
+        with open(f"/proc/sys/{path.replace('.', '/')}") as f:
+            return f.read().strip()
+    except OSError:
+        return "?"
+
+
+@dataclass(frozen=True, slots=True)
+class _Ctx:
+    op: str
+    group: str | None
+    source: str | None
+    interface: str | None
+    family: int | None
+
+    def what(self) -> str:
+        parts = [self.op]
+        if self.source:
+            parts.append(f"({self.source}, {self.group})")
+        elif self.group:
+            parts.append(self.group)
+        if self.interface:
+            parts.append(f"on {self.interface}")
+        return " ".join(parts)
+
+
+_Rule = tuple[type[McastOSError], Callable[[_Ctx], str]]
+
+
+def _limit_hint(c: _Ctx) -> str:
+    if c.family == 10:  # AF_INET6: the limit is option memory, not a count
+        return (
+            f"{c.what()}: the kernel ran out of socket option memory "
+            f"(net.core.optmem_max={_sysctl('net.core.optmem_max')}); raise that sysctl "
+            "or spread the groups over several sockets"
+        )
+    return (
+        f"{c.what()}: exceeds net.ipv4.igmp_max_memberships="
+        f"{_sysctl('net.ipv4.igmp_max_memberships')}; raise the sysctl or spread the groups "
+        "over several sockets"
+    )
+
+
+def _msf_hint(c: _Ctx) -> str:
+    key = "net.ipv6.mld_max_msf" if c.family == 10 else "net.ipv4.igmp_max_msf"
+    return f"{c.what()}: too many sources for one group ({key}={_sysctl(key)}); raise the sysctl"
+
+
+_TABLE: Final[dict[tuple[str, int], _Rule]] = {
+    ("join", _errno.EADDRINUSE): (AlreadyJoinedError, lambda c: f"{c.what()}: already joined"),
+    ("join", _errno.ENOBUFS): (MembershipLimitError, _limit_hint),
+    ("join", _errno.ENOMEM): (MembershipLimitError, _limit_hint),
+    ("join", _errno.ENODEV): (
+        InterfaceError,
+        lambda c: f"{c.what()}: no such interface (it may have been removed); pass interface=",
+    ),
+    ("join", _errno.EINVAL): (
+        McastOSError,
+        lambda c: f"{c.what()}: the kernel rejected the request (is the group multicast?)",
+    ),
+    ("leave", _errno.EADDRNOTAVAIL): (NotJoinedError, lambda c: f"{c.what()}: not joined"),
+    ("leave", _errno.ENODEV): (
+        InterfaceError, lambda c: f"{c.what()}: the interface no longer exists"
+    ),
+    ("join_source", _errno.EADDRNOTAVAIL): (
+        SourceFilterError, lambda c: f"{c.what()}: this source is already joined"
+    ),
+    ("join_source", _errno.EADDRINUSE): (
+        AlreadyJoinedError,
+        lambda c: f"{c.what()}: the group is already joined in the other filter mode",
+    ),
+    ("join_source", _errno.ENOBUFS): (SourceFilterError, _msf_hint),
+    ("join_source", _errno.ENOMEM): (MembershipLimitError, _limit_hint),
+    ("join_source", _errno.ENODEV): (
+        InterfaceError, lambda c: f"{c.what()}: no such interface; pass interface="
+    ),
+    ("leave_source", _errno.EINVAL): (
+        NotJoinedError, lambda c: f"{c.what()}: this source is not joined"
+    ),
+    ("leave_source", _errno.EADDRNOTAVAIL): (
+        NotJoinedError, lambda c: f"{c.what()}: this source is not joined"
+    ),
+    ("block_source", _errno.EADDRNOTAVAIL): (
+        SourceFilterError, lambda c: f"{c.what()}: source already blocked or group not joined"
+    ),
+    ("block_source", _errno.ENOBUFS): (SourceFilterError, _msf_hint),
+    ("block_source", _errno.EINVAL): (
+        SourceFilterError, lambda c: f"{c.what()}: group not joined in any-source mode"
+    ),
+    ("unblock_source", _errno.EADDRNOTAVAIL): (
+        SourceFilterError, lambda c: f"{c.what()}: source is not blocked"
+    ),
+    ("unblock_source", _errno.EINVAL): (
+        SourceFilterError, lambda c: f"{c.what()}: source is not blocked"
+    ),
+    ("send", _errno.EMSGSIZE): (
+        DatagramTooLargeError,
+        lambda c: f"{c.what()}: datagram too large (over 65507 bytes for IPv4, or over the "
+        "path MTU with don't-fragment set); send smaller datagrams",
+    ),
+    ("send", _errno.ENETUNREACH): (
+        SendError,
+        lambda c: f"{c.what()}: no route to the group; set the outgoing interface "
+        "(interface= / set_interface())",
+    ),
+    ("send", _errno.EADDRNOTAVAIL): (
+        SendError,
+        lambda c: f"{c.what()}: no usable source address (an IPv6 link-local address may "
+        "still be tentative for ~2 s after link up, or the interface has no address)",
+    ),
+    ("send", _errno.ENOBUFS): (
+        SendError, lambda c: f"{c.what()}: no buffer space (transient); retry later"
+    ),
+    ("send", _errno.EAGAIN): (
+        SendError, lambda c: f"{c.what()}: send buffer full (transient); retry later"
+    ),
+    ("send", _errno.ECONNREFUSED): (
+        SendError, lambda c: f"{c.what()}: the peer refused an earlier datagram (ICMP)"
+    ),
+    ("send", _errno.EPERM): (
+        SendError, lambda c: f"{c.what()}: refused by a firewall rule (EPERM); check nft/iptables"
+    ),
+    ("bind", _errno.EADDRINUSE): (
+        McastOSError,
+        lambda c: f"{c.what()}: address already in use; pass reuse_port=True on every socket "
+        "that shares the port",
+    ),
+    ("bind", _errno.EADDRNOTAVAIL): (
+        McastOSError, lambda c: f"{c.what()}: that address is not local to this host"
+    ),
+    ("bind", _errno.EACCES): (
+        McastOSError,
+        lambda c: f"{c.what()}: permission denied (ports below 1024 need CAP_NET_BIND_SERVICE)",
+    ),
+    ("recv", _errno.ECONNREFUSED): (
+        McastOSError,
+        lambda c: f"{c.what()}: the connected peer refused a datagram (ICMP port unreachable)",
+    ),
+}
+
+_CODES_BY_ERRNO: Final[dict[int, ErrorCode]] = {
+    _errno.EADDRINUSE: ErrorCode.ADDRESS_IN_USE,
+    _errno.EACCES: ErrorCode.PERMISSION,
+    _errno.EPERM: ErrorCode.PERMISSION,
+    _errno.ETIMEDOUT: ErrorCode.TIMEOUT,
+}
+
+
+def from_oserror(
+    exc: OSError,
+    op: str,
+    *,
+    group: str | None = None,
+    source: str | None = None,
+    interface: str | None = None,
+    family: int | None = None,
+) -> McastOSError:
+    """Return the typed error for ``exc`` raised by operation ``op``."""
+    err = exc.errno or 0
+    ctx = _Ctx(op, group, source, interface, family)
+    rule = _TABLE.get((op, err))
+    if rule is not None:
+        cls, make = rule
+        code = _CODES_BY_ERRNO.get(err) if cls is McastOSError else None
+        return cls(err, make(ctx), code=code, op=op, group=group, source=source,
+                   interface=interface)
+    cls2: type[McastOSError] = SendError if op == "send" else McastOSError
+    code2 = _CODES_BY_ERRNO.get(err, ErrorCode.OS_ERROR) if cls2 is McastOSError else None
+    reason = os.strerror(err) if err else str(exc)
+    return cls2(err, f"{ctx.what()}: {reason}", code=code2, op=op, group=group, source=source,
+                interface=interface)
+
+
+@contextlib.contextmanager
+def translate(
+    op: str,
+    *,
+    group: str | None = None,
+    source: str | None = None,
+    interface: str | None = None,
+    family: int | None = None,
+) -> Iterator[None]:
+    """Turn an :class:`OSError` raised inside the block into a typed :class:`McastOSError`.
+
+    Keyed by (operation, errno) because the kernel reuses errnos across operations.
+    Errors that are already ours, and timeouts, pass through unchanged.
+    """
+    try:
+        yield
+    except McastError:
+        raise
+    except BlockingIOError as exc:
+        if op != "send":
+            raise
+        raise WouldBlockError(
+            exc.errno or _errno.EAGAIN,
+            f"{_Ctx(op, group, source, interface, family).what()}: send buffer full; "
+            "wait until the socket is writable and retry",
+            op=op, group=group, source=source, interface=interface,
+        ) from exc
+    except TimeoutError:
+        raise
+    except OSError as exc:
+        raise from_oserror(
+            exc, op, group=group, source=source, interface=interface, family=family
+        ) from exc

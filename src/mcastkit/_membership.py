@@ -1,0 +1,175 @@
+"""Membership bookkeeping: which (interface, group) pairs a socket holds, in which mode.
+
+Owns: the rules checked *before* any syscall (field notes A1, A3, A4): a second join is
+a no-op, leaving what was not joined is :class:`NotJoinedError`, any-source and
+source-specific modes never mix on one (interface, group). The book changes only
+after the kernel said yes (``commit_*``), so a refused call leaves it unchanged.
+Must not: touch sockets or import the platform layer.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field, replace
+
+from ._errors import ErrorCode, McastValueError, NotJoinedError
+
+__all__ = ["FilterMode", "Membership", "MembershipBook", "ModeConflictError"]
+
+
+class FilterMode(enum.Enum):
+    """EXCLUDE = any-source join (minus blocked sources); INCLUDE = source-specific."""
+
+    EXCLUDE = "exclude"
+    INCLUDE = "include"
+
+
+class ModeConflictError(McastValueError):
+    """Any-source and source-specific joins of one group on one interface were mixed."""
+
+    code = ErrorCode.MODE_CONFLICT
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Membership:
+    """One (interface, group) membership as the socket holds it.
+
+    ``interface_spec`` keeps what the user asked for (a name is re-resolved when the
+    interface is re-created); ``sources`` are the included sources (INCLUDE mode) or
+    the blocked ones (EXCLUDE mode).
+    """
+
+    group: str
+    ifindex: int
+    ifname: str
+    mode: FilterMode
+    sources: frozenset[str] = field(default_factory=frozenset)
+    interface_spec: str | int | None = None
+
+    @property
+    def by_name(self) -> bool:
+        return isinstance(self.interface_spec, str)
+
+
+_Key = tuple[int, str]
+
+
+def _not_joined(what: str, group: str, ifname: str) -> NotJoinedError:
+    return NotJoinedError(
+        0, f"{what} {group} on {ifname}: not joined on this socket", op=what, group=group,
+        interface=ifname,
+    )
+
+
+class MembershipBook:
+    """The desired-and-applied membership state of one socket."""
+
+    def __init__(self) -> None:
+        self._m: dict[_Key, Membership] = {}
+
+    def __len__(self) -> int:
+        return len(self._m)
+
+    def __iter__(self):  # type: ignore[no-untyped-def]
+        return iter(list(self._m.values()))
+
+    def get(self, ifindex: int, group: str) -> Membership | None:
+        return self._m.get((ifindex, group))
+
+    @property
+    def groups(self) -> frozenset[str]:
+        return frozenset(g for _, g in self._m)
+
+    # -- checks (raise before the syscall) ----------------------------------------------
+
+    def check_join(self, ifindex: int, group: str, ifname: str) -> bool:
+        """Return False when the any-source join already exists (a no-op)."""
+        m = self._m.get((ifindex, group))
+        if m is None:
+            return True
+        if m.mode is FilterMode.INCLUDE:
+            raise ModeConflictError(
+                f"join {group} on {ifname}: the group is joined source-specifically on this "
+                "socket; leave its sources first, or use another socket for any-source",
+                group=group, interface=ifname,
+            )
+        return False
+
+    def check_join_source(self, ifindex: int, group: str, source: str, ifname: str) -> bool:
+        """Return False when (source, group) is already included (a no-op)."""
+        m = self._m.get((ifindex, group))
+        if m is None:
+            return True
+        if m.mode is FilterMode.EXCLUDE:
+            raise ModeConflictError(
+                f"join_source ({source}, {group}) on {ifname}: the group is joined any-source "
+                "on this socket; use block_source() to exclude senders, or leave it first",
+                group=group, source=source, interface=ifname,
+            )
+        return source not in m.sources
+
+    def check_leave(self, ifindex: int, group: str, ifname: str) -> Membership:
+        m = self._m.get((ifindex, group))
+        if m is None:
+            raise _not_joined("leave", group, ifname)
+        return m
+
+    def check_leave_source(self, ifindex: int, group: str, source: str, ifname: str) -> None:
+        m = self._m.get((ifindex, group))
+        if m is None or m.mode is not FilterMode.INCLUDE or source not in m.sources:
+            raise _not_joined("leave_source", f"({source}, {group})", ifname)
+
+    def check_block(self, ifindex: int, group: str, source: str, ifname: str, block: bool) -> bool:
+        """Return False if the block/unblock would change nothing."""
+        m = self._m.get((ifindex, group))
+        op = "block_source" if block else "unblock_source"
+        if m is None:
+            raise _not_joined(op, group, ifname)
+        if m.mode is not FilterMode.EXCLUDE:
+            raise ModeConflictError(
+                f"{op} {source} on {group}: only any-source joins have blocked sources; "
+                "this group is joined source-specifically",
+                group=group, source=source, interface=ifname,
+            )
+        return (source not in m.sources) if block else (source in m.sources)
+
+    # -- commits (after the kernel accepted) --------------------------------------------
+
+    def commit_join(self, ifindex: int, group: str, ifname: str, spec: str | int | None) -> Membership:
+        m = Membership(group=group, ifindex=ifindex, ifname=ifname, mode=FilterMode.EXCLUDE,
+                       interface_spec=spec)
+        self._m[(ifindex, group)] = m
+        return m
+
+    def commit_join_source(
+        self, ifindex: int, group: str, source: str, ifname: str, spec: str | int | None
+    ) -> Membership:
+        old = self._m.get((ifindex, group))
+        if old is None:
+            m = Membership(group=group, ifindex=ifindex, ifname=ifname, mode=FilterMode.INCLUDE,
+                           sources=frozenset({source}), interface_spec=spec)
+        else:
+            m = replace(old, sources=old.sources | {source})
+        self._m[(ifindex, group)] = m
+        return m
+
+    def commit_leave(self, ifindex: int, group: str) -> None:
+        self._m.pop((ifindex, group), None)
+
+    def commit_leave_source(self, ifindex: int, group: str, source: str) -> None:
+        m = self._m[(ifindex, group)]
+        rest = m.sources - {source}
+        if rest:
+            self._m[(ifindex, group)] = replace(m, sources=rest)
+        else:  # the kernel drops the group with its last included source
+            del self._m[(ifindex, group)]
+
+    def commit_block(self, ifindex: int, group: str, source: str, block: bool) -> None:
+        m = self._m[(ifindex, group)]
+        srcs = m.sources | {source} if block else m.sources - {source}
+        self._m[(ifindex, group)] = replace(m, sources=srcs)
+
+    def clear(self) -> list[Membership]:
+        out = list(self._m.values())
+        self._m.clear()
+        return out

@@ -1,0 +1,51 @@
+"""The platform layer: one option table chosen once by ``sys.platform``.
+
+Owns: :func:`setopt` / :func:`getopt`, which look an abstract :class:`Op` up in the
+table and raise :class:`UnsupportedError` when the row is missing, and the packers.
+Must not: keep state or branch on the platform anywhere but here.
+Platform notes: only Linux is tested; other platforms get an empty table (untested).
+"""
+
+from __future__ import annotations
+
+import socket
+import sys
+from typing import Final
+
+from .._errors import UnsupportedError
+from .._packet import CmsgKind
+from ._table import Op, Opt
+
+if sys.platform == "linux":
+    from ._linux import CMSG_KINDS, OPTIONS, PLATFORM
+else:  # pragma: no cover - untested platforms
+    from ._fallback import CMSG_KINDS, OPTIONS, PLATFORM
+
+__all__ = ["CMSG_KINDS", "PLATFORM", "CmsgKind", "Op", "Opt", "getopt", "lookup", "setopt",
+           "supports"]
+
+_EMPTY: Final[dict[Op, Opt]] = {}
+
+
+def lookup(family: int, op: Op) -> Opt:
+    """Return the row for ``op``; raise UnsupportedError naming the platform if absent."""
+    row = OPTIONS.get(family, _EMPTY).get(op)
+    if row is None:
+        fam = "IPv6" if family == socket.AF_INET6 else "IPv4"
+        raise UnsupportedError(f"{op.value} ({fam}) is not implemented on {PLATFORM}")
+    return row
+
+
+def supports(family: int, op: Op) -> bool:
+    return op in OPTIONS.get(family, _EMPTY)
+
+
+def setopt(sock: socket.socket, op: Op, value: int | bytes) -> None:
+    """``setsockopt`` through the table (ints are passed as C ints)."""
+    row = lookup(sock.family, op)
+    sock.setsockopt(row.level, row.name, value)
+
+
+def getopt(sock: socket.socket, op: Op) -> int:
+    row = lookup(sock.family, op)
+    return sock.getsockopt(row.level, row.name)

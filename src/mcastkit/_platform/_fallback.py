@@ -1,0 +1,20 @@
+"""Other platforms: UNTESTED. An empty option table, so every multicast operation raises
+:class:`~mcastkit.UnsupportedError` naming the platform. Linux is the only platform that
+mcastkit tests; a port fills in a table like ``_linux.py`` and says what it verified.
+
+Must not: pretend an option works.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Final
+
+from .._packet import CmsgKind
+from ._table import Op, Opt
+
+__all__ = ["CMSG_KINDS", "OPTIONS", "PLATFORM"]
+
+PLATFORM: Final = sys.platform
+OPTIONS: Final[dict[int, dict[Op, Opt]]] = {}
+CMSG_KINDS: Final[dict[tuple[int, int], CmsgKind]] = {}

@@ -1,0 +1,855 @@
+"""The synchronous multicast socket: the one core every face (asyncio, MCast, CLI) wraps.
+
+Owns: the socket object, binding, memberships (through the book), sender options,
+send and receive with per-datagram metadata, drop accounting and clean teardown.
+Must not: know about events, settings names or the CLI.
+
+Platform notes: tested on Linux only. Joins and leaves always go by interface index
+(field notes B4); ``IP(V6)_MULTICAST_ALL`` is turned off (D3); ``IPV6_V6ONLY`` is set
+explicitly (A12); the default TTL / hop limit is 1 (G3).
+"""
+
+from __future__ import annotations
+
+import errno
+import ipaddress
+import os
+import socket
+import time
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Final
+
+from . import _platform as plat
+from ._addr import Endpoint, Group, IPAddress, parse_endpoint, parse_ip
+from ._errors import (
+    ClosedError,
+    ErrorCode,
+    InterfaceError,
+    McastOSError,
+    McastValueError,
+    ReceiveTimeoutError,
+    translate,
+)
+from ._interfaces import Interface, resolve_interface, route_interface
+from ._membership import Membership, MembershipBook
+from ._packet import Datagram, decode_ancillary
+from ._platform import Op
+from ._platform._structs import pack_group_req, pack_group_source_req, pack_ip_mreqn
+
+__all__ = ["MulticastSocket", "RecvStats", "open_receiver", "open_sender"]
+
+InterfaceArg = str | int | IPAddress | Interface
+_ANC_SIZE: Final = socket.CMSG_SPACE(20) + socket.CMSG_SPACE(4) * 3 + socket.CMSG_SPACE(16)
+_SEND_RETRIES: Final = 3
+
+
+@dataclass(slots=True)
+class RecvStats:
+    """Counters of what this socket received, dropped or refused. Nothing is lost silently.
+
+    ``kernel_drops`` is the last SO_RXQ_OVFL total the kernel reported (metadata on);
+    :meth:`MulticastSocket.kernel_drops` reads the live counter, which also covers drops
+    after the last queued datagram (field notes D1).
+    """
+
+    datagrams: int = 0
+    bytes: int = 0
+    truncated: int = 0
+    kernel_drops: int = 0
+    filtered: int = 0  # destination was a group this socket never joined (defence in depth)
+    send_retries: int = 0
+    send_errors: int = 0
+
+
+def _family_of(family: int | str) -> socket.AddressFamily:
+    if family in (4, "4", "ipv4", socket.AF_INET):
+        return socket.AF_INET
+    if family in (6, "6", "ipv6", socket.AF_INET6):
+        return socket.AF_INET6
+    raise McastValueError(f"family {family!r}: use 4, 6, 'ipv4', 'ipv6' or socket.AF_INET(6)",
+                          code=ErrorCode.WRONG_FAMILY)
+
+
+def _check_range(name: str, value: int, lo: int, hi: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
+        raise McastValueError(f"{name} must be an integer {lo}-{hi}, got {value!r}",
+                              code=ErrorCode.BAD_VALUE)
+    return value
+
+
+def _is_multicast_text(addr: str) -> bool:
+    if ":" in addr:
+        return addr[:2].lower() == "ff"
+    head = addr.split(".", 1)[0]
+    return head.isdigit() and 224 <= int(head) <= 239
+
+
+class MulticastSocket:
+    """A UDP socket for IPv4 or IPv6 multicast, safe by default.
+
+    Args:
+        family: 4 / 6 (or ``socket.AF_INET`` / ``AF_INET6``).
+        interface: default interface (name, index, local address) for joins and the
+            outgoing interface for sends. ``None``: joins use the interface the routing
+            table picks for the group (reported on the membership); sends use the route.
+        ttl: multicast TTL / IPv6 hop limit, 0-255 (default 1: stays on the link).
+        loopback: deliver our own sends to local listeners (a sender-side setting on Linux).
+        reuse_port: SO_REUSEPORT, so several sockets of the same user share the port.
+        reuse_address: SO_REUSEADDR as well (what other stacks need to share a port).
+        metadata: receive the destination group, arrival interface, TTL and drop count
+            with every datagram (IP_PKTINFO, IP_RECVTTL, SO_RXQ_OVFL).
+        timestamps: also receive the kernel arrival time (SO_TIMESTAMPNS).
+        rcvbuf_bytes / sndbuf_bytes: socket buffer requests; read back what was applied.
+        dscp: Differentiated Services code point 0-63 for outgoing datagrams.
+        dont_fragment: refuse to fragment (larger datagrams raise DatagramTooLargeError).
+        recv_size: receive buffer per datagram; longer datagrams are cut and flagged.
+        blocking: False for event loops (recv raises BlockingIOError when empty).
+
+    Raises:
+        McastValueError: a bad argument (nothing is created).
+        InterfaceNotFoundError: ``interface`` does not exist.
+    """
+
+    def __init__(
+        self,
+        family: int | str = 4,
+        *,
+        interface: InterfaceArg | None = None,
+        ttl: int = 1,
+        loopback: bool = True,
+        reuse_port: bool = False,
+        reuse_address: bool = False,
+        metadata: bool = False,
+        timestamps: bool = False,
+        rcvbuf_bytes: int | None = None,
+        sndbuf_bytes: int | None = None,
+        dscp: int | None = None,
+        dont_fragment: bool = False,
+        recv_size: int = 65535,
+        blocking: bool = True,
+    ) -> None:
+        fam = _family_of(family)
+        _check_range("ttl", ttl, 0, 255)
+        _check_range("recv_size", recv_size, 1, 1 << 20)
+        if dscp is not None:
+            _check_range("dscp", dscp, 0, 63)
+        for name, val in (("rcvbuf_bytes", rcvbuf_bytes), ("sndbuf_bytes", sndbuf_bytes)):
+            if val is not None:
+                _check_range(name, val, 1, 1 << 30)
+        iface = resolve_interface(interface) if interface is not None else None
+        self._family: Final = fam
+        self._iface_spec: str | int | None = (
+            interface if isinstance(interface, str | int) else None
+        )
+        self._closed = False
+        self._book = MembershipBook()
+        self._recv_size = recv_size
+        self._metadata = False
+        self._timestamps = False
+        self._timeout: float | None = None
+        self._last_drops = 0
+        self.stats = RecvStats()
+        self._sock = socket.socket(fam, socket.SOCK_DGRAM)
+        try:
+            with translate("open", family=fam):
+                if fam == socket.AF_INET6:
+                    plat.setopt(self._sock, Op.V6ONLY, 1)
+                if plat.supports(fam, Op.MULTICAST_ALL):
+                    plat.setopt(self._sock, Op.MULTICAST_ALL, 0)
+                if reuse_address:
+                    plat.setopt(self._sock, Op.REUSEADDR, 1)
+                if reuse_port:
+                    plat.setopt(self._sock, Op.REUSEPORT, 1)
+            self._iface: Interface | None = None
+            if iface is not None:
+                self.set_interface(iface)
+                self._iface_spec = interface if isinstance(interface, str | int) else None
+            self.set_ttl(ttl)
+            self.set_loopback(loopback)
+            if dscp is not None:
+                self.set_dscp(dscp)
+            if dont_fragment:
+                self.set_dont_fragment(True)
+            if rcvbuf_bytes is not None or sndbuf_bytes is not None:
+                self.set_buffer_sizes(rcvbuf_bytes=rcvbuf_bytes, sndbuf_bytes=sndbuf_bytes)
+            self.set_metadata(metadata, timestamps=timestamps)
+            self._sock.setblocking(blocking)
+        except BaseException:
+            self._sock.close()
+            raise
+
+    # ------------------------------------------------------------------ basics
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else f"bound to {self._local_or_none()}"
+        return f"<MulticastSocket IPv{self.version} {state} groups={len(self._book)}>"
+
+    def __enter__(self) -> MulticastSocket:
+        return self
+
+    def __exit__(
+        self, t: type[BaseException] | None, v: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    @property
+    def family(self) -> socket.AddressFamily:
+        return self._family
+
+    @property
+    def version(self) -> int:
+        return 4 if self._family == socket.AF_INET else 6
+
+    @property
+    def sock(self) -> socket.socket:
+        """The underlying socket (an escape hatch; options set on it bypass our checks)."""
+        self._check_open()
+        return self._sock
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def fileno(self) -> int:
+        self._check_open()
+        return self._sock.fileno()
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise ClosedError("the socket is closed; open a new MulticastSocket")
+
+    def _local_or_none(self) -> tuple[str, int] | None:
+        try:
+            a = self._sock.getsockname()
+        except OSError:
+            return None
+        return (str(a[0]), int(a[1]))
+
+    @property
+    def local_address(self) -> tuple[str, int]:
+        """(address, port) after bind; port 0 reads back the port the kernel chose."""
+        self._check_open()
+        a = self._sock.getsockname()
+        return (str(a[0]), int(a[1]))
+
+    @property
+    def memberships(self) -> tuple[Membership, ...]:
+        return tuple(self._book)
+
+    @property
+    def interface(self) -> Interface | None:
+        """The default interface (for joins and sends), or None for the route's choice."""
+        return self._iface
+
+    # ------------------------------------------------------------------ bind / connect
+
+    def bind(self, port: int = 0, address: str | IPAddress | None = None) -> tuple[str, int]:
+        """Bind to ``address`` (default: the wildcard) and ``port`` (0: the kernel picks).
+
+        Binding to a group address (IPv4) receives only that group. Returns the bound
+        (address, port).
+
+        Raises:
+            McastOSError: EADDRINUSE (the message names ``reuse_port``), EADDRNOTAVAIL.
+        """
+        self._check_open()
+        _check_range("port", port, 0, 65535)
+        if address is None or address == "":
+            host = "0.0.0.0" if self._family == socket.AF_INET else "::"
+        else:
+            ip = parse_ip(str(address), what="bind address")
+            self._check_family(ip, "bind address")
+            host = str(ip)
+        with translate("bind", group=f"{host}:{port}", family=self._family):
+            self._sock.bind((host, port))
+        return self.local_address
+
+    def connect(self, address: str | IPAddress, port: int) -> None:
+        """Send to and receive only from (address, port). To a group, no ICMP errors ever
+        arrive (field notes C6): "nobody listens" cannot be detected for multicast."""
+        self._check_open()
+        _check_range("port", port, 1, 65535)
+        ip = parse_ip(str(address), what="peer address")
+        self._check_family(ip, "peer address")
+        with translate("connect", group=f"{ip}:{port}", family=self._family):
+            self._sock.connect((str(ip), port))
+
+    def disconnect(self) -> None:
+        """Undo :meth:`connect` (AF_UNSPEC connect)."""
+        self._check_open()
+        import ctypes
+        import ctypes.util
+
+        libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+        sa = bytes(16)  # sa_family = AF_UNSPEC (0)
+        if libc.connect(self._sock.fileno(), sa, len(sa)) != 0:
+            err = ctypes.get_errno()
+            raise McastOSError(err, f"disconnect: {os.strerror(err)}", op="disconnect")
+
+    def _check_family(self, ip: IPAddress, what: str) -> None:
+        if ip.version != self.version:
+            raise McastValueError(
+                f"{what} {ip} is IPv{ip.version} but this socket is IPv{self.version}; open "
+                f"MulticastSocket({ip.version}) for it",
+                code=ErrorCode.WRONG_FAMILY,
+            )
+
+    # ------------------------------------------------------------------ memberships
+
+    def _group(self, group: str | IPAddress | Group) -> Group:
+        g = Group.parse(group)
+        self._check_family(g.address, "group")
+        return g
+
+    def _source(self, source: str | IPAddress) -> IPAddress:
+        s = parse_ip(source, what="source") if isinstance(source, str) else source
+        self._check_family(s, "source")
+        if s.is_multicast or s.is_unspecified:
+            raise McastValueError(f"source {s} must be a unicast sender address",
+                                  code=ErrorCode.BAD_ADDRESS)
+        return s
+
+    def _join_iface(
+        self, g: Group, interface: InterfaceArg | None
+    ) -> tuple[Interface, str | int | None]:
+        if interface is not None:
+            spec = interface if isinstance(interface, str | int) else None
+            return resolve_interface(interface), spec
+        if self._iface is not None:
+            return self._iface, self._iface_spec
+        return route_interface(g.address), None
+
+    def join(self, group: str | IPAddress | Group, interface: InterfaceArg | None = None
+             ) -> Membership:
+        """Join ``group`` (any source) on ``interface`` (by index). Joining again is a no-op
+        that returns the existing membership.
+
+        Raises:
+            McastValueError: not a multicast address, or the wrong IP version.
+            ModeConflictError: the group is joined source-specifically on this interface.
+            InterfaceNotFoundError / InterfaceError: no such interface, or no route.
+            MembershipLimitError: over ``net.ipv4.igmp_max_memberships`` (named, with its
+                value); the memberships already held stay intact.
+        """
+        self._check_open()
+        g = self._group(group)
+        iface, spec = self._join_iface(g, interface)
+        key = str(g)
+        if not self._book.check_join(iface.index, key, iface.name):
+            m = self._book.get(iface.index, key)
+            assert m is not None
+            return m
+        with translate("join", group=key, interface=iface.name, family=self._family):
+            plat.setopt(self._sock, Op.JOIN, pack_group_req(iface.index, g.address))
+        return self._book.commit_join(iface.index, key, iface.name, spec)
+
+    def leave(self, group: str | IPAddress | Group, interface: InterfaceArg | None = None) -> None:
+        """Leave an any-source or source-specific membership (all its sources).
+
+        Raises:
+            NotJoinedError: this socket holds no such membership.
+        """
+        self._check_open()
+        g = self._group(group)
+        idx, name = self._lookup_membership_iface(g, interface)
+        self._book.check_leave(idx, str(g), name)
+        self._leave_index(idx, g.address, name)
+        self._book.commit_leave(idx, str(g))
+
+    def _lookup_membership_iface(self, g: Group, interface: InterfaceArg | None) -> tuple[int, str]:
+        """Find the membership's interface without requiring the interface still exists."""
+        key = str(g)
+        if interface is None:
+            held = [m for m in self._book if m.group == key]
+            if len(held) == 1:
+                return held[0].ifindex, held[0].ifname
+            if self._iface is not None:
+                return self._iface.index, self._iface.name
+            if not held:
+                iface = route_interface(g.address)
+                return iface.index, iface.name
+            raise McastValueError(
+                f"{g} is joined on {len(held)} interfaces "
+                f"({', '.join(m.ifname for m in held)}); pass interface=",
+                code=ErrorCode.BAD_VALUE, group=key,
+            )
+        if isinstance(interface, str | int) and not isinstance(interface, bool):
+            for m in self._book:
+                if m.group == key and (m.ifname == interface or m.ifindex == interface
+                                       or str(m.ifindex) == interface):
+                    return m.ifindex, m.ifname
+        iface = resolve_interface(interface)
+        return iface.index, iface.name
+
+    def _leave_index(self, ifindex: int, group: IPAddress, ifname: str) -> None:
+        try:
+            with translate("leave", group=str(group), interface=ifname, family=self._family):
+                plat.setopt(self._sock, Op.LEAVE, pack_group_req(ifindex, group))
+        except InterfaceError:
+            pass  # the interface is gone, and the kernel dropped the membership with it (B3)
+
+    def join_source(
+        self,
+        source: str | IPAddress,
+        group: str | IPAddress | Group,
+        interface: InterfaceArg | None = None,
+    ) -> Membership:
+        """Source-specific join: receive ``group`` only from ``source`` (RFC 4607).
+        Adding the same source again is a no-op.
+
+        Raises:
+            ModeConflictError: the group is joined any-source on this interface.
+            SourceFilterError: over ``igmp_max_msf`` / ``mld_max_msf`` (named).
+        """
+        self._check_open()
+        g = self._group(group)
+        s = self._source(source)
+        iface, spec = self._join_iface(g, interface)
+        key = str(g)
+        if not self._book.check_join_source(iface.index, key, str(s), iface.name):
+            m = self._book.get(iface.index, key)
+            assert m is not None
+            return m
+        with translate("join_source", group=key, source=str(s), interface=iface.name,
+                       family=self._family):
+            plat.setopt(self._sock, Op.JOIN_SOURCE,
+                        pack_group_source_req(iface.index, g.address, s))
+        return self._book.commit_join_source(iface.index, key, str(s), iface.name, spec)
+
+    def leave_source(
+        self,
+        source: str | IPAddress,
+        group: str | IPAddress | Group,
+        interface: InterfaceArg | None = None,
+    ) -> None:
+        """Drop one source of a source-specific join (the last one leaves the group)."""
+        self._check_open()
+        g = self._group(group)
+        s = self._source(source)
+        idx, name = self._lookup_membership_iface(g, interface)
+        self._book.check_leave_source(idx, str(g), str(s), name)
+        try:
+            with translate("leave_source", group=str(g), source=str(s), interface=name,
+                           family=self._family):
+                plat.setopt(self._sock, Op.LEAVE_SOURCE,
+                            pack_group_source_req(idx, g.address, s))
+        except InterfaceError:
+            pass
+        self._book.commit_leave_source(idx, str(g), str(s))
+
+    def block_source(
+        self,
+        source: str | IPAddress,
+        group: str | IPAddress | Group,
+        interface: InterfaceArg | None = None,
+    ) -> None:
+        """Stop receiving ``source`` on an any-source join (EXCLUDE filter)."""
+        self._filter(source, group, interface, block=True)
+
+    def unblock_source(
+        self,
+        source: str | IPAddress,
+        group: str | IPAddress | Group,
+        interface: InterfaceArg | None = None,
+    ) -> None:
+        """Undo :meth:`block_source`."""
+        self._filter(source, group, interface, block=False)
+
+    def _filter(self, source: str | IPAddress, group: str | IPAddress | Group,
+                interface: InterfaceArg | None, *, block: bool) -> None:
+        self._check_open()
+        g = self._group(group)
+        s = self._source(source)
+        idx, name = self._lookup_membership_iface(g, interface)
+        if not self._book.check_block(idx, str(g), str(s), name, block):
+            return
+        op = Op.BLOCK_SOURCE if block else Op.UNBLOCK_SOURCE
+        with translate(op.value, group=str(g), source=str(s), interface=name,
+                       family=self._family):
+            plat.setopt(self._sock, op, pack_group_source_req(idx, g.address, s))
+        self._book.commit_block(idx, str(g), str(s), block)
+
+    def refresh_interfaces(self) -> list[Membership]:
+        """Re-join memberships made by interface *name* whose interface was re-created
+        (new index; field notes B3). Returns the memberships re-joined. Memberships whose
+        interface is still missing are kept and retried on the next call."""
+        self._check_open()
+        done: list[Membership] = []
+        for m in self._book:
+            if not m.by_name:
+                continue
+            assert isinstance(m.interface_spec, str)
+            try:
+                idx = socket.if_nametoindex(m.interface_spec)
+            except OSError:
+                continue
+            if idx == m.ifindex:
+                continue
+            g = Group.parse(m.group)
+            self._leave_index(m.ifindex, g.address, m.ifname)
+            self._book.commit_leave(m.ifindex, m.group)
+            if m.mode.value == "exclude":
+                nm = self.join(g, m.interface_spec)
+                for src in m.sources:
+                    self.block_source(src, g, m.interface_spec)
+            else:
+                for src in m.sources:
+                    nm = self.join_source(src, g, m.interface_spec)
+            done.append(nm)
+        if self._iface is not None and isinstance(self._iface_spec, str):
+            try:
+                if socket.if_nametoindex(self._iface_spec) != self._iface.index:
+                    self.set_interface(self._iface_spec)
+            except (OSError, McastValueError):
+                pass
+        return done
+
+    # ------------------------------------------------------------------ sender options
+
+    def set_interface(self, interface: InterfaceArg) -> Interface:
+        """Set the default interface: outgoing multicast goes out of it, joins use it."""
+        self._check_open()
+        iface = resolve_interface(interface)
+        with translate("set_interface", interface=iface.name, family=self._family):
+            if self._family == socket.AF_INET:
+                plat.setopt(self._sock, Op.MULTICAST_IF,
+                            pack_ip_mreqn(ipaddress.IPv4Address(0), iface.index))
+            else:
+                plat.setopt(self._sock, Op.MULTICAST_IF, iface.index)
+        self._iface = iface
+        self._iface_spec = interface if isinstance(interface, str | int) else None
+        return iface
+
+    def set_ttl(self, ttl: int) -> None:
+        """Multicast TTL (IPv4) or hop limit (IPv6), 0-255. 0 keeps datagrams on this host,
+        1 on the local link. (-1, which Linux takes as "default", is refused: C4.)"""
+        self._check_open()
+        _check_range("ttl", ttl, 0, 255)
+        with translate("set_ttl", family=self._family):
+            plat.setopt(self._sock, Op.MULTICAST_TTL, ttl)
+
+    @property
+    def ttl(self) -> int:
+        self._check_open()
+        return plat.getopt(self._sock, Op.MULTICAST_TTL)
+
+    def set_loopback(self, on: bool) -> None:
+        """Deliver our own multicast sends to listeners on this host. On Linux this is a
+        *sender* setting that silences every local receiver (field notes C5)."""
+        self._check_open()
+        with translate("set_loopback", family=self._family):
+            plat.setopt(self._sock, Op.MULTICAST_LOOP, 1 if on else 0)
+
+    @property
+    def loopback(self) -> bool:
+        self._check_open()
+        return bool(plat.getopt(self._sock, Op.MULTICAST_LOOP))
+
+    def set_dscp(self, dscp: int) -> None:
+        """DSCP 0-63 for outgoing datagrams (IP_TOS / IPV6_TCLASS, ECN bits zero)."""
+        self._check_open()
+        _check_range("dscp", dscp, 0, 63)
+        with translate("set_dscp", family=self._family):
+            plat.setopt(self._sock, Op.TOS, dscp << 2)
+
+    @property
+    def dscp(self) -> int:
+        self._check_open()
+        return plat.getopt(self._sock, Op.TOS) >> 2
+
+    def set_dont_fragment(self, on: bool) -> None:
+        """Refuse to fragment: datagrams over the path MTU raise DatagramTooLargeError."""
+        self._check_open()
+        row = plat.lookup(self._family, Op.MTU_DISCOVER)
+        with translate("set_dont_fragment", family=self._family):
+            self._sock.setsockopt(row.level, row.name, row.on if on else row.off)
+
+    @property
+    def dont_fragment(self) -> bool:
+        self._check_open()
+        row = plat.lookup(self._family, Op.MTU_DISCOVER)
+        return self._sock.getsockopt(row.level, row.name) == row.on
+
+    def set_buffer_sizes(self, *, rcvbuf_bytes: int | None = None,
+                         sndbuf_bytes: int | None = None) -> tuple[int, int]:
+        """Request buffer sizes; returns (rcvbuf, sndbuf) as the kernel applied them (it
+        doubles the request and caps it at ``net.core.rmem_max`` / ``wmem_max``)."""
+        self._check_open()
+        with translate("set_buffer_sizes", family=self._family):
+            if rcvbuf_bytes is not None:
+                _check_range("rcvbuf_bytes", rcvbuf_bytes, 1, 1 << 30)
+                plat.setopt(self._sock, Op.RCVBUF, rcvbuf_bytes)
+            if sndbuf_bytes is not None:
+                _check_range("sndbuf_bytes", sndbuf_bytes, 1, 1 << 30)
+                plat.setopt(self._sock, Op.SNDBUF, sndbuf_bytes)
+        return self.rcvbuf_bytes, self.sndbuf_bytes
+
+    @property
+    def rcvbuf_bytes(self) -> int:
+        self._check_open()
+        return plat.getopt(self._sock, Op.RCVBUF)
+
+    @property
+    def sndbuf_bytes(self) -> int:
+        self._check_open()
+        return plat.getopt(self._sock, Op.SNDBUF)
+
+    def set_metadata(self, on: bool, *, timestamps: bool | None = None) -> None:
+        """Turn per-datagram metadata on or off (may be toggled mid-stream)."""
+        self._check_open()
+        v = 1 if on else 0
+        with translate("set_metadata", family=self._family):
+            for op in (Op.RECV_PKTINFO, Op.RECV_TTL, Op.RXQ_OVFL):
+                plat.setopt(self._sock, op, v)
+            if timestamps is not None:
+                plat.setopt(self._sock, Op.TIMESTAMPNS, 1 if timestamps else 0)
+                self._timestamps = timestamps
+        self._metadata = on
+
+    @property
+    def metadata(self) -> bool:
+        return self._metadata
+
+    def setblocking(self, flag: bool) -> None:
+        self._check_open()
+        self._sock.setblocking(flag)
+        self._timeout = None if flag else 0.0
+
+    # ------------------------------------------------------------------ send
+
+    def _dest(self, address: str | IPAddress, port: int) -> tuple[str, int] | tuple[str, int, int, int]:
+        host = str(address)
+        if self._family == socket.AF_INET6:
+            scope = 0
+            if "%" in host:
+                host, zone = host.split("%", 1)
+                scope = int(zone) if zone.isdigit() else resolve_interface(zone).index
+            return (host, port, 0, scope)
+        return (host, port)
+
+    def sendto(self, data: bytes | bytearray | memoryview, address: str | IPAddress, port: int
+               ) -> int:
+        """Send one datagram to (address, port). Retries a transient ENOBUFS a few times
+        (counted in ``stats.send_retries``) before raising :class:`SendError`.
+
+        Raises:
+            DatagramTooLargeError: EMSGSIZE (over 65507 B, or over the MTU with DF).
+            SendError: ENETUNREACH (the message says to set the interface) and others.
+            WouldBlockError: non-blocking socket with a full buffer (a BlockingIOError).
+        """
+        dest = self._dest(address, port)
+        try:
+            return self._sock.sendto(data, dest)
+        except OSError as exc:
+            return self._send_failed(exc, data, dest)
+
+    def send(self, data: bytes | bytearray | memoryview, endpoint: str | Endpoint | None = None
+             ) -> int:
+        """Send to ``endpoint`` (``"GROUP:PORT"`` or an Endpoint), or to the connected peer."""
+        if endpoint is None:
+            try:
+                return self._sock.send(data)
+            except OSError as exc:
+                return self._send_failed(exc, data, None)
+        ep = parse_endpoint(endpoint) if isinstance(endpoint, str) else endpoint
+        return self.sendto(data, ep.group.address, ep.port)
+
+    def _send_failed(self, exc: OSError, data: bytes | bytearray | memoryview,
+                     dest: tuple[str, int] | tuple[str, int, int, int] | None) -> int:
+        if self._closed:
+            raise ClosedError("the socket is closed; open a new MulticastSocket") from exc
+        what = f"{dest[0]}:{dest[1]}" if dest else "connected peer"
+        if exc.errno == errno.ENOBUFS and not isinstance(exc, BlockingIOError):
+            for attempt in range(_SEND_RETRIES):
+                time.sleep(0.001 * (2**attempt))
+                self.stats.send_retries += 1
+                try:
+                    return self._sock.sendto(data, dest) if dest else self._sock.send(data)
+                except OSError as again:
+                    if again.errno != errno.ENOBUFS:
+                        exc = again
+                        break
+        self.stats.send_errors += 1
+        with translate("send", group=what,
+                       interface=self._iface.name if self._iface else None, family=self._family):
+            raise exc
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    # ------------------------------------------------------------------ receive
+
+    def settimeout(self, timeout_s: float | None) -> None:
+        self._check_open()
+        if timeout_s is not None and timeout_s < 0:
+            raise McastValueError(f"timeout_s must be >= 0 or None, got {timeout_s}")
+        self._sock.settimeout(timeout_s)
+        self._timeout = timeout_s
+
+    def recv(self, timeout_s: float | None = None) -> Datagram:
+        """Receive one datagram (waiting up to ``timeout_s``; None: the socket's timeout).
+
+        Raises:
+            ReceiveTimeoutError: nothing arrived in time (a TimeoutError).
+            BlockingIOError: non-blocking socket and nothing queued.
+            ClosedError: the socket was closed.
+        """
+        self._check_open()
+        if timeout_s is not None and timeout_s != self._timeout:
+            self.settimeout(timeout_s)
+        while True:
+            try:
+                if self._metadata or self._recv_size < 65535:
+                    d = self._recv_msg()
+                else:
+                    data, addr = self._sock.recvfrom(self._recv_size)
+                    d = Datagram(data, self._fmt_source(addr), addr[1])
+            except TimeoutError:
+                raise ReceiveTimeoutError(
+                    errno.ETIMEDOUT,
+                    f"no datagram within {self._timeout} s on {self._local_or_none()}",
+                    op="recv",
+                ) from None
+            except BlockingIOError:
+                raise
+            except OSError as exc:
+                if self._closed:
+                    raise ClosedError("the socket was closed while receiving") from exc
+                with translate("recv", family=self._family):
+                    raise
+                raise AssertionError("unreachable") from None  # pragma: no cover
+            if self._accept(d):
+                return d
+
+    def _fmt_source(self, addr: tuple[str, int] | tuple[str, int, int, int]) -> str:
+        if len(addr) == 4 and addr[3]:
+            return f"{addr[0]}%{addr[3]}"
+        return addr[0]
+
+    def _recv_msg(self) -> Datagram:
+        data, anc, flags, addr = self._sock.recvmsg(self._recv_size, _ANC_SIZE)
+        d = Datagram(data, self._fmt_source(addr), addr[1],
+                     truncated=bool(flags & socket.MSG_TRUNC))
+        if anc:
+            decode_ancillary(d, anc, plat.CMSG_KINDS)
+        return d
+
+    def _accept(self, d: Datagram) -> bool:
+        """Count the datagram; drop (and count) one addressed to a group we never joined."""
+        st = self.stats
+        if d.drops is not None and d.drops != self._last_drops:
+            if d.drops > self._last_drops:
+                st.kernel_drops += d.drops - self._last_drops
+            self._last_drops = d.drops
+        g = d.group
+        if g is not None and _is_multicast_text(g) and g not in self._book.groups:
+            st.filtered += 1
+            return False
+        st.datagrams += 1
+        st.bytes += len(d.data)
+        if d.truncated:
+            st.truncated += 1
+        return True
+
+    def recv_many(self, max_count: int = 64, timeout_s: float | None = None) -> list[Datagram]:
+        """Receive up to ``max_count`` datagrams: waits for the first (like :meth:`recv`),
+        then takes whatever else is already queued without waiting."""
+        _check_range("max_count", max_count, 1, 1 << 20)
+        first = self.recv(timeout_s)
+        out = [first]
+        prev = self._sock.gettimeout()
+        self._sock.setblocking(False)
+        try:
+            while len(out) < max_count:
+                try:
+                    out.append(self.recv())
+                except BlockingIOError:
+                    break
+        finally:
+            self._sock.settimeout(prev)
+        return out
+
+    def kernel_drops(self) -> int:
+        """The socket's live drop counter from ``/proc/net/udp(6)`` (includes drops after
+        the last queued datagram, which SO_RXQ_OVFL cannot show yet). -1 if unreadable."""
+        self._check_open()
+        inode = os.fstat(self._sock.fileno()).st_ino
+        path = "/proc/thread-self/net/udp" + ("6" if self._family == socket.AF_INET6 else "")
+        try:
+            with open(path) as f:
+                next(f)
+                for line in f:
+                    cols = line.split()
+                    if len(cols) >= 13 and cols[9] == str(inode):
+                        return int(cols[-1])
+        except OSError:
+            return -1
+        return -1
+
+    # ------------------------------------------------------------------ close
+
+    def close(self) -> None:
+        """Leave every group (by index) and close. Idempotent; never raises because an
+        interface already disappeared (field notes B3, G11)."""
+        if self._closed:
+            return
+        self._closed = True
+        for m in self._book.clear():
+            try:
+                self._leave_index(m.ifindex, Group.parse(m.group).address, m.ifname)
+            except (OSError, McastValueError):
+                pass  # closing drops the kernel's memberships anyway
+        self._sock.close()
+
+
+def open_receiver(
+    *endpoints: str | Endpoint,
+    interface: InterfaceArg | None = None,
+    **options: object,
+) -> MulticastSocket:
+    """Open, bind and join in one call: ``open_receiver("239.255.0.1:5000", interface="lo")``.
+
+    Every endpoint must share one port and IP version. ``SOURCE,GROUP:PORT`` joins
+    source-specifically. On failure nothing stays joined or open.
+    """
+    if not endpoints:
+        raise McastValueError("open_receiver needs at least one GROUP:PORT endpoint")
+    eps = [parse_endpoint(e) if isinstance(e, str) else e for e in endpoints]
+    ports = {e.port for e in eps}
+    versions = {e.group.version for e in eps}
+    if len(ports) > 1 or len(versions) > 1:
+        raise McastValueError(
+            "all endpoints of one socket need the same port and IP version; open one socket "
+            "per port", code=ErrorCode.BAD_VALUE)
+    sock = MulticastSocket(eps[0].group.version, interface=interface, **options)  # type: ignore[arg-type]
+    try:
+        sock.bind(eps[0].port)
+        for e in eps:
+            where: InterfaceArg | None = e.interface if e.interface else None
+            if e.source is not None:
+                sock.join_source(e.source, e.group, where)
+            else:
+                sock.join(e.group, where)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+def open_sender(
+    endpoint: str | Endpoint,
+    *,
+    interface: InterfaceArg | None = None,
+    **options: object,
+) -> MulticastSocket:
+    """A socket connected to ``GROUP:PORT`` for :meth:`MulticastSocket.send` without a
+    destination. ``interface`` sets the outgoing interface (recommended: C1)."""
+    ep = parse_endpoint(endpoint) if isinstance(endpoint, str) else endpoint
+    iface: InterfaceArg | None = interface if interface is not None else ep.interface
+    sock = MulticastSocket(ep.group.version, interface=iface, **options)  # type: ignore[arg-type]
+    try:
+        sock.connect(ep.group.address, ep.port)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
