@@ -17,6 +17,9 @@ def main() -> int:
     with MulticastSocket(4, interface="lo", metadata=True) as rx, \
             MulticastSocket(4, interface="lo", ttl=1) as tx:
         port = rx.bind(0)[1]
+        # Without a bound address, Linux sends from 0.0.0.0 on `lo` (127.0.0.1 is
+        # host-scoped); binding the sender shows a real source address.
+        tx.bind(0, "127.0.0.1")
         for g in GROUPS:
             m = rx.join(g)
             print(f"receiver joined {m.group} on {m.ifname} (ifindex {m.ifindex}), port {port}")

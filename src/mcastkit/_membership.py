@@ -135,7 +135,9 @@ class MembershipBook:
 
     # -- commits (after the kernel accepted) --------------------------------------------
 
-    def commit_join(self, ifindex: int, group: str, ifname: str, spec: str | int | None) -> Membership:
+    def commit_join(
+        self, ifindex: int, group: str, ifname: str, spec: str | int | None
+    ) -> Membership:
         m = Membership(group=group, ifindex=ifindex, ifname=ifname, mode=FilterMode.EXCLUDE,
                        interface_spec=spec)
         self._m[(ifindex, group)] = m
