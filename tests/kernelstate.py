@@ -39,7 +39,8 @@ def _v4_ntohl_hex(h: str) -> str:
 
 
 def _v6_hex(h: str) -> str:
-    return str(ipaddress.IPv6Address(bytes.fromhex(h)))
+    """32 hex digits (igmp6, mcfilter6) or the full colon form (ip6_mr_cache)."""
+    return str(ipaddress.IPv6Address(h if ":" in h else bytes.fromhex(h)))
 
 
 # --- memberships ---------------------------------------------------------------
@@ -185,19 +186,20 @@ def parse_ip_mr_vif(text: str) -> dict[int, str]:
     return out
 
 
-def parse_ip_mr_cache(text: str, v6: bool = False) -> dict[tuple[str, str], list[int]]:
-    """/proc/net/ip_mr_cache (or ip6_mr_cache) -> {(source, group): [oif vif, ...]}.
+def parse_ip_mr_cache(text: str, v6: bool = False) -> dict[tuple[str, str], dict[int, int]]:
+    """/proc/net/ip_mr_cache (or ip6_mr_cache) -> {(source, group): {oif vif: ttl}}.
 
-    IPv4 addresses are raw __be32 ``%08X`` (host order); IPv6 are 32 hex digits.
-    Unresolved entries are listed with no output interfaces."""
-    out: dict[tuple[str, str], list[int]] = {}
+    IPv4 addresses are raw __be32 ``%08X`` (host order); IPv6 are in full colon form.
+    The Oifs column is ``vif:ttl-threshold`` pairs. Unresolved entries have no oifs."""
+    out: dict[tuple[str, str], dict[int, int]] = {}
     for line in text.splitlines()[1:]:
         f = line.split()
         if len(f) < 6:
             continue
         conv = _v6_hex if v6 else _v4_host_hex
         grp, src = conv(f[0]), conv(f[1])
-        out[(src, grp)] = [int(x.split(":")[0]) for x in f[6:] if ":" in x]
+        oifs = (x.split(":") for x in f[6:] if ":" in x)
+        out[(src, grp)] = {int(v): int(t) for v, t in oifs}
     return out
 
 
@@ -205,5 +207,5 @@ def mroute_vifs(v6: bool = False) -> dict[int, str]:
     return parse_ip_mr_vif(_read("ip6_mr_vif" if v6 else "ip_mr_vif"))
 
 
-def mroute_cache(v6: bool = False) -> dict[tuple[str, str], list[int]]:
+def mroute_cache(v6: bool = False) -> dict[tuple[str, str], dict[int, int]]:
     return parse_ip_mr_cache(_read("ip6_mr_cache" if v6 else "ip_mr_cache"), v6)

@@ -22,6 +22,7 @@ import ctypes
 import ctypes.util
 import itertools
 import os
+import signal
 import socket
 import subprocess
 import threading
@@ -36,6 +37,7 @@ NETNS_DIR = "/run/netns"
 _libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
 _libc.setns.argtypes = [ctypes.c_int, ctypes.c_int]
 _libc.setns.restype = ctypes.c_int
+PR_SET_PDEATHSIG = 1
 
 _counter = itertools.count(1)
 _live: dict[str, Netns] = {}
@@ -131,8 +133,13 @@ class Netns:
             raise subprocess.CalledProcessError(r.returncode, r.args, r.stdout, r.stderr)
         return r
 
-    def popen(self, *cmd: str, **kw: Any) -> subprocess.Popen[Any]:
-        """Start ``cmd`` inside. ``ip netns exec`` execs it, so ``.pid`` is its own PID."""
+    def popen(self, *cmd: str, die_with_parent: bool = True, **kw: Any) -> subprocess.Popen[Any]:
+        """Start ``cmd`` inside. ``ip netns exec`` execs it, so ``.pid`` is its own PID.
+
+        With ``die_with_parent`` the child gets SIGTERM when the thread that started it
+        exits (PR_SET_PDEATHSIG), so a crashed test run cannot leave daemons behind."""
+        if die_with_parent:
+            kw.setdefault("preexec_fn", _pdeathsig)
         return subprocess.Popen(["ip", "netns", "exec", self.name, *cmd], **kw)
 
     @contextlib.contextmanager
@@ -205,6 +212,10 @@ class Netns:
         with _lock:
             _live.pop(self.name, None)
         ip("netns", "delete", self.name, check=False)
+
+
+def _pdeathsig() -> None:  # runs in the child between fork and exec
+    _libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
 
 
 def veth(ns_a: Netns, if_a: str, ns_b: Netns, if_b: str, up: bool = True) -> None:

@@ -84,13 +84,14 @@ class Router:
         if sock is self.v4:
             # struct igmpmsg {u32 x2; u8 msgtype; u8 mbz; u8 vif; u8 vif_hi; in_addr src, dst}
             # mbz overlays the IP protocol byte, which is never 0 for real IGMP packets.
-            if len(msg) >= 20 and msg[8] == NOCACHE and msg[9] == 0 and msg[10] == 0:
-                if self.wanted(msg[16:20]):
-                    self.add_v4(msg[12:16], msg[16:20])
-        elif len(msg) >= 40 and msg[0] == 0 and msg[1] == NOCACHE:
-            # struct mrt6msg {u8 mbz; u8 msgtype; u16 mif; u32 pad; in6_addr src, dst}
-            if struct.unpack("=H", msg[2:4])[0] == 0 and self.wanted(msg[24:40]):
-                self.add_v6(msg[8:24], msg[24:40])
+            upcall = len(msg) >= 20 and msg[8] == NOCACHE and msg[9] == 0
+            if upcall and msg[10] == 0 and self.wanted(msg[16:20]):
+                self.add_v4(msg[12:16], msg[16:20])
+            return
+        # struct mrt6msg {u8 mbz; u8 msgtype; u16 mif; u32 pad; in6_addr src, dst}
+        upcall = len(msg) >= 40 and msg[0] == 0 and msg[1] == NOCACHE
+        if upcall and struct.unpack("=H", msg[2:4])[0] == 0 and self.wanted(msg[24:40]):
+            self.add_v6(msg[8:24], msg[24:40])
 
     def serve(self) -> None:
         while True:
