@@ -11,6 +11,7 @@ explicitly (A12); the default TTL / hop limit is 1 (G3).
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import ipaddress
 import os
@@ -147,7 +148,8 @@ class MulticastSocket:
         self._recv_size = recv_size
         self._metadata = False
         self._timestamps = False
-        self._timeout: float | None = None
+        self._timeout: float | None = None  # applied to the socket right now
+        self._default_timeout: float | None = None if blocking else 0.0  # settimeout()'s
         self._last_drops = 0
         self.stats = RecvStats()
         self._sock = socket.socket(fam, socket.SOCK_DGRAM)
@@ -174,7 +176,7 @@ class MulticastSocket:
             if rcvbuf_bytes is not None or sndbuf_bytes is not None:
                 self.set_buffer_sizes(rcvbuf_bytes=rcvbuf_bytes, sndbuf_bytes=sndbuf_bytes)
             self.set_metadata(metadata, timestamps=timestamps)
-            self._sock.setblocking(blocking)
+            self._apply_timeout(self._default_timeout)
         except BaseException:
             self._sock.close()
             raise
@@ -612,13 +614,14 @@ class MulticastSocket:
         return self._metadata
 
     def setblocking(self, flag: bool) -> None:
-        self._check_open()
-        self._sock.setblocking(flag)
-        self._timeout = None if flag else 0.0
+        """Like :meth:`socket.socket.setblocking`; the default for :meth:`recv`."""
+        self.settimeout(None if flag else 0.0)
 
     # ------------------------------------------------------------------ send
 
-    def _dest(self, address: str | IPAddress, port: int) -> tuple[str, int] | tuple[str, int, int, int]:
+    def _dest(
+        self, address: str | IPAddress, port: int
+    ) -> tuple[str, int] | tuple[str, int, int, int]:
         host = str(address)
         if self._family == socket.AF_INET6:
             scope = 0
@@ -655,6 +658,44 @@ class MulticastSocket:
         ep = parse_endpoint(endpoint) if isinstance(endpoint, str) else endpoint
         return self.sendto(data, ep.group.address, ep.port)
 
+    def sendto_from(self, data: bytes | bytearray | memoryview, address: str | IPAddress,
+                    port: int, source: str | IPAddress) -> int:
+        """Send one datagram to (address, port) with ``source`` as its source address
+        (``sendmsg`` with an IP_PKTINFO ``ipi_spec_dst`` / IPV6_PKTINFO control message).
+
+        ``source`` must be an address of this host: that needs no privileges. The kernel
+        refuses a foreign one (EINVAL); sending with someone else's address would need
+        IP_TRANSPARENT and CAP_NET_ADMIN, which this method does not attempt.
+
+        Raises:
+            McastValueError: ``source`` is not an address, or is of the other IP version.
+            SendError: the kernel refused (a foreign source gives errno EINVAL).
+            WouldBlockError: non-blocking socket with a full buffer.
+        """
+        import struct  # local: keeps this additive method self-contained
+
+        self._check_open()
+        ip = parse_ip(str(source), what="source address")
+        self._check_family(ip, "source address")
+        kind = plat.CmsgKind.PKTINFO4 if self._family == socket.AF_INET else plat.CmsgKind.PKTINFO6
+        level, ctype = next(k for k, v in plat.CMSG_KINDS.items() if v is kind)
+        if self._family == socket.AF_INET:
+            info = struct.pack("=i4s4s", 0, ip.packed, bytes(4))
+        else:
+            info = struct.pack("=16sI", ip.packed, 0)
+        dest = self._dest(address, port)
+        try:
+            return self._sock.sendmsg([data], [(level, ctype, info)], 0, dest)
+        except OSError as exc:
+            if self._closed:
+                raise ClosedError("the socket is closed; open a new MulticastSocket") from exc
+            self.stats.send_errors += 1
+            with translate("send", group=f"{dest[0]}:{dest[1]} from {ip}",
+                           interface=self._iface.name if self._iface else None,
+                           family=self._family):
+                raise
+            raise AssertionError("unreachable") from None  # pragma: no cover
+
     def _send_failed(self, exc: OSError, data: bytes | bytearray | memoryview,
                      dest: tuple[str, int] | tuple[str, int, int, int] | None) -> int:
         if self._closed:
@@ -682,11 +723,17 @@ class MulticastSocket:
         self._check_open()
         if timeout_s is not None and timeout_s < 0:
             raise McastValueError(f"timeout_s must be >= 0 or None, got {timeout_s}")
-        self._sock.settimeout(timeout_s)
-        self._timeout = timeout_s
+        self._default_timeout = timeout_s
+        self._apply_timeout(timeout_s)
+
+    def _apply_timeout(self, timeout_s: float | None) -> None:
+        if timeout_s != self._timeout:
+            self._sock.settimeout(timeout_s)
+            self._timeout = timeout_s
 
     def recv(self, timeout_s: float | None = None) -> Datagram:
-        """Receive one datagram (waiting up to ``timeout_s``; None: the socket's timeout).
+        """Receive one datagram, waiting up to ``timeout_s`` (None: the socket's own
+        timeout from :meth:`settimeout` / ``blocking``; a per-call value does not stick).
 
         Raises:
             ReceiveTimeoutError: nothing arrived in time (a TimeoutError).
@@ -694,14 +741,17 @@ class MulticastSocket:
             ClosedError: the socket was closed.
         """
         self._check_open()
-        if timeout_s is not None and timeout_s != self._timeout:
-            self.settimeout(timeout_s)
+        if timeout_s is not None and timeout_s < 0:
+            raise McastValueError(f"timeout_s must be >= 0 or None, got {timeout_s}")
+        self._apply_timeout(self._default_timeout if timeout_s is None else timeout_s)
         while True:
             try:
                 if self._metadata or self._recv_size < 65535:
                     d = self._recv_msg()
                 else:
                     data, addr = self._sock.recvfrom(self._recv_size)
+                    if addr is None and self._closed:  # woken by close() (D8)
+                        raise ClosedError("the socket was closed while receiving")
                     d = Datagram(data, self._fmt_source(addr), addr[1])
             except TimeoutError:
                 raise ReceiveTimeoutError(
@@ -727,6 +777,8 @@ class MulticastSocket:
 
     def _recv_msg(self) -> Datagram:
         data, anc, flags, addr = self._sock.recvmsg(self._recv_size, _ANC_SIZE)
+        if addr is None and self._closed:  # woken by close() from another thread (D8)
+            raise ClosedError("the socket was closed while receiving")
         d = Datagram(data, self._fmt_source(addr), addr[1],
                      truncated=bool(flags & socket.MSG_TRUNC))
         if anc:
@@ -754,18 +806,12 @@ class MulticastSocket:
         """Receive up to ``max_count`` datagrams: waits for the first (like :meth:`recv`),
         then takes whatever else is already queued without waiting."""
         _check_range("max_count", max_count, 1, 1 << 20)
-        first = self.recv(timeout_s)
-        out = [first]
-        prev = self._sock.gettimeout()
-        self._sock.setblocking(False)
-        try:
-            while len(out) < max_count:
-                try:
-                    out.append(self.recv())
-                except BlockingIOError:
-                    break
-        finally:
-            self._sock.settimeout(prev)
+        out = [self.recv(timeout_s)]
+        while len(out) < max_count:
+            try:
+                out.append(self.recv(0.0))
+            except BlockingIOError:
+                break
         return out
 
     def kernel_drops(self) -> int:
@@ -793,11 +839,12 @@ class MulticastSocket:
         if self._closed:
             return
         self._closed = True
+        with contextlib.suppress(OSError):  # wakes a recv blocked in another thread (D8)
+            self._sock.shutdown(socket.SHUT_RDWR)
         for m in self._book.clear():
-            try:
+            # closing drops the kernel's memberships anyway; leaving first is tidiness
+            with contextlib.suppress(OSError, McastValueError):
                 self._leave_index(m.ifindex, Group.parse(m.group).address, m.ifname)
-            except (OSError, McastValueError):
-                pass  # closing drops the kernel's memberships anyway
         self._sock.close()
 
 
