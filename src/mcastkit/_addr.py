@@ -151,7 +151,7 @@ def parse_interface_spec(text: str | int) -> str | int | IPAddress:
     t = text.strip()
     if not t:
         raise McastValueError("empty interface name; give a name (eth0), index or address")
-    if t.isdigit():
+    if t.isascii() and t.isdigit() and len(t) < 16:  # "²" is a digit int() refuses
         return int(t)
     try:
         return ipaddress.ip_address(t)
@@ -224,9 +224,12 @@ def _split_host_port(text: str, default_port: int | None) -> tuple[str, int]:
         if default_port is None:
             raise McastValueError(f"{text!r}: missing ':PORT' (e.g. 239.255.0.1:5000)")
         return host, default_port
-    if not port_s.isdigit() or int(port_s) > 65535:
+    # ASCII digits only: str.isdigit() accepts "²", which int() refuses, and int() refuses
+    # more than 4300 digits, so long strings are cut before converting.
+    digits = port_s.lstrip("0") or "0"
+    if not (port_s.isascii() and port_s.isdigit()) or len(digits) > 5 or int(digits) > 65535:
         raise McastValueError(f"{text!r}: port {port_s!r} is not a number in 0-65535")
-    return host, int(port_s)
+    return host, int(digits)
 
 
 def parse_endpoint(text: str, *, default_port: int | None = None) -> Endpoint:
