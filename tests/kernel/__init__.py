@@ -1,0 +1,1 @@
+"""Kernel tier: real sockets against the Linux kernel, one namespace per test."""
