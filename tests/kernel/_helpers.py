@@ -147,3 +147,38 @@ def env(request: pytest.FixtureRequest) -> Iterator[Env]:
     else:
         request.getfixturevalue("veth_loop")
         yield Env(6, "va")
+
+
+def add_sources(env: Env) -> tuple[str, str]:
+    """Two extra local unicast addresses to send from (IPv4 on ``lo``, IPv6 link-local
+    on ``va``), so tests can tell sources apart. ``ip`` inherits the thread's namespace."""
+    import subprocess
+
+    if env.version == 4:
+        pair = ("198.18.5.1", "198.18.5.2")
+        for a in pair:
+            subprocess.run(["ip", "addr", "add", f"{a}/32", "dev", "lo"], check=True)
+    else:
+        pair = ("fe80::5", "fe80::6")
+        for a in pair:
+            subprocess.run(["ip", "-6", "addr", "add", f"{a}/64", "dev", env.ifname, "nodad"],
+                           check=True)
+    return pair
+
+
+def sender_from(env: Env, source: str) -> socket.socket:
+    """A plain socket that sends multicast out of ``env.ifname`` from ``source``."""
+    if env.version == 4:
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        s.bind((source, 0))
+        raw_mcast_if4(s, env.ifindex)
+    else:
+        s = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+        s.bind((source, 0, 0, env.ifindex))
+        s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_IF, env.ifindex)
+    return s
+
+
+def ssm_group(env: Env) -> str:
+    """A fresh source-specific group: 232.200.x.x or ff35::a:x."""
+    return group_ssm4() if env.version == 4 else f"ff35::a:{next(_n):x}"

@@ -195,7 +195,7 @@ def test_a6_source_limit_v6_names_mld_max_msf(veth_loop: VethLoop) -> None:
     with MulticastSocket(6, interface="va") as s:
         n = 0
         with pytest.raises(SourceFilterError) as ei:
-            for n in range(1, 200):  # noqa: B007
+            for n in range(1, 200):
                 s.join_source(f"fe80::{n:x}", g)
         assert ei.value.code is ErrorCode.SOURCE_FILTER and ei.value.errno == errno.ENOBUFS
         assert "net.ipv6.mld_max_msf" in str(ei.value)
