@@ -58,6 +58,18 @@ from ._socket import open_sender as open_sender
 
 __version__ = "0.1.0"
 
+_COMPAT_NAMES = frozenset({"MCast", "MCastError", "IPWorksError"})
+
+
+def __getattr__(name: str) -> object:
+    """Load the IPWorks-compatible class on first use (``from mcastkit import MCast``),
+    so that ``import mcastkit`` stays light."""
+    if name in _COMPAT_NAMES:
+        from . import compat
+
+        return getattr(compat, name)
+    raise AttributeError(f"module 'mcastkit' has no attribute {name!r}")
+
 __all__ = [
     "AlreadyJoinedError",
     "ClosedError",
