@@ -17,19 +17,23 @@ import ipaddress
 import os
 import socket
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Final
 
+from . import _batch  # batch I/O section (issue 5)
 from . import _platform as plat
 from ._addr import Endpoint, Group, IPAddress, parse_endpoint, parse_ip
 from ._errors import (
     ClosedError,
     ErrorCode,
     InterfaceError,
+    McastError,
     McastOSError,
     McastValueError,
     ReceiveTimeoutError,
+    UnsupportedError,
     translate,
 )
 from ._interfaces import Interface, resolve_interface, route_interface
@@ -831,6 +835,207 @@ class MulticastSocket:
             return -1
         return -1
 
+    # ------------------------------------------------------------------ batch I/O
+    # BEGIN batch section (issue 5; the machinery lives in mcastkit._batch)
+
+    _batch_rx: _batch.BatchReceiver | None = None
+    _batch_tx: _batch.BatchSender | None = None
+
+    def recv_batch(self, max_count: int = 64, timeout_s: float | None = None
+                   ) -> list[Datagram]:
+        """Receive up to ``max_count`` datagrams with one ``recvmmsg(2)`` call.
+
+        Waits for the first datagram like :meth:`recv` (``timeout_s``; None: the socket's
+        timeout), then takes whatever else is already queued without waiting
+        (MSG_WAITFORONE semantics). Datagrams, metadata, truncation flags and the
+        ``stats`` counters are exactly what the same number of :meth:`recv` calls would
+        give. Buffers are allocated once per socket (``recv_size`` bytes per slot, at most
+        16 MiB) and reused. Falls back to a loop of ``recvmsg`` where recvmmsg or ctypes
+        is unavailable.
+
+        Raises:
+            ReceiveTimeoutError: nothing arrived in time (a TimeoutError).
+            BlockingIOError: non-blocking socket and nothing queued.
+            ClosedError: the socket was closed.
+            McastValueError: ``max_count`` is not 1-1048576.
+        """
+        self._check_open()
+        _check_range("max_count", max_count, 1, 1 << 20)
+        if timeout_s is not None and timeout_s != self._timeout:
+            self.settimeout(timeout_s)
+        rx = self._batch_rx
+        if rx is None or rx.python != _batch.using_python():
+            rx = self._batch_rx = _batch.new_receiver(self._family, self._recv_size,
+                                                      min(max_count, 1024))
+        wait = self._sock.gettimeout()
+        deadline = None if wait is None else time.monotonic() + wait
+        while True:
+            try:
+                got = rx.receive(self._sock, max_count, wait)
+            except TimeoutError:
+                raise ReceiveTimeoutError(
+                    errno.ETIMEDOUT,
+                    f"no datagram within {self._timeout} s on {self._local_or_none()}",
+                    op="recv",
+                ) from None
+            except BlockingIOError:
+                raise
+            except OSError as exc:
+                if self._closed:
+                    raise ClosedError("the socket was closed while receiving") from exc
+                with translate("recv", family=self._family):
+                    raise
+                raise AssertionError("unreachable") from None  # pragma: no cover
+            kept = self._accept_batch(got)
+            if kept:
+                return kept
+            if deadline is not None and wait:
+                wait = deadline - time.monotonic()
+                if wait <= 0:
+                    raise ReceiveTimeoutError(
+                        errno.ETIMEDOUT,
+                        f"no datagram within {self._timeout} s on {self._local_or_none()}",
+                        op="recv")
+
+    def _accept_batch(self, got: list[Datagram]) -> list[Datagram]:
+        """:meth:`_accept` for a whole batch (same counting; one pass, no per-item call)."""
+        st = self.stats
+        last = self._last_drops
+        joined: frozenset[str] | None = None
+        verdict: dict[str, bool] = {}
+        kept: list[Datagram] = []
+        keep = kept.append
+        nbytes = 0
+        ntrunc = 0
+        for d in got:
+            dr = d.drops
+            if dr is not None and dr != last:
+                if dr > last:
+                    st.kernel_drops += dr - last
+                last = dr
+            g = d.group
+            if g is not None:
+                ok = verdict.get(g)
+                if ok is None:
+                    if joined is None:
+                        joined = self._book.groups
+                    ok = verdict[g] = not (_is_multicast_text(g) and g not in joined)
+                if not ok:
+                    st.filtered += 1
+                    continue
+            keep(d)
+            nbytes += len(d.data)
+            if d.truncated:
+                ntrunc += 1
+        self._last_drops = last
+        st.datagrams += len(kept)
+        st.bytes += nbytes
+        st.truncated += ntrunc
+        return kept
+
+    def send_batch(
+        self,
+        payloads: Sequence[bytes | bytearray | memoryview],
+        address: str | IPAddress,
+        port: int,
+        *,
+        method: str = "auto",
+    ) -> int:
+        """Send every payload, in order, to (address, port) with as few syscalls as possible.
+
+        ``method``: ``"auto"`` (UDP GSO when all payloads but the last have one size and
+        the kernel takes it, else ``sendmmsg(2)``), ``"gso"`` (GSO or raise
+        UnsupportedError), ``"mmsg"`` (sendmmsg only) or ``"loop"`` (one sendto each).
+        Errors go through the same path as :meth:`sendto` (ENOBUFS retried, then a typed
+        error); an error raised mid-batch carries ``datagrams_sent`` (how many went out
+        before it).
+
+        Returns:
+            The number of datagrams sent: all of them, or fewer on a non-blocking socket
+            whose buffer filled up after at least one was sent.
+
+        Raises:
+            DatagramTooLargeError: EMSGSIZE (a payload over 65507 B, or over the MTU
+                with DF).
+            SendError: ENETUNREACH and others.
+            WouldBlockError: non-blocking socket with a full buffer and nothing sent.
+            UnsupportedError: ``method="gso"`` where the kernel refuses UDP GSO.
+            McastValueError: unknown ``method``; ``"gso"`` with unequal sizes.
+        """
+        self._check_open()
+        if method not in ("auto", "gso", "mmsg", "loop"):
+            raise McastValueError(f"method {method!r}: use 'auto', 'gso', 'mmsg' or 'loop'")
+        items = payloads if isinstance(payloads, list | tuple) else list(payloads)
+        n = len(items)
+        if n == 0:
+            return 0
+        dest = self._dest(address, port)
+        tx = self._batch_tx
+        if tx is None or tx.python != _batch.using_python():
+            tx = self._batch_tx = _batch.BatchSender(self._family)
+        sent = 0
+        if method == "loop" or (tx.python and method != "gso"):
+            return self._send_loop(items, dest, 0)
+        if method in ("auto", "gso"):
+            seg = len(memoryview(items[0]))
+            equal = all(len(memoryview(p)) == seg for p in items[:-1]) and (
+                len(memoryview(items[-1])) <= seg)
+            if method == "gso" and not equal:
+                raise McastValueError("method='gso' needs payloads of one size (the last may "
+                                      "be shorter); use method='auto'")
+            if equal and (n > 1 or method == "gso") and tx.gso_size_ok(seg) and (
+                    plat.supports(self._family, Op.UDP_SEGMENT)):
+                sent, err = tx.gso_send(self._sock, items, dest)
+                if err is not None and isinstance(err, BlockingIOError) and sent:
+                    return sent
+                if method == "gso" and tx.gso_ok is False:
+                    raise UnsupportedError(
+                        f"the kernel refused UDP GSO ({err}); use method='auto' or 'mmsg'")
+            elif method == "gso":
+                raise UnsupportedError("UDP GSO is not available on this socket; use "
+                                       "method='auto' or 'mmsg'")
+            if sent == n:
+                return sent
+        if tx.python:
+            return self._send_loop(items, dest, sent)
+        tx.set_dest(dest)
+        while sent < n:
+            fd = self._sock.fileno()
+            try:
+                if fd < 0:
+                    raise OSError(errno.EBADF, os.strerror(errno.EBADF))
+                sent += tx.sendmmsg(fd, items[sent: sent + tx.slots])
+            except OSError as exc:
+                if isinstance(exc, BlockingIOError) and sent:
+                    return sent
+                sent = self._send_one_failed(exc, items, sent, dest)
+        return sent
+
+    def _send_loop(self, items: Sequence[bytes | bytearray | memoryview],
+                   dest: tuple[str, int] | tuple[str, int, int, int], sent: int) -> int:
+        sendto = self._sock.sendto
+        n = len(items)
+        while sent < n:
+            try:
+                sendto(items[sent], dest)
+                sent += 1
+            except OSError as exc:
+                if isinstance(exc, BlockingIOError) and sent:
+                    return sent
+                sent = self._send_one_failed(exc, items, sent, dest)
+        return sent
+
+    def _send_one_failed(self, exc: OSError, items: Sequence[bytes | bytearray | memoryview],
+                         sent: int, dest: tuple[str, int] | tuple[str, int, int, int]) -> int:
+        """Hand the failing datagram to :meth:`_send_failed` (retry or typed error)."""
+        try:
+            self._send_failed(exc, items[sent], dest)
+        except McastError as err:
+            err.__dict__["datagrams_sent"] = sent
+            raise
+        return sent + 1
+
+    # END batch section
     # ------------------------------------------------------------------ close
 
     def close(self) -> None:

@@ -1,0 +1,593 @@
+"""Batched datagram I/O: ``recvmmsg(2)`` / ``sendmmsg(2)`` through ctypes, and UDP GSO.
+
+Owns: the preallocated per-socket message rings (``struct mmsghdr`` / ``iovec`` / name and
+control buffers, built once and reused), the byte layouts of those structs (checked
+against ctypes in tests), the control-message walker, the pure-Python fallbacks used when
+ctypes or the syscalls are missing (or when :func:`force_python` says so), and the UDP GSO
+probe. :class:`~mcastkit.MulticastSocket` wraps these in ``recv_batch`` / ``send_batch``;
+statistics, filtering and error translation stay in the socket core.
+
+Must not: import the socket core (it sits beside it), keep global state beyond the libc
+handle and the implementation switch, hold per-source state without a bound (G6), or
+translate errors (it raises plain :class:`OSError` / ``TimeoutError`` /
+``BlockingIOError``; the core translates).
+
+Platform notes: Linux only (recvmmsg since 2.6.33, sendmmsg since 3.0, UDP_SEGMENT since
+4.18). Elsewhere :func:`mmsg_available` is False and the fallbacks run.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import ipaddress
+import itertools
+import os
+import select
+import socket
+import struct
+import sys
+import time
+from collections.abc import Sequence
+from typing import Final
+
+from . import _platform as plat
+from ._packet import Datagram, decode_ancillary
+from ._platform import Op
+from ._platform._structs import pack_sockaddr
+
+__all__ = [
+    "CMSG_HDR",
+    "MMSGHDR",
+    "BatchReceiver",
+    "BatchSender",
+    "MmsgReceiver",
+    "PyReceiver",
+    "force_python",
+    "mmsg_available",
+    "new_receiver",
+    "pack_cmsgs",
+    "pack_dest",
+    "pack_iovec",
+    "pack_mmsghdr",
+    "parse_cmsgs",
+    "using_python",
+]
+
+# --------------------------------------------------------------------------- layouts
+
+
+class IOVec(ctypes.Structure):
+    """``struct iovec`` (the reference layout for the packers below)."""
+
+    _fields_ = [("iov_base", ctypes.c_void_p), ("iov_len", ctypes.c_size_t)]
+
+
+class MsgHdr(ctypes.Structure):
+    """``struct msghdr`` as glibc declares it on Linux."""
+
+    _fields_ = [
+        ("msg_name", ctypes.c_void_p),
+        ("msg_namelen", ctypes.c_uint32),
+        ("msg_iov", ctypes.c_void_p),
+        ("msg_iovlen", ctypes.c_size_t),
+        ("msg_control", ctypes.c_void_p),
+        ("msg_controllen", ctypes.c_size_t),
+        ("msg_flags", ctypes.c_int),
+    ]
+
+
+class MMsgHdr(ctypes.Structure):
+    """``struct mmsghdr``: one msghdr plus the byte count the kernel filled in."""
+
+    _fields_ = [("msg_hdr", MsgHdr), ("msg_len", ctypes.c_uint)]
+
+
+# Native-aligned struct formats; "0P" pads to pointer alignment like the C compiler does
+# at the end of the embedded msghdr and of mmsghdr.
+MMSGHDR: Final = struct.Struct("@PIPNPNi0PI0P")
+IOVEC: Final = struct.Struct("@PN")
+CMSG_HDR: Final = struct.Struct("@Nii")  # cmsg_len (size_t), cmsg_level, cmsg_type
+_ALIGN: Final = struct.calcsize("@N")  # CMSG_ALIGN unit on Linux (sizeof(size_t))
+_NAME_SIZE: Final = 32  # >= sizeof(struct sockaddr_in6) == 28, kept 8-aligned
+_CTRL_SIZE: Final = 256  # room for timestamp + overflow + pktinfo + ttl + tos
+_MAX_VLEN: Final = 1024  # UIO_MAXIOV: the kernel clamps vlen to this
+_RING_BYTES: Final = 16 << 20  # cap on one ring's payload buffer
+_SRC_CACHE_MAX: Final = 4096  # bounded per-source state (G6)
+_META_CACHE_MAX: Final = 1024
+_GSO_MAX_SEGMENTS: Final = 64  # UDP_MAX_SEGMENTS on every kernel that has UDP_SEGMENT
+_GSO_MAX_BYTES: Final = 65507 - 8  # stay under the IPv4 datagram limit
+_SO_TIMESTAMPNS: Final = 35
+
+
+def pack_mmsghdr(name: int, namelen: int, iov: int, iovlen: int, control: int,
+                 controllen: int, flags: int = 0, msg_len: int = 0) -> bytes:
+    """Bytes of one ``struct mmsghdr`` (pointers given as integer addresses)."""
+    return MMSGHDR.pack(name, namelen, iov, iovlen, control, controllen, flags, msg_len)
+
+
+def pack_iovec(base: int, length: int) -> bytes:
+    """Bytes of one ``struct iovec``."""
+    return IOVEC.pack(base, length)
+
+
+def _cmsg_align(n: int) -> int:
+    return (n + _ALIGN - 1) & ~(_ALIGN - 1)
+
+
+def pack_cmsgs(items: Sequence[tuple[int, int, bytes]]) -> bytes:
+    """Lay control messages out as the kernel does (each padded to CMSG_SPACE)."""
+    out = bytearray()
+    for level, ctype, data in items:
+        length = CMSG_HDR.size + len(data)
+        out += CMSG_HDR.pack(length, level, ctype) + data
+        out += b"\0" * (_cmsg_align(length) - length)
+    return bytes(out)
+
+
+def parse_cmsgs(buf: bytes, start: int = 0, length: int | None = None
+                ) -> list[tuple[int, int, bytes]]:
+    """Walk the control messages in ``buf[start:start+length]`` (CMSG_FIRSTHDR/NXTHDR).
+
+    A truncated or malformed header ends the walk; what was read so far is returned
+    (never raises on kernel or hostile input).
+    """
+    end = len(buf) if length is None else min(len(buf), start + length)
+    out: list[tuple[int, int, bytes]] = []
+    pos = start
+    hdr = CMSG_HDR.size
+    while pos + hdr <= end:
+        clen, level, ctype = CMSG_HDR.unpack_from(buf, pos)
+        if clen < hdr or pos + clen > end:
+            break
+        out.append((level, ctype, bytes(buf[pos + hdr:pos + clen])))
+        pos += _cmsg_align(clen)
+    return out
+
+
+# --------------------------------------------------------------------------- libc
+
+_libc: ctypes.CDLL | None = None
+_recvmmsg = None
+_sendmmsg = None
+_force_python = os.environ.get("MCASTKIT_BATCH", "").lower() == "python"
+
+
+def _load() -> None:
+    global _libc, _recvmmsg, _sendmmsg
+    if _libc is not None or sys.platform != "linux":
+        return
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        rx = libc.recvmmsg
+        tx = libc.sendmmsg
+    except (OSError, AttributeError):  # pragma: no cover - exotic libc
+        return
+    rx.argtypes = [ctypes.c_int, ctypes.c_void_p, ctypes.c_uint, ctypes.c_int, ctypes.c_void_p]
+    rx.restype = ctypes.c_int
+    tx.argtypes = [ctypes.c_int, ctypes.c_void_p, ctypes.c_uint, ctypes.c_int]
+    tx.restype = ctypes.c_int
+    _libc, _recvmmsg, _sendmmsg = libc, rx, tx
+
+
+_load()
+
+
+def mmsg_available() -> bool:
+    """True when recvmmsg/sendmmsg can be called through ctypes."""
+    return _recvmmsg is not None and _sendmmsg is not None
+
+
+def force_python(on: bool) -> None:
+    """Force the pure-Python fallbacks (for tests and benchmarks); new rings only.
+
+    The environment variable ``MCASTKIT_BATCH=python`` sets this at import time.
+    """
+    global _force_python
+    _force_python = on
+
+
+def using_python() -> bool:
+    """True when new rings will use the pure-Python fallbacks."""
+    return _force_python or not mmsg_available()
+
+
+def _addr_of(buf: bytearray) -> int:
+    return ctypes.addressof((ctypes.c_char * len(buf)).from_buffer(buf))
+
+
+def _wait_readable(fd_of: socket.socket, wait: float | None, deadline: float | None) -> None:
+    """Block until ``fd_of`` is readable, or raise TimeoutError at ``deadline``.
+
+    Polls in slices of at most one second so a socket closed by another thread is noticed
+    (its fileno becomes -1) instead of blocking forever.
+    """
+    while True:
+        fd = fd_of.fileno()
+        if fd < 0:
+            raise OSError(errno.EBADF, os.strerror(errno.EBADF))
+        if deadline is None:
+            slice_ms = 1000
+        else:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError(errno.ETIMEDOUT, f"no datagram within {wait} s")
+            slice_ms = max(1, min(1000, int(left * 1000 + 0.999)))
+        p = select.poll()
+        p.register(fd, select.POLLIN)
+        if p.poll(slice_ms):
+            return
+
+
+# --------------------------------------------------------------------------- receive
+
+
+class BatchReceiver:
+    """Common part of both receivers: the source and metadata decoders (bounded caches).
+
+    Args:
+        family: ``socket.AF_INET`` or ``AF_INET6``.
+        recv_size: bytes kept per datagram; longer ones are cut and flagged truncated.
+    """
+
+    python: bool = False
+
+    def __init__(self, family: int, recv_size: int) -> None:
+        self.family = family
+        self.recv_size = recv_size
+        self._src: dict[bytes, tuple[str, int]] = {}
+        self._meta: dict[bytes, tuple[str | None, int | None, int | None, int | None,
+                                      int | None]] = {}
+
+    def receive(self, sock: socket.socket, max_count: int, wait: float | None
+                ) -> list[Datagram]:  # pragma: no cover - abstract
+        """Wait for the first datagram (``wait``: None forever, 0 not at all, else seconds),
+        then take up to ``max_count`` without waiting.
+
+        Raises:
+            BlockingIOError: ``wait == 0`` and nothing is queued.
+            TimeoutError: nothing arrived within ``wait`` seconds.
+            OSError: the receive failed (the caller translates it).
+        """
+        raise NotImplementedError
+
+    def _decode_meta(self, raw: bytes
+                     ) -> tuple[str | None, int | None, int | None, int | None, int | None]:
+        d = Datagram(b"", "", 0)
+        decode_ancillary(d, parse_cmsgs(raw), plat.CMSG_KINDS)
+        v = (d.group, d.interface, d.ttl, d.drops, d.tos)
+        if len(self._meta) >= _META_CACHE_MAX:
+            self._meta.clear()
+        self._meta[raw] = v
+        return v
+
+
+def _drain_wait(sock: socket.socket, wait: float | None) -> float | None:
+    return None if wait is None else time.monotonic() + wait
+
+
+class MmsgReceiver(BatchReceiver):
+    """recvmmsg(2) receiver: one ring of ``slots`` messages, allocated once, reused."""
+
+    def __init__(self, family: int, recv_size: int, slots: int = 64) -> None:
+        super().__init__(family, recv_size)
+        self.slots = 0
+        self._alloc(slots)
+
+    def _alloc(self, slots: int) -> None:
+        slots = max(1, min(slots, _MAX_VLEN, max(1, _RING_BYTES // self.recv_size)))
+        if slots <= self.slots:
+            return
+        rs = self.recv_size
+        self._data = bytearray(slots * rs)
+        self._names = bytearray(slots * _NAME_SIZE)
+        self._ctrl = bytearray(slots * _CTRL_SIZE)
+        self._iov = bytearray(slots * IOVEC.size)
+        self._hdr = bytearray(slots * MMSGHDR.size)
+        d, n, c = _addr_of(self._data), _addr_of(self._names), _addr_of(self._ctrl)
+        iov = _addr_of(self._iov)
+        self._hdr_addr = _addr_of(self._hdr)
+        for i in range(slots):
+            IOVEC.pack_into(self._iov, i * IOVEC.size, d + i * rs, rs)
+        self._template = b"".join(
+            pack_mmsghdr(n + i * _NAME_SIZE, _NAME_SIZE, iov + i * IOVEC.size, 1,
+                         c + i * _CTRL_SIZE, _CTRL_SIZE) for i in range(slots))
+        self._hdr[:] = self._template
+        self._dmv = memoryview(self._data)
+        self._nmv = memoryview(self._names)
+        self._cmv = memoryview(self._ctrl)
+        # u32 views of the header fields the kernel writes (all 4-aligned on Linux ABIs)
+        self._hv = memoryview(self._hdr).cast("I")
+        self._stride = MMSGHDR.size // 4
+        hi = 4 if sys.byteorder == "big" and ctypes.sizeof(ctypes.c_size_t) == 8 else 0
+        self._i_len = MMsgHdr.msg_len.offset // 4
+        self._i_flags = MsgHdr.msg_flags.offset // 4
+        self._i_clen = (MsgHdr.msg_controllen.offset + hi) // 4
+        self.slots = slots
+
+    def _syscall(self, fd: int, n: int) -> int:
+        assert _recvmmsg is not None
+        self._hdr[: n * MMSGHDR.size] = self._template[: n * MMSGHDR.size]
+        got: int = _recvmmsg(fd, self._hdr_addr, n, socket.MSG_DONTWAIT, None)
+        if got < 0:
+            e = ctypes.get_errno()
+            if e == errno.EAGAIN:
+                raise BlockingIOError(e, os.strerror(e))
+            raise OSError(e, os.strerror(e))
+        return got
+
+    def receive(self, sock: socket.socket, max_count: int, wait: float | None
+                ) -> list[Datagram]:
+        if max_count > self.slots:
+            self._alloc(max_count)
+        n = min(max_count, self.slots)
+        deadline = _drain_wait(sock, wait)
+        while True:
+            fd = sock.fileno()
+            if fd < 0:
+                raise OSError(errno.EBADF, os.strerror(errno.EBADF))
+            try:
+                got = self._syscall(fd, n)
+            except BlockingIOError:
+                if wait == 0:
+                    raise
+                _wait_readable(sock, wait, deadline)
+                continue
+            except InterruptedError:  # pragma: no cover - MSG_DONTWAIT does not sleep
+                continue
+            return self._build(got)
+
+    def _build(self, n: int) -> list[Datagram]:
+        st = self._stride
+        hv = self._hv
+        lens = hv[self._i_len: n * st: st].tolist()
+        flags = hv[self._i_flags: n * st: st].tolist()
+        clens = hv[self._i_clen: n * st: st].tolist()
+        names = self._nmv[: n * _NAME_SIZE].tobytes()
+        dmv = self._dmv
+        rs = self.recv_size
+        src = self._src
+        v6 = self.family == socket.AF_INET6
+        kend = 28 if v6 else 8
+        trunc = socket.MSG_TRUNC
+        out: list[Datagram] = []
+        append = out.append
+        D = Datagram
+        if not any(clens):
+            for i in range(n):
+                off = i * rs
+                no = i * _NAME_SIZE
+                key = names[no + 2: no + kend]
+                s = src.get(key)
+                if s is None:
+                    s = self._source(key)
+                append(D(dmv[off: off + lens[i]].tobytes(), s[0], s[1],
+                         None, None, None, bool(flags[i] & trunc)))
+            return out
+        ctrl = self._cmv[: n * _CTRL_SIZE].tobytes()
+        meta = self._meta
+        ts_hdr = CMSG_HDR.pack(CMSG_HDR.size + 16, socket.SOL_SOCKET, _SO_TIMESTAMPNS)
+        hl = len(ts_hdr)
+        ts_space = _cmsg_align(CMSG_HDR.size + 16)
+        for i in range(n):
+            off = i * rs
+            no = i * _NAME_SIZE
+            key = names[no + 2: no + kend]
+            s = src.get(key)
+            if s is None:
+                s = self._source(key)
+            co = i * _CTRL_SIZE
+            cl = clens[i]
+            ts: int | None = None
+            if cl:
+                if ctrl[co: co + hl] == ts_hdr:
+                    sec, nsec = struct.unpack_from("@qq", ctrl, co + hl)
+                    ts = sec * 1_000_000_000 + nsec
+                    raw = ctrl[co + ts_space: co + cl]
+                else:
+                    raw = ctrl[co: co + cl]
+                m = meta.get(raw)
+                if m is None:
+                    m = self._decode_meta(raw)
+                append(D(dmv[off: off + lens[i]].tobytes(), s[0], s[1], m[0], m[1], m[2],
+                         bool(flags[i] & trunc), m[3], ts, m[4]))
+            else:
+                append(D(dmv[off: off + lens[i]].tobytes(), s[0], s[1],
+                         None, None, None, bool(flags[i] & trunc)))
+        return out
+
+    def _source(self, key: bytes) -> tuple[str, int]:
+        port = int.from_bytes(key[0:2], "big")
+        if self.family == socket.AF_INET6:
+            host = socket.inet_ntop(socket.AF_INET6, key[6:22])
+            scope = int.from_bytes(key[22:26], sys.byteorder)
+            if scope:
+                host = f"{host}%{scope}"
+        else:
+            host = socket.inet_ntop(socket.AF_INET, key[2:6])
+        if len(self._src) >= _SRC_CACHE_MAX:
+            self._src.clear()
+        v = (host, port)
+        self._src[key] = v
+        return v
+
+
+class PyReceiver(BatchReceiver):
+    """The pure-Python fallback: a non-blocking loop of recvmsg (same results, slower)."""
+
+    python = True
+
+    def receive(self, sock: socket.socket, max_count: int, wait: float | None
+                ) -> list[Datagram]:
+        deadline = _drain_wait(sock, wait)
+        out: list[Datagram] = []
+        rs = self.recv_size
+        dw = socket.MSG_DONTWAIT
+        trunc = socket.MSG_TRUNC
+        prev = sock.gettimeout()
+        if prev != 0.0:
+            # with a timeout set, Python's recvmsg would wait before each read
+            sock.settimeout(0.0)
+        try:
+            while len(out) < max_count:
+                try:
+                    data, anc, flags, addr = sock.recvmsg(rs, _CTRL_SIZE, dw)
+                except BlockingIOError:
+                    if out:
+                        break
+                    if wait == 0:
+                        raise
+                    _wait_readable(sock, wait, deadline)
+                    continue
+                host = addr[0]
+                if len(addr) == 4 and addr[3]:
+                    host = f"{host}%{addr[3]}"
+                d = Datagram(data, host, addr[1], truncated=bool(flags & trunc))
+                if anc:
+                    decode_ancillary(d, anc, plat.CMSG_KINDS)
+                out.append(d)
+        finally:
+            if prev != 0.0 and sock.fileno() >= 0:
+                sock.settimeout(prev)
+        return out
+
+
+def new_receiver(family: int, recv_size: int, slots: int = 64) -> BatchReceiver:
+    """A recvmmsg ring, or the Python fallback when forced or unavailable."""
+    if using_python():
+        return PyReceiver(family, recv_size)
+    return MmsgReceiver(family, recv_size, slots)
+
+
+# --------------------------------------------------------------------------- send
+
+
+class BatchSender:
+    """sendmmsg(2) with a preallocated ring, plus the UDP GSO path and its probe.
+
+    Args:
+        family: ``socket.AF_INET`` or ``AF_INET6``.
+    """
+
+    def __init__(self, family: int, slots: int = 256) -> None:
+        self.family = family
+        self.python = using_python()
+        self.gso_ok: bool | None = None  # None: not probed on this socket yet
+        self._gso_bad_sizes: set[int] = set()
+        self.slots = 0
+        self._dest_key: tuple[object, ...] | None = None
+        if not self.python:
+            self._alloc(slots)
+
+    def _alloc(self, slots: int) -> None:
+        slots = max(1, min(slots, _MAX_VLEN))
+        if slots <= self.slots:
+            return
+        self._name = bytearray(_NAME_SIZE)
+        self._iov = bytearray(slots * IOVEC.size)
+        self._hdr = bytearray(slots * MMSGHDR.size)
+        self._buf = bytearray(0)
+        name = _addr_of(self._name)
+        iov = _addr_of(self._iov)
+        self._hdr_addr = _addr_of(self._hdr)
+        self._iov_addr = iov
+        self._namelen = 16 if self.family == socket.AF_INET else 28
+        self._hdr[:] = b"".join(
+            pack_mmsghdr(name, self._namelen, iov + i * IOVEC.size, 1, 0, 0)
+            for i in range(slots))
+        self._iov_structs: dict[int, struct.Struct] = {}
+        self.slots = slots
+
+    def set_dest(self, dest: tuple[str, int] | tuple[str, int, int, int]) -> None:
+        """Point every message of the ring at ``dest`` (packed once per new destination)."""
+        if dest != self._dest_key:
+            raw = pack_dest(dest)[: self._namelen]
+            self._name[: len(raw)] = raw
+            self._dest_key = dest
+
+    def sendmmsg(self, fd: int, payloads: Sequence[bytes | bytearray | memoryview]) -> int:
+        """Send ``payloads`` (at most ``slots``) in one sendmmsg call.
+
+        Returns:
+            How many were sent (may be fewer than given: the kernel stopped early).
+
+        Raises:
+            BlockingIOError: nothing sent, the buffer is full (non-blocking socket).
+            OSError: nothing sent; the first message failed with this errno.
+        """
+        assert _sendmmsg is not None
+        n = len(payloads)
+        if n > self.slots:
+            self._alloc(n)
+        lens = [_nbytes(p) for p in payloads]
+        total = sum(lens)
+        if len(self._buf) < total:
+            self._buf = bytearray(max(total, 2 * len(self._buf)))
+        buf = self._buf
+        buf[:total] = b"".join(payloads)
+        base = _addr_of(buf)
+        vals: list[int] = [0] * (2 * n)
+        vals[0::2] = [base + o for o in itertools.accumulate(lens, initial=0)][:n]
+        vals[1::2] = lens
+        s = self._iov_structs.get(n)
+        if s is None:
+            s = self._iov_structs[n] = struct.Struct("@" + "PN" * n)
+        s.pack_into(self._iov, 0, *vals)
+        got: int = _sendmmsg(fd, self._hdr_addr, n, 0)
+        if got < 0:
+            e = ctypes.get_errno()
+            if e in (errno.EAGAIN, errno.EWOULDBLOCK):
+                raise BlockingIOError(e, os.strerror(e))
+            raise OSError(e, os.strerror(e))
+        return got
+
+    def gso_size_ok(self, size: int) -> bool:
+        """Worth trying GSO for payloads of ``size`` bytes on this socket?"""
+        return self.gso_ok is not False and size not in self._gso_bad_sizes and size > 0
+
+    def gso_send(self, sock: socket.socket, payloads: Sequence[bytes | bytearray | memoryview],
+                 dest: tuple[str, int] | tuple[str, int, int, int]
+                 ) -> tuple[int, OSError | None]:
+        """Send equal-size ``payloads`` (the last may be shorter) as UDP GSO super-datagrams.
+
+        Returns:
+            (datagrams sent, the error that stopped it or None). After an error the caller
+            sends the rest another way (which also reports the error properly). GSO that
+            the kernel refuses (EIO, ENOPROTOOPT, EOPNOTSUPP) is remembered as unsupported
+            for this socket; EINVAL (e.g. segment over the MTU) for this size only.
+        """
+        seg = _nbytes(payloads[0])
+        per = max(1, min(_GSO_MAX_SEGMENTS, _GSO_MAX_BYTES // seg))
+        row = plat.lookup(self.family, Op.UDP_SEGMENT)
+        cmsg = [(row.level, row.name, struct.pack("@H", seg))]
+        sent = 0
+        n = len(payloads)
+        while sent < n:
+            chunk = payloads[sent: sent + per]
+            try:
+                if len(chunk) == 1:
+                    sock.sendto(chunk[0], dest)
+                else:
+                    sock.sendmsg([b"".join(chunk)], cmsg, 0, dest)
+            except OSError as exc:
+                if exc.errno in (errno.EIO, errno.ENOPROTOOPT, errno.EOPNOTSUPP,
+                                 errno.ENOTSUP) and not self.gso_ok:
+                    self.gso_ok = False
+                elif exc.errno == errno.EINVAL:
+                    self._gso_bad_sizes.add(seg)
+                return sent, exc
+            if len(chunk) > 1:
+                self.gso_ok = True
+            sent += len(chunk)
+        return sent, None
+
+
+def _nbytes(p: bytes | bytearray | memoryview) -> int:
+    return p.nbytes if isinstance(p, memoryview) else len(p)
+
+
+def pack_dest(dest: tuple[str, int] | tuple[str, int, int, int]) -> bytes:
+    """The ``sockaddr_in(6)`` bytes for a destination tuple as ``socket.sendto`` takes it."""
+    ip = ipaddress.ip_address(dest[0])
+    scope = dest[3] if len(dest) == 4 else 0
+    return pack_sockaddr(ip, dest[1], scope)
