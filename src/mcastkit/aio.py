@@ -1,0 +1,573 @@
+"""asyncio face of mcastkit: multicast sockets for an event loop (stock asyncio or uvloop).
+
+Owns: :func:`open_multicast` / :func:`open_sender` and :class:`AsyncMulticastSocket`
+(``await recv()``, ``async for``, a ``send()`` that waits for writability instead of
+dropping), the reader that drains many datagrams per wake-up into a bounded queue
+(drop-newest / drop-oldest, counted apart from kernel drops), and interface watching
+over rtnetlink: re-joining memberships chosen by interface *name* when the interface
+is re-created, and :class:`InterfaceEvent` s for up / down / removed / rejoined
+(field notes B1-B3, D6-D8).
+Must not: make socket calls of its own (everything goes through
+:class:`~mcastkit.MulticastSocket` and :class:`~mcastkit._netlink.NetlinkWatcher`),
+block the loop, create a task or future per datagram, or let an exception escape
+into the loop. Not thread-safe: use one socket from its loop's thread
+(``loop.call_soon_threadsafe(ep.close)`` from elsewhere).
+
+Example::
+
+    import asyncio, mcastkit.aio
+
+    async def main() -> None:
+        async with mcastkit.aio.open_multicast("239.255.0.1:5000", interface="lo") as ep:
+            async for d in ep:
+                print(d.source, d.data)
+
+    asyncio.run(main())
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable, Iterable
+from types import TracebackType
+from typing import Final
+
+from ._addr import Endpoint, Group, IPAddress
+from ._aio_queue import AsyncStats as AsyncStats
+from ._aio_queue import BoundedQueue, check_policy, link_action
+from ._aio_queue import DropPolicy as DropPolicy
+from ._aio_queue import EventStream as EventStream
+from ._aio_queue import InterfaceEvent as InterfaceEvent
+from ._errors import ClosedError, ErrorCode, McastError, McastStateError, McastValueError
+from ._interfaces import Interface
+from ._membership import Membership
+from ._netlink import LinkEvent, NetlinkEvent, NetlinkWatcher, Overrun
+from ._packet import Datagram
+from ._socket import MulticastSocket
+from ._socket import open_receiver as _open_receiver
+from ._socket import open_sender as _open_sender
+
+__all__ = [
+    "AsyncMulticastSocket",
+    "AsyncStats",
+    "DropPolicy",
+    "EventStream",
+    "InterfaceEvent",
+    "open_multicast",
+    "open_sender",
+]
+
+_log = logging.getLogger("mcastkit.aio")
+InterfaceArg = str | int | IPAddress | Interface
+_BATCH: Final = 64  # datagrams per recv_batch call
+
+
+def _running_loop(what: str) -> asyncio.AbstractEventLoop:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        raise McastStateError(f"{what} needs a running event loop: call it from a coroutine "
+                              "(inside asyncio.run())", code=ErrorCode.BAD_STATE) from None
+
+
+def _check_int(name: str, value: object, lo: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < lo:
+        raise McastValueError(f"{name} must be an integer >= {lo}, got {value!r}",
+                              code=ErrorCode.BAD_VALUE)
+    return value
+
+
+class AsyncMulticastSocket:
+    """A :class:`~mcastkit.MulticastSocket` driven by an asyncio event loop.
+
+    Usually made by :func:`open_multicast` or :func:`open_sender`; the constructor wraps a
+    core socket you opened yourself (it is made non-blocking and owned from then on).
+
+    Args:
+        core: the socket to drive.
+        queue_size: most datagrams held between the socket and the consumer.
+        drop_policy: when the queue is full, ``"drop-newest"`` drops the arriving
+            datagram, ``"drop-oldest"`` the oldest queued one. Both are counted.
+        max_per_wakeup: most datagrams read per readiness callback, so a flooded socket
+            cannot starve the loop.
+        watch_interfaces: watch rtnetlink for interface changes (best effort: where it is
+            unavailable, :attr:`watch_error` says why and nothing else changes).
+        on_event: called (synchronously, on the loop) with each :class:`InterfaceEvent`;
+            its exceptions are logged and counted, never raised into the loop.
+        receive: False for a send-only endpoint (no reader is registered).
+
+    Raises:
+        McastStateError: no running event loop.
+        McastValueError: a bad queue size, policy or batch size (the core stays open).
+    """
+
+    def __init__(
+        self,
+        core: MulticastSocket,
+        *,
+        queue_size: int = 1024,
+        drop_policy: DropPolicy = "drop-newest",
+        max_per_wakeup: int = 256,
+        watch_interfaces: bool = True,
+        on_event: Callable[[InterfaceEvent], object] | None = None,
+        receive: bool = True,
+    ) -> None:
+        loop = _running_loop("AsyncMulticastSocket")
+        self._max_per_wakeup = _check_int("max_per_wakeup", max_per_wakeup, 1)
+        self._queue: BoundedQueue[Datagram] = BoundedQueue(queue_size, drop_policy,
+                                                           what="datagram")
+        self._events_q: BoundedQueue[InterfaceEvent] = BoundedQueue(256, "drop-oldest",
+                                                                    what="event")
+        self._loop = loop
+        self._core = core
+        self._closed = False
+        self._fd = core.fileno()
+        self.on_event = on_event
+        self._recv_batch: Callable[[int], list[Datagram]] | None = getattr(
+            core, "recv_batch", None)
+        self._delivered = self._discarded = self._wakeups = self._max_batch = 0
+        self._recv_errors = self._send_waits = self._n_events = self._callback_errors = 0
+        self._final_kernel_drops = -1
+        self._write_waiters: list[asyncio.Future[None]] = []
+        self._writing = False
+        self._usable: dict[str, bool] = {}
+        self._watcher: NetlinkWatcher | None = None
+        self.watch_error: str | None = None
+        core.setblocking(False)
+        self._receiving = receive
+        if receive:
+            loop.add_reader(self._fd, self._on_readable)
+        if watch_interfaces:
+            try:
+                self._watcher = NetlinkWatcher()
+                loop.add_reader(self._watcher.fileno(), self._on_netlink)
+                self._watcher.request_links()
+            except (McastError, OSError) as exc:
+                self.watch_error = str(exc)
+                if self._watcher is not None:
+                    self._watcher.close()
+                    self._watcher = None
+
+    # ------------------------------------------------------------------ basics
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else f"queued={len(self._queue)}"
+        return f"<AsyncMulticastSocket {state} core={self._core!r}>"
+
+    async def __aenter__(self) -> AsyncMulticastSocket:
+        return self
+
+    async def __aexit__(self, t: type[BaseException] | None, v: BaseException | None,
+                        tb: TracebackType | None) -> None:
+        self.close()
+
+    @property
+    def socket(self) -> MulticastSocket:
+        """The core socket (for options this class does not wrap)."""
+        return self._core
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    @property
+    def events(self) -> EventStream:
+        """Interface events (see :class:`InterfaceEvent`)."""
+        return EventStream(self._events_q)
+
+    @property
+    def watching_interfaces(self) -> bool:
+        return self._watcher is not None
+
+    @property
+    def memberships(self) -> tuple[Membership, ...]:
+        return self._core.memberships
+
+    @property
+    def local_address(self) -> tuple[str, int]:
+        return self._core.local_address
+
+    @property
+    def drop_policy(self) -> DropPolicy:
+        return self._queue.policy
+
+    @property
+    def stats(self) -> AsyncStats:
+        """A snapshot of the counters (reads the kernel's live drop counter while open)."""
+        st = self._core.stats
+        kd = self._final_kernel_drops if self._closed else self._core.kernel_drops()
+        send_errors = st.send_errors - self._send_waits  # the core counts would-blocks too
+        return AsyncStats(
+            received=st.datagrams, bytes=st.bytes, delivered=self._delivered,
+            queued=len(self._queue), queue_drops=self._queue.drops,
+            discarded=self._discarded, kernel_drops=max(kd, st.kernel_drops),
+            truncated=st.truncated, filtered=st.filtered, wakeups=self._wakeups,
+            max_batch=self._max_batch, recv_errors=self._recv_errors,
+            send_waits=self._send_waits, send_errors=max(0, send_errors),
+            send_retries=st.send_retries, events=self._n_events,
+            event_drops=self._events_q.drops, callback_errors=self._callback_errors)
+
+    # ------------------------------------------------------------------ receive
+
+    def _on_readable(self) -> None:
+        """Readiness callback: drain up to ``max_per_wakeup`` datagrams into the queue."""
+        if self._closed:
+            return
+        self._wakeups += 1
+        budget = self._max_per_wakeup
+        got: list[Datagram] = []
+        gone = False
+        try:
+            batch = self._recv_batch
+            if batch is not None:
+                while budget > 0:
+                    want = min(budget, _BATCH)
+                    chunk = batch(want)
+                    got.extend(chunk)
+                    budget -= len(chunk)
+                    if len(chunk) < want:
+                        break
+            else:
+                recv = self._core.recv
+                while budget > 0:
+                    got.append(recv())
+                    budget -= 1
+        except BlockingIOError:
+            pass
+        except ClosedError:
+            gone = True
+        except (OSError, McastError) as exc:
+            self._recv_errors += 1
+            _log.debug("receive error survived: %s", exc)
+        if got:
+            self._max_batch = max(self._max_batch, len(got))
+            self._queue.put_many(got)
+        if gone or self._core.closed:
+            self.close()
+
+    async def recv(self, timeout_s: float | None = None) -> Datagram:
+        """The next datagram, waiting up to ``timeout_s`` (None: forever).
+
+        Cancellation-safe: cancelling a pending ``recv()`` loses no datagram.
+
+        Raises:
+            ClosedError: the socket is (or was, while waiting) closed.
+            ReceiveTimeoutError: nothing within ``timeout_s`` (a TimeoutError).
+            McastStateError: a send-only endpoint.
+        """
+        q = self._queue
+        if q and not self._closed:  # fast path: no future, no suspension
+            self._delivered += 1
+            return q.get_nowait()
+        if self._closed:
+            raise ClosedError("the socket is closed; open a new one")
+        if not self._receiving:
+            raise McastStateError("this endpoint is send-only (open_sender); use "
+                                  "open_multicast() to receive", code=ErrorCode.BAD_STATE)
+        d = await q.get(timeout_s)
+        self._delivered += 1
+        return d
+
+    async def recv_many(self, max_count: int = 64, timeout_s: float | None = None
+                        ) -> list[Datagram]:
+        """Wait for one datagram like :meth:`recv`, then take up to ``max_count`` - 1 more
+        that are already queued."""
+        _check_int("max_count", max_count, 1)
+        out = [await self.recv(timeout_s)]
+        more = self._queue.take(max_count - 1)
+        self._delivered += len(more)
+        out.extend(more)
+        return out
+
+    def __aiter__(self) -> AsyncMulticastSocket:
+        return self
+
+    async def __anext__(self) -> Datagram:
+        try:
+            return await self.recv()
+        except ClosedError:
+            raise StopAsyncIteration from None
+
+    # ------------------------------------------------------------------ send
+
+    async def send(self, data: bytes | bytearray | memoryview,
+                   endpoint: str | Endpoint | None = None) -> int:
+        """Send one datagram to ``endpoint`` (or the connected group). When the socket
+        buffer is full, waits until it is writable (flow control) instead of dropping.
+
+        Raises:
+            ClosedError: the socket is closed (also while waiting).
+            DatagramTooLargeError / SendError: as :meth:`MulticastSocket.send`.
+        """
+        while True:
+            if self._closed:
+                raise ClosedError("the socket is closed; open a new one")
+            try:
+                return self._core.send(data, endpoint)
+            except BlockingIOError:
+                self._send_waits += 1
+                await self._writable()
+
+    async def sendto(self, data: bytes | bytearray | memoryview, address: str | IPAddress,
+                     port: int) -> int:
+        """Like :meth:`send`, to (address, port)."""
+        while True:
+            if self._closed:
+                raise ClosedError("the socket is closed; open a new one")
+            try:
+                return self._core.sendto(data, address, port)
+            except BlockingIOError:
+                self._send_waits += 1
+                await self._writable()
+
+    async def _writable(self) -> None:
+        fut: asyncio.Future[None] = self._loop.create_future()
+        self._write_waiters.append(fut)
+        if not self._writing:
+            self._loop.add_writer(self._fd, self._on_writable)
+            self._writing = True
+        try:
+            await fut
+        finally:
+            with contextlib.suppress(ValueError):
+                self._write_waiters.remove(fut)
+
+    def _on_writable(self) -> None:
+        if self._writing:
+            self._writing = False
+            self._loop.remove_writer(self._fd)
+        waiters, self._write_waiters = self._write_waiters, []
+        for w in waiters:
+            if not w.done():
+                w.set_result(None)
+
+    # ------------------------------------------------------------------ memberships
+
+    def join(self, group: str | IPAddress | Group, interface: InterfaceArg | None = None
+             ) -> Membership:
+        """Join at runtime (see :meth:`MulticastSocket.join`; same errors)."""
+        return self._core.join(group, interface)
+
+    def leave(self, group: str | IPAddress | Group, interface: InterfaceArg | None = None
+              ) -> None:
+        """See :meth:`MulticastSocket.leave`."""
+        self._core.leave(group, interface)
+
+    def join_source(self, source: str | IPAddress, group: str | IPAddress | Group,
+                    interface: InterfaceArg | None = None) -> Membership:
+        """See :meth:`MulticastSocket.join_source`."""
+        return self._core.join_source(source, group, interface)
+
+    def leave_source(self, source: str | IPAddress, group: str | IPAddress | Group,
+                     interface: InterfaceArg | None = None) -> None:
+        """See :meth:`MulticastSocket.leave_source`."""
+        self._core.leave_source(source, group, interface)
+
+    def block_source(self, source: str | IPAddress, group: str | IPAddress | Group,
+                     interface: InterfaceArg | None = None) -> None:
+        """See :meth:`MulticastSocket.block_source`."""
+        self._core.block_source(source, group, interface)
+
+    def unblock_source(self, source: str | IPAddress, group: str | IPAddress | Group,
+                       interface: InterfaceArg | None = None) -> None:
+        """See :meth:`MulticastSocket.unblock_source`."""
+        self._core.unblock_source(source, group, interface)
+
+    def refresh_interfaces(self) -> list[Membership]:
+        """Re-join name-chosen memberships now (the watcher does this by itself)."""
+        return self._core.refresh_interfaces()
+
+    # ------------------------------------------------------------------ interface events
+
+    def _on_netlink(self) -> None:
+        if self._closed or self._watcher is None:
+            return
+        self._handle_netlink(self._watcher.read())
+
+    def _handle_netlink(self, events: Iterable[NetlinkEvent]) -> None:
+        """Apply decoded rtnetlink events (separate from the socket, for direct tests)."""
+        for ev in events:
+            if self._closed:
+                return
+            if isinstance(ev, LinkEvent):
+                self._on_link(ev)
+            elif isinstance(ev, Overrun):
+                self._resync()
+
+    def _watched(self) -> dict[str, int]:
+        """Interface name -> the index this socket currently holds for it."""
+        out: dict[str, int] = {}
+        for m in self._core.memberships:
+            out[m.ifname] = m.ifindex
+            if isinstance(m.interface_spec, str):
+                out[m.interface_spec] = m.ifindex
+        iface = self._core.interface
+        if iface is not None:
+            out.setdefault(iface.name, iface.index)
+        return out
+
+    def _on_link(self, ev: LinkEvent) -> None:
+        act = link_action(ev, self._watched(), self._usable)
+        if act is None:
+            return
+        kind, name = act
+        if kind == "rejoin":
+            self._rejoin(name, ev.index)
+        else:
+            self._emit(InterfaceEvent(kind=kind, name=name, index=ev.index))
+
+    def _rejoin(self, name: str, index: int) -> None:
+        core = self._core
+        before = core.interface.index if core.interface is not None else None
+        try:
+            done = core.refresh_interfaces()
+        except (McastError, OSError) as exc:
+            self._emit(InterfaceEvent(kind="rejoin_failed", name=name, index=index,
+                                      error=str(exc)))
+            return
+        mine = tuple(m for m in done if m.ifname == name)
+        after = core.interface.index if core.interface is not None else None
+        if mine or before != after:
+            self._emit(InterfaceEvent(kind="rejoined", name=name, index=index,
+                                      memberships=mine))
+
+    def _resync(self) -> None:
+        """Events were lost: re-join what is stale and re-read every link's state."""
+        try:
+            done = self._core.refresh_interfaces()
+        except (McastError, OSError) as exc:
+            _log.debug("refresh after a netlink overrun failed: %s", exc)
+            done = []
+        for m in done:
+            self._emit(InterfaceEvent(kind="rejoined", name=m.ifname, index=m.ifindex,
+                                      memberships=(m,)))
+        if self._watcher is not None:
+            self._watcher.request_links()
+
+    def _emit(self, ev: InterfaceEvent) -> None:
+        if self._closed:
+            return
+        self._n_events += 1
+        self._events_q.put(ev)
+        cb = self.on_event
+        if cb is None:
+            return
+        try:
+            cb(ev)
+        except Exception:
+            self._callback_errors += 1
+            n = self._callback_errors
+            if n <= 10 or n % 1000 == 0:  # rate-limited (field notes D6)
+                _log.exception("on_event callback raised (%d so far); ignored", n)
+
+    # ------------------------------------------------------------------ close
+
+    def close(self) -> None:
+        """Stop reading, fail pending ``recv()`` / ``send()`` with ClosedError, discard
+        what is queued (counted), leave every group and close. Idempotent; safe from
+        inside ``async for``, ``on_event`` or any callback. Nothing runs after it."""
+        if self._closed:
+            return
+        self._closed = True
+        loop = self._loop
+        with contextlib.suppress(Exception):
+            self._final_kernel_drops = self._core.kernel_drops()
+        live = not loop.is_closed()
+        if live and self._receiving:
+            with contextlib.suppress(Exception):
+                loop.remove_reader(self._fd)
+        if live and self._writing:
+            with contextlib.suppress(Exception):
+                loop.remove_writer(self._fd)
+        self._writing = False
+        w = self._watcher
+        if w is not None:
+            if live:
+                with contextlib.suppress(Exception):
+                    loop.remove_reader(w.fileno())
+            w.close()
+            self._watcher = None
+        self._discarded += self._queue.close()
+        self._events_q.close()
+        waiters, self._write_waiters = self._write_waiters, []
+        for f in waiters:
+            if not f.done():
+                f.set_exception(ClosedError("the socket was closed while sending"))
+        self._core.close()
+
+    async def aclose(self) -> None:
+        """:meth:`close`, awaitable."""
+        self.close()
+
+
+def _make(core: MulticastSocket, queue_size: int, drop_policy: DropPolicy,
+          max_per_wakeup: int, watch_interfaces: bool,
+          on_event: Callable[[InterfaceEvent], object] | None, receive: bool
+          ) -> AsyncMulticastSocket:
+    try:
+        return AsyncMulticastSocket(core, queue_size=queue_size, drop_policy=drop_policy,
+                                    max_per_wakeup=max_per_wakeup,
+                                    watch_interfaces=watch_interfaces, on_event=on_event,
+                                    receive=receive)
+    except BaseException:
+        core.close()
+        raise
+
+
+def open_multicast(
+    *endpoints: str | Endpoint,
+    interface: InterfaceArg | None = None,
+    ttl: int = 1,
+    loopback: bool = True,
+    reuse_port: bool = False,
+    metadata: bool = False,
+    queue_size: int = 1024,
+    drop_policy: DropPolicy = "drop-newest",
+    max_per_wakeup: int = 256,
+    watch_interfaces: bool = True,
+    on_event: Callable[[InterfaceEvent], object] | None = None,
+    **options: object,
+) -> AsyncMulticastSocket:
+    """Open, bind and join for asyncio: ``async with open_multicast("239.255.0.1:5000",
+    "198.18.1.10,232.1.1.1:5000", interface="lo") as ep: ...``.
+
+    Endpoints are ``[SOURCE,]GROUP:PORT`` (one port and IP version per socket). Call it
+    from a coroutine. Other keyword options go to :class:`~mcastkit.MulticastSocket`.
+    The socket can also send (``await ep.send(data, "239.255.0.1:5000")``).
+
+    Raises:
+        McastValueError: a bad endpoint, option, queue size or policy (nothing is opened).
+        McastStateError: no running event loop.
+        McastOSError and subclasses: as :func:`mcastkit.open_receiver`.
+    """
+    _running_loop("open_multicast")
+    check_policy(drop_policy)
+    _check_int("queue_size", queue_size, 1)
+    _check_int("max_per_wakeup", max_per_wakeup, 1)
+    core = _open_receiver(*endpoints, interface=interface, ttl=ttl, loopback=loopback,
+                          reuse_port=reuse_port, metadata=metadata, blocking=False, **options)
+    return _make(core, queue_size, drop_policy, max_per_wakeup, watch_interfaces, on_event,
+                 True)
+
+
+def open_sender(
+    endpoint: str | Endpoint,
+    *,
+    interface: InterfaceArg | None = None,
+    ttl: int = 1,
+    loopback: bool = True,
+    watch_interfaces: bool = True,
+    on_event: Callable[[InterfaceEvent], object] | None = None,
+    **options: object,
+) -> AsyncMulticastSocket:
+    """A send-only endpoint connected to ``GROUP:PORT``: ``await ep.send(data)``.
+
+    Raises:
+        McastValueError / McastStateError: as :func:`open_multicast`.
+    """
+    _running_loop("open_sender")
+    core = _open_sender(endpoint, interface=interface, ttl=ttl, loopback=loopback,
+                        blocking=False, **options)
+    return _make(core, 1, "drop-newest", 1, watch_interfaces, on_event, False)
