@@ -1,0 +1,247 @@
+"""``mcastkit ping``: many hosts probe a group at once and measure each other (like omping).
+
+Every participant sends numbered PROBEs to GROUP:PORT from its own ephemeral port and
+answers the PROBEs of the others with a REPLY (unicast to the prober's port, or to the
+group with ``--reply multicast``). Each reports, per peer, the loss of its probes'
+replies and the round-trip time (min/avg/max/jitter), plus how many of the peer's
+multicast probes it saw.
+
+Owns: the ping verb, its peer table and the summary.
+Must not: make socket calls outside the public core.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import selectors
+from dataclasses import dataclass, field
+from typing import Any
+
+from mcastkit import Datagram, MulticastSocket, open_receiver
+
+from .. import _seq
+from .._common import (
+    CliError,
+    emit_json,
+    endpoint_arg,
+    interface_of,
+    nonneg_float,
+    positive_float,
+    positive_int,
+)
+from .._env import Env
+from .._status import ExitStatus
+
+HELP = "probe a group from several hosts at once; per-peer loss and latency"
+DESCRIPTION = """\
+Run 'mcastkit ping GROUP:PORT' on several hosts at the same time. Each sends numbered
+probes to the group and answers the probes of the others, then reports for every peer:
+replies received / probes sent (loss counted from when the peer was first heard), the
+round-trip time min/avg/max/jitter, and how many of the peer's multicast probes arrived.
+Exit 5 when a peer's loss is above --max-loss, 3 when no peer answered."""
+EXAMPLES = """\
+  mcastkit ping 239.255.0.9:4321 -i eth0                 # on every host at once
+  mcastkit ping 239.255.0.9:4321 -i eth0 -c 20 --interval 0.2 --json
+  mcastkit ping [ff15::9]:4321 -i eth0 --reply multicast
+  mcastkit ping 239.255.0.9:4321 -i lo -c 5 --timeout 15 --max-loss 10"""
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("endpoint", type=endpoint_arg, metavar="GROUP:PORT")
+    p.add_argument("-i", "--interface", metavar="IFACE",
+                   help="interface for joins and probes (name, index or address)")
+    p.add_argument("-c", "--count", type=positive_int, default=10, metavar="N",
+                   help="probes to send (default 10)")
+    p.add_argument("--interval", type=positive_float, default=1.0, metavar="S",
+                   help="seconds between probes (default 1)")
+    p.add_argument("--timeout", type=positive_float, metavar="S",
+                   help="hard limit on the whole run (default: count*interval + 30 s)")
+    p.add_argument("--wait", type=nonneg_float, metavar="S",
+                   help="after the last probe, keep answering until peers are quiet for S "
+                        "seconds (default: max(1, 2*interval))")
+    p.add_argument("--reply", choices=("unicast", "multicast"), default="unicast",
+                   help="how to answer probes (default unicast)")
+    p.add_argument("--ttl", type=int, default=1, metavar="N", help="TTL of probes (default 1)")
+    p.add_argument("--max-loss", type=nonneg_float, default=0.0, metavar="PCT",
+                   help="exit 5 if any peer's loss is above PCT percent (default 0)")
+    p.add_argument("-q", "--quiet", action="store_true", help="print only the summary")
+
+
+@dataclass
+class Peer:
+    responder: int
+    address: str
+    first_seq: int  # our probes from this one on count for this peer
+    replies: set[int] = field(default_factory=set)
+    rtts_ms: list[float] = field(default_factory=list)
+    duplicates: int = 0
+    probes_seen: _seq.StreamStats = field(default_factory=lambda: _seq.StreamStats(
+        max_streams=1))
+
+    def summary(self, sent: int) -> dict[str, Any]:
+        counted = [s for s in self.replies if s >= self.first_seq]
+        expected = max(sent - self.first_seq, len(counted))
+        got = len(counted)
+        loss = 100.0 * (expected - got) / expected if expected else 0.0
+        r = self.rtts_ms
+        jitter = (sum(abs(a - b) for a, b in zip(r[1:], r, strict=False)) / (len(r) - 1)
+                  if len(r) > 1 else 0.0)
+        mc = self.probes_seen.total()
+        return {
+            "type": "summary", "peer": self.address, "peer_id": f"{self.responder:08x}",
+            "sent": expected, "received": got, "loss_pct": round(loss, 2),
+            "rtt_min_ms": round(min(r), 3) if r else None,
+            "rtt_avg_ms": round(sum(r) / len(r), 3) if r else None,
+            "rtt_max_ms": round(max(r), 3) if r else None,
+            "jitter_ms": round(jitter, 3), "duplicates": self.duplicates,
+            "mcast_probes_received": mc.unique, "mcast_probes_lost": mc.lost,
+        }
+
+
+class _Pinger:
+    def __init__(self, args: argparse.Namespace, env: Env, rx: MulticastSocket,
+                 tx: MulticastSocket) -> None:
+        self.args = args
+        self.env = env
+        self.rx = rx
+        self.tx = tx
+        self.my_id = random.getrandbits(32)
+        self.sent = 0
+        self.peers: dict[int, Peer] = {}
+        self.last_peer_probe = env.monotonic()
+        ep = args.endpoint
+        self.group, self.port = str(ep.group), ep.port
+
+    def peer(self, rid: int, address: str) -> Peer:
+        p = self.peers.get(rid)
+        if p is None:
+            p = Peer(rid, address, first_seq=self.sent)
+            self.peers[rid] = p
+            if not self.args.quiet and not self.args.json:
+                self.env.out(f"{address}: joined (peer {rid:08x})")
+        return p
+
+    def send_probe(self) -> None:
+        data = _seq.pack(self.my_id, self.sent, self.env.time_ns(), kind=_seq.Kind.PROBE)
+        self.tx.sendto(data, self.group, self.port)
+        self.sent += 1
+
+    def handle(self, d: Datagram) -> None:
+        h = _seq.parse(d.data)
+        if h is None:
+            return
+        if h.kind is _seq.Kind.PROBE:
+            if h.stream_id == self.my_id:
+                return  # our own probe, looped back
+            self.last_peer_probe = self.env.monotonic()
+            p = self.peer(h.stream_id, d.source)
+            p.probes_seen.add(h.stream_id, h.seq, len(d.data), self.last_peer_probe)
+            reply = _seq.pack_reply(h, self.my_id)
+            if self.args.reply == "multicast":
+                self.tx.sendto(reply, self.group, self.port)
+            else:
+                self.tx.sendto(reply, d.source, d.port)
+        elif h.kind is _seq.Kind.REPLY and h.stream_id == self.my_id:
+            rid = _seq.parse_reply_responder(d.data)
+            if rid is None or rid == self.my_id:
+                return
+            p = self.peer(rid, d.source)
+            if h.seq < p.first_seq:
+                p.first_seq = h.seq  # it was listening before we heard from it
+            if h.seq in p.replies:
+                p.duplicates += 1
+                return
+            p.replies.add(h.seq)
+            rtt = (self.env.time_ns() - h.ts_ns) / 1e6
+            p.rtts_ms.append(rtt)
+            if self.args.json and not self.args.quiet:
+                emit_json(self.env, {"type": "reply", "peer": p.address, "seq": h.seq,
+                                     "rtt_ms": round(rtt, 3)})
+            elif not self.args.quiet:
+                self.env.out(f"{p.address}: seq={h.seq} rtt={rtt:.3f} ms")
+
+
+def run(args: argparse.Namespace, env: Env) -> ExitStatus:
+    ep = args.endpoint
+    if ep.source is not None:
+        raise CliError("ping uses any-source groups; drop the SOURCE, prefix", ExitStatus.USAGE)
+    if not 0 <= args.ttl <= 255:
+        raise CliError(f"--ttl {args.ttl}: use 0-255", ExitStatus.USAGE)
+    iface = interface_of(args.interface)
+    wait = args.wait if args.wait is not None else max(1.0, 2 * args.interval)
+    hard = args.timeout if args.timeout is not None else args.count * args.interval + 30.0
+    rx = open_receiver(ep, interface=iface, metadata=True, reuse_port=True, reuse_address=True)
+    sel = selectors.DefaultSelector()
+    try:
+        tx = MulticastSocket(ep.group.version, interface=iface, ttl=args.ttl, loopback=True)
+        try:
+            tx.bind(0)
+            pg = _Pinger(args, env, rx, tx)
+            sel.register(rx.fileno(), selectors.EVENT_READ, rx)
+            sel.register(tx.fileno(), selectors.EVENT_READ, tx)
+            status = _loop(pg, sel, env, args, wait, hard)
+        finally:
+            tx.close()
+    finally:
+        sel.close()
+        rx.close()
+    return _report(pg, env, args, status)
+
+
+def _loop(pg: _Pinger, sel: selectors.BaseSelector, env: Env, args: argparse.Namespace,
+          wait: float, hard: float) -> ExitStatus:
+    start = env.monotonic()
+    end = start + hard
+    try:
+        while True:
+            now = env.monotonic()
+            if now >= end:
+                break
+            if pg.sent < args.count:
+                due = start + pg.sent * args.interval
+                if now >= due:
+                    pg.send_probe()
+                    continue
+                until = due
+            else:
+                quiet_since = max(pg.last_peer_probe, start + (args.count - 1) * args.interval)
+                until = quiet_since + wait
+                if now >= until:
+                    break
+            for key, _ in sel.select(max(0.0, min(until, end) - now)):
+                sock: MulticastSocket = key.data
+                try:
+                    batch = sock.recv_many(64, timeout_s=0.05)
+                except (TimeoutError, BlockingIOError):
+                    continue
+                for d in batch:
+                    pg.handle(d)
+    except KeyboardInterrupt:
+        return ExitStatus.CTRL_C
+    return ExitStatus.OK
+
+
+def _report(pg: _Pinger, env: Env, args: argparse.Namespace, status: ExitStatus) -> ExitStatus:
+    worst = 0.0
+    for p in pg.peers.values():
+        s = p.summary(pg.sent)
+        worst = max(worst, s["loss_pct"])
+        if args.json:
+            emit_json(env, s)
+            continue
+        rtt = (f"min/avg/max/jitter = {s['rtt_min_ms']}/{s['rtt_avg_ms']}/{s['rtt_max_ms']}/"
+               f"{s['jitter_ms']} ms" if s["rtt_min_ms"] is not None else "no replies")
+        env.out(f"{s['peer']} ({s['peer_id']}): {args.reply}, xmt/rcv/%loss = {s['sent']}/"
+                f"{s['received']}/{s['loss_pct']}%, {rtt}; multicast probes seen "
+                f"{s['mcast_probes_received']} (lost {s['mcast_probes_lost']})")
+    if status is not ExitStatus.OK:
+        return status
+    if not pg.peers:
+        env.err(f"mcastkit: no peer answered: start 'mcastkit ping {args.endpoint}' on the "
+                "other hosts at the same time, with the same group, port and a reachable "
+                "interface")
+        return ExitStatus.TIMEOUT
+    if worst > args.max_loss:
+        return ExitStatus.LOSS
+    return ExitStatus.OK
