@@ -747,7 +747,12 @@ class MulticastSocket:
         self._check_open()
         if timeout_s is not None and timeout_s < 0:
             raise McastValueError(f"timeout_s must be >= 0 or None, got {timeout_s}")
-        self._apply_timeout(self._default_timeout if timeout_s is None else timeout_s)
+        try:
+            self._apply_timeout(self._default_timeout if timeout_s is None else timeout_s)
+        except OSError as exc:  # closed by another thread after the check above (D8)
+            if self._closed:
+                raise ClosedError("the socket was closed while receiving") from exc
+            raise
         while True:
             try:
                 if self._metadata or self._recv_size < 65535:
