@@ -17,7 +17,6 @@ import pytest
 
 from mcastkit import ClosedError, Datagram, ErrorCode, MulticastSocket
 from tests import kernelstate
-from tests.netns import wait_until
 from tests.kernel._helpers import (
     WAIT_S,
     Env,
@@ -27,6 +26,7 @@ from tests.kernel._helpers import (
     raw_join4,
     raw_join6,
 )
+from tests.netns import wait_until
 
 pytestmark = pytest.mark.kernel
 __all__ = ["env"]
@@ -232,13 +232,14 @@ def test_d8_close_from_another_thread_wakes_a_blocking_recv(env: Env, metadata: 
         started.set()
         try:
             result.append(rx.recv(60))
-        except BaseException as e:  # noqa: BLE001 - recorded for the assertion
+        except BaseException as e:
             result.append(e)
 
     t = threading.Thread(target=reader, daemon=True)
     t.start()
     started.wait(WAIT_S)
-    if blocked and platform.machine() == "x86_64":  # wait until the reader sleeps in poll/recvfrom/recvmsg in the kernel
+    # wait until the reader sleeps in poll/recvfrom/recvmsg inside the kernel
+    if blocked and platform.machine() == "x86_64":
         wait_until(lambda: _syscall_of(t) in _WAITING_SYSCALLS, WAIT_S, what="reader blocks")
     rx.close()  # blocked or not yet inside the syscall: close() must work either way
     t.join(WAIT_S)
