@@ -1,0 +1,90 @@
+"""Helpers for CLI tests: run ``main()`` in-process with a fake Env, or
+``python -m mcastkit`` as a subprocess (in the calling thread's namespace)."""
+
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+import sys
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from mcastkit.cli import Env, ExitStatus, main
+from tests import kernelstate
+from tests.netns import wait_until
+
+
+def fake_env(stdin: str = "", *, stdin_isatty: bool = True, clock: Any = None) -> Env:
+    kw: dict[str, Any] = {}
+    if clock is not None:
+        kw["monotonic"] = clock
+    return Env(stdin=io.StringIO(stdin), stdout=io.StringIO(), stderr=io.StringIO(),
+               stdin_isatty=stdin_isatty, stdout_isatty=False, environ={}, **kw)
+
+
+@dataclass
+class Result:
+    status: int
+    stdout: str
+    stderr: str
+    lines: list[dict[str, Any]] = field(default_factory=list)
+
+    def json(self) -> list[dict[str, Any]]:
+        return [json.loads(line) for line in self.stdout.splitlines() if line.startswith("{")]
+
+
+def cli(*argv: str, stdin: str = "", stdin_isatty: bool = True) -> Result:
+    """Run ``mcastkit ARGV`` in-process."""
+    env = fake_env(stdin, stdin_isatty=stdin_isatty)
+    status = main(list(argv), env=env)
+    assert isinstance(status, ExitStatus)
+    return Result(int(status), env.stdout.getvalue(), env.stderr.getvalue())  # type: ignore[attr-defined]
+
+
+class Background:
+    """``mcastkit ARGV`` in-process on a thread (it inherits the test's namespace)."""
+
+    def __init__(self, *argv: str) -> None:
+        self.result: Result | None = None
+        self.error: BaseException | None = None
+        self._t = threading.Thread(target=self._run, args=(argv,), daemon=True)
+        self._t.start()
+
+    def _run(self, argv: Sequence[str]) -> None:
+        try:
+            self.result = cli(*argv)
+        except BaseException as e:  # reported by join()
+            self.error = e
+
+    def join(self, timeout: float = 20.0) -> Result:
+        self._t.join(timeout)
+        assert not self._t.is_alive(), "the background mcastkit run did not finish"
+        if self.error is not None:
+            raise self.error
+        assert self.result is not None
+        return self.result
+
+
+def wait_joined(group: str, ifname: str = "lo", timeout: float = 10.0) -> None:
+    """Wait until someone in this namespace holds ``group`` on ``ifname``."""
+    wait_until(lambda: (ifname, group) in kernelstate.memberships(), timeout,
+               what=f"{group} joined on {ifname}")
+
+
+def mk(*argv: str, input: str | None = None, timeout: float = 60.0,
+       ) -> subprocess.CompletedProcess[str]:
+    """``python -m mcastkit ARGV`` as a child process (same namespace as this thread)."""
+    return subprocess.run([sys.executable, "-m", "mcastkit", *argv], input=input,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def mk_popen(*argv: str) -> subprocess.Popen[str]:
+    return subprocess.Popen([sys.executable, "-m", "mcastkit", *argv], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+
+
+def json_lines(text: str) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in text.splitlines() if line.startswith("{")]
