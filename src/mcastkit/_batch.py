@@ -28,11 +28,11 @@ import socket
 import struct
 import sys
 import time
-from collections.abc import Sequence
-from typing import Final
+from collections.abc import Iterable, Sequence
+from typing import Final, TypeVar
 
 from . import _platform as plat
-from ._packet import Datagram, decode_ancillary
+from ._packet import CmsgKind, Datagram, decode_ancillary
 from ._platform import Op
 from ._platform._structs import pack_sockaddr
 
@@ -53,6 +53,8 @@ __all__ = [
     "parse_cmsgs",
     "using_python",
 ]
+
+_T = TypeVar("_T")
 
 # --------------------------------------------------------------------------- layouts
 
@@ -231,6 +233,9 @@ class BatchReceiver:
     """
 
     python: bool = False
+    #: after each receive: (distinct groups, drops column or None, bytes, truncated) when
+    #: the batch was regular, else None; lets the core count without a per-item loop
+    summary: tuple[Sequence[str | None], list[int | None] | None, int, int] | None = None
 
     def __init__(self, family: int, recv_size: int) -> None:
         self.family = family
@@ -296,6 +301,8 @@ class MmsgReceiver(BatchReceiver):
         self._dmv = memoryview(self._data)
         self._nmv = memoryview(self._names)
         self._cmv = memoryview(self._ctrl)
+        self._cv32 = memoryview(self._ctrl).cast("I")
+        self._cv64 = memoryview(self._ctrl).cast("q")
         # u32 views of the header fields the kernel writes (all 4-aligned on Linux ABIs)
         self._hv = memoryview(self._hdr).cast("I")
         self._stride = MMSGHDR.size // 4
@@ -338,44 +345,155 @@ class MmsgReceiver(BatchReceiver):
             return self._build(got)
 
     def _build(self, n: int) -> list[Datagram]:
+        """Turn the first ``n`` filled slots into Datagrams.
+
+        Fast path: when every message of the batch has the same control-message layout
+        (the steady state), each metadata field is read for the whole batch at once from
+        strided views of the control buffer, and Datagrams are made by ``map`` without a
+        Python-level loop. The result is checked against :func:`decode_ancillary` on the
+        first message; any mismatch or irregular batch takes the per-message path.
+        """
         st = self._stride
         hv = self._hv
         lens = hv[self._i_len: n * st: st].tolist()
         flags = hv[self._i_flags: n * st: st].tolist()
         clens = hv[self._i_clen: n * st: st].tolist()
-        names = self._nmv[: n * _NAME_SIZE].tobytes()
-        dmv = self._dmv
         rs = self.recv_size
+        dmv = self._dmv
+        offs = range(0, n * rs, rs)
+        datas = [dmv[o: o + ln].tobytes() for o, ln in zip(offs, lens, strict=False)]
+        self.summary = None
+        srcs, ports = self._sources(n)
+        if any(flags):
+            trunc = int(socket.MSG_TRUNC)
+            truncs: Iterable[bool] = [bool(f & trunc) for f in flags]
+            ntrunc = sum(1 for f in flags if f & trunc)
+        else:
+            truncs = itertools.repeat(False, n)
+            ntrunc = 0
+        nbytes = sum(lens)
+        cl = clens[0]
+        if cl == 0 and clens.count(0) == n:
+            rep = itertools.repeat
+            self.summary = ((None,), None, nbytes, ntrunc)
+            return list(map(Datagram, datas, srcs, ports, rep(None, n), rep(None, n),
+                            rep(None, n), truncs))
+        if clens.count(cl) == n:
+            cols = self._meta_columns(n, cl)
+            if cols is not None:
+                group, iface, ttl, drops, ts, tos, gset = cols
+                self.summary = (gset, drops if isinstance(drops, list) else None,
+                                nbytes, ntrunc)
+                return list(map(Datagram, datas, srcs, ports, group, iface, ttl, truncs,
+                                drops, ts, tos))
+        return self._build_slow(n, datas, srcs, ports, list(truncs), clens)
+
+    def _sources(self, n: int) -> tuple[Iterable[str], Iterable[int]]:
+        names = self._nmv[: n * _NAME_SIZE].tobytes()
+        kend = 28 if self.family == socket.AF_INET6 else 8
+        first = names[:_NAME_SIZE]
+        if names == first * n:  # one sender for the whole batch (the common case)
+            s = self._src.get(first[2:kend]) or self._source(first[2:kend])
+            return itertools.repeat(s[0], n), itertools.repeat(s[1], n)
         src = self._src
-        v6 = self.family == socket.AF_INET6
-        kend = 28 if v6 else 8
-        trunc = socket.MSG_TRUNC
-        out: list[Datagram] = []
-        append = out.append
-        D = Datagram
-        if not any(clens):
-            for i in range(n):
-                off = i * rs
-                no = i * _NAME_SIZE
-                key = names[no + 2: no + kend]
-                s = src.get(key)
-                if s is None:
-                    s = self._source(key)
-                append(D(dmv[off: off + lens[i]].tobytes(), s[0], s[1],
-                         None, None, None, bool(flags[i] & trunc)))
-            return out
+        pairs = [src.get(k) or self._source(k)
+                 for k in [names[o + 2: o + kend] for o in range(0, n * _NAME_SIZE, _NAME_SIZE)]]
+        return [p[0] for p in pairs], [p[1] for p in pairs]
+
+    def _meta_columns(self, n: int, cl: int) -> tuple[
+            Iterable[str | None], Iterable[int | None], Iterable[int | None],
+            Iterable[int | None], Iterable[int | None], Iterable[int | None],
+            Sequence[str | None]] | None:
+        """Read every metadata field of a uniform batch column-wise; None if irregular."""
+        ctrl = self._ctrl
+        cs = _CTRL_SIZE
+        first = bytes(ctrl[:cl])
+        items = parse_cmsgs(first)
+        u32 = self._cv32
+        end4 = n * cs // 4
+        s4 = cs // 4
+        # a column is a list (one value per message) or a 1-tuple (the same for all)
+        group: Sequence[str | None] = (None,)
+        gset: Sequence[str | None] = (None,)
+        iface: Sequence[int | None] = (None,)
+        ttl: Sequence[int | None] = (None,)
+        drops: Sequence[int | None] = (None,)
+        ts: Sequence[int | None] = (None,)
+        tos: Sequence[int | None] = (None,)
+        pos = 0
+        kinds = plat.CMSG_KINDS
+        for level, ctype, raw in items:
+            # every message must carry the same header at the same place
+            for word in (pos // 4 + 2, pos // 4 + 3):
+                col = u32[word: end4: s4].tolist()
+                if col.count(col[0]) != n:
+                    return None
+            d = pos + CMSG_HDR.size
+            kind = kinds.get((level, ctype))
+            ln = len(raw)
+            if kind is CmsgKind.PKTINFO4 and ln >= 12:
+                iface = self._col(u32, d // 4, end4, s4, n, signed=True)
+                addrs = u32[d // 4 + 2: end4: s4].tolist()
+                gmap = {a: socket.inet_ntop(socket.AF_INET, a.to_bytes(4, sys.byteorder))
+                        for a in set(addrs)}
+                gset = list(gmap.values())
+                group = (gmap[addrs[0]],) if len(gmap) == 1 else [gmap[a] for a in addrs]
+            elif kind is CmsgKind.PKTINFO6 and ln >= 20:
+                cb = self._cmv[: n * cs].tobytes()
+                keys = [cb[o: o + 16] for o in range(d, n * cs, cs)]
+                g6 = {k: socket.inet_ntop(socket.AF_INET6, k) for k in set(keys)}
+                gset = list(g6.values())
+                group = (g6[keys[0]],) if len(g6) == 1 else [g6[k] for k in keys]
+                iface = self._col(u32, (d + 16) // 4, end4, s4, n, signed=True)
+            elif (kind is CmsgKind.TTL or kind is CmsgKind.HOPLIMIT) and ln >= 4:
+                ttl = self._col(u32, d // 4, end4, s4, n, signed=True)
+            elif (kind is CmsgKind.TOS or kind is CmsgKind.TCLASS) and ln >= 1:
+                if ln >= 4:
+                    tos = self._col(u32, d // 4, end4, s4, n, signed=True)
+                else:
+                    tos = self._cmv[d: n * cs: cs].tolist()
+            elif kind is CmsgKind.RXQ_OVFL and ln >= 4:
+                dl = u32[d // 4: end4: s4].tolist()
+                drops = list(dl)
+            elif kind is CmsgKind.TIMESTAMPNS and ln >= 16:
+                q = self._cv64
+                secs = q[d // 8: n * cs // 8: cs // 8].tolist()
+                nsecs = q[d // 8 + 1: n * cs // 8: cs // 8].tolist()
+                ts = [a * 1_000_000_000 + b for a, b in zip(secs, nsecs, strict=False)]
+            elif kind is not None:
+                return None  # a field we know but did not expect: take the careful path
+            pos += _cmsg_align(CMSG_HDR.size + ln)
+        cols = (group, iface, ttl, drops, ts, tos)
+        # cross-check message 0 against the core decoder
+        ref = Datagram(b"", "", 0)
+        decode_ancillary(ref, items, kinds)
+        if tuple(c[0] for c in cols) != (ref.group, ref.interface, ref.ttl, ref.drops,
+                                         ref.timestamp_ns, ref.tos):
+            return None
+        return (_expand(group, n), _expand(iface, n), _expand(ttl, n), _expand(drops, n),
+                _expand(ts, n), _expand(tos, n), gset)
+
+    @staticmethod
+    def _col(u32: memoryview, word: int, end4: int, s4: int, n: int, *, signed: bool
+             ) -> Sequence[int | None]:
+        col = u32[word: end4: s4].tolist()
+        if signed:
+            col = [v - (1 << 32) if v >= 1 << 31 else v for v in col] if max(col) >= 1 << 31 \
+                else col
+        return (col[0],) if col.count(col[0]) == n else col
+
+    def _build_slow(self, n: int, datas: list[bytes], srcs: Iterable[str],
+                    ports: Iterable[int], truncs: list[bool], clens: list[int]
+                    ) -> list[Datagram]:
+        """Per-message metadata decoding (irregular batches), cached by the raw bytes."""
         ctrl = self._cmv[: n * _CTRL_SIZE].tobytes()
         meta = self._meta
         ts_hdr = CMSG_HDR.pack(CMSG_HDR.size + 16, socket.SOL_SOCKET, _SO_TIMESTAMPNS)
         hl = len(ts_hdr)
         ts_space = _cmsg_align(CMSG_HDR.size + 16)
-        for i in range(n):
-            off = i * rs
-            no = i * _NAME_SIZE
-            key = names[no + 2: no + kend]
-            s = src.get(key)
-            if s is None:
-                s = self._source(key)
+        out: list[Datagram] = []
+        append = out.append
+        for i, (data, s, port) in enumerate(zip(datas, srcs, ports, strict=False)):
             co = i * _CTRL_SIZE
             cl = clens[i]
             ts: int | None = None
@@ -389,11 +507,9 @@ class MmsgReceiver(BatchReceiver):
                 m = meta.get(raw)
                 if m is None:
                     m = self._decode_meta(raw)
-                append(D(dmv[off: off + lens[i]].tobytes(), s[0], s[1], m[0], m[1], m[2],
-                         bool(flags[i] & trunc), m[3], ts, m[4]))
+                append(Datagram(data, s, port, m[0], m[1], m[2], truncs[i], m[3], ts, m[4]))
             else:
-                append(D(dmv[off: off + lens[i]].tobytes(), s[0], s[1],
-                         None, None, None, bool(flags[i] & trunc)))
+                append(Datagram(data, s, port, None, None, None, truncs[i]))
         return out
 
     def _source(self, key: bytes) -> tuple[str, int]:
@@ -422,8 +538,8 @@ class PyReceiver(BatchReceiver):
         deadline = _drain_wait(sock, wait)
         out: list[Datagram] = []
         rs = self.recv_size
-        dw = socket.MSG_DONTWAIT
-        trunc = socket.MSG_TRUNC
+        dw = int(socket.MSG_DONTWAIT)
+        trunc = int(socket.MSG_TRUNC)
         prev = sock.gettimeout()
         if prev != 0.0:
             # with a timeout set, Python's recvmsg would wait before each read
@@ -580,6 +696,11 @@ class BatchSender:
                 self.gso_ok = True
             sent += len(chunk)
         return sent, None
+
+
+def _expand(col: Sequence[_T], n: int) -> Iterable[_T]:
+    """A column as ``map`` wants it: a 1-tuple means the same value ``n`` times."""
+    return itertools.repeat(col[0], n) if isinstance(col, tuple) else col
 
 
 def _nbytes(p: bytes | bytearray | memoryview) -> int:

@@ -201,10 +201,12 @@ class MulticastSocket:
 
     @property
     def family(self) -> socket.AddressFamily:
+        """``socket.AF_INET`` or ``socket.AF_INET6``."""
         return self._family
 
     @property
     def version(self) -> int:
+        """4 or 6."""
         return 4 if self._family == socket.AF_INET else 6
 
     @property
@@ -215,9 +217,11 @@ class MulticastSocket:
 
     @property
     def closed(self) -> bool:
+        """True after :meth:`close`."""
         return self._closed
 
     def fileno(self) -> int:
+        """The socket's file descriptor (for selectors and event loops)."""
         self._check_open()
         return self._sock.fileno()
 
@@ -241,6 +245,7 @@ class MulticastSocket:
 
     @property
     def memberships(self) -> tuple[Membership, ...]:
+        """The memberships this socket holds, as committed after the kernel accepted them."""
         return tuple(self._book)
 
     @property
@@ -537,6 +542,7 @@ class MulticastSocket:
 
     @property
     def ttl(self) -> int:
+        """The multicast TTL / hop limit as the kernel reports it."""
         self._check_open()
         return plat.getopt(self._sock, Op.MULTICAST_TTL)
 
@@ -549,6 +555,7 @@ class MulticastSocket:
 
     @property
     def loopback(self) -> bool:
+        """Whether our own sends are looped back to local listeners."""
         self._check_open()
         return bool(plat.getopt(self._sock, Op.MULTICAST_LOOP))
 
@@ -561,6 +568,7 @@ class MulticastSocket:
 
     @property
     def dscp(self) -> int:
+        """The DSCP of outgoing datagrams, read back from the kernel."""
         self._check_open()
         return plat.getopt(self._sock, Op.TOS) >> 2
 
@@ -573,6 +581,7 @@ class MulticastSocket:
 
     @property
     def dont_fragment(self) -> bool:
+        """Whether don't-fragment is on, read back from the kernel."""
         self._check_open()
         row = plat.lookup(self._family, Op.MTU_DISCOVER)
         return self._sock.getsockopt(row.level, row.name) == row.on
@@ -593,11 +602,13 @@ class MulticastSocket:
 
     @property
     def rcvbuf_bytes(self) -> int:
+        """The receive buffer size the kernel applied (SO_RCVBUF)."""
         self._check_open()
         return plat.getopt(self._sock, Op.RCVBUF)
 
     @property
     def sndbuf_bytes(self) -> int:
+        """The send buffer size the kernel applied (SO_SNDBUF)."""
         self._check_open()
         return plat.getopt(self._sock, Op.SNDBUF)
 
@@ -615,6 +626,7 @@ class MulticastSocket:
 
     @property
     def metadata(self) -> bool:
+        """Whether per-datagram metadata is on (see :meth:`set_metadata`)."""
         return self._metadata
 
     def setblocking(self, flag: bool) -> None:
@@ -724,6 +736,11 @@ class MulticastSocket:
     # ------------------------------------------------------------------ receive
 
     def settimeout(self, timeout_s: float | None) -> None:
+        """Default wait of :meth:`recv` (None: forever, 0: non-blocking).
+
+        Raises:
+            McastValueError: a negative timeout.
+        """
         self._check_open()
         if timeout_s is not None and timeout_s < 0:
             raise McastValueError(f"timeout_s must be >= 0 or None, got {timeout_s}")
