@@ -819,7 +819,12 @@ class MulticastSocket:
                 st.kernel_drops += d.drops - self._last_drops
             self._last_drops = d.drops
         g = d.group
-        if g is not None and _is_multicast_text(g) and g not in self._book.groups:
+        if g is not None and _is_multicast_text(g) and (
+            g not in self._book.groups
+            # IPv6 sockets get a joined group from *any* interface some other socket
+            # joined it on (the kernel's per-socket check ignores the ifindex): G1
+            or (d.interface is not None and self._book.get(d.interface, g) is None)
+        ):
             st.filtered += 1
             return False
         st.datagrams += 1
