@@ -93,6 +93,7 @@ class Group:
 
     @classmethod
     def parse(cls, value: str | IPAddress | Group) -> Group:
+        """Build a Group from text, an ip_address or a Group; raise McastValueError."""
         if isinstance(value, Group):
             return value
         if isinstance(value, str):
@@ -101,10 +102,12 @@ class Group:
 
     @property
     def version(self) -> int:
+        """4 or 6."""
         return self.address.version
 
     @property
     def family(self) -> socket.AddressFamily:
+        """``socket.AF_INET`` or ``socket.AF_INET6``."""
         return socket.AF_INET if self.address.version == 4 else socket.AF_INET6
 
     @property
@@ -115,6 +118,7 @@ class Group:
 
     @property
     def scope(self) -> Scope:
+        """The group's scope (RFC 2365 ranges for IPv4, the scope nibble for IPv6)."""
         a = self.address
         if isinstance(a, ipaddress.IPv6Address):
             return _V6_SCOPES.get(a.packed[1] & 0x0F, Scope.RESERVED)

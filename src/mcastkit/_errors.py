@@ -93,6 +93,7 @@ class McastError(Exception):
 
     @property
     def message(self) -> str:
+        """The message without the ``[Errno N]`` prefix."""
         return str(self.args[0]) if self.args else ""
 
 
@@ -146,22 +147,32 @@ class McastOSError(McastError, OSError):
 
 
 class AlreadyJoinedError(McastOSError):
+    """The kernel already holds this membership (EADDRINUSE), e.g. in the other mode."""
+
     code = ErrorCode.ALREADY_JOINED
 
 
 class NotJoinedError(McastOSError):
+    """Leaving (or dropping a source of) a membership this socket does not hold."""
+
     code = ErrorCode.NOT_JOINED
 
 
 class MembershipLimitError(McastOSError):
+    """Over the kernel's membership limit; the message names the sysctl and its value."""
+
     code = ErrorCode.MEMBERSHIP_LIMIT
 
 
 class SourceFilterError(McastOSError):
+    """A source filter change was refused (too many sources, wrong mode, not blocked)."""
+
     code = ErrorCode.SOURCE_FILTER
 
 
 class InterfaceError(McastOSError):
+    """The interface is gone or unusable (ENODEV), or there is no route to choose one."""
+
     code = ErrorCode.INTERFACE_GONE
 
 
@@ -178,10 +189,13 @@ class SendError(McastOSError):
 
     @property
     def transient(self) -> bool:
+        """True for ENOBUFS / EAGAIN: the same send may succeed if retried later."""
         return self.errno in (_errno.ENOBUFS, _errno.EAGAIN)
 
 
 class DatagramTooLargeError(SendError):
+    """EMSGSIZE: over 65507 bytes (IPv4), or over the path MTU with don't-fragment set."""
+
     code = ErrorCode.DATAGRAM_TOO_LARGE
 
 

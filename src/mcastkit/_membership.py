@@ -48,6 +48,7 @@ class Membership:
 
     @property
     def by_name(self) -> bool:
+        """True when the interface was given by name (re-resolved if it is re-created)."""
         return isinstance(self.interface_spec, str)
 
 
