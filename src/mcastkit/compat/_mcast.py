@@ -433,6 +433,7 @@ class MCast:
         if core is None:
             raise component_error(_codes.MUST_BE_ACTIVE, "Set active = True before sending.")
         data = self._encode(text)
+        src = ""
         try:
             if self._use_connection():
                 core.send(data)
@@ -447,7 +448,11 @@ class MCast:
             self._want_write = True
             raise from_core(exc) from exc
         except (McastError, OSError) as exc:
-            raise from_core(exc) from exc
+            err = from_core(exc)
+            if src and err.errno in (errno.EINVAL, errno.ENETUNREACH, errno.EADDRNOTAVAIL):
+                err = MCastError(err.code, f"{err.message} (SourceIPAddress={src} must be an "
+                                 "address of this host)", errno=err.errno)
+            raise err from exc
 
     # ================================================================== internals
 
