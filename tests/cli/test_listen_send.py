@@ -1,0 +1,179 @@
+"""listen + send round trips in a fresh namespace (in-process and as subprocesses)."""
+
+from __future__ import annotations
+
+import pytest
+
+from mcastkit.cli import ExitStatus
+
+from .helpers import Background, cli, json_lines, mk, mk_popen, wait_joined
+
+pytestmark = pytest.mark.kernel
+G = "239.255.40.1"
+
+
+def test_listen_json_fields_in_process(netns: object) -> None:
+    bg = Background("listen", f"{G}:5000", "-i", "lo", "-c", "2", "--timeout", "10", "--json")
+    wait_joined(G)
+    assert cli("send", f"{G}:5000", "-i", "lo", "-c", "2", "hello", "world").status == 0
+    r = bg.join()
+    assert r.status == ExitStatus.OK, r.stderr
+    objs = r.json()
+    assert len(objs) == 2
+    for o in objs:
+        assert o["data"] == "hello world"
+        assert o["group"] == G and o["interface"] == "lo" and o["ttl"] == 1
+        assert o["size"] == 11 and o["truncated"] is False
+        assert {"source", "port"} <= o.keys()
+
+
+def test_listen_text_and_hex(netns: object) -> None:
+    bg = Background("listen", f"{G}:5001", "-i", "lo", "-c", "1", "--timeout", "10", "--hex")
+    wait_joined(G)
+    cli("send", f"{G}:5001", "-i", "lo", "AB")
+    r = bg.join()
+    assert r.status == 0
+    assert r.stdout.strip().endswith(": 41 42")
+    assert f"-> {G} on lo ttl=1 2B" in r.stdout
+
+
+def test_send_stdin_one_datagram_per_line(netns: object) -> None:
+    bg = Background("listen", f"{G}:5002", "-i", "lo", "-c", "3", "--timeout", "10", "--json")
+    wait_joined(G)
+    r = cli("send", f"{G}:5002", "-i", "lo", stdin="one\ntwo\nthree\n", stdin_isatty=False)
+    assert r.status == 0
+    got = bg.join()
+    assert [o["data"] for o in got.json()] == ["one", "two", "three"]
+
+
+def test_listen_timeout_exit_3(netns: object) -> None:
+    r = cli("listen", f"{G}:5003", "-i", "lo", "--timeout", "0.3")
+    assert r.status == ExitStatus.TIMEOUT
+    assert "nothing arrived" in r.stderr
+
+
+def test_listen_count_not_reached_is_timeout(netns: object) -> None:
+    bg = Background("listen", f"{G}:5004", "-i", "lo", "-c", "5", "--timeout", "2")
+    wait_joined(G)
+    cli("send", f"{G}:5004", "-i", "lo", "x")
+    r = bg.join()
+    assert r.status == ExitStatus.TIMEOUT and "1 of 5" in r.stderr
+
+
+def test_several_groups_one_port_and_another_port(netns: object) -> None:
+    g2, g3 = "239.255.40.2", "239.255.40.3"
+    bg = Background("listen", f"{G}:5005", f"{g2}:5005", f"{g3}:5006", "-i", "lo",
+                    "-c", "3", "--timeout", "10", "--json")
+    for g in (G, g2, g3):
+        wait_joined(g)
+    cli("send", f"{G}:5005", "-i", "lo", "a")
+    cli("send", f"{g2}:5005", "-i", "lo", "b")
+    cli("send", f"{g3}:5006", "-i", "lo", "c")
+    r = bg.join()
+    assert r.status == 0
+    assert sorted((o["group"], o["data"]) for o in r.json()) == [(G, "a"), (g2, "b"), (g3, "c")]
+
+
+def test_listen_ignores_groups_it_did_not_join(netns: object) -> None:
+    other = "239.255.40.9"
+    bg = Background("listen", f"{G}:5007", "-i", "lo", "-c", "1", "--timeout", "10",
+                    "--json")
+    bg2 = Background("listen", f"{other}:5007", "-i", "lo", "-c", "1", "--timeout", "10")
+    wait_joined(G)
+    wait_joined(other)
+    cli("send", f"{other}:5007", "-i", "lo", "forbidden")
+    cli("send", f"{G}:5007", "-i", "lo", "sentinel")
+    assert [o["data"] for o in bg.join().json()] == ["sentinel"]
+    assert bg2.join().status == 0
+
+
+def test_stats_with_sequence_numbers(netns: object) -> None:
+    bg = Background("listen", f"{G}:5008", "-i", "lo", "--stats", "--timeout", "3",
+                    "--json", "--interval", "0.5")
+    wait_joined(G)
+    r = cli("send", f"{G}:5008", "-i", "lo", "--size", "64", "-c", "500", "--rate", "2k",
+            "--json")
+    assert r.status == 0
+    assert r.json()[-1]["sent"] == 500
+    out = bg.join()
+    summary = out.json()[-1]
+    assert summary["type"] == "summary"
+    assert summary["datagrams"] == 500 and summary["unique"] == 500
+    assert summary["lost"] == 0 and summary["duplicates"] == 0
+    assert summary["kernel_drops"] == 0 and summary["streams"] == 1
+    assert {"pps", "mbps", "reordered", "loss_pct"} <= summary.keys()
+
+
+def test_stats_text_summary_line(netns: object) -> None:
+    bg = Background("listen", f"{G}:5009", "-i", "lo", "--stats", "-c", "50",
+                    "--timeout", "10")
+    wait_joined(G)
+    cli("send", f"{G}:5009", "-i", "lo", "--size", "100", "-c", "50")
+    r = bg.join()
+    last = r.stdout.strip().splitlines()[-1]
+    assert last.startswith("summary: 50 datagrams") and "lost 0/50" in last
+
+
+def test_send_rate_paces_the_stream(netns: object) -> None:
+    r = cli("send", f"{G}:5010", "-i", "lo", "--size", "32", "-c", "20", "--rate", "100",
+            "--json")
+    s = r.json()[-1]
+    assert s["sent"] == 20
+    assert s["elapsed_s"] >= 0.18  # 20 datagrams at 100/s take at least 19 intervals
+
+
+def test_send_without_interface_and_route_is_error_1(netns: object) -> None:
+    r = cli("send", f"{G}:5011", "x")
+    assert r.status == ExitStatus.ERROR
+    assert r.stderr.startswith("mcastkit: error: ") and "unreachable" in r.stderr.lower()
+
+
+def test_ipv6_round_trip_on_veth(veth_loop: object) -> None:
+    g6 = "ff15::40"
+    bg = Background("listen", f"[{g6}]:5012", "-i", "vb", "-c", "1", "--timeout", "10",
+                    "--json")
+    wait_joined(g6, "vb")
+    assert cli("send", f"[{g6}]:5012", "-i", "va", "six").status == 0
+    o = bg.join().json()[0]
+    assert o["data"] == "six" and o["group"] == g6 and o["interface"] == "vb"
+
+
+def test_subprocess_round_trip(netns: object) -> None:
+    p = mk_popen("listen", f"{G}:5013", "-i", "lo", "-c", "3", "--timeout", "20", "--json")
+    try:
+        wait_joined(G)
+        s = mk("send", f"{G}:5013", "-i", "lo", "-c", "3", "via", "subprocess")
+        assert s.returncode == 0, s.stderr
+        out, err = p.communicate(timeout=30)
+    finally:
+        if p.poll() is None:
+            p.kill()
+    assert p.returncode == 0, err
+    assert [o["data"] for o in json_lines(out)] == ["via subprocess"] * 3
+
+
+def test_subprocess_stdin_send(netns: object) -> None:
+    p = mk_popen("listen", f"{G}:5014", "-i", "lo", "-c", "2", "--timeout", "20")
+    try:
+        wait_joined(G)
+        assert mk("send", f"{G}:5014", "-i", "lo", input="l1\nl2\n").returncode == 0
+        out, _ = p.communicate(timeout=30)
+    finally:
+        if p.poll() is None:
+            p.kill()
+    assert out.splitlines()[0].endswith(": l1") and out.splitlines()[1].endswith(": l2")
+
+
+def test_subprocess_ctrl_c_exits_130_with_summary(netns: object) -> None:
+    import signal
+
+    p = mk_popen("listen", f"{G}:5015", "-i", "lo", "--stats")
+    try:
+        wait_joined(G)
+        p.send_signal(signal.SIGINT)
+        out, err = p.communicate(timeout=30)
+    finally:
+        if p.poll() is None:
+            p.kill()
+    assert p.returncode == 130
+    assert "summary:" in out and "Traceback" not in err
