@@ -591,12 +591,15 @@ class MulticastSocket:
         """Request buffer sizes; returns (rcvbuf, sndbuf) as the kernel applied them (it
         doubles the request and caps it at ``net.core.rmem_max`` / ``wmem_max``)."""
         self._check_open()
+        # validate both before applying either, so a refused call changes nothing
+        if rcvbuf_bytes is not None:
+            _check_range("rcvbuf_bytes", rcvbuf_bytes, 1, 1 << 30)
+        if sndbuf_bytes is not None:
+            _check_range("sndbuf_bytes", sndbuf_bytes, 1, 1 << 30)
         with translate("set_buffer_sizes", family=self._family):
             if rcvbuf_bytes is not None:
-                _check_range("rcvbuf_bytes", rcvbuf_bytes, 1, 1 << 30)
                 plat.setopt(self._sock, Op.RCVBUF, rcvbuf_bytes)
             if sndbuf_bytes is not None:
-                _check_range("sndbuf_bytes", sndbuf_bytes, 1, 1 << 30)
                 plat.setopt(self._sock, Op.SNDBUF, sndbuf_bytes)
         return self.rcvbuf_bytes, self.sndbuf_bytes
 
