@@ -37,7 +37,8 @@ def test_reply_carries_probe_and_responder() -> None:
     assert probe is not None
     reply = _seq.pack_reply(probe, 0xABCD)
     h = _seq.parse(reply)
-    assert h is not None and h.kind is _seq.Kind.REPLY and (h.stream_id, h.seq, h.ts_ns) == (7, 3, 99)
+    assert h is not None and h.kind is _seq.Kind.REPLY
+    assert (h.stream_id, h.seq, h.ts_ns) == (7, 3, 99)
     assert _seq.parse_reply_responder(reply) == 0xABCD
 
 

@@ -1,0 +1,145 @@
+"""ping between two processes and perf send/recv, in a fresh namespace."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from mcastkit.cli import ExitStatus
+
+from .helpers import cli, json_lines, mk, mk_popen, wait_joined
+
+pytestmark = pytest.mark.kernel
+
+
+def _two_pings(extra: list[str], veth: tuple[str, str] = ("lo", "lo")) -> list[dict[str, object]]:
+    g = "239.255.41.1:4321"
+    args = [g, "-c", "8", "--interval", "0.2", "--json", "--timeout", "30"]
+    p = mk_popen("ping", *args, "-i", veth[0], *extra)
+    try:
+        wait_joined("239.255.41.1", veth[0])
+        q = mk("ping", *args, "-i", veth[1], *extra)
+        out, err = p.communicate(timeout=60)
+    finally:
+        if p.poll() is None:
+            p.kill()
+    assert p.returncode == 0, err
+    assert q.returncode == 0, q.stderr
+    return [*json_lines(out), *json_lines(q.stdout)]
+
+
+def test_ping_two_processes_no_loss(netns: object) -> None:
+    objs = _two_pings([])
+    sums = [o for o in objs if o["type"] == "summary"]
+    assert len(sums) == 2  # each process saw exactly one peer
+    for s in sums:
+        assert s["loss_pct"] == 0.0 and s["received"] >= 1
+        assert s["received"] == s["sent"]
+        assert s["rtt_min_ms"] <= s["rtt_avg_ms"] <= s["rtt_max_ms"]  # type: ignore[operator]
+        assert s["jitter_ms"] >= 0  # type: ignore[operator]
+    assert any(o["type"] == "reply" for o in objs)
+
+
+def test_ping_multicast_replies(netns: object) -> None:
+    sums = [o for o in _two_pings(["--reply", "multicast"]) if o["type"] == "summary"]
+    assert len(sums) == 2 and all(s["loss_pct"] == 0.0 for s in sums)
+
+
+def test_ping_alone_times_out_with_3(netns: object) -> None:
+    r = cli("ping", "239.255.41.2:4322", "-i", "lo", "-c", "2", "--interval", "0.1",
+            "--wait", "0.2")
+    assert r.status == ExitStatus.TIMEOUT
+    assert "no peer answered" in r.stderr
+
+
+def test_ping_across_a_veth_pair(veth_pair: object) -> None:
+    pair = veth_pair
+    g = "239.255.41.3:4323"
+    args = ["ping", g, "-i", "eth0", "-c", "6", "--interval", "0.2", "--json",
+            "--timeout", "30"]
+    import subprocess
+    import sys
+    a = pair.a.popen(sys.executable, "-m", "mcastkit", *args,  # type: ignore[attr-defined]
+                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        with pair.a.enter():  # type: ignore[attr-defined]
+            wait_joined("239.255.41.3", "eth0")
+        rb = pair.b.run(sys.executable, "-m", "mcastkit", *args,  # type: ignore[attr-defined]
+                        check=False)
+        out, err = a.communicate(timeout=60)
+    finally:
+        if a.poll() is None:
+            a.kill()
+    assert a.returncode == 0, err
+    assert rb.returncode == 0, rb.stderr
+    sa = [o for o in json_lines(out) if o["type"] == "summary"]
+    sb = [o for o in json_lines(rb.stdout) if o["type"] == "summary"]
+    assert sa[0]["peer"] == "198.18.9.2" and sb[0]["peer"] == "198.18.9.1"
+    assert sa[0]["loss_pct"] == 0.0 and sb[0]["loss_pct"] == 0.0
+
+
+def test_perf_send_recv_counts_match(netns: object, tmp_path: Path) -> None:
+    report = tmp_path / "recv.json"
+    g = "239.255.41.4:5001"
+    p = mk_popen("perf", "recv", g, "-i", "lo", "--json", "--json-report", str(report),
+                 "--timeout", "30", "--max-loss", "0")
+    try:
+        wait_joined("239.255.41.4")
+        s = mk("perf", "send", g, "-i", "lo", "-c", "3000", "--rate", "5k", "--size", "200",
+               "--json")
+        out, err = p.communicate(timeout=60)
+    finally:
+        if p.poll() is None:
+            p.kill()
+    assert s.returncode == 0, s.stderr
+    sent = json_lines(s.stdout)[-1]
+    assert sent["sent"] == 3000 and sent["role"] == "send"
+    assert p.returncode == 0, err
+    got = json_lines(out)[-1]
+    assert got["datagrams"] == 3000 and got["expected"] == 3000 and got["lost"] == 0
+    assert got["ended"] == 1 and got["duplicates"] == 0
+    assert json.loads(report.read_text()) == got
+
+
+def test_perf_recv_reports_tail_loss_from_end_marker(netns: object) -> None:
+    """The receiver learns the total from END: gaps and the missing tail count as lost,
+    and --max-loss turns that into exit 5."""
+    from mcastkit import MulticastSocket
+    from mcastkit.cli import _seq
+
+    g, port = "239.255.41.5", 5002
+    p = mk_popen("perf", "recv", f"{g}:{port}", "-i", "lo", "--json", "--timeout", "30",
+                 "--max-loss", "1")
+    try:
+        wait_joined(g)
+        with MulticastSocket(4, interface="lo") as tx:
+            for seq in (0, 1, 5, 6, 7):  # 2, 3, 4, 8, 9 never sent
+                tx.sendto(_seq.pack(77, seq, 0, 64), g, port)
+            tx.sendto(_seq.pack(77, 10, 0, kind=_seq.Kind.END), g, port)
+        out, err = p.communicate(timeout=60)
+    finally:
+        if p.poll() is None:
+            p.kill()
+    assert p.returncode == ExitStatus.LOSS, err
+    got = json_lines(out)[-1]
+    assert (got["datagrams"], got["expected"], got["lost"]) == (5, 10, 5)
+
+
+def test_perf_recv_nothing_is_timeout(netns: object) -> None:
+    r = cli("perf", "recv", "239.255.41.6:5003", "-i", "lo", "--timeout", "0.3")
+    assert r.status == ExitStatus.TIMEOUT and "nothing arrived" in r.stderr
+
+
+def test_perf_send_duration_text_summary(netns: object) -> None:
+    r = cli("perf", "send", "239.255.41.7:5004", "-i", "lo", "--duration", "0.3",
+            "--rate", "1k", "--size", "100")
+    assert r.status == 0
+    assert r.stdout.startswith("perf send: ") and "sent=" in r.stdout and "pps=" in r.stdout
+
+
+def test_perf_bad_json_report_path(netns: object) -> None:
+    r = cli("perf", "send", "239.255.41.8:5005", "-i", "lo", "-c", "1",
+            "--json-report", "/nonexistent/dir/x.json")
+    assert r.status == ExitStatus.ERROR and "--json-report" in r.stderr
