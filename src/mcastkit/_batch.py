@@ -659,7 +659,8 @@ class BatchSender:
 
     def gso_size_ok(self, size: int) -> bool:
         """Worth trying GSO for payloads of ``size`` bytes on this socket?"""
-        return self.gso_ok is not False and size not in self._gso_bad_sizes and size > 0
+        return (self.gso_ok is not False and 0 < 2 * size <= _GSO_MAX_BYTES
+                and size not in self._gso_bad_sizes)
 
     def gso_send(self, sock: socket.socket, payloads: Sequence[bytes | bytearray | memoryview],
                  dest: tuple[str, int] | tuple[str, int, int, int]
