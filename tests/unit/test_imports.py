@@ -101,6 +101,8 @@ def _present_only_config(tmp: Path) -> tuple[Path, list[str]]:
         for k, v in c.items():
             if isinstance(v, list):
                 lines.append(f"{k} = [" + ", ".join(f'"{x}"' for x in v) + "]")
+            elif isinstance(v, bool):
+                lines.append(f"{k} = {str(v).lower()}")
             else:
                 lines.append(f'{k} = "{v}"')
     path = tmp / "importlinter.toml"
