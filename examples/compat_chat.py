@@ -12,8 +12,7 @@ from __future__ import annotations
 import argparse
 import time
 
-from mcastkit import MCast, MCastError
-from mcastkit.compat import MCastDataInEventParams, MCastErrorEventParams
+from mcastkit.compat import MCast, MCastDataInEventParams, MCastError, MCastErrorEventParams
 
 
 def make_peer(name: str, group: str, port: int, interface: str, inbox: list[str]) -> MCast:

@@ -13,8 +13,7 @@ import argparse
 import sys
 import time
 
-from mcastkit import MCast, MCastError
-from mcastkit.compat import MCastDataInEventParams, MCastErrorEventParams
+from mcastkit.compat import MCast, MCastDataInEventParams, MCastError, MCastErrorEventParams
 
 
 def main() -> int:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import argparse
 
-from mcastkit import MCast, MCastError
+from mcastkit.compat import MCast, MCastError
 
 
 def main() -> int:

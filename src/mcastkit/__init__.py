@@ -23,6 +23,8 @@ This module loads the core only (no asyncio, no argparse).
 
 from __future__ import annotations
 
+from typing import Any
+
 from ._addr import Endpoint as Endpoint
 from ._addr import Group as Group
 from ._addr import Scope as Scope
@@ -61,7 +63,7 @@ __version__ = "0.1.0"
 _COMPAT_NAMES = frozenset({"MCast", "MCastError", "IPWorksError"})
 
 
-def __getattr__(name: str) -> object:
+def __getattr__(name: str) -> Any:  # Any: type checkers see no error, only less detail
     """Load the IPWorks-compatible class on first use (``from mcastkit import MCast``),
     so that ``import mcastkit`` stays light."""
     if name in _COMPAT_NAMES:
