@@ -14,6 +14,7 @@ remote host names are resolved with ``getaddrinfo`` (a resolver call, not a sock
 
 from __future__ import annotations
 
+import collections
 import errno
 import ipaddress
 import logging
@@ -26,6 +27,7 @@ from .. import __version__
 from .._addr import Group
 from .._errors import McastError, WouldBlockError
 from .._interfaces import Interface, resolve_interface
+from .._packet import Datagram
 from .._socket import MulticastSocket
 from . import _codes
 from . import _settings as S
@@ -84,6 +86,7 @@ class MCast:
         self._in_events = False
         self._want_write = False
         self._bound_host = ""
+        self._pending: collections.deque[Datagram] = collections.deque()  # read, not delivered
         self._on_data_in: DataInHandler | None = None
         self._on_error: ErrorHandler | None = None
         self._on_ready_to_send: ReadyToSendHandler | None = None
@@ -389,6 +392,8 @@ class MCast:
                 mask |= selectors.EVENT_READ
             if self._want_write:
                 mask |= selectors.EVENT_WRITE
+        if self._pending and self._accept_data:
+            wait_s = 0.0  # datagrams already read (a batch cut short by accept_data = False)
         if core is None or sel is None or mask == 0:
             if wait_s:
                 time.sleep(wait_s)  # nothing to wait on: do not spin the caller's loop
@@ -402,12 +407,15 @@ class MCast:
             return
         self._in_events = True
         try:
+            readable = bool(self._pending)
             for _key, events in ready:
                 if events & selectors.EVENT_WRITE and self._want_write:
                     self._want_write = False
                     self._fire(self._on_ready_to_send, MCastReadyToSendEventParams())
                 if events & selectors.EVENT_READ:
-                    self._drain()
+                    readable = True
+            if readable:
+                self._drain()
         finally:
             self._in_events = False
 
@@ -648,6 +656,7 @@ class MCast:
         core, sel = self._core, self._selector
         self._core = self._selector = None
         self._want_write = False
+        self._pending.clear()
         if sel is not None:
             sel.close()
         if core is not None:
@@ -659,13 +668,18 @@ class MCast:
             core = self._core
             if core is None or not self._accept_data:
                 return
-            try:
-                d = core.recv()
-            except BlockingIOError:
-                return
-            except (McastError, OSError) as exc:
-                self._fire_error(from_core(exc))
-                return
+            if not self._pending:
+                try:
+                    if hasattr(core, "recv_batch"):  # recvmmsg in the core (issue 5)
+                        self._pending.extend(core.recv_batch(64))
+                    else:  # pragma: no cover - older core
+                        self._pending.append(core.recv())
+                except BlockingIOError:
+                    return
+                except (McastError, OSError) as exc:
+                    self._fire_error(from_core(exc))
+                    return
+            d = self._pending.popleft()
             if self._settings[S.CAPTURE_IP_PACKET_INFO]:
                 self._settings[S.DESTINATION_ADDRESS] = d.group or ""
             self._fire(self._on_data_in,
