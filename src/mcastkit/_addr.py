@@ -34,7 +34,6 @@ _LINK_V4: Final = ipaddress.ip_network("224.0.0.0/24")
 _LOCAL_V4: Final = ipaddress.ip_network("239.255.0.0/16")
 _ORG_V4: Final = ipaddress.ip_network("239.192.0.0/14")
 _ADMIN_V4: Final = ipaddress.ip_network("239.0.0.0/8")
-_SSM_V6: Final = ipaddress.ip_network("ff30::/12")
 
 
 class Scope(enum.Enum):
@@ -113,8 +112,11 @@ class Group:
     @property
     def is_ssm(self) -> bool:
         """True for the source-specific ranges 232/8 and ff3x::/32 (RFC 4607)."""
-        net = _SSM_V4 if self.address.version == 4 else _SSM_V6
-        return self.address in net
+        a = self.address
+        if a.version == 4:
+            return a in _SSM_V4
+        p = a.packed  # FF3x::/32: flags 3, any scope, prefix length and prefix zero
+        return p[0] == 0xFF and p[1] >> 4 == 3 and p[2] == 0 and p[3] == 0
 
     @property
     def scope(self) -> Scope:

@@ -273,6 +273,7 @@ def test_ipv6_scope_nibble(nibble: int, flags: int) -> None:
         ("ff15::1", False),
         ("ff0e::1", False),
         ("ff1e::1", False),
+        ("ff3e:1::1", False),  # RFC 4607: FF3x::/32 only (prefix length and prefix zero)
     ],
 )
 def test_is_ssm(addr: str, ssm: bool) -> None:
