@@ -1,0 +1,182 @@
+"""Receive scenarios: drain a queue that was filled first (large rcvbuf), per receiver."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+from collections.abc import Callable
+
+from mcastkit import _batch
+
+from ._util import GROUP, Result, big_rcvbuf, build_c, fill, port, receiver, timed
+
+
+def _drain_plain(kind: str, count: int, size: int) -> float:
+    p = port()
+    rx = receiver(p)
+    try:
+        fill(p, count, size)
+        s = rx.sock
+        s.setblocking(False)
+
+        def go() -> int:
+            n = 0
+            try:
+                if kind == "recvfrom":
+                    rf = s.recvfrom
+                    while True:
+                        rf(65535)
+                        n += 1
+                else:
+                    rm = s.recvmsg
+                    while True:
+                        rm(65535, 256)
+                        n += 1
+            except BlockingIOError:
+                return n
+
+        return timed(go)
+    finally:
+        rx.close()
+
+
+def _drain_mcastkit(kind: str, count: int, size: int) -> float:
+    p = port()
+    meta = kind.endswith("+meta")
+    _batch.force_python(kind.startswith("recv_batch[python]"))
+    rx = receiver(p, metadata=meta)
+    try:
+        fill(p, count, size)
+        rx.setblocking(False)
+
+        def go() -> int:
+            n = 0
+            try:
+                if kind.startswith("recv()"):
+                    r = rx.recv
+                    while True:
+                        r()
+                        n += 1
+                else:
+                    rb = rx.recv_batch
+                    while True:
+                        n += len(rb(256))
+            except BlockingIOError:
+                return n
+
+        if not kind.startswith("recv()"):
+            rx._batch_rx = _batch.new_receiver(rx.sock.family, 65535, 256)  # ring made now
+        return timed(go)
+    finally:
+        rx.close()
+        _batch.force_python(False)
+
+
+def _drain_asyncio(kind: str, count: int, size: int) -> float:
+    if kind == "uvloop":
+        import uvloop
+        loop: asyncio.AbstractEventLoop = uvloop.new_event_loop()
+    else:
+        loop = asyncio.new_event_loop()
+    p = port()
+    rx = receiver(p)
+    try:
+        fill(p, count, size)
+        done = loop.create_future()
+        got = [0]
+
+        class Proto(asyncio.DatagramProtocol):
+            def datagram_received(self, data: bytes, addr: object) -> None:
+                got[0] += 1
+                if got[0] >= count and not done.done():
+                    done.set_result(None)
+
+        async def main() -> int:
+            s = rx.sock
+            s.setblocking(False)
+            tr, _ = await loop.create_datagram_endpoint(Proto, sock=s)
+            try:
+                await asyncio.wait_for(done, 60)
+            finally:
+                tr.abort()
+            return got[0]
+
+        return timed(lambda: loop.run_until_complete(main()))
+    finally:
+        loop.close()
+        rx.close()
+
+
+def _drain_aio(count: int, size: int) -> float:
+    import mcastkit.aio as aio
+
+    p = port()
+
+    async def main() -> float:
+        async with aio.open_multicast(f"{GROUP}:{p}", interface="lo") as ep:
+            sock = getattr(ep, "socket", None) or getattr(ep, "sock", None)
+            raw = getattr(sock, "sock", sock)
+            if raw is not None:
+                big_rcvbuf(raw)
+            fill(p, count, size)
+            import time
+
+            t = time.perf_counter()
+            n = 0
+            while n < count:
+                await asyncio.wait_for(ep.recv(), 10)
+                n += 1
+            return n / (time.perf_counter() - t)
+
+    return asyncio.run(main())
+
+
+def _drain_c(count: int, size: int) -> float:
+    exe = build_c("recvmmsg_rx")
+    if exe is None:
+        raise RuntimeError("gcc not available")
+    p = port()
+    proc = subprocess.Popen([str(exe), GROUP, str(p), str(1 << 28), "drain"],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    assert proc.stdin and proc.stdout
+    assert proc.stdout.readline().strip() == "ready"
+    fill(p, count, size)
+    proc.stdin.write("go\n")
+    proc.stdin.flush()
+    n, secs = proc.stdout.readline().split()
+    proc.wait(10)
+    return int(n) / float(secs)
+
+
+def scenarios(count: int) -> list[tuple[str, str, Callable[[int], float]]]:
+    """(name, baseline name, fn(size) -> pps)."""
+    base = "recvfrom loop"
+    return [
+        ("recvfrom loop", base, lambda s: _drain_plain("recvfrom", count, s)),
+        ("recvmsg loop", base, lambda s: _drain_plain("recvmsg", count, s)),
+        ("C recvmmsg", base, lambda s: _drain_c(count, s)),
+        ("asyncio DatagramProtocol", base, lambda s: _drain_asyncio("asyncio", count, s)),
+        ("uvloop DatagramProtocol", base, lambda s: _drain_asyncio("uvloop", count, s)),
+        ("mcastkit recv()", base, lambda s: _drain_mcastkit("recv()", count, s)),
+        ("mcastkit recv_batch", base, lambda s: _drain_mcastkit("recv_batch", count, s)),
+        ("mcastkit recv_batch+meta", base,
+         lambda s: _drain_mcastkit("recv_batch+meta", count, s)),
+        ("mcastkit recv_batch[python]+meta", base,
+         lambda s: _drain_mcastkit("recv_batch[python]+meta", count, s)),
+        ("mcastkit.aio recv()", "asyncio DatagramProtocol", lambda s: _drain_aio(count, s)),
+    ]
+
+
+def run(count: int, sizes: list[int], repeats: int) -> list[Result]:
+    out: list[Result] = []
+    for size in sizes:
+        for name, base, fn in scenarios(count):
+            r = Result("drain", name, size, baseline=base)
+            for _ in range(repeats):
+                try:
+                    r.runs.append(fn(size))
+                except Exception as e:  # a missing optional piece is reported, not fatal
+                    r.note = f"n/a: {type(e).__name__}: {e}"[:120]
+                    break
+            out.append(r)
+    return out
