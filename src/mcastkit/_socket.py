@@ -892,7 +892,12 @@ class MulticastSocket:
         self._check_open()
         _check_range("max_count", max_count, 1, 1 << 20)
         if timeout_s is not None and timeout_s != self._timeout:
-            self.settimeout(timeout_s)
+            try:
+                self.settimeout(timeout_s)
+            except OSError as exc:  # closed by another thread after the check above (D8)
+                if self._closed:
+                    raise ClosedError("the socket was closed while receiving") from exc
+                raise
         rx = self._batch_rx
         if rx is None or rx.python != _batch.using_python():
             rx = self._batch_rx = _batch.new_receiver(self._family, self._recv_size,

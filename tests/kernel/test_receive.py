@@ -218,10 +218,11 @@ def _syscall_of(t: threading.Thread) -> int:
     return int(first) if first.lstrip("-").isdigit() else -1
 
 
+@pytest.mark.parametrize("call", ["recv", "recv_batch"])
 @pytest.mark.parametrize("blocked", [True, False], ids=["blocked", "racing"])
 @pytest.mark.parametrize("metadata", [True, False], ids=["meta", "plain"])
 def test_d8_close_from_another_thread_wakes_a_blocking_recv(env: Env, metadata: bool,
-                                                           blocked: bool) -> None:
+                                                           blocked: bool, call: str) -> None:
     g = env.group()
     rx = env.rx(metadata=metadata)
     rx.join(g)
@@ -231,7 +232,10 @@ def test_d8_close_from_another_thread_wakes_a_blocking_recv(env: Env, metadata: 
     def reader() -> None:
         started.set()
         try:
-            result.append(rx.recv(60))
+            if call == "recv":
+                result.append(rx.recv(60))
+            else:
+                result.extend(rx.recv_batch(8, timeout_s=60))
         except BaseException as e:
             result.append(e)
 
