@@ -18,13 +18,22 @@ import asyncio
 import contextlib
 import errno
 from collections import deque
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Final, Generic, Literal, TypeVar
 
-from ._errors import ClosedError, ErrorCode, McastValueError, ReceiveTimeoutError
+from ._errors import (
+    ClosedError,
+    ErrorCode,
+    McastError,
+    McastStateError,
+    McastValueError,
+    ReceiveTimeoutError,
+)
 from ._membership import Membership
-from ._netlink import LinkEvent
+from ._netlink import LinkEvent, NetlinkWatcher
+from ._packet import Datagram
+from ._socket import MulticastSocket
 
 __all__ = [
     "AsyncStats",
@@ -33,8 +42,15 @@ __all__ = [
     "EventStream",
     "InterfaceEvent",
     "LinkAction",
+    "check_int",
     "check_policy",
+    "drain",
     "link_action",
+    "open_watcher",
+    "rejoin",
+    "resync",
+    "running_loop",
+    "watched",
 ]
 
 T = TypeVar("T")
@@ -362,3 +378,105 @@ def link_action(ev: LinkEvent, watched: Mapping[str, int], usable: dict[str, boo
     if prev is not None and prev != ev.usable:
         return ("up" if ev.usable else "down", name)
     return None
+
+
+def running_loop(what: str) -> asyncio.AbstractEventLoop:
+    """The running loop, or a :class:`McastStateError` saying how to get one."""
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        raise McastStateError(f"{what} needs a running event loop: call it from a coroutine "
+                              "(inside asyncio.run())", code=ErrorCode.BAD_STATE) from None
+
+
+def check_int(name: str, value: object, lo: int) -> int:
+    """``value`` if it is an int >= ``lo`` (not a bool), else :class:`McastValueError`."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < lo:
+        raise McastValueError(f"{name} must be an integer >= {lo}, got {value!r}",
+                              code=ErrorCode.BAD_VALUE)
+    return value
+
+
+def watched(core: MulticastSocket) -> dict[str, int]:
+    """Interface name -> the index ``core`` currently holds for it (memberships, by the
+    name the user gave and the resolved one, and the default interface)."""
+    out: dict[str, int] = {}
+    for m in core.memberships:
+        out[m.ifname] = m.ifindex
+        if isinstance(m.interface_spec, str):
+            out[m.interface_spec] = m.ifindex
+    iface = core.interface
+    if iface is not None:
+        out.setdefault(iface.name, iface.index)
+    return out
+
+
+def rejoin(core: MulticastSocket, name: str, index: int) -> InterfaceEvent | None:
+    """``name`` was re-created as ``index``: re-join what was chosen by name. Returns the
+    event to emit ("rejoined" or "rejoin_failed"), or None when nothing changed."""
+    before = core.interface.index if core.interface is not None else None
+    try:
+        done = core.refresh_interfaces()
+    except (McastError, OSError) as exc:
+        return InterfaceEvent(kind="rejoin_failed", name=name, index=index, error=str(exc))
+    mine = tuple(m for m in done if m.ifname == name)
+    after = core.interface.index if core.interface is not None else None
+    if mine or before != after:
+        return InterfaceEvent(kind="rejoined", name=name, index=index, memberships=mine)
+    return None
+
+
+def resync(core: MulticastSocket) -> list[InterfaceEvent]:
+    """After lost notifications: re-join whatever is stale; one "rejoined" per membership."""
+    try:
+        done = core.refresh_interfaces()
+    except (McastError, OSError):
+        return []
+    return [InterfaceEvent(kind="rejoined", name=m.ifname, index=m.ifindex, memberships=(m,))
+            for m in done]
+
+
+def drain(core: MulticastSocket, batch: Callable[[int], list[Datagram]] | None, budget: int,
+          chunk: int = 64) -> tuple[list[Datagram], bool, Exception | None]:
+    """Read up to ``budget`` datagrams from a non-blocking ``core`` without waiting (with
+    ``batch``, i.e. ``core.recv_batch``, ``chunk`` at a time; else one ``recv`` each).
+
+    Returns (datagrams, the core is closed, the receive error survived or None)."""
+    got: list[Datagram] = []
+    try:
+        if batch is not None:
+            while budget > 0:
+                want = min(budget, chunk)
+                part = batch(want)
+                got.extend(part)
+                budget -= len(part)
+                if len(part) < want:
+                    break
+        else:
+            recv = core.recv
+            while budget > 0:
+                got.append(recv())
+                budget -= 1
+    except BlockingIOError:
+        pass
+    except ClosedError:
+        return got, True, None
+    except (OSError, McastError) as exc:
+        return got, False, exc
+    return got, False, None
+
+
+def open_watcher(loop: asyncio.AbstractEventLoop, on_ready: Callable[[], None]
+                 ) -> tuple[NetlinkWatcher | None, str | None]:
+    """A netlink watcher registered with ``loop`` (and a link dump requested), or
+    (None, why) where netlink is unavailable."""
+    watcher: NetlinkWatcher | None = None
+    try:
+        watcher = NetlinkWatcher()
+        loop.add_reader(watcher.fileno(), on_ready)
+        watcher.request_links()
+    except (McastError, OSError) as exc:
+        if watcher is not None:
+            watcher.close()
+        return None, str(exc)
+    return watcher, None

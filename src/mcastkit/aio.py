@@ -30,17 +30,28 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from types import TracebackType
-from typing import Final
+from typing import Final, ParamSpec
 
 from ._addr import Endpoint, Group, IPAddress
 from ._aio_queue import AsyncStats as AsyncStats
-from ._aio_queue import BoundedQueue, check_policy, link_action
+from ._aio_queue import (
+    BoundedQueue,
+    check_int,
+    check_policy,
+    drain,
+    link_action,
+    open_watcher,
+    rejoin,
+    resync,
+    running_loop,
+    watched,
+)
 from ._aio_queue import DropPolicy as DropPolicy
 from ._aio_queue import EventStream as EventStream
 from ._aio_queue import InterfaceEvent as InterfaceEvent
-from ._errors import ClosedError, ErrorCode, McastError, McastStateError, McastValueError
+from ._errors import ClosedError, ErrorCode, McastStateError
 from ._interfaces import Interface
 from ._membership import Membership
 from ._netlink import LinkEvent, NetlinkEvent, NetlinkWatcher, Overrun
@@ -62,21 +73,7 @@ __all__ = [
 _log = logging.getLogger("mcastkit.aio")
 InterfaceArg = str | int | IPAddress | Interface
 _BATCH: Final = 64  # datagrams per recv_batch call
-
-
-def _running_loop(what: str) -> asyncio.AbstractEventLoop:
-    try:
-        return asyncio.get_running_loop()
-    except RuntimeError:
-        raise McastStateError(f"{what} needs a running event loop: call it from a coroutine "
-                              "(inside asyncio.run())", code=ErrorCode.BAD_STATE) from None
-
-
-def _check_int(name: str, value: object, lo: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < lo:
-        raise McastValueError(f"{name} must be an integer >= {lo}, got {value!r}",
-                              code=ErrorCode.BAD_VALUE)
-    return value
+_P = ParamSpec("_P")
 
 
 class AsyncMulticastSocket:
@@ -114,8 +111,8 @@ class AsyncMulticastSocket:
         on_event: Callable[[InterfaceEvent], object] | None = None,
         receive: bool = True,
     ) -> None:
-        loop = _running_loop("AsyncMulticastSocket")
-        self._max_per_wakeup = _check_int("max_per_wakeup", max_per_wakeup, 1)
+        loop = running_loop("AsyncMulticastSocket")
+        self._max_per_wakeup = check_int("max_per_wakeup", max_per_wakeup, 1)
         self._queue: BoundedQueue[Datagram] = BoundedQueue(queue_size, drop_policy,
                                                            what="datagram")
         self._events_q: BoundedQueue[InterfaceEvent] = BoundedQueue(256, "drop-oldest",
@@ -134,21 +131,13 @@ class AsyncMulticastSocket:
         self._writing = False
         self._usable: dict[str, bool] = {}
         self._watcher: NetlinkWatcher | None = None
-        self.watch_error: str | None = None
+        self.watch_error: str | None = None  # why interfaces are not watched, if so
         core.setblocking(False)
         self._receiving = receive
         if receive:
             loop.add_reader(self._fd, self._on_readable)
         if watch_interfaces:
-            try:
-                self._watcher = NetlinkWatcher()
-                loop.add_reader(self._watcher.fileno(), self._on_netlink)
-                self._watcher.request_links()
-            except (McastError, OSError) as exc:
-                self.watch_error = str(exc)
-                if self._watcher is not None:
-                    self._watcher.close()
-                    self._watcher = None
+            self._watcher, self.watch_error = open_watcher(loop, self._on_netlink)
 
     # ------------------------------------------------------------------ basics
 
@@ -190,10 +179,6 @@ class AsyncMulticastSocket:
         return self._core.local_address
 
     @property
-    def drop_policy(self) -> DropPolicy:
-        return self._queue.policy
-
-    @property
     def stats(self) -> AsyncStats:
         """A snapshot of the counters (reads the kernel's live drop counter while open)."""
         st = self._core.stats
@@ -216,31 +201,10 @@ class AsyncMulticastSocket:
         if self._closed:
             return
         self._wakeups += 1
-        budget = self._max_per_wakeup
-        got: list[Datagram] = []
-        gone = False
-        try:
-            batch = self._recv_batch
-            if batch is not None:
-                while budget > 0:
-                    want = min(budget, _BATCH)
-                    chunk = batch(want)
-                    got.extend(chunk)
-                    budget -= len(chunk)
-                    if len(chunk) < want:
-                        break
-            else:
-                recv = self._core.recv
-                while budget > 0:
-                    got.append(recv())
-                    budget -= 1
-        except BlockingIOError:
-            pass
-        except ClosedError:
-            gone = True
-        except (OSError, McastError) as exc:
+        got, gone, err = drain(self._core, self._recv_batch, self._max_per_wakeup)
+        if err is not None:
             self._recv_errors += 1
-            _log.debug("receive error survived: %s", exc)
+            _log.debug("receive error survived: %s", err)
         if got:
             self._max_batch = max(self._max_batch, len(got))
             self._queue.put_many(got)
@@ -274,7 +238,7 @@ class AsyncMulticastSocket:
                         ) -> list[Datagram]:
         """Wait for one datagram like :meth:`recv`, then take up to ``max_count`` - 1 more
         that are already queued."""
-        _check_int("max_count", max_count, 1)
+        check_int("max_count", max_count, 1)
         out = [await self.recv(timeout_s)]
         more = self._queue.take(max_count - 1)
         self._delivered += len(more)
@@ -301,23 +265,41 @@ class AsyncMulticastSocket:
             ClosedError: the socket is closed (also while waiting).
             DatagramTooLargeError / SendError: as :meth:`MulticastSocket.send`.
         """
-        while True:
-            if self._closed:
-                raise ClosedError("the socket is closed; open a new one")
-            try:
-                return self._core.send(data, endpoint)
-            except BlockingIOError:
-                self._send_waits += 1
-                await self._writable()
+        return await self._flow(self._core.send, data, endpoint)
 
     async def sendto(self, data: bytes | bytearray | memoryview, address: str | IPAddress,
                      port: int) -> int:
         """Like :meth:`send`, to (address, port)."""
+        return await self._flow(self._core.sendto, data, address, port)
+
+    async def send_many(self, payloads: Sequence[bytes | bytearray | memoryview],
+                        address: str | IPAddress, port: int) -> int:
+        """Send every payload, in order, with as few syscalls as the core manages
+        (:meth:`MulticastSocket.send_batch`: UDP GSO / sendmmsg), waiting for writability
+        whenever the buffer fills. Returns the number sent (all of them).
+
+        Raises:
+            ClosedError / DatagramTooLargeError / SendError: as :meth:`send`; an error
+                raised mid-way leaves the earlier datagrams sent.
+        """
+        items = list(payloads)
+        batch = getattr(self._core, "send_batch", None)
+        done = 0
+        while done < len(items):
+            if batch is not None:
+                done += await self._flow(batch, items[done:], address, port)
+            else:
+                await self._flow(self._core.sendto, items[done], address, port)
+                done += 1
+        return done
+
+    async def _flow(self, fn: Callable[_P, int], *args: _P.args, **kw: _P.kwargs) -> int:
+        """Call a non-blocking send; on would-block wait for writability and retry."""
         while True:
             if self._closed:
                 raise ClosedError("the socket is closed; open a new one")
             try:
-                return self._core.sendto(data, address, port)
+                return fn(*args, **kw)
             except BlockingIOError:
                 self._send_waits += 1
                 await self._writable()
@@ -396,53 +378,20 @@ class AsyncMulticastSocket:
             elif isinstance(ev, Overrun):
                 self._resync()
 
-    def _watched(self) -> dict[str, int]:
-        """Interface name -> the index this socket currently holds for it."""
-        out: dict[str, int] = {}
-        for m in self._core.memberships:
-            out[m.ifname] = m.ifindex
-            if isinstance(m.interface_spec, str):
-                out[m.interface_spec] = m.ifindex
-        iface = self._core.interface
-        if iface is not None:
-            out.setdefault(iface.name, iface.index)
-        return out
-
     def _on_link(self, ev: LinkEvent) -> None:
-        act = link_action(ev, self._watched(), self._usable)
+        act = link_action(ev, watched(self._core), self._usable)
         if act is None:
             return
         kind, name = act
-        if kind == "rejoin":
-            self._rejoin(name, ev.index)
-        else:
+        if kind != "rejoin":
             self._emit(InterfaceEvent(kind=kind, name=name, index=ev.index))
-
-    def _rejoin(self, name: str, index: int) -> None:
-        core = self._core
-        before = core.interface.index if core.interface is not None else None
-        try:
-            done = core.refresh_interfaces()
-        except (McastError, OSError) as exc:
-            self._emit(InterfaceEvent(kind="rejoin_failed", name=name, index=index,
-                                      error=str(exc)))
-            return
-        mine = tuple(m for m in done if m.ifname == name)
-        after = core.interface.index if core.interface is not None else None
-        if mine or before != after:
-            self._emit(InterfaceEvent(kind="rejoined", name=name, index=index,
-                                      memberships=mine))
+        elif (out := rejoin(self._core, name, ev.index)) is not None:
+            self._emit(out)
 
     def _resync(self) -> None:
         """Events were lost: re-join what is stale and re-read every link's state."""
-        try:
-            done = self._core.refresh_interfaces()
-        except (McastError, OSError) as exc:
-            _log.debug("refresh after a netlink overrun failed: %s", exc)
-            done = []
-        for m in done:
-            self._emit(InterfaceEvent(kind="rejoined", name=m.ifname, index=m.ifindex,
-                                      memberships=(m,)))
+        for ev in resync(self._core):
+            self._emit(ev)
         if self._watcher is not None:
             self._watcher.request_links()
 
@@ -542,10 +491,10 @@ def open_multicast(
         McastStateError: no running event loop.
         McastOSError and subclasses: as :func:`mcastkit.open_receiver`.
     """
-    _running_loop("open_multicast")
+    running_loop("open_multicast")
     check_policy(drop_policy)
-    _check_int("queue_size", queue_size, 1)
-    _check_int("max_per_wakeup", max_per_wakeup, 1)
+    check_int("queue_size", queue_size, 1)
+    check_int("max_per_wakeup", max_per_wakeup, 1)
     core = _open_receiver(*endpoints, interface=interface, ttl=ttl, loopback=loopback,
                           reuse_port=reuse_port, metadata=metadata, blocking=False, **options)
     return _make(core, queue_size, drop_policy, max_per_wakeup, watch_interfaces, on_event,
@@ -567,7 +516,7 @@ def open_sender(
     Raises:
         McastValueError / McastStateError: as :func:`open_multicast`.
     """
-    _running_loop("open_sender")
+    running_loop("open_sender")
     core = _open_sender(endpoint, interface=interface, ttl=ttl, loopback=loopback,
                         blocking=False, **options)
     return _make(core, 1, "drop-newest", 1, watch_interfaces, on_event, False)
