@@ -113,11 +113,9 @@ def _drain_aio(count: int, size: int) -> float:
     p = port()
 
     async def main() -> float:
-        async with aio.open_multicast(f"{GROUP}:{p}", interface="lo") as ep:
-            sock = getattr(ep, "socket", None) or getattr(ep, "sock", None)
-            raw = getattr(sock, "sock", sock)
-            if raw is not None:
-                big_rcvbuf(raw)
+        async with aio.open_multicast(f"{GROUP}:{p}", interface="lo",
+                                      queue_size=count + 256) as ep:
+            big_rcvbuf(ep.socket.sock)
             fill(p, count, size)
             import time
 
