@@ -172,6 +172,10 @@ class MembershipBook:
         srcs = m.sources | {source} if block else m.sources - {source}
         self._m[(ifindex, group)] = replace(m, sources=srcs)
 
+    def restore(self, m: Membership) -> None:
+        """Put back a record taken out by a refresh whose re-join failed (retried later)."""
+        self._m[(m.ifindex, m.group)] = m
+
     def clear(self) -> list[Membership]:
         out = list(self._m.values())
         self._m.clear()

@@ -393,6 +393,12 @@ class MulticastSocket:
         iface = resolve_interface(interface)
         return iface.index, iface.name
 
+    def _drop_membership(self, ifindex: int, g: Group) -> None:
+        m = self._book.get(ifindex, str(g))
+        if m is not None:
+            self._leave_index(ifindex, g.address, m.ifname)
+            self._book.commit_leave(ifindex, str(g))
+
     def _leave_index(self, ifindex: int, group: IPAddress, ifname: str) -> None:
         try:
             with translate("leave", group=str(group), interface=ifname, family=self._family):
@@ -500,13 +506,20 @@ class MulticastSocket:
             g = Group.parse(m.group)
             self._leave_index(m.ifindex, g.address, m.ifname)
             self._book.commit_leave(m.ifindex, m.group)
-            if m.mode.value == "exclude":
-                nm = self.join(g, m.interface_spec)
-                for src in m.sources:
-                    self.block_source(src, g, m.interface_spec)
-            else:
-                for src in m.sources:
-                    nm = self.join_source(src, g, m.interface_spec)
+            try:
+                if m.mode.value == "exclude":
+                    nm = self.join(g, m.interface_spec)
+                    for src in m.sources:
+                        self.block_source(src, g, m.interface_spec)
+                else:
+                    for src in m.sources:
+                        nm = self.join_source(src, g, m.interface_spec)
+            except McastError:
+                # undo what the re-join did, keep the old record so the next call retries
+                with contextlib.suppress(McastError):
+                    self._drop_membership(idx, g)
+                self._book.restore(m)
+                raise
             done.append(nm)
         if self._iface is not None and isinstance(self._iface_spec, str):
             try:
@@ -720,7 +733,7 @@ class MulticastSocket:
         if self._closed:
             raise ClosedError("the socket is closed; open a new MulticastSocket") from exc
         what = f"{dest[0]}:{dest[1]}" if dest else "connected peer"
-        if exc.errno == errno.ENOBUFS and not isinstance(exc, BlockingIOError):
+        if exc.errno == errno.ENOBUFS and self._timeout != 0.0:  # never sleep non-blocking
             for attempt in range(_SEND_RETRIES):
                 time.sleep(0.001 * (2**attempt))
                 self.stats.send_retries += 1
@@ -730,7 +743,8 @@ class MulticastSocket:
                     if again.errno != errno.ENOBUFS:
                         exc = again
                         break
-        self.stats.send_errors += 1
+        if not isinstance(exc, BlockingIOError):  # would-block is flow control, not an error
+            self.stats.send_errors += 1
         with translate("send", group=what,
                        interface=self._iface.name if self._iface else None, family=self._family):
             raise exc
@@ -891,13 +905,14 @@ class MulticastSocket:
         """
         self._check_open()
         _check_range("max_count", max_count, 1, 1 << 20)
-        if timeout_s is not None and timeout_s != self._timeout:
-            try:
-                self.settimeout(timeout_s)
-            except OSError as exc:  # closed by another thread after the check above (D8)
-                if self._closed:
-                    raise ClosedError("the socket was closed while receiving") from exc
-                raise
+        if timeout_s is not None and timeout_s < 0:
+            raise McastValueError(f"timeout_s must be >= 0 or None, got {timeout_s}")
+        try:  # like recv(): a per-call timeout does not stick
+            self._apply_timeout(self._default_timeout if timeout_s is None else timeout_s)
+        except OSError as exc:  # closed by another thread after the check above (D8)
+            if self._closed:
+                raise ClosedError("the socket was closed while receiving") from exc
+            raise
         rx = self._batch_rx
         if rx is None or rx.python != _batch.using_python():
             rx = self._batch_rx = _batch.new_receiver(self._family, self._recv_size,

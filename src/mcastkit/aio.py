@@ -183,7 +183,7 @@ class AsyncMulticastSocket:
         """A snapshot of the counters (reads the kernel's live drop counter while open)."""
         st = self._core.stats
         kd = self._final_kernel_drops if self._closed else self._core.kernel_drops()
-        send_errors = st.send_errors - self._send_waits  # the core counts would-blocks too
+        send_errors = st.send_errors  # the core does not count would-blocks
         return AsyncStats(
             received=st.datagrams, bytes=st.bytes, delivered=self._delivered,
             queued=len(self._queue), queue_drops=self._queue.drops,
