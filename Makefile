@@ -22,7 +22,6 @@ demo: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests examples benchmarks
-	$(BIN)/ruff format --check src || true
 
 typecheck: $(STAMP)
 	$(BIN)/mypy --strict
