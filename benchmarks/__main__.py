@@ -19,15 +19,21 @@ from . import e2e, rx, tx
 from ._util import OUT, Result
 
 
+def _ratio(r: Result, by: dict[tuple[str, str, int], Result], name: str | None) -> float:
+    base = by.get((r.scenario, name or "", r.size))
+    return r.pps / base.pps if base and base.pps and r.pps else float("nan")
+
+
 def _table(results: list[Result]) -> str:
     by = {(r.scenario, r.name, r.size): r for r in results}
     lines = [f"{'scenario':7} {'size':>5} {'name':34} {'pps':>11} {'ratio':>7}  baseline"]
     for r in results:
-        base = by.get((r.scenario, r.baseline or "", r.size))
-        ratio = r.pps / base.pps if base and base.pps and r.pps else float("nan")
         pps = f"{r.pps:,.0f}" if r.runs else r.note
-        lines.append(f"{r.scenario:7} {r.size:>5} {r.name:34} {pps:>11} {ratio:>7.2f}x  "
-                     f"{r.baseline or ''}")
+        line = (f"{r.scenario:7} {r.size:>5} {r.name:34} {pps:>11} "
+                f"{_ratio(r, by, r.baseline):>7.2f}x  {r.baseline or ''}")
+        if r.baseline2:
+            line += f"; {_ratio(r, by, r.baseline2):.2f}x {r.baseline2}"
+        lines.append(line)
     return "\n".join(lines)
 
 

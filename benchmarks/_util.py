@@ -36,6 +36,7 @@ class Result:
     runs: list[float] = field(default_factory=list)  # datagrams per second
     note: str = ""
     baseline: str | None = None  # name of the row this one is compared with
+    baseline2: str | None = None  # an optional second comparison row
 
     @property
     def pps(self) -> float:

@@ -107,26 +107,100 @@ def _drain_asyncio(kind: str, count: int, size: int) -> float:
         rx.close()
 
 
-def _drain_aio(count: int, size: int) -> float:
+def _drain_aio(kind: str, count: int, size: int) -> float:
+    """mcastkit.aio on the stock loop: ``await ep.recv()``, ``async for`` or
+    ``await ep.recv_many(256)`` (no wait_for per datagram: that creates a task each)."""
+    import time
+
     import mcastkit.aio as aio
 
     p = port()
 
     async def main() -> float:
         async with aio.open_multicast(f"{GROUP}:{p}", interface="lo",
-                                      queue_size=count + 256) as ep:
+                                      queue_size=count + 256, watch_interfaces=False) as ep:
             big_rcvbuf(ep.socket.sock)
             fill(p, count, size)
-            import time
-
             t = time.perf_counter()
             n = 0
-            while n < count:
-                await asyncio.wait_for(ep.recv(), 10)
-                n += 1
+            if kind == "recv":
+                r = ep.recv
+                while n < count:
+                    await r(10)
+                    n += 1
+            elif kind == "async for":
+                async for _d in ep:
+                    n += 1
+                    if n >= count:
+                        break
+            else:
+                rm = ep.recv_many
+                while n < count:
+                    n += len(await rm(256, 10))
             return n / (time.perf_counter() - t)
 
     return asyncio.run(main())
+
+
+def _drain_mcast(count: int, size: int) -> float:
+    """mcastkit.compat.MCast: on_data_in fired from do_events (SelectWaitMillis=0)."""
+    from mcastkit.compat import MCast
+
+    p = port()
+    mc = MCast()
+    got = [0]
+
+    def on_data_in(e: object) -> None:
+        got[0] += 1
+
+    mc.on_data_in = on_data_in
+    mc.receive_interface = mc.send_interface = "lo"
+    mc.local_port = p
+    mc.multicast_group = GROUP
+    mc.config("SelectWaitMillis=0")
+    mc.active = True
+    try:
+        core = mc._core
+        assert core is not None
+        big_rcvbuf(core.sock)
+        fill(p, count, size)
+
+        def go() -> int:
+            de = mc.do_events
+            while got[0] < count:
+                before = got[0]
+                de()
+                if got[0] == before:
+                    break
+            return got[0]
+
+        return timed(go)
+    finally:
+        mc.active = False
+
+
+def _drain_twisted(count: int, size: int) -> float:
+    """Twisted's multicast port (reactor in a child process: a reactor runs only once)."""
+    import importlib.util
+    import sys
+
+    if importlib.util.find_spec("twisted") is None:
+        raise RuntimeError("twisted not installed")
+    p = port()
+    proc = subprocess.Popen([sys.executable, "-m", "benchmarks._twisted_rx", GROUP, str(p),
+                             str(count)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            text=True)
+    assert proc.stdin and proc.stdout
+    line = proc.stdout.readline().strip()
+    if line != "ready":
+        proc.kill()
+        raise RuntimeError(f"twisted receiver did not start: {line!r}")
+    fill(p, count, size)
+    proc.stdin.write("go\n")
+    proc.stdin.flush()
+    n, secs = proc.stdout.readline().split()
+    proc.wait(10)
+    return int(n) / float(secs)
 
 
 def _drain_c(count: int, size: int) -> float:
@@ -146,6 +220,14 @@ def _drain_c(count: int, size: int) -> float:
     return int(n) / float(secs)
 
 
+#: rows also compared with a second baseline (issue 5 target (b): stock loop and uvloop)
+SECOND: dict[str, str] = {
+    "mcastkit.aio recv()": "uvloop DatagramProtocol",
+    "mcastkit.aio async for": "uvloop DatagramProtocol",
+    "mcastkit.aio recv_many(256)": "uvloop DatagramProtocol",
+}
+
+
 def scenarios(count: int) -> list[tuple[str, str, Callable[[int], float]]]:
     """(name, baseline name, fn(size) -> pps)."""
     base = "recvfrom loop"
@@ -161,7 +243,14 @@ def scenarios(count: int) -> list[tuple[str, str, Callable[[int], float]]]:
          lambda s: _drain_mcastkit("recv_batch+meta", count, s)),
         ("mcastkit recv_batch[python]+meta", base,
          lambda s: _drain_mcastkit("recv_batch[python]+meta", count, s)),
-        ("mcastkit.aio recv()", "asyncio DatagramProtocol", lambda s: _drain_aio(count, s)),
+        ("mcastkit.aio recv()", "asyncio DatagramProtocol",
+         lambda s: _drain_aio("recv", count, s)),
+        ("mcastkit.aio async for", "asyncio DatagramProtocol",
+         lambda s: _drain_aio("async for", count, s)),
+        ("mcastkit.aio recv_many(256)", "asyncio DatagramProtocol",
+         lambda s: _drain_aio("recv_many", count, s)),
+        ("MCast on_data_in (do_events)", base, lambda s: _drain_mcast(count, s)),
+        ("Twisted multicast port", base, lambda s: _drain_twisted(count, s)),
     ]
 
 
@@ -169,7 +258,8 @@ def run(count: int, sizes: list[int], repeats: int) -> list[Result]:
     out: list[Result] = []
     for size in sizes:
         for name, base, fn in scenarios(count):
-            r = Result("drain", name, size, baseline=base)
+            r = Result("drain", name, size, baseline=base,
+                       baseline2=SECOND.get(name))
             for _ in range(repeats):
                 try:
                     r.runs.append(fn(size))
