@@ -37,6 +37,7 @@ from ._errors import InterfaceError as InterfaceError
 from ._errors import InterfaceNotFoundError as InterfaceNotFoundError
 from ._errors import McastError as McastError
 from ._errors import McastOSError as McastOSError
+from ._errors import McastScopeWarning as McastScopeWarning
 from ._errors import McastStateError as McastStateError
 from ._errors import McastValueError as McastValueError
 from ._errors import MembershipLimitError as MembershipLimitError
@@ -88,6 +89,7 @@ __all__ = [
     "InterfaceNotFoundError",
     "McastError",
     "McastOSError",
+    "McastScopeWarning",
     "McastStateError",
     "McastValueError",
     "Membership",

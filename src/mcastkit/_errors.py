@@ -25,6 +25,7 @@ __all__ = [
     "InterfaceNotFoundError",
     "McastError",
     "McastOSError",
+    "McastScopeWarning",
     "McastStateError",
     "McastValueError",
     "MembershipLimitError",
@@ -209,6 +210,13 @@ class ReceiveTimeoutError(McastOSError, TimeoutError):
     """No datagram arrived within the timeout."""
 
     code = ErrorCode.TIMEOUT
+
+
+class McastScopeWarning(UserWarning):
+    """A setting contradicts a group's scope (field notes G3), e.g. a TTL above 1 for a
+    link-scope group (224.0.0.0/24, ff02::/16) that routers never forward, or a group with
+    a reserved IPv6 scope. Issued with :func:`warnings.warn`, once per socket and cause;
+    silence it with ``warnings.simplefilter("ignore", McastScopeWarning)``."""
 
 
 # --------------------------------------------------------------------------- translation

@@ -30,6 +30,7 @@ ALL = [
     "InterfaceNotFoundError",
     "McastError",
     "McastOSError",
+    "McastScopeWarning",
     "McastStateError",
     "McastValueError",
     "Membership",
