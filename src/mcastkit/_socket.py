@@ -285,6 +285,8 @@ class MulticastSocket:
         self._check_family(ip, "peer address")
         with translate("connect", group=f"{ip}:{port}", family=self._family):
             self._sock.connect((str(ip), port))
+        if ip.is_multicast:  # G3: a TTL above 1 to a link-scope group, reserved scopes
+            self._warn_scope(str(ip), self.ttl)
 
     def disconnect(self) -> None:
         """Undo :meth:`connect` (AF_UNSPEC connect)."""
@@ -353,7 +355,9 @@ class MulticastSocket:
             return m
         with translate("join", group=key, interface=iface.name, family=self._family):
             plat.setopt(self._sock, Op.JOIN, pack_group_req(iface.index, g.address))
-        return self._book.commit_join(iface.index, key, iface.name, spec)
+        m = self._book.commit_join(iface.index, key, iface.name, spec)
+        self._warn_scope(g, self.ttl)  # G3
+        return m
 
     def leave(self, group: str | IPAddress | Group, interface: InterfaceArg | None = None) -> None:
         """Leave an any-source or source-specific membership (all its sources).
@@ -432,7 +436,9 @@ class MulticastSocket:
                        family=self._family):
             plat.setopt(self._sock, Op.JOIN_SOURCE,
                         pack_group_source_req(iface.index, g.address, s))
-        return self._book.commit_join_source(iface.index, key, str(s), iface.name, spec)
+        m = self._book.commit_join_source(iface.index, key, str(s), iface.name, spec)
+        self._warn_scope(g, self.ttl)  # G3
+        return m
 
     def leave_source(
         self,
@@ -547,11 +553,49 @@ class MulticastSocket:
 
     def set_ttl(self, ttl: int) -> None:
         """Multicast TTL (IPv4) or hop limit (IPv6), 0-255. 0 keeps datagrams on this host,
-        1 on the local link. (-1, which Linux takes as "default", is refused: C4.)"""
+        1 on the local link. (-1, which Linux takes as "default", is refused: C4.)
+
+        Warns:
+            McastScopeWarning: ``ttl`` > 1 while the socket is joined or connected to a
+                link- or interface-scope group (never routed; G3), once per group.
+        """
         self._check_open()
         _check_range("ttl", ttl, 0, 255)
         with translate("set_ttl", family=self._family):
             plat.setopt(self._sock, Op.MULTICAST_TTL, ttl)
+        if ttl > 1 and not self._closed:  # G3: TTL against the scopes of our groups
+            peer = self._peer_group()
+            for g in {m.group for m in self._book} | ({peer} if peer else set()):
+                self._warn_scope(g, ttl)
+
+    # G3 scope warnings (additive): once per socket and cause
+    _scope_warned: frozenset[tuple[str, str]] = frozenset()
+
+    def _peer_group(self) -> str | None:
+        """The connected peer if it is a multicast group, else None."""
+        try:
+            peer = str(self._sock.getpeername()[0]).split("%", 1)[0]  # ff02::1%3 -> ff02::1
+        except OSError:  # not connected (ENOTCONN), or disconnected
+            return None
+        return peer if _is_multicast_text(peer) else None
+
+    def _warn_scope(self, group: str | Group, ttl: int) -> None:
+        """Issue :class:`McastScopeWarning` when ``ttl`` contradicts ``group``'s scope
+        (``_addr.scope_ttl_warning``), at most once per (group, cause) on this socket."""
+        import warnings
+
+        from ._addr import Scope, scope_ttl_warning
+        from ._errors import McastScopeWarning
+
+        g = Group.parse(group)
+        msg = scope_ttl_warning(g, ttl)
+        if msg is None:
+            return
+        key = (str(g), "reserved" if g.scope is Scope.RESERVED else "ttl")
+        if key in self._scope_warned:
+            return
+        self._scope_warned = self._scope_warned | {key}
+        warnings.warn(msg, McastScopeWarning, stacklevel=3)
 
     @property
     def ttl(self) -> int:
