@@ -2,10 +2,12 @@
 
 Owns: the preallocated per-socket message rings (``struct mmsghdr`` / ``iovec`` / name and
 control buffers, built once and reused), the byte layouts of those structs (checked
-against ctypes in tests), the control-message walker, the pure-Python fallbacks used when
-ctypes or the syscalls are missing (or when :func:`force_python` says so), and the UDP GSO
-probe. :class:`~mcastkit.MulticastSocket` wraps these in ``recv_batch`` / ``send_batch``;
-statistics, filtering and error translation stay in the socket core.
+against ctypes in tests), the control-message walker, the choice between the three
+receive implementations (``"c"``: the optional compiled ring in ``mcastkit._speedups``;
+``"ctypes"``: recvmmsg through ctypes; ``"python"``: a recvmsg loop; the best available
+one unless :func:`force_impl` or ``MCASTKIT_BATCH=c|ctypes|python`` says otherwise), and
+the UDP GSO probe. :class:`~mcastkit.MulticastSocket` wraps these in ``recv_batch`` /
+``send_batch``; statistics, filtering and error translation stay in the socket core.
 
 Must not: import the socket core (it sits beside it), keep global state beyond the libc
 handle and the implementation switch, hold per-source state without a bound (G6), or
@@ -41,8 +43,13 @@ __all__ = [
     "MMSGHDR",
     "BatchReceiver",
     "BatchSender",
+    "CReceiver",
     "MmsgReceiver",
     "PyReceiver",
+    "Summary",
+    "available_impls",
+    "current_impl",
+    "force_impl",
     "force_python",
     "mmsg_available",
     "new_receiver",
@@ -55,6 +62,9 @@ __all__ = [
 ]
 
 _T = TypeVar("_T")
+#: (group, interface, drops, bytes, truncated) of a batch in which every datagram has the
+#: same group, interface and drop count: lets the core count and filter without a loop
+Summary = tuple[str | None, int | None, int | None, int, int]
 
 # --------------------------------------------------------------------------- layouts
 
@@ -152,7 +162,10 @@ def parse_cmsgs(buf: bytes, start: int = 0, length: int | None = None
 _libc: ctypes.CDLL | None = None
 _recvmmsg = None
 _sendmmsg = None
-_force_python = os.environ.get("MCASTKIT_BATCH", "").lower() == "python"
+_IMPLS: Final = ("c", "ctypes", "python")
+_env_impl = os.environ.get("MCASTKIT_BATCH", "").lower()
+_ENV_IMPL: Final = _env_impl if _env_impl in _IMPLS else None
+_forced: str | None = _ENV_IMPL
 
 
 def _load() -> None:
@@ -174,24 +187,62 @@ def _load() -> None:
 
 _load()
 
+_Ring: type | None
+try:
+    from ._speedups import Ring as _Ring
+    from ._speedups import setup as _setup
+
+    _CODES: Final = {CmsgKind.PKTINFO4: 1, CmsgKind.PKTINFO6: 2, CmsgKind.TTL: 3,
+                     CmsgKind.HOPLIMIT: 3, CmsgKind.RXQ_OVFL: 4, CmsgKind.TIMESTAMPNS: 5,
+                     CmsgKind.TOS: 6, CmsgKind.TCLASS: 6}
+    _setup(Datagram, [(lv, ty, _CODES[k]) for (lv, ty), k
+                      in plat.CMSG_KINDS.items() if k in _CODES])
+except (ImportError, TypeError, ValueError, AttributeError):  # not built, or a mismatch
+    _Ring = None
+
 
 def mmsg_available() -> bool:
     """True when recvmmsg/sendmmsg can be called through ctypes."""
     return _recvmmsg is not None and _sendmmsg is not None
 
 
-def force_python(on: bool) -> None:
-    """Force the pure-Python fallbacks (for tests and benchmarks); new rings only.
+def available_impls() -> list[str]:
+    """The receive implementations usable here, best first (``"python"`` always)."""
+    out = ["c"] if _Ring is not None else []
+    if mmsg_available():
+        out.append("ctypes")
+    return [*out, "python"]
 
-    The environment variable ``MCASTKIT_BATCH=python`` sets this at import time.
+
+def force_impl(name: str | None) -> None:
+    """Use ``name`` (``"c"``, ``"ctypes"`` or ``"python"``) for new rings; None restores
+    the default (``MCASTKIT_BATCH`` if set, else the best available).
+
+    Raises:
+        ValueError: an unknown or unavailable implementation.
     """
-    global _force_python
-    _force_python = on
+    global _forced
+    if name is not None and name not in available_impls():
+        raise ValueError(f"batch implementation {name!r} is not available here; "
+                         f"available: {', '.join(available_impls())}")
+    _forced = _ENV_IMPL if name is None else name
+
+
+def force_python(on: bool) -> None:
+    """Force the pure-Python fallbacks (True) or go back to the default (False)."""
+    force_impl("python" if on else None)
+
+
+def current_impl() -> str:
+    """The implementation new rings use: the forced one if available, else the best.
+    (Sending uses ctypes sendmmsg for both ``"c"`` and ``"ctypes"``.)"""
+    avail = available_impls()
+    return _forced if _forced in avail else avail[0]
 
 
 def using_python() -> bool:
     """True when new rings will use the pure-Python fallbacks."""
-    return _force_python or not mmsg_available()
+    return current_impl() == "python"
 
 
 def _addr_of(buf: bytearray) -> int:
@@ -233,9 +284,10 @@ class BatchReceiver:
     """
 
     python: bool = False
-    #: after each receive: (distinct groups, drops column or None, bytes, truncated) when
-    #: the batch was regular, else None; lets the core count without a per-item loop
-    summary: tuple[Sequence[str | None], list[int | None] | None, int, int] | None = None
+    impl: str = "ctypes"
+    #: after each receive: the batch's :data:`Summary` when every datagram had the same
+    #: group, interface and drop count, else None
+    summary: Summary | None = None
 
     def __init__(self, family: int, recv_size: int) -> None:
         self.family = family
@@ -334,7 +386,7 @@ class MmsgReceiver(BatchReceiver):
             if fd < 0:
                 raise OSError(errno.EBADF, os.strerror(errno.EBADF))
             try:
-                got = self._syscall(fd, n)
+                return self._now(fd, n)
             except BlockingIOError:
                 if wait == 0:
                     raise
@@ -342,7 +394,10 @@ class MmsgReceiver(BatchReceiver):
                 continue
             except InterruptedError:  # pragma: no cover - MSG_DONTWAIT does not sleep
                 continue
-            return self._build(got)
+
+    def _now(self, fd: int, n: int) -> list[Datagram]:
+        """One non-waiting recvmmsg of up to ``n`` messages, as Datagrams."""
+        return self._build(self._syscall(fd, n))
 
     def _build(self, n: int) -> list[Datagram]:
         """Turn the first ``n`` filled slots into Datagrams.
@@ -375,15 +430,15 @@ class MmsgReceiver(BatchReceiver):
         cl = clens[0]
         if cl == 0 and clens.count(0) == n:
             rep = itertools.repeat
-            self.summary = ((None,), None, nbytes, ntrunc)
+            self.summary = (None, None, None, nbytes, ntrunc)
             return list(map(Datagram, datas, srcs, ports, rep(None, n), rep(None, n),
                             rep(None, n), truncs))
         if clens.count(cl) == n:
             cols = self._meta_columns(n, cl)
             if cols is not None:
-                group, iface, ttl, drops, ts, tos, gset = cols
-                self.summary = (gset, drops if isinstance(drops, list) else None,
-                                nbytes, ntrunc)
+                group, iface, ttl, drops, ts, tos, uni = cols
+                if uni is not None:
+                    self.summary = (*uni, nbytes, ntrunc)
                 return list(map(Datagram, datas, srcs, ports, group, iface, ttl, truncs,
                                 drops, ts, tos))
         return self._build_slow(n, datas, srcs, ports, list(truncs), clens)
@@ -403,7 +458,7 @@ class MmsgReceiver(BatchReceiver):
     def _meta_columns(self, n: int, cl: int) -> tuple[
             Iterable[str | None], Iterable[int | None], Iterable[int | None],
             Iterable[int | None], Iterable[int | None], Iterable[int | None],
-            Sequence[str | None]] | None:
+            tuple[str | None, int | None, int | None] | None] | None:
         """Read every metadata field of a uniform batch column-wise; None if irregular."""
         ctrl = self._ctrl
         cs = _CTRL_SIZE
@@ -414,7 +469,6 @@ class MmsgReceiver(BatchReceiver):
         s4 = cs // 4
         # a column is a list (one value per message) or a 1-tuple (the same for all)
         group: Sequence[str | None] = (None,)
-        gset: Sequence[str | None] = (None,)
         iface: Sequence[int | None] = (None,)
         ttl: Sequence[int | None] = (None,)
         drops: Sequence[int | None] = (None,)
@@ -436,13 +490,11 @@ class MmsgReceiver(BatchReceiver):
                 addrs = u32[d // 4 + 2: end4: s4].tolist()
                 gmap = {a: socket.inet_ntop(socket.AF_INET, a.to_bytes(4, sys.byteorder))
                         for a in set(addrs)}
-                gset = list(gmap.values())
                 group = (gmap[addrs[0]],) if len(gmap) == 1 else [gmap[a] for a in addrs]
             elif kind is CmsgKind.PKTINFO6 and ln >= 20:
                 cb = self._cmv[: n * cs].tobytes()
                 keys = [cb[o: o + 16] for o in range(d, n * cs, cs)]
                 g6 = {k: socket.inet_ntop(socket.AF_INET6, k) for k in set(keys)}
-                gset = list(g6.values())
                 group = (g6[keys[0]],) if len(g6) == 1 else [g6[k] for k in keys]
                 iface = self._col(u32, (d + 16) // 4, end4, s4, n, signed=True)
             elif (kind is CmsgKind.TTL or kind is CmsgKind.HOPLIMIT) and ln >= 4:
@@ -453,8 +505,8 @@ class MmsgReceiver(BatchReceiver):
                 else:
                     tos = self._cmv[d: n * cs: cs].tolist()
             elif kind is CmsgKind.RXQ_OVFL and ln >= 4:
-                dl = u32[d // 4: end4: s4].tolist()
-                drops = list(dl)
+                dl: list[int | None] = list(u32[d // 4: end4: s4].tolist())
+                drops = (dl[0],) if dl.count(dl[0]) == n else dl
             elif kind is CmsgKind.TIMESTAMPNS and ln >= 16:
                 q = self._cv64
                 secs = q[d // 8: n * cs // 8: cs // 8].tolist()
@@ -470,8 +522,11 @@ class MmsgReceiver(BatchReceiver):
         if tuple(c[0] for c in cols) != (ref.group, ref.interface, ref.ttl, ref.drops,
                                          ref.timestamp_ns, ref.tos):
             return None
+        uni = ((group[0], iface[0], drops[0])
+               if isinstance(group, tuple) and isinstance(iface, tuple)
+               and isinstance(drops, tuple) else None)
         return (_expand(group, n), _expand(iface, n), _expand(ttl, n), _expand(drops, n),
-                _expand(ts, n), _expand(tos, n), gset)
+                _expand(ts, n), _expand(tos, n), uni)
 
     @staticmethod
     def _col(u32: memoryview, word: int, end4: int, s4: int, n: int, *, signed: bool
@@ -532,6 +587,7 @@ class PyReceiver(BatchReceiver):
     """The pure-Python fallback: a non-blocking loop of recvmsg (same results, slower)."""
 
     python = True
+    impl = "python"
 
     def receive(self, sock: socket.socket, max_count: int, wait: float | None
                 ) -> list[Datagram]:
@@ -568,10 +624,32 @@ class PyReceiver(BatchReceiver):
         return out
 
 
+class CReceiver(MmsgReceiver):
+    """The compiled ring (``mcastkit._speedups.Ring``): recvmmsg and Datagram building in
+    C, same results as :class:`MmsgReceiver`; the waiting stays here."""
+
+    impl = "c"
+
+    def __init__(self, family: int, recv_size: int, slots: int = 64) -> None:
+        assert _Ring is not None
+        BatchReceiver.__init__(self, family, recv_size)
+        self._ring = _Ring(family, recv_size, max(1, min(slots, _MAX_VLEN)))
+        self.slots = _MAX_VLEN  # the ring grows itself on demand
+
+    def _now(self, fd: int, n: int) -> list[Datagram]:
+        ring = self._ring
+        got: list[Datagram] = ring.recv(fd, n)
+        self.summary = ring.summary
+        return got
+
+
 def new_receiver(family: int, recv_size: int, slots: int = 64) -> BatchReceiver:
-    """A recvmmsg ring, or the Python fallback when forced or unavailable."""
-    if using_python():
+    """A receiver of the :func:`current_impl` kind (compiled, ctypes or pure Python)."""
+    impl = current_impl()
+    if impl == "python":
         return PyReceiver(family, recv_size)
+    if impl == "c":
+        return CReceiver(family, recv_size, slots)
     return MmsgReceiver(family, recv_size, slots)
 
 

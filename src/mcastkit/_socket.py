@@ -958,7 +958,7 @@ class MulticastSocket:
                 raise ClosedError("the socket was closed while receiving") from exc
             raise
         rx = self._batch_rx
-        if rx is None or rx.python != _batch.using_python():
+        if rx is None or rx.impl != _batch.current_impl():
             rx = self._batch_rx = _batch.new_receiver(self._family, self._recv_size,
                                                       min(max_count, 1024))
         wait = self._sock.gettimeout()
@@ -980,7 +980,7 @@ class MulticastSocket:
                 with translate("recv", family=self._family):
                     raise
                 raise AssertionError("unreachable") from None  # pragma: no cover
-            kept = self._accept_batch(got)
+            kept = self._accept_batch(got, rx.summary if rx.python is False else None)
             if kept:
                 return kept
             if deadline is not None and wait:
@@ -991,12 +991,28 @@ class MulticastSocket:
                         f"no datagram within {self._timeout} s on {self._local_or_none()}",
                         op="recv")
 
-    def _accept_batch(self, got: list[Datagram]) -> list[Datagram]:
-        """:meth:`_accept` for a whole batch (same counting; one pass, no per-item call)."""
+    def _accept_batch(self, got: list[Datagram],
+                      summary: _batch.Summary | None = None) -> list[Datagram]:
+        """:meth:`_accept` for a whole batch (same counting and filtering). With a
+        ``summary`` (every datagram has the same group, interface and drop count) it
+        decides once for the batch; else one pass without a per-item call."""
         st = self.stats
         last = self._last_drops
-        joined: frozenset[str] | None = None
-        verdict: dict[str, bool] = {}
+        if summary is not None and got:
+            g, ifx, dr, nbytes, ntrunc = summary
+            if dr is not None and dr != last:
+                if dr > last:
+                    st.kernel_drops += dr - last
+                self._last_drops = dr
+            if g is not None and not self._wanted(g, ifx, None):
+                st.filtered += len(got)
+                return []
+            st.datagrams += len(got)
+            st.bytes += nbytes
+            st.truncated += ntrunc
+            return got
+        verdict: dict[tuple[str, int | None], bool] = {}
+        joined: list[frozenset[str] | None] = [None]
         kept: list[Datagram] = []
         keep = kept.append
         nbytes = 0
@@ -1009,11 +1025,10 @@ class MulticastSocket:
                 last = dr
             g = d.group
             if g is not None:
-                ok = verdict.get(g)
+                key = (g, d.interface)
+                ok = verdict.get(key)
                 if ok is None:
-                    if joined is None:
-                        joined = self._book.groups
-                    ok = verdict[g] = not (_is_multicast_text(g) and g not in joined)
+                    ok = verdict[key] = self._wanted(g, d.interface, joined)
                 if not ok:
                     st.filtered += 1
                     continue
@@ -1026,6 +1041,23 @@ class MulticastSocket:
         st.bytes += nbytes
         st.truncated += ntrunc
         return kept
+
+    def _wanted(self, g: str, ifindex: int | None, joined: list[frozenset[str] | None] | None
+                ) -> bool:
+        """:meth:`_accept`'s group rule: False for a multicast group this socket did not
+        join, or did not join on the arrival interface (G1). ``joined`` caches the set."""
+        if not _is_multicast_text(g):
+            return True
+        if joined is None:
+            groups = self._book.groups
+        else:
+            cached = joined[0]
+            if cached is None:
+                cached = joined[0] = self._book.groups
+            groups = cached
+        if g not in groups:
+            return False
+        return ifindex is None or self._book.get(ifindex, g) is not None
 
     def send_batch(
         self,

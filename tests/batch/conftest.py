@@ -1,7 +1,8 @@
-"""Fixtures for the batch I/O tests: run each receive/send test on both implementations."""
+"""Fixtures for the batch I/O tests: run each receive/send test on every implementation."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 
 import pytest
@@ -9,13 +10,20 @@ import pytest
 from mcastkit import _batch
 
 
-@pytest.fixture(params=["mmsg", "python"])
+@pytest.fixture(params=["c", "ctypes", "python"])
 def impl(request: pytest.FixtureRequest) -> Iterator[str]:
-    """``"mmsg"`` (recvmmsg/sendmmsg through ctypes) or ``"python"`` (forced fallback)."""
-    if request.param == "mmsg" and not _batch.mmsg_available():
-        pytest.skip("recvmmsg/sendmmsg not callable through ctypes here")
-    _batch.force_python(request.param == "python")
+    """``"c"`` (the compiled accelerator), ``"ctypes"`` (recvmmsg/sendmmsg through ctypes)
+    or ``"python"`` (the pure-Python fallback, always available and always tested).
+
+    A missing accelerator skips its runs, or fails them when MCASTKIT_REQUIRE_SPEEDUPS=1.
+    """
+    name = str(request.param)
+    if name not in _batch.available_impls():
+        if name == "c" and os.environ.get("MCASTKIT_REQUIRE_SPEEDUPS") == "1":
+            pytest.fail("mcastkit._speedups is not built (MCASTKIT_REQUIRE_SPEEDUPS=1)")
+        pytest.skip(f"batch implementation {name!r} not available here")
+    _batch.force_impl(name)
     try:
-        yield str(request.param)
+        yield name
     finally:
-        _batch.force_python(False)
+        _batch.force_impl(None)

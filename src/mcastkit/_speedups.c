@@ -1,0 +1,446 @@
+/* mcastkit._speedups: optional compiled accelerator for MulticastSocket.recv_batch.
+ *
+ * Owns: one recvmmsg(2) ring per receiver (buffers allocated once, reused) and the
+ * building of mcastkit.Datagram objects (payload, source, metadata from the control
+ * messages) in C. mcastkit._batch.CReceiver wraps it; _batch keeps the pure-Python
+ * and ctypes paths, which give identical Datagrams (tests/batch checks this).
+ * Must not: wait (it always reads with MSG_DONTWAIT; _batch does the waiting), translate
+ * errors (it raises plain OSError/BlockingIOError from errno), keep per-source state
+ * without a bound (it caches only the last source and the last group), or know platform
+ * numbers for control messages (mcastkit._platform passes them in via setup()).
+ *
+ * Built by hatch_build.py with the interpreter's own flags; when it cannot be built the
+ * package installs without it and the ctypes / pure-Python paths run.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <structmember.h>
+
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdint.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#define NAME_SIZE 32
+#define CTRL_SIZE 256
+#define MAX_VLEN 1024
+#define RING_BYTES (16 << 20)
+#define MAX_KINDS 32
+
+enum { K_NONE = 0, K_PKTINFO4 = 1, K_PKTINFO6 = 2, K_TTL = 3, K_RXQ_OVFL = 4,
+       K_TIMESTAMPNS = 5, K_TOS = 6 };
+
+/* Datagram's slot layout, read from its member descriptors in setup() */
+enum { F_DATA, F_SOURCE, F_PORT, F_GROUP, F_IFACE, F_TTL, F_TRUNC, F_DROPS, F_TS, F_TOS,
+       F_COUNT };
+static const char *field_names[F_COUNT] = {"data", "source", "port", "group", "interface",
+                                           "ttl", "truncated", "drops", "timestamp_ns",
+                                           "tos"};
+static PyTypeObject *dgram_type = NULL;
+static Py_ssize_t field_off[F_COUNT];
+static struct { int level, type, kind; } kinds[MAX_KINDS];
+static int n_kinds = 0;
+
+typedef struct {
+    PyObject_HEAD
+    int family;
+    Py_ssize_t recv_size;
+    unsigned slots;
+    char *data, *names, *ctrl;
+    struct iovec *iov;
+    struct mmsghdr *hdr;
+    /* one-entry caches: the last source (name bytes -> str, port) and the last group */
+    unsigned char src_key[NAME_SIZE];
+    socklen_t src_keylen;
+    PyObject *src_str, *src_port;
+    unsigned char grp_key[16];
+    int grp_keylen;
+    PyObject *grp_str;
+    PyObject *summary;
+} Ring;
+
+static void ring_free_bufs(Ring *r) {
+    PyMem_Free(r->data); PyMem_Free(r->names); PyMem_Free(r->ctrl);
+    PyMem_Free(r->iov); PyMem_Free(r->hdr);
+    r->data = r->names = r->ctrl = NULL; r->iov = NULL; r->hdr = NULL; r->slots = 0;
+}
+
+static int ring_alloc(Ring *r, unsigned slots) {
+    unsigned cap = (unsigned)(RING_BYTES / r->recv_size);
+    if (cap < 1) cap = 1;
+    if (slots > MAX_VLEN) slots = MAX_VLEN;
+    if (slots > cap) slots = cap;
+    if (slots < 1) slots = 1;
+    if (slots <= r->slots) return 0;
+    ring_free_bufs(r);
+    r->data = PyMem_Malloc((size_t)slots * (size_t)r->recv_size);
+    r->names = PyMem_Calloc(slots, NAME_SIZE);
+    r->ctrl = PyMem_Calloc(slots, CTRL_SIZE);
+    r->iov = PyMem_Calloc(slots, sizeof(struct iovec));
+    r->hdr = PyMem_Calloc(slots, sizeof(struct mmsghdr));
+    if (!r->data || !r->names || !r->ctrl || !r->iov || !r->hdr) {
+        ring_free_bufs(r);
+        PyErr_NoMemory();
+        return -1;
+    }
+    for (unsigned i = 0; i < slots; i++) {
+        r->iov[i].iov_base = r->data + (size_t)i * (size_t)r->recv_size;
+        r->iov[i].iov_len = (size_t)r->recv_size;
+    }
+    r->slots = slots;
+    return 0;
+}
+
+static int Ring_init(Ring *r, PyObject *args, PyObject *kw) {
+    static char *kwlist[] = {"family", "recv_size", "slots", NULL};
+    int family; Py_ssize_t recv_size; unsigned slots = 64;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "in|I", kwlist, &family, &recv_size, &slots))
+        return -1;
+    if (recv_size < 1 || recv_size > 65535) {
+        PyErr_SetString(PyExc_ValueError, "recv_size must be 1-65535");
+        return -1;
+    }
+    if (dgram_type == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "_speedups.setup() was not called");
+        return -1;
+    }
+    ring_free_bufs(r);
+    r->family = family;
+    r->recv_size = recv_size;
+    return ring_alloc(r, slots);
+}
+
+static void Ring_dealloc(Ring *r) {
+    ring_free_bufs(r);
+    Py_CLEAR(r->src_str); Py_CLEAR(r->src_port); Py_CLEAR(r->grp_str); Py_CLEAR(r->summary);
+    Py_TYPE(r)->tp_free((PyObject *)r);
+}
+
+static PyObject *format_source(Ring *r, const unsigned char *name, socklen_t namelen) {
+    /* returns a new reference to the source str; sets r->src_port */
+    socklen_t keylen = namelen > NAME_SIZE ? NAME_SIZE : namelen;
+    if (r->src_str != NULL && keylen == r->src_keylen && memcmp(name, r->src_key, keylen) == 0) {
+        Py_INCREF(r->src_str);
+        return r->src_str;
+    }
+    char buf[INET6_ADDRSTRLEN + 16];
+    unsigned port = 0;
+    if (r->family == AF_INET6 && namelen >= sizeof(struct sockaddr_in6)) {
+        const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)name;
+        if (!inet_ntop(AF_INET6, &s6->sin6_addr, buf, INET6_ADDRSTRLEN)) buf[0] = 0;
+        if (s6->sin6_scope_id) {
+            size_t l = strlen(buf);
+            snprintf(buf + l, sizeof buf - l, "%%%u", (unsigned)s6->sin6_scope_id);
+        }
+        port = ntohs(s6->sin6_port);
+    } else if (namelen >= sizeof(struct sockaddr_in)) {
+        const struct sockaddr_in *s4 = (const struct sockaddr_in *)name;
+        if (!inet_ntop(AF_INET, &s4->sin_addr, buf, INET6_ADDRSTRLEN)) buf[0] = 0;
+        port = ntohs(s4->sin_port);
+    } else {
+        buf[0] = 0;
+    }
+    PyObject *s = PyUnicode_FromString(buf);
+    PyObject *p = PyLong_FromUnsignedLong(port);
+    if (!s || !p) { Py_XDECREF(s); Py_XDECREF(p); return NULL; }
+    Py_XSETREF(r->src_str, s);
+    Py_XSETREF(r->src_port, p);
+    memcpy(r->src_key, name, keylen);
+    r->src_keylen = keylen;
+    Py_INCREF(s);
+    return s;
+}
+
+static PyObject *format_group(Ring *r, int af, const unsigned char *addr) {
+    int len = af == AF_INET6 ? 16 : 4;
+    if (r->grp_str != NULL && r->grp_keylen == len && memcmp(addr, r->grp_key, len) == 0) {
+        Py_INCREF(r->grp_str);
+        return r->grp_str;
+    }
+    char buf[INET6_ADDRSTRLEN];
+    if (!inet_ntop(af, addr, buf, sizeof buf)) buf[0] = 0;
+    PyObject *s = PyUnicode_FromString(buf);
+    if (!s) return NULL;
+    Py_XSETREF(r->grp_str, s);
+    memcpy(r->grp_key, addr, len);
+    r->grp_keylen = len;
+    Py_INCREF(s);
+    return s;
+}
+
+static int kind_of(int level, int type) {
+    for (int i = 0; i < n_kinds; i++)
+        if (kinds[i].level == level && kinds[i].type == type) return kinds[i].kind;
+    return K_NONE;
+}
+
+#define SET(o, f, v) (*(PyObject **)((char *)(o) + field_off[f]) = (v))
+#define CMSG_HDR_SIZE (sizeof(size_t) + 2 * sizeof(int))
+#define ALIGN_UP(n) (((n) + sizeof(size_t) - 1) & ~(sizeof(size_t) - 1))
+
+/* Build one Datagram from slot i; returns a new reference or NULL. */
+static PyObject *build_one(Ring *r, unsigned i, PyObject **grp_out, long *if_out,
+                           int *has_if, long long *dr_out, int *has_dr) {
+    struct msghdr *m = &r->hdr[i].msg_hdr;
+    Py_ssize_t len = (Py_ssize_t)r->hdr[i].msg_len;
+    if (len > r->recv_size) len = r->recv_size;
+    PyObject *o = dgram_type->tp_alloc(dgram_type, 0);
+    if (!o) return NULL;
+    PyObject *data = PyBytes_FromStringAndSize(r->data + (size_t)i * (size_t)r->recv_size, len);
+    if (!data) { Py_DECREF(o); return NULL; }
+    SET(o, F_DATA, data);
+    PyObject *src = format_source(r, (const unsigned char *)(r->names + (size_t)i * NAME_SIZE),
+                                  m->msg_namelen);
+    if (!src) { Py_DECREF(o); return NULL; }
+    SET(o, F_SOURCE, src);
+    Py_INCREF(r->src_port);
+    SET(o, F_PORT, r->src_port);
+    PyObject *trunc = (m->msg_flags & MSG_TRUNC) ? Py_True : Py_False;
+    Py_INCREF(trunc);
+    SET(o, F_TRUNC, trunc);
+    PyObject *group = NULL, *iface = NULL, *ttl = NULL, *drops = NULL, *ts = NULL, *tos = NULL;
+    size_t clen = m->msg_controllen;
+    if (clen > CTRL_SIZE) clen = CTRL_SIZE;
+    const unsigned char *c = (const unsigned char *)(r->ctrl + (size_t)i * CTRL_SIZE);
+    size_t pos = 0;
+    *has_if = 0; *has_dr = 0;
+    while (pos + CMSG_HDR_SIZE <= clen) {
+        size_t cl; int level, type;
+        memcpy(&cl, c + pos, sizeof cl);
+        memcpy(&level, c + pos + sizeof(size_t), sizeof level);
+        memcpy(&type, c + pos + sizeof(size_t) + sizeof(int), sizeof type);
+        if (cl < CMSG_HDR_SIZE || pos + cl > clen) break;
+        const unsigned char *d = c + pos + CMSG_HDR_SIZE;
+        size_t n = cl - CMSG_HDR_SIZE;
+        PyObject *v = NULL, *v2 = NULL;
+        switch (kind_of(level, type)) {
+        case K_PKTINFO4:
+            if (n >= 12) {
+                int32_t ifx; memcpy(&ifx, d, 4);
+                v = PyLong_FromLong(ifx);
+                v2 = format_group(r, AF_INET, d + 8);
+                if (!v || !v2) goto fail_v;
+                Py_XSETREF(iface, v); Py_XSETREF(group, v2);
+                *if_out = ifx; *has_if = 1;
+            }
+            break;
+        case K_PKTINFO6:
+            if (n >= 20) {
+                uint32_t ifx; memcpy(&ifx, d + 16, 4);
+                v = PyLong_FromUnsignedLong(ifx);
+                v2 = format_group(r, AF_INET6, d);
+                if (!v || !v2) goto fail_v;
+                Py_XSETREF(iface, v); Py_XSETREF(group, v2);
+                *if_out = (long)ifx; *has_if = 1;
+            }
+            break;
+        case K_TTL:
+        case K_TOS:
+            if (n >= 4) { int32_t x; memcpy(&x, d, 4); v = PyLong_FromLong(x); }
+            else if (n >= 1) v = PyLong_FromLong(d[0]);
+            else break;
+            if (!v) goto fail_v;
+            if (kind_of(level, type) == K_TTL) Py_XSETREF(ttl, v); else Py_XSETREF(tos, v);
+            break;
+        case K_RXQ_OVFL:
+            if (n >= 4) {
+                uint32_t x; memcpy(&x, d, 4);
+                v = PyLong_FromUnsignedLong(x);
+                if (!v) goto fail_v;
+                Py_XSETREF(drops, v);
+                *dr_out = x; *has_dr = 1;
+            }
+            break;
+        case K_TIMESTAMPNS:
+            if (n >= 16) {
+                int64_t sec, nsec; memcpy(&sec, d, 8); memcpy(&nsec, d + 8, 8);
+                v = PyLong_FromLongLong(sec * 1000000000LL + nsec);
+                if (!v) goto fail_v;
+                Py_XSETREF(ts, v);
+            }
+            break;
+        default:
+            break;
+        }
+        pos += ALIGN_UP(cl);
+        continue;
+    fail_v:
+        Py_XDECREF(v); Py_XDECREF(v2);
+        Py_XDECREF(group); Py_XDECREF(iface); Py_XDECREF(ttl); Py_XDECREF(drops);
+        Py_XDECREF(ts); Py_XDECREF(tos);
+        Py_DECREF(o);
+        return NULL;
+    }
+#define OR_NONE(x) ((x) ? (x) : (Py_INCREF(Py_None), Py_None))
+    *grp_out = group;  /* borrowed by the caller, owned by the Datagram */
+    SET(o, F_GROUP, OR_NONE(group));
+    SET(o, F_IFACE, OR_NONE(iface));
+    SET(o, F_TTL, OR_NONE(ttl));
+    SET(o, F_DROPS, OR_NONE(drops));
+    SET(o, F_TS, OR_NONE(ts));
+    SET(o, F_TOS, OR_NONE(tos));
+    return o;
+}
+
+static PyObject *Ring_recv(Ring *r, PyObject *args) {
+    int fd; unsigned max_count;
+    if (!PyArg_ParseTuple(args, "iI", &fd, &max_count)) return NULL;
+    if (max_count > r->slots && ring_alloc(r, max_count) < 0) return NULL;
+    unsigned want = max_count < r->slots ? max_count : r->slots;
+    if (want < 1) want = 1;
+    for (unsigned i = 0; i < want; i++) {
+        struct msghdr *m = &r->hdr[i].msg_hdr;
+        m->msg_name = r->names + (size_t)i * NAME_SIZE;
+        m->msg_namelen = NAME_SIZE;
+        m->msg_iov = &r->iov[i];
+        m->msg_iovlen = 1;
+        m->msg_control = r->ctrl + (size_t)i * CTRL_SIZE;
+        m->msg_controllen = CTRL_SIZE;
+        m->msg_flags = 0;
+    }
+    int got;
+    Py_BEGIN_ALLOW_THREADS
+    got = recvmmsg(fd, r->hdr, want, MSG_DONTWAIT, NULL);
+    Py_END_ALLOW_THREADS
+    if (got < 0) return PyErr_SetFromErrno(PyExc_OSError);
+    PyObject *out = PyList_New(got);
+    if (!out) return NULL;
+    long long nbytes = 0, ntrunc = 0;
+    int uniform = 1;
+    PyObject *g0 = NULL; long if0 = 0; int hif0 = 0; long long dr0 = 0; int hdr0 = 0;
+    for (int i = 0; i < got; i++) {
+        PyObject *g; long ifx = 0; int hif; long long dr = 0; int hdr;
+        PyObject *o = build_one(r, (unsigned)i, &g, &ifx, &hif, &dr, &hdr);
+        if (!o) { Py_DECREF(out); return NULL; }
+        PyList_SET_ITEM(out, i, o);
+        Py_ssize_t len = (Py_ssize_t)r->hdr[i].msg_len;
+        nbytes += len > r->recv_size ? r->recv_size : len;
+        if (r->hdr[i].msg_hdr.msg_flags & MSG_TRUNC) ntrunc++;
+        if (i == 0) {
+            g0 = g; if0 = ifx; hif0 = hif; dr0 = dr; hdr0 = hdr;
+        } else if (uniform && (g != g0 || hif != hif0 || (hif && ifx != if0) || hdr != hdr0
+                               || (hdr && dr != dr0))) {
+            uniform = 0;  /* the group str is cached, so one group means one object */
+        }
+    }
+    if (uniform && got > 0) {
+        PyObject *d0 = PyList_GET_ITEM(out, 0);
+        PyObject *s = Py_BuildValue("(OOOLL)", *(PyObject **)((char *)d0 + field_off[F_GROUP]),
+                                    *(PyObject **)((char *)d0 + field_off[F_IFACE]),
+                                    *(PyObject **)((char *)d0 + field_off[F_DROPS]),
+                                    nbytes, ntrunc);
+        if (!s) { Py_DECREF(out); return NULL; }
+        Py_XSETREF(r->summary, s);
+    } else {
+        Py_INCREF(Py_None);
+        Py_XSETREF(r->summary, Py_None);
+    }
+    return out;
+}
+
+static PyObject *Ring_get_summary(Ring *r, void *closure) {
+    PyObject *s = r->summary ? r->summary : Py_None;
+    Py_INCREF(s);
+    return s;
+}
+
+static PyObject *Ring_get_slots(Ring *r, void *closure) {
+    return PyLong_FromUnsignedLong(r->slots);
+}
+
+static PyMethodDef Ring_methods[] = {
+    {"recv", (PyCFunction)Ring_recv, METH_VARARGS,
+     "recv(fd, max_count) -> list[Datagram]: one recvmmsg(MSG_DONTWAIT) call."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyGetSetDef Ring_getset[] = {
+    {"summary", (getter)Ring_get_summary, NULL,
+     "(group, interface, drops, bytes, truncated) of the last batch when every datagram "
+     "had the same group, interface and drop count; else None", NULL},
+    {"slots", (getter)Ring_get_slots, NULL, "messages the ring holds", NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+static PyTypeObject RingType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "mcastkit._speedups.Ring",
+    .tp_basicsize = sizeof(Ring),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "Ring(family, recv_size, slots=64): a recvmmsg ring building Datagrams.",
+    .tp_new = PyType_GenericNew,
+    .tp_init = (initproc)Ring_init,
+    .tp_dealloc = (destructor)Ring_dealloc,
+    .tp_methods = Ring_methods,
+    .tp_getset = Ring_getset,
+};
+
+/* setup(Datagram, kinds): check Datagram's slot layout, take the cmsg kind table
+ * [(level, type, code)]. Raises TypeError if Datagram is not the expected slots class. */
+static PyObject *setup(PyObject *self, PyObject *args) {
+    PyObject *tp, *table;
+    if (!PyArg_ParseTuple(args, "O!O", &PyType_Type, &tp, &table)) return NULL;
+    Py_ssize_t off[F_COUNT];
+    for (int f = 0; f < F_COUNT; f++) {
+        PyObject *descr = PyObject_GetAttrString(tp, field_names[f]);
+        if (!descr) return NULL;
+        int ok = Py_IS_TYPE(descr, &PyMemberDescr_Type)
+                 && ((PyMemberDescrObject *)descr)->d_member->type == T_OBJECT_EX;
+        if (ok) off[f] = ((PyMemberDescrObject *)descr)->d_member->offset;
+        Py_DECREF(descr);
+        if (!ok) {
+            PyErr_Format(PyExc_TypeError, "Datagram.%s is not a plain slot", field_names[f]);
+            return NULL;
+        }
+    }
+    PyObject *seq = PySequence_Fast(table, "kinds must be a sequence");
+    if (!seq) return NULL;
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
+    if (n > MAX_KINDS) { Py_DECREF(seq); PyErr_SetString(PyExc_ValueError, "too many kinds");
+                         return NULL; }
+    int lv[MAX_KINDS], ty[MAX_KINDS], kd[MAX_KINDS];
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if (!PyArg_ParseTuple(PySequence_Fast_GET_ITEM(seq, i), "iii", &lv[i], &ty[i], &kd[i])) {
+            Py_DECREF(seq);
+            return NULL;
+        }
+    }
+    Py_DECREF(seq);
+    for (Py_ssize_t i = 0; i < n; i++) {
+        kinds[i].level = lv[i]; kinds[i].type = ty[i]; kinds[i].kind = kd[i];
+    }
+    n_kinds = (int)n;
+    memcpy(field_off, off, sizeof off);
+    Py_INCREF(tp);
+    Py_XSETREF(dgram_type, (PyTypeObject *)tp);
+    Py_RETURN_NONE;
+}
+
+static PyMethodDef module_methods[] = {
+    {"setup", setup, METH_VARARGS, "setup(Datagram, [(level, type, kind_code)])"},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef moduledef = {
+    PyModuleDef_HEAD_INIT, "mcastkit._speedups",
+    "Optional compiled recvmmsg ring for mcastkit (see mcastkit._batch).", -1, module_methods,
+};
+
+PyMODINIT_FUNC PyInit__speedups(void) {
+    if (PyType_Ready(&RingType) < 0) return NULL;
+    PyObject *m = PyModule_Create(&moduledef);
+    if (!m) return NULL;
+    Py_INCREF(&RingType);
+    if (PyModule_AddObject(m, "Ring", (PyObject *)&RingType) < 0) {
+        Py_DECREF(&RingType);
+        Py_DECREF(m);
+        return NULL;
+    }
+    PyModule_AddIntConstant(m, "ABI", 1);
+    return m;
+}

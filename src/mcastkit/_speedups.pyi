@@ -1,0 +1,15 @@
+"""Type stub of the optional compiled accelerator (src/mcastkit/_speedups.c)."""
+
+from collections.abc import Sequence
+
+from ._packet import Datagram
+
+ABI: int
+
+def setup(datagram_type: type[Datagram], kinds: Sequence[tuple[int, int, int]]) -> None: ...
+
+class Ring:
+    summary: tuple[str | None, int | None, int | None, int, int] | None
+    slots: int
+    def __init__(self, family: int, recv_size: int, slots: int = 64) -> None: ...
+    def recv(self, fd: int, max_count: int) -> list[Datagram]: ...
