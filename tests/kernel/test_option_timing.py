@@ -37,7 +37,7 @@ def _unicast_sink(env: Env) -> socket.socket:
     return sink
 
 
-def _life(env: Env, s: MulticastSocket, stage: str, apply: Callable[[], None]) -> None:
+def _life(env: Env, s: MulticastSocket, stage: str, apply: Callable[[], object]) -> None:
     """Bring ``s`` to ``stage`` (with unicast traffic over lo, which needs no multicast
     option), apply the option there, and leave ``s`` bound."""
     if stage == "before_bind":
