@@ -83,8 +83,9 @@ class _Listener:
                 return
             seq, final = got
             key = f"{d.source}:{d.port}"
-            if final:  # iperf's closing datagrams repeat the last number, negated
+            if final:  # the closing datagram carries the next id, negated (ids start at 1)
                 self.count -= 1
+                self.stats.set_expected(key, seq - 1)
                 return
             self.stats.add(key, seq, len(d.data), now)
             return
