@@ -85,6 +85,12 @@ class BoundedQueue(Generic[T]):
 
     __slots__ = ("_closed", "_items", "_maxsize", "_oldest", "_waiters", "_what", "drops")
 
+    @property
+    def buffer(self) -> deque[T]:
+        """The underlying deque, for the owner's no-wait fast path: it may ``popleft()``
+        when the queue is open and non-empty; everything else goes through the methods."""
+        return self._items
+
     def __init__(self, maxsize: int, policy: DropPolicy = "drop-newest", *,
                  what: str = "item") -> None:
         if isinstance(maxsize, bool) or not isinstance(maxsize, int) or maxsize < 1:
@@ -141,6 +147,13 @@ class BoundedQueue(Generic[T]):
         if self._closed:
             return 0
         items = self._items
+        if not isinstance(batch, list | tuple):
+            batch = list(batch)
+        if len(batch) <= self._maxsize - len(items):  # fits: one C-level extend
+            items.extend(batch)
+            if batch and self._waiters:
+                self._wake(len(batch))
+            return 0
         before = self.drops
         room = self._maxsize - len(items)
         added = 0
@@ -169,8 +182,12 @@ class BoundedQueue(Generic[T]):
     def take(self, max_count: int) -> list[T]:
         """Up to ``max_count`` queued items, without waiting (maybe none)."""
         items = self._items
-        n = min(max_count, len(items))
-        return [items.popleft() for _ in range(n)]
+        if max_count >= len(items):  # everything: copy once, clear once
+            out = list(items)
+            items.clear()
+            return out
+        pop = items.popleft
+        return [pop() for _ in range(max_count)]
 
     async def get(self, timeout_s: float | None = None) -> T:
         """The head item, waiting for one if the queue is empty.
@@ -437,7 +454,7 @@ def resync(core: MulticastSocket) -> list[InterfaceEvent]:
 
 
 def drain(core: MulticastSocket, batch: Callable[[int], list[Datagram]] | None, budget: int,
-          chunk: int = 64) -> tuple[list[Datagram], bool, Exception | None]:
+          chunk: int = 256) -> tuple[list[Datagram], bool, Exception | None]:
     """Read up to ``budget`` datagrams from a non-blocking ``core`` without waiting (with
     ``batch``, i.e. ``core.recv_batch``, ``chunk`` at a time; else one ``recv`` each).
 
@@ -445,6 +462,8 @@ def drain(core: MulticastSocket, batch: Callable[[int], list[Datagram]] | None, 
     got: list[Datagram] = []
     try:
         if batch is not None:
+            if budget <= chunk:  # the common case: one recvmmsg, its list used as is
+                return batch(budget), False, None
             while budget > 0:
                 want = min(budget, chunk)
                 part = batch(want)

@@ -717,11 +717,21 @@ class MulticastSocket:
             SendError: ENETUNREACH (the message says to set the interface) and others.
             WouldBlockError: non-blocking socket with a full buffer (a BlockingIOError).
         """
-        dest = self._dest(address, port)
+        if address is self._dc_addr and port == self._dc_port:  # same target as last time
+            dest = self._dc_dest
+        else:
+            dest = self._dest(address, port)
+            if len(dest) == 2 or "%" not in str(address):  # a zone name may re-resolve
+                self._dc_addr, self._dc_port, self._dc_dest = address, port, dest
         try:
             return self._sock.sendto(data, dest)
         except OSError as exc:
             return self._send_failed(exc, data, dest)
+
+    # sendto()'s one-entry cache of the last (address, port) -> socket address
+    _dc_addr: object = None
+    _dc_port: int = -1
+    _dc_dest: tuple[str, int] | tuple[str, int, int, int] = ("", 0)
 
     def send(self, data: bytes | bytearray | memoryview, endpoint: str | Endpoint | None = None
              ) -> int:

@@ -115,6 +115,7 @@ class AsyncMulticastSocket:
         self._max_per_wakeup = check_int("max_per_wakeup", max_per_wakeup, 1)
         self._queue: BoundedQueue[Datagram] = BoundedQueue(queue_size, drop_policy,
                                                            what="datagram")
+        self._items = self._queue.buffer  # recv()'s fast path pops from it directly
         self._events_q: BoundedQueue[InterfaceEvent] = BoundedQueue(256, "drop-oldest",
                                                                     what="event")
         self._loop = loop
@@ -221,10 +222,11 @@ class AsyncMulticastSocket:
             ReceiveTimeoutError: nothing within ``timeout_s`` (a TimeoutError).
             McastStateError: a send-only endpoint.
         """
-        q = self._queue
-        if q and not self._closed:  # fast path: no future, no suspension
+        items = self._items
+        if items and not self._closed:  # fast path: no future, no suspension
             self._delivered += 1
-            return q.get_nowait()
+            return items.popleft()
+        q = self._queue
         if self._closed:
             raise ClosedError("the socket is closed; open a new one")
         if not self._receiving:
@@ -239,16 +241,23 @@ class AsyncMulticastSocket:
         """Wait for one datagram like :meth:`recv`, then take up to ``max_count`` - 1 more
         that are already queued."""
         check_int("max_count", max_count, 1)
-        out = [await self.recv(timeout_s)]
-        more = self._queue.take(max_count - 1)
-        self._delivered += len(more)
-        out.extend(more)
+        if not self._items or self._closed:  # wait (or raise) exactly like recv()
+            first = await self.recv(timeout_s)
+            more = self._queue.take(max_count - 1)
+            self._delivered += len(more)
+            return [first, *more]
+        out = self._queue.take(max_count)  # already queued: no await, one bulk copy
+        self._delivered += len(out)
         return out
 
     def __aiter__(self) -> AsyncMulticastSocket:
         return self
 
     async def __anext__(self) -> Datagram:
+        items = self._items
+        if items and not self._closed:  # recv()'s fast path, without the extra coroutine
+            self._delivered += 1
+            return items.popleft()
         try:
             return await self.recv()
         except ClosedError:

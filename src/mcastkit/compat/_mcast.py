@@ -663,27 +663,39 @@ class MCast:
             core.close()  # leaves every group
 
     def _drain(self) -> None:
+        """Deliver up to _MAX_READS_PER_CALL datagrams (read with recv_batch), re-checking
+        after each handler whether it paused (accept_data) or deactivated."""
         limit = int(self._settings[S.MAX_PACKET_SIZE] or 2048)
-        for _ in range(_MAX_READS_PER_CALL):
+        pending = self._pending
+        settings = self._settings
+        capture = S.CAPTURE_IP_PACKET_INFO
+        params = MCastDataInEventParams
+        left = _MAX_READS_PER_CALL
+        while left > 0:
             core = self._core
             if core is None or not self._accept_data:
                 return
-            if not self._pending:
+            if not pending:
                 try:
                     if hasattr(core, "recv_batch"):  # recvmmsg in the core (issue 5)
-                        self._pending.extend(core.recv_batch(64))
+                        pending.extend(core.recv_batch(left))
                     else:  # pragma: no cover - older core
-                        self._pending.append(core.recv())
+                        pending.append(core.recv())
                 except BlockingIOError:
                     return
                 except (McastError, OSError) as exc:
                     self._fire_error(from_core(exc))
                     return
-            d = self._pending.popleft()
-            if self._settings[S.CAPTURE_IP_PACKET_INFO]:
-                self._settings[S.DESTINATION_ADDRESS] = d.group or ""
-            self._fire(self._on_data_in,
-                       MCastDataInEventParams(bytes(d.data), d.source, d.port))
+            d = pending.popleft()
+            left -= 1
+            if settings[capture]:
+                settings[S.DESTINATION_ADDRESS] = d.group or ""
+            handler = self._on_data_in
+            if handler is not None:
+                try:
+                    handler(params(d.data, d.source, d.port))
+                except Exception as exc:
+                    self._handler_failed(handler, exc)
             if d.truncated:
                 self._fire_error(_codes.socket_error(
                     errno.EMSGSIZE,
@@ -697,16 +709,20 @@ class MCast:
         try:
             handler(params)  # type: ignore[operator]
         except Exception as exc:
-            name = getattr(handler, "__name__", type(handler).__name__)
-            if isinstance(exc, MCastError):
-                err = MCastError(exc.code, f"{name} raised: {exc.message}", errno=exc.errno)
-            else:
-                err = component_error(_codes.HANDLER_FAILED,
-                                      f"{name} raised {type(exc).__name__}: {exc}")
-            if handler is self._on_error:
-                _log.exception("the on_error handler raised; ignored")
-            else:
-                self._fire_error(err)
+            self._handler_failed(handler, exc)
+
+    def _handler_failed(self, handler: object, exc: Exception) -> None:
+        """A handler raised: report it through on_error (never raise into the caller)."""
+        name = getattr(handler, "__name__", type(handler).__name__)
+        if isinstance(exc, MCastError):
+            err = MCastError(exc.code, f"{name} raised: {exc.message}", errno=exc.errno)
+        else:
+            err = component_error(_codes.HANDLER_FAILED,
+                                  f"{name} raised {type(exc).__name__}: {exc}")
+        if handler is self._on_error:
+            _log.exception("the on_error handler raised; ignored")
+        else:
+            self._fire_error(err)
 
     def _fire_error(self, err: MCastError) -> None:
         handler = self._on_error
