@@ -143,3 +143,18 @@ def test_perf_bad_json_report_path(netns: object) -> None:
     r = cli("perf", "send", "239.255.41.8:5005", "-i", "lo", "-c", "1",
             "--json-report", "/nonexistent/dir/x.json")
     assert r.status == ExitStatus.ERROR and "--json-report" in r.stderr
+
+
+def test_perf_send_live_progress_on_a_terminal(netns: object) -> None:
+    """On a terminal the live line is drawn (rich when installed) and the summary follows."""
+    import io
+
+    from mcastkit.cli import Env, main
+
+    out = io.StringIO()
+    env = Env(stdin=io.StringIO(), stdout=out, stderr=io.StringIO(), stdin_isatty=True,
+              stdout_isatty=True, environ={})
+    status = main(["perf", "send", "239.255.41.9:5006", "-i", "lo", "--duration", "0.6",
+                   "--rate", "500", "--size", "64"], env=env)
+    assert status == ExitStatus.OK
+    assert "perf send: " in out.getvalue()
