@@ -24,6 +24,7 @@ def test_ttl_1_stays_ttl_2_crosses_the_router(lab: Lab, make: Make, mcast_port: 
         rx.local_port = mcast_port
         rx.multicast_group = group
         rx.active = True
+    lab.wait_members(group, "h2")
     with lab.host("h1").enter():
         tx = make(interface="eth0")
         tx.active = True

@@ -36,6 +36,7 @@ def _receivers(lab: Lab, version: int, group: str, port: int,
                 socks[h] = s
                 s.bind(port)
                 s.join(group)
+        lab.wait_members(group, *hosts)
         yield socks
     finally:
         for s in socks.values():
@@ -91,6 +92,7 @@ def test_ssm_across_the_router_delivers_only_the_joined_source(
         asm.bind(mcast_port)
         ssm.join_source(s_h1, group)
         asm.join(group)
+    lab.wait_members(group, "h2")
     with ssm, asm:
         for host, tag in (("h3", b"h3"), ("h1", b"h1")):
             with lab.host(host).enter(), \
