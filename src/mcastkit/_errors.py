@@ -299,6 +299,17 @@ _TABLE: Final[dict[tuple[str, int], _Rule]] = {
     ("join_source", _errno.ENODEV): (
         InterfaceError, lambda c: f"{c.what()}: no such interface; pass interface="
     ),
+    # the first source of a group on a socket also creates the group membership, so an
+    # ENOBUFS there is the membership count, not the source count (field notes A5/A6)
+    ("join_group_source", _errno.EADDRINUSE): (
+        AlreadyJoinedError,
+        lambda c: f"{c.what()}: the group is already joined in the other filter mode",
+    ),
+    ("join_group_source", _errno.ENOBUFS): (MembershipLimitError, _limit_hint),
+    ("join_group_source", _errno.ENOMEM): (MembershipLimitError, _limit_hint),
+    ("join_group_source", _errno.ENODEV): (
+        InterfaceError, lambda c: f"{c.what()}: no such interface; pass interface="
+    ),
     ("leave_source", _errno.EINVAL): (
         NotJoinedError, lambda c: f"{c.what()}: this source is not joined"
     ),

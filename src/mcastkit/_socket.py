@@ -432,7 +432,8 @@ class MulticastSocket:
             m = self._book.get(iface.index, key)
             assert m is not None
             return m
-        with translate("join_source", group=key, source=str(s), interface=iface.name,
+        op = "join_source" if self._book.get(iface.index, key) else "join_group_source"
+        with translate(op, group=key, source=str(s), interface=iface.name,
                        family=self._family):
             plat.setopt(self._sock, Op.JOIN_SOURCE,
                         pack_group_source_req(iface.index, g.address, s))

@@ -159,6 +159,23 @@ def test_a5_membership_limit_names_the_sysctl_and_keeps_state(netns: Netns, limi
             assert groups[limit] in groups_on("lo", kernelstate.igmp_groups())
 
 
+def test_a5_first_source_of_a_new_group_over_the_limit_is_a_membership_limit(
+    netns: Netns,
+) -> None:
+    # the kernel answers ENOBUFS for both limits; a new group means the membership count
+    netns.sysctl("net.ipv4.igmp_max_memberships", 2)
+    netns.sysctl("net.ipv4.igmp_max_msf", 10)
+    with MulticastSocket(4, interface="lo") as s:
+        s.join_source("198.18.5.1", "232.200.251.1")
+        s.join_source("198.18.5.1", "232.200.251.2")
+        with pytest.raises(MembershipLimitError) as ei:
+            s.join_source("198.18.5.1", "232.200.251.3")
+        assert ei.value.errno == errno.ENOBUFS
+        assert "net.ipv4.igmp_max_memberships=2" in str(ei.value)
+        s.join_source("198.18.5.2", "232.200.251.1")  # a source on a held group still works
+        assert len(s.memberships) == 2
+
+
 # --------------------------------------------------------------------------- A6
 
 
