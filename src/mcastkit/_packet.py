@@ -50,7 +50,9 @@ class Datagram:
         ttl: TTL / hop limit as it arrived (received only; needs metadata).
         truncated: the datagram was longer than the buffer and was cut (MSG_TRUNC).
         drops: the socket's cumulative kernel drop count when this datagram was queued
-            (SO_RXQ_OVFL; needs metadata). Deltas are what :class:`RecvStats` counts.
+            (SO_RXQ_OVFL; needs metadata). ``None`` until the socket's first drop: the
+            kernel sends no count while it is zero. Deltas are what :class:`RecvStats`
+            counts.
         timestamp_ns: kernel arrival time, ns since the epoch (SO_TIMESTAMPNS; opt-in).
         tos: the received TOS / traffic class byte (DSCP << 2 | ECN; opt-in).
     """
