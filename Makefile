@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 
 .PHONY: demo test lint typecheck contracts pytest bench clean venv
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml hatch_build.py src/mcastkit/_speedups.c
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[dev,cli]'
