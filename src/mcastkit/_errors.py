@@ -305,6 +305,9 @@ _TABLE: Final[dict[tuple[str, int], _Rule]] = {
         AlreadyJoinedError,
         lambda c: f"{c.what()}: the group is already joined in the other filter mode",
     ),
+    ("join_group_source", _errno.EADDRNOTAVAIL): (
+        SourceFilterError, lambda c: f"{c.what()}: this source is already joined"
+    ),
     ("join_group_source", _errno.ENOBUFS): (MembershipLimitError, _limit_hint),
     ("join_group_source", _errno.ENOMEM): (MembershipLimitError, _limit_hint),
     ("join_group_source", _errno.ENODEV): (
