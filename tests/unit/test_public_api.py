@@ -74,11 +74,20 @@ def test_version() -> None:
     assert len(parts) >= 2 and all(p.isdigit() for p in parts[:2])
 
 
+def _own_parts(cls: type) -> list[type]:
+    """``cls`` and the private mixins it is composed of (MulticastSocket's ``_JoinsMixin``
+    and friends), in MRO order; public or foreign bases answer for themselves."""
+    return [c for c in cls.__mro__ if c is cls or (
+        c.__module__.startswith("mcastkit.") and c.__name__.startswith("_"))]
+
+
 def _public_members(cls: type) -> list[tuple[str, Callable[..., Any]]]:
     out: list[tuple[str, Callable[..., Any]]] = []
-    for attr, value in vars(cls).items():
-        if attr.startswith("_"):
+    seen: set[str] = set()
+    for attr, value in [kv for part in _own_parts(cls) for kv in vars(part).items()]:
+        if attr.startswith("_") or attr in seen:
             continue
+        seen.add(attr)
         if isinstance(value, property):
             if value.fget is not None:
                 out.append((attr, value.fget))
@@ -97,7 +106,9 @@ _MEMBERS = [
 
 def test_member_scan_finds_the_socket_api() -> None:
     names = {n for n, _ in _MEMBERS}
-    assert {"MulticastSocket.join", "MulticastSocket.recv", "Group.scope"} <= names
+    assert {"MulticastSocket.join", "MulticastSocket.recv", "MulticastSocket.sendto",
+            "MulticastSocket.set_ttl", "MulticastSocket.recv_batch", "MulticastSocket.bind",
+            "MulticastSocket.family", "Group.scope"} <= names
 
 
 @pytest.mark.parametrize(("name", "fn"), _MEMBERS, ids=[n for n, _ in _MEMBERS])
