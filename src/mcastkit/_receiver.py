@@ -13,11 +13,17 @@ import errno
 import os
 import socket
 import time
-from typing import Final
+from typing import Final, NoReturn
 
 from . import _batch
 from . import _platform as plat
-from ._errors import ClosedError, McastValueError, ReceiveTimeoutError, translate
+from ._errors import (
+    ClosedError,
+    McastValueError,
+    ReceiveTimeoutError,
+    from_oserror,
+    translate,
+)
 from ._packet import Datagram, decode_ancillary
 from ._platform import Op
 from ._sockbase import _check_range, _is_multicast_text, _SocketBase
@@ -93,20 +99,8 @@ class _ReceiverMixin(_SocketBase):
                     if addr is None and self._closed:  # woken by close() (D8)
                         raise ClosedError("the socket was closed while receiving")
                     d = Datagram(data, self._fmt_source(addr), addr[1])
-            except TimeoutError:
-                raise ReceiveTimeoutError(
-                    errno.ETIMEDOUT,
-                    f"no datagram within {self._timeout} s on {self._local_or_none()}",
-                    op="recv",
-                ) from None
-            except BlockingIOError:
-                raise
             except OSError as exc:
-                if self._closed:
-                    raise ClosedError("the socket was closed while receiving") from exc
-                with translate("recv", family=self._family):
-                    raise
-                raise AssertionError("unreachable") from None  # pragma: no cover
+                self._recv_failed(exc)
             if self._accept(d):
                 return d
 
@@ -146,6 +140,20 @@ class _ReceiverMixin(_SocketBase):
         if d.truncated:
             st.truncated += 1
         return True
+
+    def _recv_failed(self, exc: OSError) -> NoReturn:
+        """Raise the typed error for a failed receive (timeouts, closed, kernel errors)."""
+        if isinstance(exc, TimeoutError):
+            raise ReceiveTimeoutError(
+                errno.ETIMEDOUT,
+                f"no datagram within {self._timeout} s on {self._local_or_none()}",
+                op="recv",
+            ) from None
+        if isinstance(exc, BlockingIOError):
+            raise exc
+        if self._closed:
+            raise ClosedError("the socket was closed while receiving") from exc
+        raise from_oserror(exc, "recv", family=self._family) from exc
 
     def recv_many(self, max_count: int = 64, timeout_s: float | None = None) -> list[Datagram]:
         """Receive up to ``max_count`` datagrams: waits for the first (like :meth:`recv`),
@@ -216,20 +224,8 @@ class _ReceiverMixin(_SocketBase):
         while True:
             try:
                 got = rx.receive(self._sock, max_count, wait)
-            except TimeoutError:
-                raise ReceiveTimeoutError(
-                    errno.ETIMEDOUT,
-                    f"no datagram within {self._timeout} s on {self._local_or_none()}",
-                    op="recv",
-                ) from None
-            except BlockingIOError:
-                raise
             except OSError as exc:
-                if self._closed:
-                    raise ClosedError("the socket was closed while receiving") from exc
-                with translate("recv", family=self._family):
-                    raise
-                raise AssertionError("unreachable") from None  # pragma: no cover
+                self._recv_failed(exc)
             kept = self._accept_batch(got, rx.summary if rx.python is False else None)
             if kept:
                 return kept
