@@ -73,6 +73,9 @@ class McastError(Exception):
     """Base of every mcastkit error. Carries a stable :class:`ErrorCode` and context."""
 
     code: ErrorCode = ErrorCode.OS_ERROR
+    #: Set by :meth:`MulticastSocket.send_batch` on an error raised part-way through a
+    #: batch: how many datagrams of the batch went out before it. None elsewhere.
+    datagrams_sent: int | None = None
 
     def __init__(
         self,

@@ -238,6 +238,6 @@ class _SenderMixin(_SocketBase):
         try:
             self._send_failed(exc, items[sent], dest)
         except McastError as err:
-            err.__dict__["datagrams_sent"] = sent
+            err.datagrams_sent = sent
             raise
         return sent + 1
