@@ -362,6 +362,11 @@ _TABLE: Final[dict[tuple[str, int], _Rule]] = {
     ("send", _errno.EPERM): (
         SendError, lambda c: f"{c.what()}: refused by a firewall rule (EPERM); check nft/iptables"
     ),
+    ("connect", _errno.ENETUNREACH): (
+        McastOSError,
+        lambda c: f"{c.what()}: no route to the group; set the outgoing interface "
+        "(interface= / set_interface(), or -i on the command line)",
+    ),
     ("bind", _errno.EADDRINUSE): (
         McastOSError,
         lambda c: f"{c.what()}: address already in use; pass reuse_port=True on every socket "

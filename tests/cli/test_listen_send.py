@@ -125,7 +125,8 @@ def test_send_rate_paces_the_stream(netns: object) -> None:
 def test_send_without_interface_and_route_is_error_1(netns: object) -> None:
     r = cli("send", f"{G}:5011", "x")
     assert r.status == ExitStatus.ERROR
-    assert r.stderr.startswith("mcastkit: error: ") and "unreachable" in r.stderr.lower()
+    assert r.stderr.startswith("mcastkit: error: ") and "no route" in r.stderr
+    assert "-i" in r.stderr  # the message names the fix
 
 
 def test_ipv6_round_trip_on_veth(veth_loop: object) -> None:

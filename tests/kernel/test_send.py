@@ -45,6 +45,16 @@ def test_c1_send_without_route_or_interface_names_the_fix(netns: Netns, version:
         assert tx.stats.send_errors == 1
 
 
+@pytest.mark.parametrize("version", [4, 6])
+def test_c1_connect_without_route_names_the_fix(netns: Netns, version: int) -> None:
+    g = group4() if version == 4 else group6()
+    with MulticastSocket(version) as tx:
+        with pytest.raises(McastOSError) as ei:
+            tx.connect(g, 9)
+        assert ei.value.errno == errno.ENETUNREACH
+        assert "interface=" in str(ei.value)
+
+
 def test_c1_explicit_interface_then_send_and_connect_work(netns: Netns) -> None:
     g = group4()
     with MulticastSocket(4, interface="lo", metadata=True) as rx, MulticastSocket(4) as tx:

@@ -61,6 +61,7 @@ ROWS: list[tuple[str, int, int, type[McastOSError], ErrorCode, tuple[str, ...]]]
     ("join_source", E.ENOMEM, V4, MembershipLimitError, ErrorCode.MEMBERSHIP_LIMIT,
      ("igmp_max_memberships",)),
     ("join_source", E.ENODEV, V4, InterfaceError, ErrorCode.INTERFACE_GONE, ("interface=",)),
+    ("connect", E.ENETUNREACH, V4, McastOSError, ErrorCode.OS_ERROR, ("interface=", "-i")),
     ("join_group_source", E.EADDRNOTAVAIL, V4, SourceFilterError, ErrorCode.SOURCE_FILTER,
      ("already joined",)),
     ("join_group_source", E.EADDRINUSE, V4, AlreadyJoinedError, ErrorCode.ALREADY_JOINED,
