@@ -359,6 +359,11 @@ _TABLE: Final[dict[tuple[str, int], _Rule]] = {
     ("send", _errno.ECONNREFUSED): (
         SendError, lambda c: f"{c.what()}: the peer refused an earlier datagram (ICMP)"
     ),
+    ("send", _errno.EDESTADDRREQ): (
+        SendError,
+        lambda c: f"{c.what()}: no destination; pass an endpoint (send(data, \"G:P\")) "
+        "or connect() first",
+    ),
     ("send", _errno.EPERM): (
         SendError, lambda c: f"{c.what()}: refused by a firewall rule (EPERM); check nft/iptables"
     ),

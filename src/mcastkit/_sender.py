@@ -31,11 +31,22 @@ class _SenderMixin(_SocketBase):
     def _dest(
         self, address: str | IPAddress, port: int
     ) -> tuple[str, int] | tuple[str, int, int, int]:
+        """Validate (address, port) and build the socket address (the cache-miss path)."""
         host = str(address)
+        zone = ""
+        if self._family == socket.AF_INET6 and "%" in host:
+            host, zone = host.split("%", 1)
+        try:  # numeric only: names are never resolved on the send path
+            socket.inet_pton(self._family, host)
+        except (OSError, ValueError):
+            ip = parse_ip(host, what="destination")  # raises McastValueError for non-IPs
+            self._check_family(ip, "destination")  # and this for the other IP version
+            host = str(ip)
+        if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
+            raise McastValueError(f"destination port must be an integer 0-65535, got {port!r}")
         if self._family == socket.AF_INET6:
             scope = 0
-            if "%" in host:
-                host, zone = host.split("%", 1)
+            if zone:
                 scope = int(zone) if zone.isdigit() else resolve_interface(zone).index
             return (host, port, 0, scope)
         return (host, port)

@@ -61,6 +61,7 @@ ROWS: list[tuple[str, int, int, type[McastOSError], ErrorCode, tuple[str, ...]]]
     ("join_source", E.ENOMEM, V4, MembershipLimitError, ErrorCode.MEMBERSHIP_LIMIT,
      ("igmp_max_memberships",)),
     ("join_source", E.ENODEV, V4, InterfaceError, ErrorCode.INTERFACE_GONE, ("interface=",)),
+    ("send", E.EDESTADDRREQ, V4, SendError, ErrorCode.SEND_FAILED, ("connect()",)),
     ("connect", E.ENETUNREACH, V4, McastOSError, ErrorCode.OS_ERROR, ("interface=", "-i")),
     ("join_group_source", E.EADDRNOTAVAIL, V4, SourceFilterError, ErrorCode.SOURCE_FILTER,
      ("already joined",)),

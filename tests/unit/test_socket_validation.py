@@ -265,3 +265,22 @@ def test_open_sender_validates_before_opening(socket_calls: list[tuple[Any, ...]
     with pytest.raises(InterfaceNotFoundError):
         open_sender("[ff02::1%" + NO_SUCH_IF + "]:5000")
     assert socket_calls == []
+
+
+@pytest.mark.parametrize(
+    ("version", "address", "port", "fragment"),
+    [(4, "not-an-ip", 5000, "not a numeric"),
+     (4, "239.255.0.1", 70000, "0-65535"),
+     (4, "239.255.0.1", -1, "0-65535"),
+     (4, "239.255.0.1", True, "0-65535"),
+     (4, "ff15::1", 5000, "IPv6 but this socket is IPv4"),
+     (6, "239.255.0.1", 5000, "IPv4 but this socket is IPv6"),
+     (6, "example.com", 5000, "not a numeric")],
+)
+def test_sendto_refuses_bad_destinations_before_sending(
+    version: int, address: str, port: Any, fragment: str
+) -> None:
+    with MulticastSocket(version) as s:
+        with pytest.raises(McastValueError, match=fragment):
+            s.sendto(b"x", address, port)
+        assert s.stats.send_errors == 0
