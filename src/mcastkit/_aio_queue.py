@@ -300,7 +300,7 @@ class AsyncStats:
         queue_drops: datagrams dropped because the queue was full (the drop policy).
         discarded: datagrams still queued when the socket was closed.
         kernel_drops: datagrams the kernel dropped (receive buffer full), live.
-        truncated / filtered: as in :class:`~mcastkit.RecvStats`.
+        truncated / filtered / ttl_filtered: as in :class:`~mcastkit.RecvStats`.
         wakeups: reader wake-ups; ``max_batch``: most datagrams read in one wake-up.
         recv_errors: receive errors counted and survived.
         send_waits: sends that found the buffer full and waited for writability.
@@ -318,6 +318,7 @@ class AsyncStats:
     kernel_drops: int
     truncated: int
     filtered: int
+    ttl_filtered: int
     wakeups: int
     max_batch: int
     recv_errors: int

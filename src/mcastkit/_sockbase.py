@@ -38,6 +38,7 @@ class RecvStats:
     truncated: int = 0
     kernel_drops: int = 0
     filtered: int = 0  # destination was a group this socket never joined (defence in depth)
+    ttl_filtered: int = 0  # arrived with a TTL / hop limit below ``min_ttl`` (G4)
     send_retries: int = 0
     send_errors: int = 0
 
@@ -83,6 +84,7 @@ class _SocketBase:
     _timeout: float | None  # applied to the socket right now
     _default_timeout: float | None  # settimeout()'s
     _last_drops: int
+    _min_ttl: int  # 0: no check
     stats: RecvStats
 
     @property

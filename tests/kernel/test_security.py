@@ -1,5 +1,6 @@
 """Security goals of field notes §4 against the real kernel: G2 (source filtering is not
-authentication), G3 (local by default, scope warnings) and G7 (no port hijacking).
+authentication), G3 (local by default, scope warnings), G4 (accept only on-link senders
+with ``min_ttl``) and G7 (no port hijacking).
 
 Owns: the McastScopeWarning contract (default TTL 1; a TTL above 1 for a link- or
 interface-scope group warns, once per socket and cause; a reserved IPv6 scope warns;
@@ -26,6 +27,7 @@ from mcastkit import (
     ErrorCode,
     McastOSError,
     McastScopeWarning,
+    McastValueError,
     MulticastSocket,
     open_receiver,
     open_sender,
@@ -390,3 +392,47 @@ def test_g2_forged_ttl_is_reported_as_it_arrived(lo4: None, ttl: int) -> None:
         rx.join(g)
         sp.send(FORGED, 9, g, port, b"t", ttl=ttl)
         assert rx.recv(WAIT_S).ttl == ttl
+
+
+# =========================================================================== G4
+
+
+@pytest.mark.parametrize("method", ["recv", "recv_batch"])
+def test_g4_min_ttl_drops_and_counts_datagrams_below_it(env: Env, method: str) -> None:
+    """With ``min_ttl=255`` a datagram that arrives with a smaller TTL / hop limit is
+    dropped and counted; the TTL-255 sentinel sent after it is delivered."""
+    g = env.group()
+    with env.rx(metadata=False, min_ttl=255) as rx, env.tx() as tx:
+        assert rx.metadata and rx.min_ttl == 255  # the check needs the received TTL
+        rx.join(g)
+        port = rx.local_address[1]
+        for ttl in (1, 254):
+            tx.set_ttl(ttl)
+            tx.sendto(b"low ttl %d" % ttl, g, port)
+        tx.set_ttl(255)
+        tx.sendto(b"sentinel", g, port)
+        got = [rx.recv(WAIT_S)] if method == "recv" else rx.recv_batch(16, WAIT_S)
+        got += drain(rx)
+        assert [(d.data, d.ttl) for d in got] == [(b"sentinel", 255)]
+        assert rx.stats.ttl_filtered == 2 and rx.stats.datagrams == 1
+
+
+def test_g4_min_ttl_off_again_delivers_everything(env: Env) -> None:
+    g = env.group()
+    with env.rx(min_ttl=2) as rx, env.tx(ttl=1) as tx:
+        rx.join(g)
+        rx.set_min_ttl(None)
+        assert rx.min_ttl is None
+        tx.sendto(b"ttl 1", g, rx.local_address[1])
+        assert rx.recv(WAIT_S).data == b"ttl 1"
+        assert rx.stats.ttl_filtered == 0
+
+
+@pytest.mark.parametrize("bad", [0, 256, -1, True, "255"])
+def test_g4_min_ttl_out_of_range_is_refused(lo4: None, bad: object) -> None:
+    with pytest.raises(McastValueError, match="min_ttl"):
+        MulticastSocket(4, interface="lo", min_ttl=bad)  # type: ignore[arg-type]
+    with MulticastSocket(4, interface="lo") as s:
+        with pytest.raises(McastValueError, match="min_ttl"):
+            s.set_min_ttl(bad)  # type: ignore[arg-type]
+        assert s.min_ttl is None and not s.metadata  # unchanged

@@ -11,11 +11,12 @@ TTL-3 sentinel from the same socket follows every burst along the same path).
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Iterator
 
 import pytest
 
-from mcastkit import Datagram, MulticastSocket
+from mcastkit import Datagram, MulticastSocket, ReceiveTimeoutError
 from tests.kernel._helpers import WAIT_S, drain
 from tests.lab.topology import HOST_IF, Lab, new_group
 
@@ -117,3 +118,37 @@ def test_ssm_across_the_router_delivers_only_the_joined_source(
         assert {src(d) for d in seen_ssm} == {s_h1}
         assert [d.data for d in seen_ssm] == [b"h1-%d" % i for i in range(BURST)] + [b"sentinel"]
         assert all(d.ttl == 1 for d in seen_ssm)  # one router crossed
+
+
+@pytest.mark.parametrize("version", [4, 6])
+def test_g4_min_ttl_255_rejects_a_datagram_forwarded_by_a_router(
+    lab: Lab, mcast_port: int, version: int
+) -> None:
+    """Security goal G4 (GTSM, RFC 5082): h1's TTL-255 datagram crosses r1 and reaches h2
+    with 254, so a receiver with ``min_ttl=255`` drops and counts it; r1's own TTL-255
+    datagram on LAN B (on-link) is accepted, and is the sentinel."""
+    group = new_group(v6=version == 6)
+    lab.prime(group, src="h1", ttl=3)
+    with lab.host("h2").enter():
+        rx = MulticastSocket(version, interface=HOST_IF, min_ttl=255)
+        rx.bind(mcast_port)
+        rx.join(group)
+    lab.wait_members(group, "h2")
+    with rx:
+        with lab.host("h1").enter(), \
+                MulticastSocket(version, interface=HOST_IF, ttl=255) as tx:
+            tx.sendto(b"forwarded", group, mcast_port)
+        with lab.host("r1").enter(), \
+                MulticastSocket(version, interface="eth-b", ttl=255) as onlink:
+            onlink.sendto(b"on-link", group, mcast_port)
+        with lab.host("h2").enter():
+            got: list[Datagram] = []
+            # both reach the socket in either order; recv() returns only the on-link one
+            # and counts the forwarded one as it passes: poll until both were seen
+            deadline = time.monotonic() + WAIT_S
+            while (not got or rx.stats.ttl_filtered == 0) and time.monotonic() < deadline:
+                with contextlib.suppress(ReceiveTimeoutError):
+                    got.append(rx.recv(0.05))
+            got += drain(rx)
+        assert [(d.data, d.ttl) for d in got] == [(b"on-link", 255)]
+        assert rx.stats.ttl_filtered == 1
