@@ -154,3 +154,31 @@ def test_receive_interface_by_address(veth_pair: VethPair, make: Make) -> None:
         tx = _tx(make, G, rx.local_port)
     tx.send(b"x")
     pump([rx], lambda: bool(rec.data))
+
+
+def test_leaving_a_group_joined_on_two_interfaces_leaves_both(
+        veth_pair: VethPair, make: Make) -> None:
+    """receive_interface changed while active, then the same group assigned again: the
+    instance holds it on both interfaces. "-GROUP" and "" must leave it everywhere (they
+    used to fail with the core's "pass interface=", which MCast has no way to give)."""
+    from tests.kernelstate import igmp_groups
+
+    with veth_pair.a.enter():
+        mc = make(interface="lo")
+        mc.multicast_group = "239.255.11.7"
+        mc.active = True
+        mc.receive_interface = "eth0"
+        mc.multicast_group = "239.255.11.7"
+        assert set(mc.memberships) == {"239.255.11.7 on lo", "239.255.11.7 on eth0"}
+        assert {("lo", "239.255.11.7"), ("eth0", "239.255.11.7")} <= igmp_groups()
+        mc.multicast_group = "-239.255.11.7"
+        assert mc.memberships == ()
+        assert mc.groups == ()
+        assert not {g for g in igmp_groups() if g[1] == "239.255.11.7"}
+        # the same through "" (leave every group)
+        mc.multicast_group = "239.255.11.7"
+        mc.receive_interface = "lo"
+        mc.multicast_group = "239.255.11.7"
+        mc.multicast_group = ""
+        assert mc.memberships == () and mc.groups == ()
+        assert not {g for g in igmp_groups() if g[1] == "239.255.11.7"}

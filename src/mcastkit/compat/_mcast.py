@@ -580,14 +580,21 @@ class MCast:
             raise _codes.socket_error(
                 errno.EADDRNOTAVAIL, f"{key} is not joined by this instance")
         if self._core is not None:
-            self._call(self._core.leave, key)
+            self._leave_everywhere(self._core, key)
         self._groups.remove(key)
 
     def _leave_all(self) -> None:
         for key in list(self._groups):
             if self._core is not None:
-                self._call(self._core.leave, key)
+                self._leave_everywhere(self._core, key)
             self._groups.remove(key)
+
+    def _leave_everywhere(self, core: MulticastSocket, key: str) -> None:
+        """Leave ``key`` on every interface this instance joined it on (receive_interface
+        may have changed between two joins of the same group), by interface index so the
+        core never has to guess which one is meant."""
+        for m in [m for m in core.memberships if m.group == key]:
+            self._call(core.leave, key, m.ifindex)
 
     def _effective_dscp(self) -> int | None:
         dscp = self._settings[S.QOS_DSCP_VALUE]
