@@ -290,6 +290,10 @@ static PyObject *build_one(Ring *r, unsigned i, PyObject **grp_out, long *if_out
 static PyObject *Ring_recv(Ring *r, PyObject *args) {
     int fd; unsigned max_count;
     if (!PyArg_ParseTuple(args, "iI", &fd, &max_count)) return NULL;
+    if (r->recv_size < 1) {  /* Ring.__new__ without __init__: no buffers, no size */
+        PyErr_SetString(PyExc_RuntimeError, "Ring.__init__() was not called");
+        return NULL;
+    }
     if (max_count > r->slots && ring_alloc(r, max_count) < 0) return NULL;
     unsigned want = max_count < r->slots ? max_count : r->slots;
     if (want < 1) want = 1;
