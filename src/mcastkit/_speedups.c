@@ -30,6 +30,7 @@
 #define CTRL_SIZE 256
 #define MAX_VLEN 1024
 #define RING_BYTES (16 << 20)
+#define MAX_RECV_SIZE (1 << 20)  /* MulticastSocket's recv_size limit */
 #define MAX_KINDS 32
 
 enum { K_NONE = 0, K_PKTINFO4 = 1, K_PKTINFO6 = 2, K_TTL = 3, K_RXQ_OVFL = 4,
@@ -101,8 +102,8 @@ static int Ring_init(Ring *r, PyObject *args, PyObject *kw) {
     int family; Py_ssize_t recv_size; unsigned slots = 64;
     if (!PyArg_ParseTupleAndKeywords(args, kw, "in|I", kwlist, &family, &recv_size, &slots))
         return -1;
-    if (recv_size < 1 || recv_size > 65535) {
-        PyErr_SetString(PyExc_ValueError, "recv_size must be 1-65535");
+    if (recv_size < 1 || recv_size > MAX_RECV_SIZE) {
+        PyErr_SetString(PyExc_ValueError, "recv_size must be 1-1048576");
         return -1;
     }
     if (dgram_type == NULL) {

@@ -12,7 +12,12 @@ from types import ModuleType
 
 import pytest
 
+import mcastkit
 from mcastkit import _batch
+from tests.batch.helpers import drain
+from tests.netns import Netns
+
+G = "239.255.5.21"
 
 
 @pytest.fixture
@@ -41,3 +46,26 @@ def test_recv_without_init_raises(speedups: ModuleType) -> None:
     with pytest.raises(RuntimeError, match="__init__"):
         ring.recv(0, 1)
     assert ring.slots == 0
+
+
+@pytest.mark.parametrize("bad", [0, -1, (1 << 20) + 1])
+def test_ring_rejects_bad_recv_size(speedups: ModuleType, bad: int) -> None:
+    with pytest.raises(ValueError, match="recv_size"):
+        speedups.Ring(2, bad)
+
+
+@pytest.mark.kernel
+def test_recv_size_above_64k(netns: Netns, impl: str, mcast_port: int) -> None:
+    """MulticastSocket accepts recv_size up to 1 MiB; recv_batch must too on every path
+    (the compiled ring used to refuse > 65535 with a bare ValueError)."""
+    rx = mcastkit.open_receiver(f"{G}:{mcast_port}", interface="lo", recv_size=100_000)
+    tx = mcastkit.open_sender(f"{G}:{mcast_port}", interface="lo")
+    with rx, tx:
+        big = bytes(range(256)) * 255 + b"end"  # 65283 bytes: near the UDP maximum
+        tx.send(big)
+        tx.send(b"small")
+        got = drain(rx, 2, max_count=8)
+        assert [d.data for d in got] == [big, b"small"]
+        assert not any(d.truncated for d in got)
+        assert rx.stats.bytes == len(big) + 5
+        assert rx._batch_rx is not None and rx._batch_rx.impl == impl
