@@ -178,3 +178,20 @@ def test_subprocess_ctrl_c_exits_130_with_summary(netns: object) -> None:
             p.kill()
     assert p.returncode == 130
     assert "summary:" in out and "Traceback" not in err
+
+
+def test_send_message_starting_with_a_dash_after_double_dash(netns: object) -> None:
+    """``send G:P -i lo -- -hi``: words after ``--`` are MESSAGE words, even with a dash
+    (they used to be rejected as "unrecognized arguments: -- -hi")."""
+    bg = Background("listen", f"{G}:5009", "-i", "lo", "-c", "1", "--timeout", "10", "--json")
+    wait_joined(G)
+    r = cli("send", f"{G}:5009", "-i", "lo", "--", "-hi", "there")
+    assert r.status == 0, r.stderr
+    got = bg.join()
+    assert [o["data"] for o in got.json()] == ["-hi there"]
+
+
+def test_send_unknown_option_is_still_a_usage_error(netns: object) -> None:
+    r = cli("send", f"{G}:5009", "-i", "lo", "hi", "--bogus")
+    assert r.status == ExitStatus.USAGE
+    assert "unrecognized arguments: --bogus" in r.stderr

@@ -130,11 +130,21 @@ def build_parser(env: Env) -> argparse.ArgumentParser:
 
 def _take_extra_words(ns: argparse.Namespace, extra: list[str]) -> None:
     """``send G:P -i lo hello world``: argparse leaves MESSAGE words that follow an
-    option unparsed; give them back to the verbs that take free text."""
-    if hasattr(ns, "message") and not any(w.startswith("-") and w != "-" for w in extra):
-        ns.message = [*ns.message, *extra]
-        return
-    prog = "mcastkit" + (f" {ns.verb}" if getattr(ns, "verb", None) else "")
+    option unparsed; give them back to the verbs that take free text (words after ``--``
+    even when they start with a dash). Anything else is a usage error naming only the
+    words that were not understood."""
+    if hasattr(ns, "message"):
+        words, after = extra, []
+        if "--" in extra:  # everything after "--" is text, dashes included
+            cut = extra.index("--")
+            words, after = extra[:cut], extra[cut + 1:]
+        unknown = [w for w in words if w.startswith("-") and w != "-"]
+        if not unknown:
+            ns.message = [*ns.message, *words, *after]
+            return
+        extra = unknown
+    prog = "mcastkit" + "".join(f" {v}" for v in (getattr(ns, "verb", None),
+                                                   getattr(ns, "mode", None)) if v)
     raise _UsageError("unrecognized arguments: " + " ".join(extra), prog)
 
 
