@@ -15,6 +15,7 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <structmember.h>
+#include <pythread.h>
 
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -63,7 +64,34 @@ typedef struct {
     int grp_keylen;
     PyObject *grp_str;
     PyObject *summary;
+    /* Held from before recvmmsg (which runs without the GIL) until the Datagrams are
+     * built, and by __init__: no other thread may free, grow or refill the buffers the
+     * kernel is writing into. owner: the holder's thread id (0: free), to refuse
+     * re-entry from the same thread (a finalizer run by the GC) instead of deadlocking. */
+    PyThread_type_lock lock;
+    unsigned long owner;
 } Ring;
+
+/* Take r->lock; 0 on success, -1 with RuntimeError when this thread already holds it. */
+static int ring_lock(Ring *r) {
+    unsigned long me = PyThread_get_thread_ident();
+    if (r->owner == me) {
+        PyErr_SetString(PyExc_RuntimeError, "Ring is already in use by this thread");
+        return -1;
+    }
+    if (!PyThread_acquire_lock(r->lock, NOWAIT_LOCK)) {
+        Py_BEGIN_ALLOW_THREADS  /* the holder needs the GIL to finish */
+        PyThread_acquire_lock(r->lock, WAIT_LOCK);
+        Py_END_ALLOW_THREADS
+    }
+    r->owner = me;
+    return 0;
+}
+
+static void ring_unlock(Ring *r) {
+    r->owner = 0;
+    PyThread_release_lock(r->lock);
+}
 
 static void ring_free_bufs(Ring *r) {
     PyMem_Free(r->data); PyMem_Free(r->names); PyMem_Free(r->ctrl);
@@ -97,6 +125,17 @@ static int ring_alloc(Ring *r, unsigned slots) {
     return 0;
 }
 
+static PyObject *Ring_new(PyTypeObject *type, PyObject *args, PyObject *kw) {
+    Ring *r = (Ring *)type->tp_alloc(type, 0);
+    if (!r) return NULL;
+    r->lock = PyThread_allocate_lock();
+    if (!r->lock) {
+        Py_DECREF(r);
+        return PyErr_NoMemory();
+    }
+    return (PyObject *)r;
+}
+
 static int Ring_init(Ring *r, PyObject *args, PyObject *kw) {
     static char *kwlist[] = {"family", "recv_size", "slots", NULL};
     int family; Py_ssize_t recv_size; unsigned slots = 64;
@@ -110,15 +149,19 @@ static int Ring_init(Ring *r, PyObject *args, PyObject *kw) {
         PyErr_SetString(PyExc_RuntimeError, "_speedups.setup() was not called");
         return -1;
     }
+    if (ring_lock(r) < 0) return -1;
     ring_free_bufs(r);
     r->family = family;
     r->recv_size = recv_size;
-    return ring_alloc(r, slots);
+    int rc = ring_alloc(r, slots);
+    ring_unlock(r);
+    return rc;
 }
 
 static void Ring_dealloc(Ring *r) {
     ring_free_bufs(r);
     Py_CLEAR(r->src_str); Py_CLEAR(r->src_port); Py_CLEAR(r->grp_str); Py_CLEAR(r->summary);
+    if (r->lock) PyThread_free_lock(r->lock);  /* free: a holder keeps a reference */
     Py_TYPE(r)->tp_free((PyObject *)r);
 }
 
@@ -288,9 +331,7 @@ static PyObject *build_one(Ring *r, unsigned i, PyObject **grp_out, long *if_out
     return o;
 }
 
-static PyObject *Ring_recv(Ring *r, PyObject *args) {
-    int fd; unsigned max_count;
-    if (!PyArg_ParseTuple(args, "iI", &fd, &max_count)) return NULL;
+static PyObject *ring_recv_locked(Ring *r, int fd, unsigned max_count) {
     if (r->recv_size < 1) {  /* Ring.__new__ without __init__: no buffers, no size */
         PyErr_SetString(PyExc_RuntimeError, "Ring.__init__() was not called");
         return NULL;
@@ -308,11 +349,15 @@ static PyObject *Ring_recv(Ring *r, PyObject *args) {
         m->msg_controllen = CTRL_SIZE;
         m->msg_flags = 0;
     }
-    int got;
+    int got, err;
     Py_BEGIN_ALLOW_THREADS
     got = recvmmsg(fd, r->hdr, want, MSG_DONTWAIT, NULL);
+    err = errno;
     Py_END_ALLOW_THREADS
-    if (got < 0) return PyErr_SetFromErrno(PyExc_OSError);
+    if (got < 0) {
+        errno = err;
+        return PyErr_SetFromErrno(PyExc_OSError);
+    }
     PyObject *out = PyList_New(got);
     if (!out) return NULL;
     long long nbytes = 0, ntrunc = 0;
@@ -348,6 +393,15 @@ static PyObject *Ring_recv(Ring *r, PyObject *args) {
     return out;
 }
 
+static PyObject *Ring_recv(Ring *r, PyObject *args) {
+    int fd; unsigned max_count;
+    if (!PyArg_ParseTuple(args, "iI", &fd, &max_count)) return NULL;
+    if (ring_lock(r) < 0) return NULL;
+    PyObject *out = ring_recv_locked(r, fd, max_count);
+    ring_unlock(r);
+    return out;
+}
+
 static PyObject *Ring_get_summary(Ring *r, void *closure) {
     PyObject *s = r->summary ? r->summary : Py_None;
     Py_INCREF(s);
@@ -378,7 +432,7 @@ static PyTypeObject RingType = {
     .tp_basicsize = sizeof(Ring),
     .tp_flags = Py_TPFLAGS_DEFAULT,
     .tp_doc = "Ring(family, recv_size, slots=64): a recvmmsg ring building Datagrams.",
-    .tp_new = PyType_GenericNew,
+    .tp_new = Ring_new,
     .tp_init = (initproc)Ring_init,
     .tp_dealloc = (destructor)Ring_dealloc,
     .tp_methods = Ring_methods,
