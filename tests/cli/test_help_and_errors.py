@@ -61,6 +61,10 @@ def test_no_verb_is_usage_error() -> None:
         (["listen", "239.255.0.1:5000", "--bogus"], "unrecognized arguments"),
         (["perf"], "required"),
         (["doctor", "10.0.0.1"], "not a multicast address"),
+        (["ping", "239.255.0.1:5000", "--max-loss", "abc"], "not a percentage (0-100)"),
+        (["ping", "239.255.0.1:5000", "--max-loss", "101"], "0-100"),
+        (["perf", "recv", "239.255.0.1:5000", "--max-loss", "lots"], "percentage"),
+        (["perf", "recv", "239.255.0.1:5000", "-c", "1"], "'mcastkit perf recv --help'"),
     ],
 )
 def test_usage_errors_are_one_line_exit_2(argv: list[str], needle: str) -> None:

@@ -27,6 +27,7 @@ __all__ = [
     "endpoint_arg",
     "interface_of",
     "nonneg_float",
+    "percent_arg",
     "positive_int",
     "rate_arg",
 ]
@@ -81,6 +82,17 @@ def nonneg_float(text: str) -> float:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
     if not math.isfinite(v) or v < 0:
         raise argparse.ArgumentTypeError(f"{text!r} must be a finite number >= 0")
+    return v
+
+
+def percent_arg(text: str) -> float:
+    """argparse type: a percentage, 0-100."""
+    try:
+        v = float(text.strip().removesuffix("%"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a percentage (0-100)") from None
+    if not math.isfinite(v) or not 0 <= v <= 100:
+        raise argparse.ArgumentTypeError(f"{text!r}: use a percentage 0-100")
     return v
 
 

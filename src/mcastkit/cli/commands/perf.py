@@ -27,7 +27,7 @@ from .._common import (
     emit_json,
     endpoint_arg,
     interface_of,
-    nonneg_float,
+    percent_arg,
     positive_float,
     positive_int,
     rate_arg,
@@ -86,7 +86,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                             help="end when the stream stops for S seconds (default 2)")
             sp.add_argument("--rcvbuf", type=positive_int, default=4 * 1024 * 1024,
                             metavar="BYTES", help="receive buffer to request (default 4 MiB)")
-            sp.add_argument("--max-loss", type=nonneg_float, metavar="PCT",
+            sp.add_argument("--max-loss", type=percent_arg, metavar="PCT",
                             help="exit 5 if loss is above PCT percent")
 
 

@@ -27,6 +27,7 @@ from .._common import (
     endpoint_arg,
     interface_of,
     nonneg_float,
+    percent_arg,
     positive_float,
     positive_int,
 )
@@ -63,7 +64,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--reply", choices=("unicast", "multicast"), default="unicast",
                    help="how to answer probes (default unicast)")
     p.add_argument("--ttl", type=int, default=1, metavar="N", help="TTL of probes (default 1)")
-    p.add_argument("--max-loss", type=nonneg_float, default=0.0, metavar="PCT",
+    p.add_argument("--max-loss", type=percent_arg, default=0.0, metavar="PCT",
                    help="exit 5 if any peer's loss is above PCT percent (default 0)")
     p.add_argument("-q", "--quiet", action="store_true", help="print only the summary")
 
