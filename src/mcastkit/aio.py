@@ -32,7 +32,7 @@ import contextlib
 import logging
 from collections.abc import Callable, Iterable, Sequence
 from types import TracebackType
-from typing import Final, ParamSpec
+from typing import ParamSpec
 
 from ._addr import Endpoint, Group, IPAddress
 from ._aio_queue import AsyncStats as AsyncStats
@@ -72,7 +72,6 @@ __all__ = [
 
 _log = logging.getLogger("mcastkit.aio")
 InterfaceArg = str | int | IPAddress | Interface
-_BATCH: Final = 64  # datagrams per recv_batch call
 _P = ParamSpec("_P")
 
 
