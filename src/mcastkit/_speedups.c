@@ -174,7 +174,11 @@ static PyObject *format_source(Ring *r, const unsigned char *name, socklen_t nam
     }
     char buf[INET6_ADDRSTRLEN + 16];
     unsigned port = 0;
-    if (r->family == AF_INET6 && namelen >= sizeof(struct sockaddr_in6)) {
+    sa_family_t af = AF_UNSPEC;
+    if (namelen >= sizeof af) memcpy(&af, name, sizeof af);
+    if (namelen > NAME_SIZE) namelen = NAME_SIZE;  /* the kernel reports the full length */
+    /* by the address's own family: a short or unknown one gives "" and port 0 */
+    if (af == AF_INET6 && namelen >= sizeof(struct sockaddr_in6)) {
         const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)name;
         if (!inet_ntop(AF_INET6, &s6->sin6_addr, buf, INET6_ADDRSTRLEN)) buf[0] = 0;
         if (s6->sin6_scope_id) {
@@ -182,7 +186,7 @@ static PyObject *format_source(Ring *r, const unsigned char *name, socklen_t nam
             snprintf(buf + l, sizeof buf - l, "%%%u", (unsigned)s6->sin6_scope_id);
         }
         port = ntohs(s6->sin6_port);
-    } else if (namelen >= sizeof(struct sockaddr_in)) {
+    } else if (af == AF_INET && namelen >= sizeof(struct sockaddr_in)) {
         const struct sockaddr_in *s4 = (const struct sockaddr_in *)name;
         if (!inet_ntop(AF_INET, &s4->sin_addr, buf, INET6_ADDRSTRLEN)) buf[0] = 0;
         port = ntohs(s4->sin_port);
@@ -223,6 +227,15 @@ static int kind_of(int level, int type) {
     return K_NONE;
 }
 
+/* sec * 10**9 + nsec as a Python int, for values that overflow 64 bits */
+static PyObject *big_ns(int64_t sec, int64_t nsec) {
+    PyObject *a = PyLong_FromLongLong(sec), *g = PyLong_FromLong(1000000000L);
+    PyObject *b = PyLong_FromLongLong(nsec), *p = NULL, *out = NULL;
+    if (a && g && b && (p = PyNumber_Multiply(a, g)) != NULL) out = PyNumber_Add(p, b);
+    Py_XDECREF(a); Py_XDECREF(g); Py_XDECREF(b); Py_XDECREF(p);
+    return out;
+}
+
 #define SET(o, f, v) (*(PyObject **)((char *)(o) + field_off[f]) = (v))
 #define CMSG_HDR_SIZE (sizeof(size_t) + 2 * sizeof(int))
 #define ALIGN_UP(n) (((n) + sizeof(size_t) - 1) & ~(sizeof(size_t) - 1))
@@ -258,7 +271,8 @@ static PyObject *build_one(Ring *r, unsigned i, PyObject **grp_out, long *if_out
         memcpy(&cl, c + pos, sizeof cl);
         memcpy(&level, c + pos + sizeof(size_t), sizeof level);
         memcpy(&type, c + pos + sizeof(size_t) + sizeof(int), sizeof type);
-        if (cl < CMSG_HDR_SIZE || pos + cl > clen) break;
+        /* clen - pos >= CMSG_HDR_SIZE here; "pos + cl > clen" could wrap for a huge cl */
+        if (cl < CMSG_HDR_SIZE || cl > clen - pos) break;
         const unsigned char *d = c + pos + CMSG_HDR_SIZE;
         size_t n = cl - CMSG_HDR_SIZE;
         PyObject *v = NULL, *v2 = NULL;
@@ -302,8 +316,12 @@ static PyObject *build_one(Ring *r, unsigned i, PyObject **grp_out, long *if_out
             break;
         case K_TIMESTAMPNS:
             if (n >= 16) {
-                int64_t sec, nsec; memcpy(&sec, d, 8); memcpy(&nsec, d + 8, 8);
-                v = PyLong_FromLongLong(sec * 1000000000LL + nsec);
+                int64_t sec, nsec, ns; memcpy(&sec, d, 8); memcpy(&nsec, d + 8, 8);
+                if (!__builtin_mul_overflow(sec, (int64_t)1000000000, &ns)
+                    && !__builtin_add_overflow(ns, nsec, &ns))
+                    v = PyLong_FromLongLong(ns);
+                else  /* not from a kernel clock, but never undefined behaviour */
+                    v = big_ns(sec, nsec);
                 if (!v) goto fail_v;
                 Py_XSETREF(ts, v);
             }
@@ -402,6 +420,34 @@ static PyObject *Ring_recv(Ring *r, PyObject *args) {
     return out;
 }
 
+/* _decode(data, name, ctrl, flags=0): build one Datagram from these bytes as if the
+ * kernel had put them in slot 0 (name and ctrl lengths are reported in full, as the
+ * kernel does, even when longer than the slot). For tests: fuzzing the decoders. */
+static PyObject *Ring_decode(Ring *r, PyObject *args) {
+    Py_buffer data, name, ctrl; int flags = 0;
+    if (!PyArg_ParseTuple(args, "y*y*y*|i", &data, &name, &ctrl, &flags)) return NULL;
+    PyObject *o = NULL;
+    if (r->recv_size < 1) {
+        PyErr_SetString(PyExc_RuntimeError, "Ring.__init__() was not called");
+    } else if (ring_lock(r) == 0) {
+        struct mmsghdr *h = &r->hdr[0];
+        size_t n = (size_t)data.len < (size_t)r->recv_size ? (size_t)data.len
+                                                            : (size_t)r->recv_size;
+        memcpy(r->data, data.buf, n);
+        memcpy(r->names, name.buf, name.len < NAME_SIZE ? (size_t)name.len : NAME_SIZE);
+        memcpy(r->ctrl, ctrl.buf, ctrl.len < CTRL_SIZE ? (size_t)ctrl.len : CTRL_SIZE);
+        h->msg_len = (unsigned)n;
+        h->msg_hdr.msg_namelen = (socklen_t)name.len;
+        h->msg_hdr.msg_controllen = (size_t)ctrl.len;
+        h->msg_hdr.msg_flags = flags;
+        PyObject *g; long ifx; int hif, hdr; long long dr;
+        o = build_one(r, 0, &g, &ifx, &hif, &dr, &hdr);
+        ring_unlock(r);
+    }
+    PyBuffer_Release(&data); PyBuffer_Release(&name); PyBuffer_Release(&ctrl);
+    return o;
+}
+
 static PyObject *Ring_get_summary(Ring *r, void *closure) {
     PyObject *s = r->summary ? r->summary : Py_None;
     Py_INCREF(s);
@@ -415,6 +461,8 @@ static PyObject *Ring_get_slots(Ring *r, void *closure) {
 static PyMethodDef Ring_methods[] = {
     {"recv", (PyCFunction)Ring_recv, METH_VARARGS,
      "recv(fd, max_count) -> list[Datagram]: one recvmmsg(MSG_DONTWAIT) call."},
+    {"_decode", (PyCFunction)Ring_decode, METH_VARARGS,
+     "_decode(data, name, ctrl, flags=0) -> Datagram: decode bytes as slot 0 (tests)."},
     {NULL, NULL, 0, NULL},
 };
 

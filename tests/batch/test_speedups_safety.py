@@ -8,21 +8,28 @@ without it, or fail when MCASTKIT_REQUIRE_SPEEDUPS=1.
 from __future__ import annotations
 
 import os
+import socket
+import struct
+import sys
 import threading
 import time
 from types import ModuleType
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import mcastkit
-from mcastkit import _batch
+from mcastkit import Datagram, _batch
+from mcastkit import _platform as plat
+from mcastkit._packet import decode_ancillary
 from tests.batch.helpers import WAIT, drain
 from tests.netns import Netns
 
 G = "239.255.5.21"
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def speedups() -> ModuleType:
     """The compiled module, set up by mcastkit._batch."""
     if "c" not in _batch.available_impls():
@@ -140,3 +147,108 @@ def test_ring_shared_by_threads(netns: Netns, speedups: ModuleType, mcast_port: 
         assert all(_intact(d) for d in seen), [d for d in seen if not _intact(d)][:3]
         assert len(seen) == len(set(seen)), "a datagram was returned twice"
         assert len(seen) + max(0, rx.kernel_drops()) == total
+
+
+# ------------------------------------------------------------ decoders against Python
+
+_KNOWN = list(plat.CMSG_KINDS)  # (level, type) pairs the decoders understand
+_cmsg = st.tuples(
+    st.one_of(st.sampled_from(_KNOWN), st.tuples(st.integers(-3, 300), st.integers(-3, 80))),
+    st.binary(max_size=40),
+)
+
+
+def _reference(data: bytes, name: bytes, ctrl: bytes, flags: int, family: int,
+               recv_size: int) -> tuple[object, ...]:
+    """What the pure-Python path makes of these bytes (the kernel's view of slot 0)."""
+    name = name[:32]
+    host, port = "", 0
+    af = int.from_bytes(name[:2], sys.byteorder) if len(name) >= 2 else 0
+    if af == socket.AF_INET6 and len(name) >= 28:
+        host = socket.inet_ntop(socket.AF_INET6, name[8:24])
+        scope = int.from_bytes(name[24:28], sys.byteorder)
+        host = f"{host}%{scope}" if scope else host
+        port = int.from_bytes(name[2:4], "big")
+    elif af == socket.AF_INET and len(name) >= 16:
+        host = socket.inet_ntop(socket.AF_INET, name[4:8])
+        port = int.from_bytes(name[2:4], "big")
+    d = Datagram(data[:recv_size], host, port, truncated=bool(flags & socket.MSG_TRUNC))
+    decode_ancillary(d, _batch.parse_cmsgs(ctrl[:256]), plat.CMSG_KINDS)
+    return _all(d)
+
+
+def _all(d: Datagram) -> tuple[object, ...]:
+    return (d.data, d.source, d.port, d.group, d.interface, d.ttl, d.truncated, d.drops,
+            d.timestamp_ns, d.tos)
+
+
+def _sockaddr(family: int, host: str, port: int, scope: int = 0) -> bytes:
+    if family == socket.AF_INET:
+        return (struct.pack("=H", socket.AF_INET) + port.to_bytes(2, "big")
+                + socket.inet_pton(socket.AF_INET, host) + bytes(8))
+    return (struct.pack("=H", socket.AF_INET6) + port.to_bytes(2, "big") + bytes(4)
+            + socket.inet_pton(socket.AF_INET6, host) + struct.pack("=I", scope))
+
+
+@settings(max_examples=400, deadline=None)
+@given(cmsgs=st.lists(_cmsg, max_size=8), tail=st.binary(max_size=24),
+       cut=st.integers(0, 400), data=st.binary(max_size=80),
+       flags=st.sampled_from([0, int(socket.MSG_TRUNC), int(socket.MSG_CTRUNC)]))
+def test_cmsg_walker_matches_python(speedups: ModuleType, cmsgs: list[tuple[
+        tuple[int, int], bytes]], tail: bytes, cut: int, data: bytes, flags: int) -> None:
+    """Well-formed, truncated, padded-with-garbage and over-long control buffers decode to
+    exactly what decode_ancillary(parse_cmsgs(...)) gives, and never read out of bounds
+    (scripts/asan-batch)."""
+    ctrl = (_batch.pack_cmsgs([(lv, ty, b) for (lv, ty), b in cmsgs]) + tail)[:cut]
+    name = _sockaddr(socket.AF_INET, "198.18.0.7", 4242)
+    ring = speedups.Ring(socket.AF_INET, 48, 1)
+    got = ring._decode(data, name, ctrl, flags)
+    assert _all(got) == _reference(data, name, ctrl, flags, socket.AF_INET, 48)
+
+
+@settings(max_examples=300, deadline=None)
+@given(ctrl=st.binary(max_size=300), name=st.binary(max_size=40))
+def test_garbage_never_crashes(speedups: ModuleType, ctrl: bytes, name: bytes) -> None:
+    """Arbitrary control and address bytes (short sockaddrs, odd cmsg_len values)."""
+    for family in (socket.AF_INET, socket.AF_INET6):
+        ring = speedups.Ring(family, 16, 1)
+        got = ring._decode(b"x", name, ctrl)
+        assert _all(got) == _reference(b"x", name, ctrl, 0, family, 16)
+
+
+@pytest.mark.parametrize("cl", [0, 1, 15, 17, 255, 257, 2**63, 2**64 - 1, 2**64 - 8])
+def test_hostile_cmsg_len(speedups: ModuleType, cl: int) -> None:
+    """cmsg_len values that make ``pos + cmsg_len`` wrap: the walk stops, nothing is read
+    past the buffer (a first, valid TTL message is still decoded)."""
+    ttl = _batch.pack_cmsgs([(socket.IPPROTO_IP, socket.IP_TTL, struct.pack("=i", 9))])
+    bad = _batch.CMSG_HDR.pack(cl, socket.SOL_SOCKET, 35) + bytes(16)
+    ring = speedups.Ring(socket.AF_INET, 16, 1)
+    name = _sockaddr(socket.AF_INET, "198.18.0.7", 1)
+    got = ring._decode(b"", name, ttl + bad)
+    assert got.ttl == 9 and got.timestamp_ns == _reference(b"", name, ttl + bad, 0,
+                                                           socket.AF_INET, 16)[8]
+
+
+@pytest.mark.parametrize("sec,nsec", [(2**63 - 1, 999_999_999), (-(2**63), -1), (1, 2)])
+def test_timestamp_overflow_is_exact(speedups: ModuleType, sec: int, nsec: int) -> None:
+    """A timespec whose nanoseconds overflow 64 bits gives the exact Python int (no
+    signed-overflow undefined behaviour; UBSan checks under scripts/asan-batch)."""
+    ts = _batch.pack_cmsgs([(socket.SOL_SOCKET, 35, struct.pack("=qq", sec, nsec))])
+    ring = speedups.Ring(socket.AF_INET, 16, 1)
+    got = ring._decode(b"", _sockaddr(socket.AF_INET, "198.18.0.7", 1), ts)
+    assert got.timestamp_ns == sec * 1_000_000_000 + nsec
+
+
+@pytest.mark.parametrize("namelen", [0, 1, 2, 15, 16, 27, 28, 32, 33, 128])
+def test_sockaddr_lengths(speedups: ModuleType, namelen: int) -> None:
+    """Short, exact and over-long (kernel-reported) address lengths, both families, with
+    an IPv6 link-local scope id; the one-entry source cache never returns a stale one."""
+    v6 = _sockaddr(socket.AF_INET6, "fe80::1", 5000, scope=7) + bytes(200)
+    v4 = _sockaddr(socket.AF_INET, "198.18.0.9", 5001) + bytes(200)
+    for family, full in ((socket.AF_INET6, v6), (socket.AF_INET, v4)):
+        ring = speedups.Ring(family, 16, 1)
+        for name in (full[:namelen], full[:namelen], v4[:16], full[:namelen]):
+            got = ring._decode(b"", name, b"")
+            assert _all(got) == _reference(b"", name, b"", 0, family, 16)
+    ring = speedups.Ring(socket.AF_INET6, 16, 1)
+    assert ring._decode(b"", v6[:28], b"").source == "fe80::1%7"
