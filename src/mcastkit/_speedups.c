@@ -489,30 +489,89 @@ static PyTypeObject RingType = {
 
 /* setup(Datagram, kinds): check Datagram's slot layout, take the cmsg kind table
  * [(level, type, code)]. Raises TypeError if Datagram is not the expected slots class. */
+static int field_index(const char *name) {
+    for (int f = 0; f < F_COUNT; f++)
+        if (strcmp(name, field_names[f]) == 0) return f;
+    return -1;
+}
+
+/* The slot layout of tp: every object slot of tp and its bases must be one of
+ * field_names, each exactly once, inside the instance and declared by tp or a base, so
+ * that writing the F_COUNT offsets fills the whole object and nothing outside it. */
+static int check_layout(PyTypeObject *tp, Py_ssize_t *off) {
+    if (tp->tp_itemsize != 0 || (tp->tp_flags & Py_TPFLAGS_IS_ABSTRACT)
+            || tp->tp_alloc == NULL) {
+        PyErr_SetString(PyExc_TypeError, "Datagram is not a plain fixed-size class");
+        return -1;
+    }
+    for (int f = 0; f < F_COUNT; f++) {
+        PyObject *descr = PyObject_GetAttrString((PyObject *)tp, field_names[f]);
+        if (!descr) return -1;
+        int ok = Py_IS_TYPE(descr, &PyMemberDescr_Type);
+        if (ok) {
+            PyMemberDescrObject *md = (PyMemberDescrObject *)descr;
+            Py_ssize_t o = md->d_member->offset;
+            ok = md->d_member->type == T_OBJECT_EX && !(md->d_member->flags & READONLY)
+                 && PyType_IsSubtype(tp, PyDescr_TYPE(md))
+                 && o >= (Py_ssize_t)sizeof(PyObject)
+                 && o + (Py_ssize_t)sizeof(PyObject *) <= tp->tp_basicsize
+                 && o % (Py_ssize_t)sizeof(PyObject *) == 0;
+            off[f] = o;
+        }
+        Py_DECREF(descr);
+        if (!ok) {
+            PyErr_Format(PyExc_TypeError, "Datagram.%s is not a plain slot of Datagram",
+                         field_names[f]);
+            return -1;
+        }
+        for (int g = 0; g < f; g++) {
+            if (off[g] == off[f]) {
+                PyErr_Format(PyExc_TypeError, "Datagram.%s and .%s share a slot",
+                             field_names[g], field_names[f]);
+                return -1;
+            }
+        }
+    }
+    int n = 0;
+    for (PyTypeObject *t = tp; t != NULL; t = t->tp_base) {
+        for (PyMemberDef *m = t->tp_members; m && m->name; m++) {
+            if (m->type != T_OBJECT_EX && m->type != T_OBJECT) continue;
+            if (field_index(m->name) < 0) {
+                PyErr_Format(PyExc_TypeError, "Datagram has a slot _speedups does not know "
+                             "(%s): rebuild the accelerator", m->name);
+                return -1;
+            }
+            n++;
+        }
+    }
+    if (n != F_COUNT) {
+        PyErr_Format(PyExc_TypeError, "Datagram has %d object slots, _speedups knows %d",
+                     n, (int)F_COUNT);
+        return -1;
+    }
+    return 0;
+}
+
 static PyObject *setup(PyObject *self, PyObject *args) {
     PyObject *tp, *table;
     if (!PyArg_ParseTuple(args, "O!O", &PyType_Type, &tp, &table)) return NULL;
     Py_ssize_t off[F_COUNT];
-    for (int f = 0; f < F_COUNT; f++) {
-        PyObject *descr = PyObject_GetAttrString(tp, field_names[f]);
-        if (!descr) return NULL;
-        int ok = Py_IS_TYPE(descr, &PyMemberDescr_Type)
-                 && ((PyMemberDescrObject *)descr)->d_member->type == T_OBJECT_EX;
-        if (ok) off[f] = ((PyMemberDescrObject *)descr)->d_member->offset;
-        Py_DECREF(descr);
-        if (!ok) {
-            PyErr_Format(PyExc_TypeError, "Datagram.%s is not a plain slot", field_names[f]);
-            return NULL;
-        }
-    }
-    PyObject *seq = PySequence_Fast(table, "kinds must be a sequence");
+    if (check_layout((PyTypeObject *)tp, off) < 0) return NULL;
+    /* a tuple copy: parsing an item cannot run code that shrinks or frees the table */
+    PyObject *seq = PySequence_Tuple(table);
     if (!seq) return NULL;
     Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
     if (n > MAX_KINDS) { Py_DECREF(seq); PyErr_SetString(PyExc_ValueError, "too many kinds");
                          return NULL; }
     int lv[MAX_KINDS], ty[MAX_KINDS], kd[MAX_KINDS];
     for (Py_ssize_t i = 0; i < n; i++) {
-        if (!PyArg_ParseTuple(PySequence_Fast_GET_ITEM(seq, i), "iii", &lv[i], &ty[i], &kd[i])) {
+        PyObject *item = PySequence_Fast_GET_ITEM(seq, i);
+        if (!PyTuple_Check(item)) {  /* PyArg_ParseTuple would raise SystemError */
+            Py_DECREF(seq);
+            PyErr_SetString(PyExc_TypeError, "kinds must hold (level, type, kind) tuples");
+            return NULL;
+        }
+        if (!PyArg_ParseTuple(item, "iii", &lv[i], &ty[i], &kd[i])) {
             Py_DECREF(seq);
             return NULL;
         }

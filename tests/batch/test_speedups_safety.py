@@ -7,6 +7,7 @@ without it, or fail when MCASTKIT_REQUIRE_SPEEDUPS=1.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import socket
 import struct
@@ -252,3 +253,115 @@ def test_sockaddr_lengths(speedups: ModuleType, namelen: int) -> None:
             assert _all(got) == _reference(b"", name, b"", 0, family, 16)
     ring = speedups.Ring(socket.AF_INET6, 16, 1)
     assert ring._decode(b"", v6[:28], b"").source == "fe80::1%7"
+
+
+# ------------------------------------------------------------ setup(): layout checks
+
+
+def _kinds() -> list[tuple[int, int, int]]:
+    return [(lv, ty, _batch._CODES[k]) for (lv, ty), k in plat.CMSG_KINDS.items()
+            if k in _batch._CODES]
+
+
+def _still_works(speedups: ModuleType) -> None:
+    """The previous (good) setup survived a refused one."""
+    ring = speedups.Ring(socket.AF_INET, 8, 1)
+    got = ring._decode(b"abc", _sockaddr(socket.AF_INET, "198.18.0.3", 7), b"")
+    assert type(got) is Datagram and got == Datagram(b"abc", "198.18.0.3", 7)
+
+
+class _Borrowed:
+    """Datagram's member descriptors on a class whose instances are far smaller: their
+    offsets would write past the object (heap overflow) if setup() trusted them."""
+
+
+for _f in ("data", "source", "port", "group", "interface", "ttl", "truncated", "drops",
+           "timestamp_ns", "tos"):
+    setattr(_Borrowed, _f, getattr(Datagram, _f))
+
+
+@dataclasses.dataclass(slots=True)
+class _Extra:
+    """A Datagram that gained a field the C code does not know."""
+
+    data: bytes
+    source: str
+    port: int
+    group: str | None = None
+    interface: int | None = None
+    ttl: int | None = None
+    truncated: bool = False
+    drops: int | None = None
+    timestamp_ns: int | None = None
+    tos: int | None = None
+    hops: int | None = None
+
+
+class _SubExtra(Datagram):
+    __slots__ = ("note",)
+
+
+class _Prop(_Borrowed):
+    @property
+    def tos(self) -> int:
+        return 0
+
+
+@dataclasses.dataclass
+class _NoSlots:
+    data: bytes = b""
+    source: str = ""
+    port: int = 0
+    group: str | None = None
+    interface: int | None = None
+    ttl: int | None = None
+    truncated: bool = False
+    drops: int | None = None
+    timestamp_ns: int | None = None
+    tos: int | None = None
+
+
+@pytest.mark.parametrize("cls", [_Borrowed, _Extra, _SubExtra, _Prop, _NoSlots, int])
+def test_setup_refuses_other_layouts(speedups: ModuleType, cls: type) -> None:
+    """setup() refuses any class whose slots are not exactly Datagram's ten, declared by
+    the class itself (it used to accept borrowed descriptors and foreign layouts, and
+    would then write past objects or leave unknown slots empty), and a refusal keeps the
+    working setup."""
+    with pytest.raises((TypeError, AttributeError)):
+        speedups.setup(cls, _kinds())
+    _still_works(speedups)
+
+
+@pytest.mark.parametrize("kinds", [[[0, 8, 3]], [(0, 8)], [None], 5, [(0, 8, 3)] * 33])
+def test_setup_refuses_bad_kinds(speedups: ModuleType, kinds: object) -> None:
+    """Malformed kind tables raise TypeError/ValueError (a list item used to raise
+    SystemError, which mcastkit._batch did not catch: the import would have failed)."""
+    with pytest.raises((TypeError, ValueError)):
+        speedups.setup(Datagram, kinds)
+    _still_works(speedups)
+
+
+def test_setup_accepts_identical_layout(speedups: ModuleType) -> None:
+    """A class with exactly Datagram's slots is fine; restore the real one afterwards."""
+
+    @dataclasses.dataclass(slots=True)
+    class Twin:
+        data: bytes
+        source: str
+        port: int
+        group: str | None = None
+        interface: int | None = None
+        ttl: int | None = None
+        truncated: bool = False
+        drops: int | None = None
+        timestamp_ns: int | None = None
+        tos: int | None = None
+
+    try:
+        speedups.setup(Twin, _kinds())
+        ring = speedups.Ring(socket.AF_INET, 8, 1)
+        got = ring._decode(b"t", _sockaddr(socket.AF_INET, "198.18.0.3", 7), b"")
+        assert type(got) is Twin and got.data == b"t" and got.tos is None
+    finally:
+        speedups.setup(Datagram, _kinds())
+    _still_works(speedups)
