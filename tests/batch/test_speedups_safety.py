@@ -14,6 +14,7 @@ import struct
 import sys
 import threading
 import time
+import tracemalloc
 from types import ModuleType
 
 import pytest
@@ -21,10 +22,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import mcastkit
-from mcastkit import Datagram, _batch
+from mcastkit import ClosedError, Datagram, _batch
 from mcastkit import _platform as plat
 from mcastkit._packet import decode_ancillary
 from tests.batch.helpers import WAIT, drain
+from tests.lab.topology import VethLoop
 from tests.netns import Netns
 
 G = "239.255.5.21"
@@ -365,3 +367,189 @@ def test_setup_accepts_identical_layout(speedups: ModuleType) -> None:
     finally:
         speedups.setup(Datagram, _kinds())
     _still_works(speedups)
+
+
+# ------------------------------------------------------------ through real sockets
+
+
+@pytest.mark.kernel
+def test_sizes_around_recv_size(netns: Netns, impl: str, mcast_port: int) -> None:
+    """0 bytes, recv_size - 1, exactly recv_size (not truncated) and recv_size + 1
+    (cut to recv_size, flagged, counted) in one batch, with and without metadata."""
+    rs = 100
+    for metadata in (False, True):
+        rx = mcastkit.open_receiver(f"{G}:{mcast_port}", interface="lo", recv_size=rs,
+                                    metadata=metadata)
+        tx = mcastkit.open_sender(f"{G}:{mcast_port}", interface="lo")
+        with rx, tx:
+            sizes = [0, rs - 1, rs, rs + 1, 0, 65000]
+            for n in sizes:
+                tx.send(bytes([n % 251]) * n)
+            got = drain(rx, len(sizes), max_count=16)
+            assert [len(d.data) for d in got] == [min(n, rs) for n in sizes]
+            assert [d.data for d in got] == [bytes([n % 251]) * min(n, rs) for n in sizes]
+            assert [d.truncated for d in got] == [n > rs for n in sizes]
+            assert rx.stats.truncated == 2 and rx.stats.datagrams == len(sizes)
+            assert rx.stats.bytes == sum(min(n, rs) for n in sizes)
+            assert all((d.group == G) is metadata for d in got)
+
+
+@pytest.mark.kernel
+@pytest.mark.parametrize("max_count", [1, 1023, 1024, 1025, 5000])
+def test_max_count_extremes(netns: Netns, impl: str, mcast_port: int, max_count: int) -> None:
+    """max_count 1 takes one at a time; beyond the kernel's 1024 (UIO_MAXIOV) a call
+    returns at most 1024 and nothing is lost or repeated."""
+    rx = mcastkit.open_receiver(f"{G}:{mcast_port}", interface="lo", rcvbuf_bytes=8 << 20,
+                                metadata=True)
+    tx = mcastkit.open_sender(f"{G}:{mcast_port}", interface="lo")
+    total = 1500
+    with rx, tx:
+        for i in range(total):
+            tx.send(b"%06d" % i)
+        got: list[bytes] = []
+        while len(got) < total:
+            batch = rx.recv_batch(max_count, timeout_s=WAIT)
+            assert 1 <= len(batch) <= (max_count if impl == "python"
+                                       else min(max_count, 1024))
+            got += [d.data for d in batch]
+        assert got == [b"%06d" % i for i in range(total)]
+        assert rx.stats.datagrams == total and rx.stats.kernel_drops == 0
+
+
+@pytest.mark.kernel
+def test_ipv6_link_local_scope(veth_loop: VethLoop, impl: str, mcast_port: int) -> None:
+    """An IPv6 link-local source carries %ifindex of the arrival interface, like recv();
+    the metadata gives the arrival interface; several batches reuse the cached source."""
+    g6 = "ff15::5:21"
+    rx = mcastkit.open_receiver(f"[{g6}]:{mcast_port}", interface="vb", metadata=True)
+    tx = mcastkit.MulticastSocket(6, interface="va", ttl=4)
+    with rx, tx:
+        for i in range(10):
+            tx.sendto(b"ll%d" % i, g6, mcast_port)
+        got: list[Datagram] = []
+        while len(got) < 10:
+            got += rx.recv_batch(3, timeout_s=WAIT)
+        want_src = f"{veth_loop.ll_va}%{veth_loop.ifindex_vb}"
+        assert {d.source for d in got} == {want_src}
+        assert {(d.port, d.group, d.interface, d.ttl) for d in got} == {
+            (tx.local_address[1], g6, veth_loop.ifindex_vb, 4)}
+
+
+@pytest.mark.kernel
+def test_metadata_toggled_between_calls(netns: Netns, impl: str, mcast_port: int) -> None:
+    """Off, on, off, on: each batch has exactly the metadata its socket options ask for."""
+    rx = mcastkit.open_receiver(f"{G}:{mcast_port}", interface="lo")
+    tx = mcastkit.open_sender(f"{G}:{mcast_port}", interface="lo", ttl=2)
+    with rx, tx:
+        for on in (False, True, False, True, True, False):
+            rx.set_metadata(on, timestamps=on)
+            for i in range(5):
+                tx.send(b"%d" % i)
+            got = drain(rx, 5, max_count=5)
+            assert len(got) == 5
+            for d in got:
+                assert (d.group, d.ttl) == ((G, 2) if on else (None, None))
+                assert (d.timestamp_ns is not None) is on
+                assert (d.interface is not None) is on
+
+
+@pytest.mark.kernel
+@pytest.mark.parametrize("traffic", [False, True], ids=["idle", "flowing"])
+def test_close_from_another_thread(netns: Netns, impl: str, mcast_port: int,
+                                   traffic: bool) -> None:
+    """close() from another thread while recv_batch blocks (idle) or while it is busy
+    reading a stream (flowing): the reader always ends with ClosedError, never a crash,
+    a foreign error, or a datagram from a recycled descriptor. Repeated to vary where
+    the close lands."""
+    for _ in range(20):
+        rx = mcastkit.open_receiver(f"{G}:{mcast_port}", interface="lo", metadata=True)
+        tx = mcastkit.open_sender(f"{G}:{mcast_port}", interface="lo")
+        result: list[BaseException] = []
+        datas: list[bytes] = []
+        started = threading.Event()
+
+        def reader(rx: mcastkit.MulticastSocket = rx, started: threading.Event = started,
+                   datas: list[bytes] = datas, result: list[BaseException] = result
+                   ) -> None:
+            started.set()
+            try:
+                while True:
+                    datas.extend(d.data for d in rx.recv_batch(64, timeout_s=60))
+            except BaseException as exc:
+                result.append(exc)
+
+        t = threading.Thread(target=reader, daemon=True)
+        t.start()
+        started.wait(WAIT)
+        if traffic:
+            for i in range(200):
+                tx.send(b"s%d" % i)
+        rx.close()
+        t.join(WAIT)
+        tx.close()
+        assert not t.is_alive(), "close() did not end the blocked recv_batch"
+        assert len(result) == 1 and isinstance(result[0], ClosedError), result
+        assert all(d.startswith(b"s") for d in datas)
+
+
+@pytest.mark.kernel
+def test_many_sockets_independent_rings(netns: Netns, impl: str, mcast_port: int) -> None:
+    """Forty receivers, each on its own group with its own recv_size: every ring keeps its
+    own datagrams, sizes, sources and groups (no shared buffer or cache)."""
+    base = mcast_port
+    groups = [f"239.255.6.{i + 1}" for i in range(40)]
+    rxs = [mcastkit.open_receiver(f"{g}:{base}", interface="lo", metadata=True,
+                                  recv_size=8 + i, reuse_port=True)
+           for i, g in enumerate(groups)]
+    txs = [mcastkit.MulticastSocket(4, interface="lo") for _ in range(3)]
+    try:
+        for rnd in range(3):
+            for i, g in enumerate(groups):
+                txs[(i + rnd) % 3].sendto(b"%02d:%d:" % (i, rnd) + b"z" * 40, g, base)
+            for i, rx in enumerate(rxs):
+                (d,) = drain(rx, 1)
+                sent = b"%02d:%d:" % (i, rnd) + b"z" * 40
+                assert (d.data, d.group, d.truncated) == (sent[:8 + i], groups[i],
+                                                          len(sent) > 8 + i)
+                assert d.port == txs[(i + rnd) % 3].local_address[1]
+                assert rx._batch_rx is not None and rx._batch_rx.impl == impl
+    finally:
+        for s in [*rxs, *txs]:
+            s.close()
+
+
+@pytest.mark.kernel
+def test_sockets_with_rings_are_collected(netns: Netns, impl: str, mcast_port: int) -> None:
+    """Sockets that used recv_batch are freed with their rings once unreferenced (closed
+    or not); the rings hold no references back; traced memory does not grow."""
+    import gc
+    import weakref
+
+    def one(close: bool) -> weakref.ref[object]:
+        rx = mcastkit.open_receiver(f"{G}:{mcast_port}", interface="lo", metadata=True,
+                                    recv_size=4096, reuse_port=True)
+        tx = mcastkit.open_sender(f"{G}:{mcast_port}", interface="lo")
+        with tx:
+            tx.send(b"gc")
+            assert drain(rx, 1)[0].data == b"gc"
+        ring = rx._batch_rx
+        assert ring is not None
+        ref = weakref.ref(ring)
+        if close:
+            rx.close()
+        return ref
+
+    for close in (True, False):
+        refs = [one(close) for _ in range(5)]
+        gc.collect()
+        assert all(r() is None for r in refs)
+    tracemalloc.start()
+    try:
+        base = tracemalloc.get_traced_memory()[0]
+        for _ in range(30):
+            one(True)
+        gc.collect()
+        grown = tracemalloc.get_traced_memory()[0] - base
+    finally:
+        tracemalloc.stop()
+    assert grown < 512 * 1024, f"{grown} bytes held after 30 sockets with rings"
