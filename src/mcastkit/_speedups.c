@@ -138,9 +138,18 @@ static PyObject *Ring_new(PyTypeObject *type, PyObject *args, PyObject *kw) {
 
 static int Ring_init(Ring *r, PyObject *args, PyObject *kw) {
     static char *kwlist[] = {"family", "recv_size", "slots", NULL};
-    int family; Py_ssize_t recv_size; unsigned slots = 64;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "in|I", kwlist, &family, &recv_size, &slots))
+    int family; Py_ssize_t recv_size, slots = 64;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "in|n", kwlist, &family, &recv_size, &slots))
         return -1;
+    if (family != AF_INET && family != AF_INET6) {
+        PyErr_SetString(PyExc_ValueError, "family must be AF_INET or AF_INET6");
+        return -1;
+    }
+    if (slots < 1) {
+        PyErr_SetString(PyExc_ValueError, "slots must be >= 1");
+        return -1;
+    }
+    if (slots > MAX_VLEN) slots = MAX_VLEN;
     if (recv_size < 1 || recv_size > MAX_RECV_SIZE) {
         PyErr_SetString(PyExc_ValueError, "recv_size must be 1-1048576");
         return -1;
@@ -153,7 +162,7 @@ static int Ring_init(Ring *r, PyObject *args, PyObject *kw) {
     ring_free_bufs(r);
     r->family = family;
     r->recv_size = recv_size;
-    int rc = ring_alloc(r, slots);
+    int rc = ring_alloc(r, (unsigned)slots);
     ring_unlock(r);
     return rc;
 }
@@ -412,10 +421,15 @@ static PyObject *ring_recv_locked(Ring *r, int fd, unsigned max_count) {
 }
 
 static PyObject *Ring_recv(Ring *r, PyObject *args) {
-    int fd; unsigned max_count;
-    if (!PyArg_ParseTuple(args, "iI", &fd, &max_count)) return NULL;
+    int fd; Py_ssize_t max_count;
+    if (!PyArg_ParseTuple(args, "in", &fd, &max_count)) return NULL;
+    if (max_count < 1) {  /* "I" used to wrap -1 to 4294967295 and read 0 as 1 */
+        PyErr_SetString(PyExc_ValueError, "max_count must be >= 1");
+        return NULL;
+    }
+    if (max_count > MAX_VLEN) max_count = MAX_VLEN;  /* the kernel's UIO_MAXIOV */
     if (ring_lock(r) < 0) return NULL;
-    PyObject *out = ring_recv_locked(r, fd, max_count);
+    PyObject *out = ring_recv_locked(r, fd, (unsigned)max_count);
     ring_unlock(r);
     return out;
 }
@@ -607,6 +621,9 @@ PyMODINIT_FUNC PyInit__speedups(void) {
         Py_DECREF(m);
         return NULL;
     }
-    PyModule_AddIntConstant(m, "ABI", 1);
+    if (PyModule_AddIntConstant(m, "ABI", 1) < 0) {
+        Py_DECREF(m);
+        return NULL;
+    }
     return m;
 }

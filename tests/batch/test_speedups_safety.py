@@ -553,3 +553,18 @@ def test_sockets_with_rings_are_collected(netns: Netns, impl: str, mcast_port: i
     finally:
         tracemalloc.stop()
     assert grown < 512 * 1024, f"{grown} bytes held after 30 sockets with rings"
+
+
+@pytest.mark.parametrize("args", [(2, 16, 0), (2, 16, -1), (99, 16, 1), (2, 16, 2**64)])
+def test_ring_rejects_bad_arguments(speedups: ModuleType, args: tuple[int, int, int]) -> None:
+    """Bad slots / family raise instead of wrapping (-1 used to become 4294967295)."""
+    with pytest.raises((ValueError, OverflowError)):
+        speedups.Ring(*args)
+
+
+@pytest.mark.parametrize("max_count", [0, -1, 2**64])
+def test_ring_recv_rejects_bad_max_count(speedups: ModuleType, max_count: int) -> None:
+    """max_count 0 used to read one datagram; -1 wrapped to 4294967295."""
+    ring = speedups.Ring(2, 16, 1)
+    with pytest.raises((ValueError, OverflowError)):
+        ring.recv(0, max_count)
