@@ -85,7 +85,8 @@ def test_more_than_one_ring(netns: Netns, impl: str, mcast_port: int) -> None:
 def test_buffer_types(netns: Netns, impl: str, mcast_port: int) -> None:
     rx, tx = _pair(mcast_port)
     with rx, tx:
-        payloads = [b"bytes", bytearray(b"bytearray"), memoryview(b"memoryview")]
+        payloads: list[bytes | bytearray | memoryview] = [
+            b"bytes", bytearray(b"bytearray"), memoryview(b"memoryview")]
         assert tx.send_batch(payloads, G, mcast_port) == 3
         assert [d.data for d in drain(rx, 3)] == [bytes(p) for p in payloads]
 

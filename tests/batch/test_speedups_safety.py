@@ -525,7 +525,7 @@ def test_sockets_with_rings_are_collected(netns: Netns, impl: str, mcast_port: i
     import gc
     import weakref
 
-    def one(close: bool) -> weakref.ref[object]:
+    def one(close: bool) -> weakref.ref[_batch.BatchReceiver]:
         rx = mcastkit.open_receiver(f"{G}:{mcast_port}", interface="lo", metadata=True,
                                     recv_size=4096, reuse_port=True)
         tx = mcastkit.open_sender(f"{G}:{mcast_port}", interface="lo")
