@@ -269,6 +269,17 @@ def _limit_hint(c: _Ctx) -> str:
     )
 
 
+def _no_route(c: _Ctx, op: str) -> str:
+    if c.interface:  # an interface was set, yet the kernel found no route through it
+        v6 = " (IPv6 multicast does not work over lo: use a real or veth interface)" \
+            if c.family == 10 and c.interface == "lo" else ""
+        return (f"{c.what()}: no multicast route out of {c.interface} for this group{v6}; "
+                "check the interface is up and has an address of this IP version")
+    hint = ", or -i on the command line" if op == "connect" else ""
+    return (f"{c.what()}: no route to the group; set the outgoing interface "
+            f"(interface= / set_interface(){hint})")
+
+
 def _msf_hint(c: _Ctx) -> str:
     key = "net.ipv6.mld_max_msf" if c.family == 10 else "net.ipv4.igmp_max_msf"
     return f"{c.what()}: too many sources for one group ({key}={_sysctl(key)}); raise the sysctl"
@@ -340,11 +351,7 @@ _TABLE: Final[dict[tuple[str, int], _Rule]] = {
         lambda c: f"{c.what()}: datagram too large (over 65507 bytes for IPv4, or over the "
         "path MTU with don't-fragment set); send smaller datagrams",
     ),
-    ("send", _errno.ENETUNREACH): (
-        SendError,
-        lambda c: f"{c.what()}: no route to the group; set the outgoing interface "
-        "(interface= / set_interface())",
-    ),
+    ("send", _errno.ENETUNREACH): (SendError, lambda c: _no_route(c, "send")),
     ("send", _errno.EADDRNOTAVAIL): (
         SendError,
         lambda c: f"{c.what()}: no usable source address (an IPv6 link-local address may "
@@ -367,11 +374,7 @@ _TABLE: Final[dict[tuple[str, int], _Rule]] = {
     ("send", _errno.EPERM): (
         SendError, lambda c: f"{c.what()}: refused by a firewall rule (EPERM); check nft/iptables"
     ),
-    ("connect", _errno.ENETUNREACH): (
-        McastOSError,
-        lambda c: f"{c.what()}: no route to the group; set the outgoing interface "
-        "(interface= / set_interface(), or -i on the command line)",
-    ),
+    ("connect", _errno.ENETUNREACH): (McastOSError, lambda c: _no_route(c, "connect")),
     ("bind", _errno.EADDRINUSE): (
         McastOSError,
         lambda c: f"{c.what()}: address already in use; pass reuse_port=True on every socket "

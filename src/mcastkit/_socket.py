@@ -214,7 +214,8 @@ class MulticastSocket(_JoinsMixin, _SenderMixin, _ReceiverMixin):
         _check_range("port", port, 1, 65535)
         ip = parse_ip(str(address), what="peer address")
         self._check_family(ip, "peer address")
-        with translate("connect", group=f"{ip}:{port}", family=self._family):
+        with translate("connect", group=f"{ip}:{port}", family=self._family,
+                       interface=self._iface.name if self._iface else None):
             self._sock.connect((str(ip), port))
         if ip.is_multicast:  # G3: a TTL above 1 to a link-scope group, reserved scopes
             self._warn_scope(str(ip), self.ttl)
@@ -248,6 +249,18 @@ class MulticastSocket(_JoinsMixin, _SenderMixin, _ReceiverMixin):
         self._sock.close()
 
 
+def _check_options(caller: str, options: dict[str, object]) -> None:
+    """Refuse unknown keyword options with a message listing the valid ones."""
+    code = MulticastSocket.__init__.__code__
+    names = code.co_varnames[: code.co_argcount + code.co_kwonlyargcount]
+    valid = set(names) - {"self", "family", "interface"}
+    unknown = sorted(set(options) - valid)
+    if unknown:
+        raise McastValueError(
+            f"{caller}: unknown option(s) {', '.join(unknown)}; valid options: "
+            f"{', '.join(sorted(valid))}", code=ErrorCode.BAD_VALUE)
+
+
 def open_receiver(
     *endpoints: str | Endpoint,
     interface: InterfaceArg | None = None,
@@ -260,6 +273,7 @@ def open_receiver(
     """
     if not endpoints:
         raise McastValueError("open_receiver needs at least one GROUP:PORT endpoint")
+    _check_options("open_receiver", options)
     eps = [parse_endpoint(e) if isinstance(e, str) else e for e in endpoints]
     ports = {e.port for e in eps}
     versions = {e.group.version for e in eps}
@@ -291,6 +305,12 @@ def open_sender(
     """A socket connected to ``GROUP:PORT`` for :meth:`MulticastSocket.send` without a
     destination. ``interface`` sets the outgoing interface (recommended: C1)."""
     ep = parse_endpoint(endpoint) if isinstance(endpoint, str) else endpoint
+    if ep.source is not None:
+        raise McastValueError(
+            f"open_sender({str(endpoint)!r}): a sender has no source to choose; drop the "
+            "'SOURCE,' part (receivers use it for source-specific joins)",
+            code=ErrorCode.BAD_VALUE)
+    _check_options("open_sender", options)
     iface: InterfaceArg | None = interface if interface is not None else ep.interface
     sock = MulticastSocket(ep.group.version, interface=iface, **options)  # type: ignore[arg-type]
     try:

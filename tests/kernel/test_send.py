@@ -55,6 +55,18 @@ def test_c1_connect_without_route_names_the_fix(netns: Netns, version: int) -> N
         assert "interface=" in str(ei.value)
 
 
+def test_c1_no_route_through_a_chosen_interface_says_so(netns: Netns) -> None:
+    """IPv6 on lo: the interface is set, yet there is no route; the message must not tell
+    the user to set the interface again (field notes E3)."""
+    with MulticastSocket(6, interface="lo") as tx:
+        with pytest.raises(McastOSError) as ei:
+            tx.connect(group6(), 9)
+        assert "out of lo" in str(ei.value) and "veth" in str(ei.value)
+        with pytest.raises(SendError) as es:
+            tx.sendto(b"x", group6(), 9)
+        assert "out of lo" in str(es.value)
+
+
 def test_c1_explicit_interface_then_send_and_connect_work(netns: Netns) -> None:
     g = group4()
     with MulticastSocket(4, interface="lo", metadata=True) as rx, MulticastSocket(4) as tx:

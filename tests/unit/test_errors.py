@@ -62,7 +62,8 @@ ROWS: list[tuple[str, int, int, type[McastOSError], ErrorCode, tuple[str, ...]]]
      ("igmp_max_memberships",)),
     ("join_source", E.ENODEV, V4, InterfaceError, ErrorCode.INTERFACE_GONE, ("interface=",)),
     ("send", E.EDESTADDRREQ, V4, SendError, ErrorCode.SEND_FAILED, ("connect()",)),
-    ("connect", E.ENETUNREACH, V4, McastOSError, ErrorCode.OS_ERROR, ("interface=", "-i")),
+    ("connect", E.ENETUNREACH, V4, McastOSError, ErrorCode.OS_ERROR,
+     ("no multicast route out of lo",)),
     ("join_group_source", E.EADDRNOTAVAIL, V4, SourceFilterError, ErrorCode.SOURCE_FILTER,
      ("already joined",)),
     ("join_group_source", E.EADDRINUSE, V4, AlreadyJoinedError, ErrorCode.ALREADY_JOINED,
@@ -90,7 +91,8 @@ ROWS: list[tuple[str, int, int, type[McastOSError], ErrorCode, tuple[str, ...]]]
      ("not blocked",)),
     ("send", E.EMSGSIZE, V4, DatagramTooLargeError, ErrorCode.DATAGRAM_TOO_LARGE,
      ("65507", "smaller")),
-    ("send", E.ENETUNREACH, V4, SendError, ErrorCode.SEND_FAILED, ("interface=",)),
+    ("send", E.ENETUNREACH, V4, SendError, ErrorCode.SEND_FAILED,
+     ("no multicast route out of lo",)),
     ("send", E.EADDRNOTAVAIL, V6, SendError, ErrorCode.SEND_FAILED, ("tentative",)),
     ("send", E.ENOBUFS, V4, SendError, ErrorCode.SEND_FAILED, ("transient",)),
     ("send", E.ECONNREFUSED, V4, SendError, ErrorCode.SEND_FAILED, ("refused",)),
@@ -106,6 +108,21 @@ def _raise_in(op: str, err: int, family: int, **ctx: str) -> McastOSError:
     with pytest.raises(McastOSError) as info, translate(op, family=family, **ctx):
         raise OSError(err, "kernel says no")
     return info.value
+
+
+@pytest.mark.parametrize(("op", "fragments"), [("connect", ("interface=", "-i")),
+                                               ("send", ("interface=",))])
+def test_no_route_without_an_interface_says_to_set_one(op: str, fragments: tuple[str, ...]
+                                                       ) -> None:
+    exc = _raise_in(op, E.ENETUNREACH, V4, group="239.255.0.1")
+    assert "no route to the group" in str(exc)
+    for frag in fragments:
+        assert frag in str(exc)
+
+
+def test_no_route_on_lo_for_ipv6_names_the_cause() -> None:
+    exc = _raise_in("send", E.ENETUNREACH, V6, group="ff15::1", interface="lo")
+    assert "IPv6 multicast does not work over lo" in str(exc)
 
 
 @pytest.mark.parametrize(

@@ -284,3 +284,21 @@ def test_sendto_refuses_bad_destinations_before_sending(
         with pytest.raises(McastValueError, match=fragment):
             s.sendto(b"x", address, port)
         assert s.stats.send_errors == 0
+
+
+def test_open_sender_refuses_a_source_prefix(socket_calls: list[tuple[Any, ...]]) -> None:
+    with pytest.raises(McastValueError, match="SOURCE"):
+        open_sender("198.18.0.1,232.1.1.1:5000", interface="lo")
+    assert socket_calls == []
+
+
+@pytest.mark.parametrize("opener", ["receiver", "sender"])
+def test_open_helpers_refuse_unknown_options_naming_the_valid_ones(
+    socket_calls: list[tuple[Any, ...]], opener: str
+) -> None:
+    with pytest.raises(McastValueError, match=r"unknown option\(s\) ttll; valid options: .*ttl"):
+        if opener == "receiver":
+            open_receiver("239.255.0.1:5000", interface="lo", ttll=3)
+        else:
+            open_sender("239.255.0.1:5000", interface="lo", ttll=3)
+    assert socket_calls == []
