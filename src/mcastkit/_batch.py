@@ -29,6 +29,7 @@ import select
 import socket
 import struct
 import sys
+import threading
 import time
 from collections.abc import Iterable, Sequence
 from typing import Final, TypeVar
@@ -329,6 +330,9 @@ class MmsgReceiver(BatchReceiver):
     def __init__(self, family: int, recv_size: int, slots: int = 64) -> None:
         super().__init__(family, recv_size)
         self.slots = 0
+        # ctypes releases the GIL around recvmmsg: without this lock a second thread
+        # could refill or replace the buffers the kernel is writing into
+        self._lock = threading.Lock()
         self._alloc(slots)
 
     def _alloc(self, slots: int) -> None:
@@ -377,16 +381,16 @@ class MmsgReceiver(BatchReceiver):
 
     def receive(self, sock: socket.socket, max_count: int, wait: float | None
                 ) -> list[Datagram]:
-        if max_count > self.slots:
-            self._alloc(max_count)
-        n = min(max_count, self.slots)
         deadline = _drain_wait(sock, wait)
         while True:
             fd = sock.fileno()
             if fd < 0:
                 raise OSError(errno.EBADF, os.strerror(errno.EBADF))
             try:
-                return self._now(fd, n)
+                with self._lock:  # held from the syscall until the Datagrams are built
+                    if max_count > self.slots:
+                        self._alloc(max_count)
+                    return self._now(fd, min(max_count, self.slots))
             except BlockingIOError:
                 if wait == 0:
                     raise
@@ -589,8 +593,19 @@ class PyReceiver(BatchReceiver):
     python = True
     impl = "python"
 
+    def __init__(self, family: int, recv_size: int) -> None:
+        super().__init__(family, recv_size)
+        # receive() switches the socket to non-blocking for the drain and back: two
+        # threads doing that at once would see each other's setting, so take turns
+        self._lock = threading.Lock()
+
     def receive(self, sock: socket.socket, max_count: int, wait: float | None
                 ) -> list[Datagram]:
+        with self._lock:
+            return self._receive(sock, max_count, wait)
+
+    def _receive(self, sock: socket.socket, max_count: int, wait: float | None
+                 ) -> list[Datagram]:
         deadline = _drain_wait(sock, wait)
         out: list[Datagram] = []
         rs = self.recv_size
@@ -633,6 +648,7 @@ class CReceiver(MmsgReceiver):
     def __init__(self, family: int, recv_size: int, slots: int = 64) -> None:
         assert _Ring is not None
         BatchReceiver.__init__(self, family, recv_size)
+        self._lock = threading.Lock()  # MmsgReceiver.receive's; the ring has its own too
         self._ring = _Ring(family, recv_size, max(1, min(slots, _MAX_VLEN)))
         self.slots = _MAX_VLEN  # the ring grows itself on demand
 

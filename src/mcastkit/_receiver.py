@@ -242,7 +242,7 @@ class _ReceiverMixin(_SocketBase):
         if rx is None or rx.impl != _batch.current_impl():
             rx = self._batch_rx = _batch.new_receiver(self._family, self._recv_size,
                                                       min(max_count, 1024))
-        wait = self._sock.gettimeout()
+        wait = self._timeout  # as applied above (another thread's drain may flip the socket's)
         deadline = None if wait is None else time.monotonic() + wait
         while True:
             try:

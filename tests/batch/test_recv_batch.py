@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import socket
 import threading
+import time
 import tracemalloc
+from collections.abc import Callable
 
 import pytest
 
@@ -285,3 +287,56 @@ def test_python_fallback_is_used_when_forced(netns: Netns, mcast_port: int) -> N
             tx.send(b"m")
             drain(rx, 1)
             assert isinstance(rx._batch_rx, _batch.MmsgReceiver)
+
+
+@pytest.mark.kernel
+def test_recv_batch_from_two_threads_reads_every_datagram_once(
+    netns: object, impl: str, mcast_port: int
+) -> None:
+    """Two threads call recv_batch on one socket at once (the ctypes ring releases the GIL
+    around recvmmsg; its buffers must not be refilled under the kernel): every datagram
+    arrives intact and exactly once on every implementation."""
+    group = "239.255.77.1"
+    rx = mcastkit.open_receiver(f"{group}:{mcast_port}", interface="lo",
+                                rcvbuf_bytes=1 << 22)
+    tx = mcastkit.open_sender(f"{group}:{mcast_port}", interface="lo")
+    total = 4000
+    seen: list[bytes] = []
+    errors: list[BaseException] = []
+    done = threading.Event()
+
+    def reader(n: int) -> None:
+        while not done.is_set():
+            try:
+                seen.extend(d.data for d in rx.recv_batch(n, timeout_s=0.05))
+            except mcastkit.ReceiveTimeoutError:
+                continue
+            except BaseException as exc:  # any other error fails the test
+                errors.append(exc)
+                return
+
+    threads = [threading.Thread(target=reader, args=(n,)) for n in (7, 64)]
+    for t in threads:
+        t.start()
+    try:
+        for i in range(total):
+            tx.send(b"%06d" % i + b"." * (i % 50))
+        deadline_ok = _wait(lambda: len(seen) >= total or bool(errors))
+    finally:
+        done.set()
+        for t in threads:
+            t.join(10)
+        rx.close()
+        tx.close()
+    assert not errors, errors
+    assert deadline_ok
+    assert sorted(seen) == sorted(b"%06d" % i + b"." * (i % 50) for i in range(total))
+
+
+def _wait(cond: Callable[[], bool], timeout: float = 20.0) -> bool:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if cond():
+            return True
+        time.sleep(0.01)
+    return cond()
