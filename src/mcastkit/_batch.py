@@ -31,7 +31,7 @@ import struct
 import sys
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Final, TypeVar
 
 from . import _platform as plat
@@ -167,6 +167,7 @@ _IMPLS: Final = ("c", "ctypes", "python")
 _env_impl = os.environ.get("MCASTKIT_BATCH", "").lower()
 _ENV_IMPL: Final = _env_impl if _env_impl in _IMPLS else None
 _forced: str | None = _ENV_IMPL
+_generation = 0  # bumped by force_impl(): a BatchSender re-picks its path when it changes
 
 
 def _load() -> None:
@@ -201,6 +202,14 @@ try:
 except Exception:  # not built, or a mismatch: the accelerator must never break the import
     _Ring = None
 
+_csendmmsg: Callable[[int, Sequence[bytes | bytearray | memoryview], bytes, int], int] | None
+_csendmmsg = None
+if _Ring is not None:
+    try:
+        from ._speedups import sendmmsg as _csendmmsg
+    except ImportError:  # an accelerator built before it had sendmmsg: ctypes sends
+        _csendmmsg = None
+
 
 def mmsg_available() -> bool:
     """True when recvmmsg/sendmmsg can be called through ctypes."""
@@ -222,11 +231,12 @@ def force_impl(name: str | None) -> None:
     Raises:
         ValueError: an unknown or unavailable implementation.
     """
-    global _forced
+    global _forced, _generation
     if name is not None and name not in available_impls():
         raise ValueError(f"batch implementation {name!r} is not available here; "
                          f"available: {', '.join(available_impls())}")
     _forced = _ENV_IMPL if name is None else name
+    _generation += 1
 
 
 def force_python(on: bool) -> None:
@@ -236,7 +246,8 @@ def force_python(on: bool) -> None:
 
 def current_impl() -> str:
     """The implementation new rings use: the forced one if available, else the best.
-    (Sending uses ctypes sendmmsg for both ``"c"`` and ``"ctypes"``.)"""
+    (Sending: ``"c"`` is the accelerator's sendmmsg, ``"ctypes"`` sendmmsg through ctypes,
+    ``"python"`` a sendto loop.)"""
     avail = available_impls()
     return _forced if _forced in avail else avail[0]
 
@@ -675,6 +686,11 @@ def new_receiver(family: int, recv_size: int, slots: int = 64) -> BatchReceiver:
 class BatchSender:
     """sendmmsg(2) with a preallocated ring, plus the UDP GSO path and its probe.
 
+    The sendmmsg path follows :func:`current_impl`: ``"c"`` calls the accelerator's
+    ``sendmmsg`` (iovecs point into the payloads, nothing copied; up to 1024 per call),
+    ``"ctypes"`` joins the payloads into one buffer and packs the iovecs in Python (up to
+    ``slots`` per call). A change through :func:`force_impl` is picked up at the next call.
+
     Args:
         family: ``socket.AF_INET`` or ``AF_INET6``.
     """
@@ -684,16 +700,33 @@ class BatchSender:
         self.python = using_python()
         self.gso_ok: bool | None = None  # None: not probed on this socket yet
         self._gso_bad_sizes: set[int] = set()
-        self.slots = 0
+        self._want_slots = max(1, min(slots, _MAX_VLEN))
+        self.slots = 0  # payloads per sendmmsg() call
+        self._ring_slots = 0  # messages the ctypes ring holds (allocated on first use)
+        self._namelen = 16 if family == socket.AF_INET else 28
+        self._name = bytearray(_NAME_SIZE)
+        self._sa = bytes(self._namelen)  # the destination for the accelerator
         self._dest_key: tuple[object, ...] | None = None
+        self._gen = -1
+        self.impl = "python" if self.python else ""
         if not self.python:
-            self._alloc(slots)
+            self._select()
+
+    def _select(self) -> None:
+        """Pick the sendmmsg implementation for the current :func:`current_impl`."""
+        self._gen = _generation
+        if _csendmmsg is not None and current_impl() == "c":
+            self.impl = "c"
+            self.slots = _MAX_VLEN
+        else:
+            self.impl = "ctypes"
+            self._alloc(self._want_slots)
+            self.slots = self._ring_slots
 
     def _alloc(self, slots: int) -> None:
         slots = max(1, min(slots, _MAX_VLEN))
-        if slots <= self.slots:
+        if slots <= self._ring_slots:
             return
-        self._name = bytearray(_NAME_SIZE)
         self._iov = bytearray(slots * IOVEC.size)
         self._hdr = bytearray(slots * MMSGHDR.size)
         self._buf = bytearray(0)
@@ -701,18 +734,18 @@ class BatchSender:
         iov = _addr_of(self._iov)
         self._hdr_addr = _addr_of(self._hdr)
         self._iov_addr = iov
-        self._namelen = 16 if self.family == socket.AF_INET else 28
         self._hdr[:] = b"".join(
             pack_mmsghdr(name, self._namelen, iov + i * IOVEC.size, 1, 0, 0)
             for i in range(slots))
         self._iov_structs: dict[int, struct.Struct] = {}
-        self.slots = slots
+        self._ring_slots = slots
 
     def set_dest(self, dest: tuple[str, int] | tuple[str, int, int, int]) -> None:
-        """Point every message of the ring at ``dest`` (packed once per new destination)."""
+        """Point every message at ``dest`` (packed once per new destination)."""
         if dest != self._dest_key:
             raw = pack_dest(dest)[: self._namelen]
             self._name[: len(raw)] = raw
+            self._sa = bytes(raw)
             self._dest_key = dest
 
     def sendmmsg(self, fd: int, payloads: Sequence[bytes | bytearray | memoryview]) -> int:
@@ -724,10 +757,16 @@ class BatchSender:
         Raises:
             BlockingIOError: nothing sent, the buffer is full (non-blocking socket).
             OSError: nothing sent; the first message failed with this errno.
+            TypeError: a payload is not a bytes-like object.
         """
+        if self._gen != _generation:
+            self._select()
+        if self.impl == "c":
+            assert _csendmmsg is not None
+            return _csendmmsg(fd, payloads, self._sa, 0)
         assert _sendmmsg is not None
         n = len(payloads)
-        if n > self.slots:
+        if n > self._ring_slots:
             self._alloc(n)
         lens = [_nbytes(p) for p in payloads]
         total = sum(lens)

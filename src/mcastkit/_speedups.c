@@ -1,10 +1,14 @@
-/* mcastkit._speedups: optional compiled accelerator for MulticastSocket.recv_batch.
+/* mcastkit._speedups: optional compiled accelerator for MulticastSocket.recv_batch and
+ * the sendmmsg path of MulticastSocket.send_batch.
  *
  * Owns: one recvmmsg(2) ring per receiver (buffers allocated once, reused) and the
  * building of mcastkit.Datagram objects (payload, source, metadata from the control
  * messages) in C. mcastkit._batch.CReceiver wraps it; _batch keeps the pure-Python
  * and ctypes paths, which give identical Datagrams (tests/batch checks this).
- * Must not: wait (it always reads with MSG_DONTWAIT; _batch does the waiting), translate
+ * Also sendmmsg(fd, payloads, sockaddr, flags): one sendmmsg(2) call whose iovecs point
+ * straight into the payloads' buffers (no copy); _batch.BatchSender uses it.
+ * Must not: wait (it always reads with MSG_DONTWAIT; _batch does the waiting; a send
+ * blocks only as the socket itself does), loop over partial sends (the caller does), translate
  * errors (it raises plain OSError/BlockingIOError from errno), keep per-source state
  * without a bound (it caches only the last source and the last group), or know platform
  * numbers for control messages (mcastkit._platform passes them in via setup()).
@@ -22,6 +26,7 @@
 #endif
 #include <arpa/inet.h>
 #include <errno.h>
+#include <limits.h>
 #include <netinet/in.h>
 #include <stdint.h>
 #include <string.h>
@@ -601,14 +606,150 @@ static PyObject *setup(PyObject *self, PyObject *args) {
     Py_RETURN_NONE;
 }
 
+/* ------------------------------------------------------------------ sendmmsg */
+
+#define SEND_STACK 64  /* messages whose arrays live on the C stack; more: one heap block */
+
+/* sendmmsg(fd, payloads, sockaddr, flags) -> int
+ *
+ * One sendmmsg(2) call sending payloads[0:min(len, MAX_VLEN)] to the address in
+ * sockaddr (the bytes of a sockaddr_in or sockaddr_in6, exactly). Each payload is
+ * pinned with PyObject_GetBuffer(PyBUF_SIMPLE) for the whole call (so a bytearray cannot
+ * be resized or freed by another thread while the kernel reads it) and released on every
+ * path; the GIL is released only around the syscall, which touches no Python object.
+ * Returns how many the kernel took (fewer than given: it stopped early; the caller sends
+ * the rest with another call, which reports the error). EINTR is retried after running
+ * signal handlers (PEP 475). Raises OSError (BlockingIOError for EAGAIN, EBADF for a
+ * negative fd) when nothing was sent, TypeError for a non-buffer payload, ValueError
+ * for a bad sockaddr, OverflowError for an fd or flags outside a C int. */
+static PyObject *py_sendmmsg(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 4) {
+        PyErr_Format(PyExc_TypeError, "sendmmsg() takes 4 arguments (%zd given)", nargs);
+        return NULL;
+    }
+    int ov = 0;
+    long fdl = PyLong_AsLongAndOverflow(args[0], &ov);
+    if (fdl == -1 && PyErr_Occurred()) return NULL;
+    if (ov || fdl > INT_MAX || fdl < INT_MIN) {
+        PyErr_SetString(PyExc_OverflowError, "fd does not fit a C int");
+        return NULL;
+    }
+    long flagsl = PyLong_AsLongAndOverflow(args[3], &ov);
+    if (flagsl == -1 && PyErr_Occurred()) return NULL;
+    if (ov || flagsl > INT_MAX || flagsl < INT_MIN) {
+        PyErr_SetString(PyExc_OverflowError, "flags do not fit a C int");
+        return NULL;
+    }
+    int fd = (int)fdl, flags = (int)flagsl;
+    /* the destination, copied out of its buffer before anything else can run */
+    struct sockaddr_storage sa;
+    socklen_t salen = 0;
+    {
+        Py_buffer b;
+        if (PyObject_GetBuffer(args[2], &b, PyBUF_SIMPLE) < 0) return NULL;
+        sa_family_t af = AF_UNSPEC;
+        if ((size_t)b.len >= sizeof af) memcpy(&af, b.buf, sizeof af);
+        if ((af == AF_INET && (size_t)b.len == sizeof(struct sockaddr_in))
+                || (af == AF_INET6 && (size_t)b.len == sizeof(struct sockaddr_in6))) {
+            memset(&sa, 0, sizeof sa);
+            memcpy(&sa, b.buf, (size_t)b.len);
+            salen = (socklen_t)b.len;
+        }
+        PyBuffer_Release(&b);
+        if (salen == 0) {
+            PyErr_Format(PyExc_ValueError, "sockaddr must be the %zu bytes of a sockaddr_in "
+                         "or the %zu of a sockaddr_in6, family included",
+                         sizeof(struct sockaddr_in), sizeof(struct sockaddr_in6));
+            return NULL;
+        }
+    }
+    if (fd < 0) {
+        errno = EBADF;
+        return PyErr_SetFromErrno(PyExc_OSError);
+    }
+    PyObject *seq = PySequence_Fast(args[1], "payloads must be a sequence of buffers");
+    if (!seq) return NULL;
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
+    if (n > MAX_VLEN) n = MAX_VLEN;  /* the kernel's UIO_MAXIOV; the caller loops */
+    if (n == 0) {
+        Py_DECREF(seq);
+        return PyLong_FromLong(0);
+    }
+    struct mmsghdr hdr_s[SEND_STACK];
+    struct iovec iov_s[SEND_STACK];
+    Py_buffer view_s[SEND_STACK];
+    struct mmsghdr *hdr = hdr_s;
+    struct iovec *iov = iov_s;
+    Py_buffer *view = view_s;
+    void *block = NULL;
+    if (n > SEND_STACK) {
+        size_t each = sizeof *hdr + sizeof *iov + sizeof *view;
+        block = PyMem_Malloc((size_t)n * each);
+        if (!block) { Py_DECREF(seq); return PyErr_NoMemory(); }
+        hdr = block;  /* every member type is pointer-aligned, sizes multiples of it */
+        iov = (struct iovec *)(hdr + n);
+        view = (Py_buffer *)(iov + n);
+    }
+    Py_ssize_t held = 0;  /* views acquired so far: released on every path below */
+    PyObject *result = NULL;
+    for (; held < n; held++) {
+        /* a buffer getter could run code that shrinks a list: re-check, hold the item */
+        if (held >= PySequence_Fast_GET_SIZE(seq)) {
+            PyErr_SetString(PyExc_RuntimeError, "payloads changed size during sendmmsg");
+            goto done;
+        }
+        PyObject *item = PySequence_Fast_GET_ITEM(seq, held);
+        Py_INCREF(item);
+        if (PyObject_GetBuffer(item, &view[held], PyBUF_SIMPLE) < 0) {
+            if (PyErr_ExceptionMatches(PyExc_TypeError)) {
+                PyErr_Format(PyExc_TypeError, "payload %zd is a %.100s, not a bytes-like "
+                             "object; send bytes, bytearray or memoryview",
+                             held, Py_TYPE(item)->tp_name);
+            }
+            Py_DECREF(item);
+            goto done;
+        }
+        Py_DECREF(item);  /* the view holds its own reference */
+        iov[held].iov_base = view[held].buf;
+        iov[held].iov_len = (size_t)view[held].len;
+        memset(&hdr[held], 0, sizeof hdr[held]);
+        hdr[held].msg_hdr.msg_name = &sa;
+        hdr[held].msg_hdr.msg_namelen = salen;
+        hdr[held].msg_hdr.msg_iov = &iov[held];
+        hdr[held].msg_hdr.msg_iovlen = 1;
+    }
+    int got, err;
+    for (;;) {
+        Py_BEGIN_ALLOW_THREADS
+        got = sendmmsg(fd, hdr, (unsigned)n, flags);
+        err = errno;
+        Py_END_ALLOW_THREADS
+        if (got >= 0 || err != EINTR) break;
+        if (PyErr_CheckSignals() < 0) break;  /* a handler raised: got stays -1 */
+    }
+    if (got >= 0) {
+        result = PyLong_FromLong(got);
+    } else if (!PyErr_Occurred()) {
+        errno = err;
+        PyErr_SetFromErrno(PyExc_OSError);
+    }
+done:
+    for (Py_ssize_t i = 0; i < held; i++) PyBuffer_Release(&view[i]);
+    PyMem_Free(block);
+    Py_DECREF(seq);
+    return result;
+}
+
 static PyMethodDef module_methods[] = {
     {"setup", setup, METH_VARARGS, "setup(Datagram, [(level, type, kind_code)])"},
+    {"sendmmsg", (PyCFunction)(void (*)(void))py_sendmmsg, METH_FASTCALL,
+     "sendmmsg(fd, payloads, sockaddr, flags) -> int: one sendmmsg(2) call, no copy."},
     {NULL, NULL, 0, NULL},
 };
 
 static struct PyModuleDef moduledef = {
     PyModuleDef_HEAD_INIT, "mcastkit._speedups",
-    "Optional compiled recvmmsg ring for mcastkit (see mcastkit._batch).", -1, module_methods,
+    "Optional compiled recvmmsg ring and sendmmsg for mcastkit (see mcastkit._batch).", -1, module_methods,
 };
 
 PyMODINIT_FUNC PyInit__speedups(void) {
@@ -621,7 +762,7 @@ PyMODINIT_FUNC PyInit__speedups(void) {
         Py_DECREF(m);
         return NULL;
     }
-    if (PyModule_AddIntConstant(m, "ABI", 1) < 0) {
+    if (PyModule_AddIntConstant(m, "ABI", 2) < 0) {
         Py_DECREF(m);
         return NULL;
     }

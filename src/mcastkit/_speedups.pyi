@@ -7,6 +7,8 @@ from ._packet import Datagram
 ABI: int
 
 def setup(datagram_type: type[Datagram], kinds: Sequence[tuple[int, int, int]]) -> None: ...
+def sendmmsg(fd: int, payloads: Sequence[bytes | bytearray | memoryview], sockaddr: bytes,
+             flags: int, /) -> int: ...
 
 class Ring:
     summary: tuple[str | None, int | None, int | None, int, int] | None
