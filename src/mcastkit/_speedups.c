@@ -702,7 +702,7 @@ static PyObject *py_sendmmsg(PyObject *self, PyObject *const *args, Py_ssize_t n
         Py_INCREF(item);
         if (PyObject_GetBuffer(item, &view[held], PyBUF_SIMPLE) < 0) {
             if (PyErr_ExceptionMatches(PyExc_TypeError)) {
-                PyErr_Format(PyExc_TypeError, "payload %zd is a %.100s, not a bytes-like "
+                PyErr_Format(PyExc_TypeError, "payload %zd (%.100s) is not a bytes-like "
                              "object; send bytes, bytearray or memoryview",
                              held, Py_TYPE(item)->tp_name);
             }
