@@ -183,7 +183,8 @@ class _SenderMixin(_SocketBase):
         self._check_open()
         if method not in ("auto", "gso", "mmsg", "loop"):
             raise McastValueError(f"method {method!r}: use 'auto', 'gso', 'mmsg' or 'loop'")
-        items = payloads if isinstance(payloads, list | tuple) else list(payloads)
+        # a snapshot: another thread changing the caller's list cannot shorten the batch
+        items = payloads if isinstance(payloads, tuple) else tuple(payloads)
         n = len(items)
         if n == 0:
             return 0
