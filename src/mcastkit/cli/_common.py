@@ -52,26 +52,24 @@ def endpoint_arg(text: str) -> Endpoint:
     return ep
 
 
-def positive_int(text: str) -> int:
-    """argparse type: an integer >= 1."""
+def _int_at_least(text: str, low: int, rule: str) -> int:
     try:
         v = int(text, 10)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} must be at least 1")
+    if v < low:
+        raise argparse.ArgumentTypeError(f"{text!r} must be {rule}")
     return v
+
+
+def positive_int(text: str) -> int:
+    """argparse type: an integer >= 1."""
+    return _int_at_least(text, 1, "at least 1")
 
 
 def count_arg(text: str) -> int:
     """argparse type: an integer >= 0 (0 means: no limit)."""
-    try:
-        v = int(text, 10)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if v < 0:
-        raise argparse.ArgumentTypeError(f"{text!r} must be 0 (no limit) or more")
-    return v
+    return _int_at_least(text, 0, "0 (no limit) or more")
 
 
 def nonneg_float(text: str) -> float:
