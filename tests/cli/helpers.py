@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import signal
 import subprocess
 import sys
 import threading
@@ -81,9 +82,16 @@ def mk(*argv: str, input: str | None = None, timeout: float = 60.0,
                           capture_output=True, text=True, timeout=timeout)
 
 
+def _default_sigint() -> None:  # runs in the child between fork and exec
+    # A test run started in the background by a non-interactive shell has SIGINT ignored,
+    # and the child would inherit that (Python then installs no KeyboardInterrupt
+    # handler): give the CLI the disposition an interactive user's process has.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def mk_popen(*argv: str) -> subprocess.Popen[str]:
     return subprocess.Popen([sys.executable, "-m", "mcastkit", *argv], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True, preexec_fn=_default_sigint)
 
 
 def json_lines(text: str) -> list[dict[str, Any]]:
