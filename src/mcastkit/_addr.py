@@ -27,7 +27,6 @@ __all__ = [
 ]
 
 IPAddress: TypeAlias = ipaddress.IPv4Address | ipaddress.IPv6Address
-InterfaceSpec: TypeAlias = "str | int | IPAddress"
 
 _SSM_V4: Final = ipaddress.ip_network("232.0.0.0/8")
 _LINK_V4: Final = ipaddress.ip_network("224.0.0.0/24")

@@ -733,7 +733,6 @@ class BatchSender:
         name = _addr_of(self._name)
         iov = _addr_of(self._iov)
         self._hdr_addr = _addr_of(self._hdr)
-        self._iov_addr = iov
         self._hdr[:] = b"".join(
             pack_mmsghdr(name, self._namelen, iov + i * IOVEC.size, 1, 0, 0)
             for i in range(slots))

@@ -43,7 +43,6 @@ class _ReceiverMixin(_SocketBase):
                 plat.setopt(self._sock, op, v)
             if timestamps is not None:
                 plat.setopt(self._sock, Op.TIMESTAMPNS, 1 if timestamps else 0)
-                self._timestamps = timestamps
         self._metadata = on
 
     def set_min_ttl(self, min_ttl: int | None) -> None:

@@ -80,7 +80,6 @@ class _SocketBase:
     _book: MembershipBook
     _recv_size: int
     _metadata: bool
-    _timestamps: bool
     _timeout: float | None  # applied to the socket right now
     _default_timeout: float | None  # settimeout()'s
     _last_drops: int

@@ -100,7 +100,6 @@ class MulticastSocket(_JoinsMixin, _SenderMixin, _ReceiverMixin):
         self._book = MembershipBook()
         self._recv_size = recv_size
         self._metadata = False
-        self._timestamps = False
         self._timeout = None  # applied to the socket right now
         self._default_timeout = None if blocking else 0.0  # settimeout()'s
         self._last_drops = 0
