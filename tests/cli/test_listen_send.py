@@ -195,3 +195,64 @@ def test_send_unknown_option_is_still_a_usage_error(netns: object) -> None:
     r = cli("send", f"{G}:5009", "-i", "lo", "hi", "--bogus")
     assert r.status == ExitStatus.USAGE
     assert "unrecognized arguments: --bogus" in r.stderr
+
+
+def test_stats_live_line_on_a_terminal(netns: object, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``--stats`` with a terminal on stdout draws the live line through the shared
+    Progress helper (rich here) instead of periodic ``stats:`` lines; the summary stays."""
+    import io
+
+    from mcastkit.cli import Env, _common, main
+    from mcastkit.cli.commands import listen
+
+    drawn: list[_common.Progress] = []
+    lines: list[str] = []
+
+    class Recording(_common.Progress):
+        def __init__(self, env: Env, enabled: bool) -> None:
+            super().__init__(env, enabled)
+            drawn.append(self)
+
+        def update(self, line: str) -> None:
+            lines.append(line)
+            super().update(line)
+
+    monkeypatch.setattr(listen, "Progress", Recording)
+    out = io.StringIO()
+    env = Env(stdin=io.StringIO(), stdout=out, stderr=io.StringIO(), stdin_isatty=True,
+              stdout_isatty=True, environ={})
+    res: dict[str, object] = {}
+
+    def listen_run() -> None:
+        res["status"] = main(["listen", f"{G}:5016", "-i", "lo", "--stats", "-c", "40",
+                              "--timeout", "10", "--interval", "0.05"], env=env)
+
+    import threading
+
+    t = threading.Thread(target=listen_run, daemon=True)
+    t.start()
+    wait_joined(G)
+    assert cli("send", f"{G}:5016", "-i", "lo", "--size", "100", "-c", "40").status == 0
+    t.join(20)
+    assert not t.is_alive()
+    assert res["status"] == ExitStatus.OK
+    assert len(drawn) == 1 and drawn[0].renderer == "rich"
+    assert lines and all("datagrams" in ln and "kernel drops" in ln for ln in lines)
+    text = out.getvalue()
+    assert "stats:" not in text  # the live line replaced the periodic lines
+    assert "summary: 40 datagrams" in text and "lost 0/40" in text
+
+
+def test_stats_plain_lines_when_not_a_terminal(netns: object) -> None:
+    """Not a terminal: the periodic ``stats:`` lines and the summary, exactly as before."""
+    bg = Background("listen", f"{G}:5017", "-i", "lo", "--stats", "-c", "30",
+                    "--timeout", "10", "--interval", "0.01")
+    wait_joined(G)
+    cli("send", f"{G}:5017", "-i", "lo", "--size", "100", "-c", "30", "--rate", "100")
+    r = bg.join()
+    assert r.status == 0
+    rows = r.stdout.strip().splitlines()
+    assert "\x1b" not in r.stdout and "\r" not in r.stdout
+    assert all(row.startswith("stats: ") for row in rows[:-1]) and len(rows) >= 2
+    assert rows[-1].startswith("summary: 30 datagrams") and "lost 0/30" in rows[-1]
+    assert "kernel drops 0, streams 1" in rows[-1]

@@ -170,6 +170,8 @@ class Progress:
         self._live: Any = None
         self._text: Callable[[str], Any] | None = None
         self._plain = False
+        #: which renderer draws the line: ``"rich"``, ``"plain"`` (``\r``) or ``None`` (off)
+        self.renderer: str | None = None
         if not self.enabled:
             return
         try:  # optional dependency, imported only when a terminal wants it
@@ -178,13 +180,19 @@ class Progress:
             from rich.text import Text
         except ImportError:
             self._plain = True
+            self.renderer = "plain"
             return
-        console = Console(file=env.stdout)
+        # The Env already decided this is a terminal; rich must not second-guess it, nor
+        # swap sys.stdout/sys.stderr (output goes through the Env's streams).
+        console = Console(file=env.stdout, force_terminal=True)
         self._text = Text
-        self._live = Live(Text(""), console=console, refresh_per_second=4, transient=True)
+        self._live = Live(Text(""), console=console, refresh_per_second=4, transient=True,
+                          redirect_stdout=False, redirect_stderr=False)
         self._live.start()
+        self.renderer = "rich"
 
     def update(self, line: str) -> None:
+        """Replace the live line with ``line`` (no-op when disabled)."""
         if not self.enabled:
             return
         if self._live is not None and self._text is not None:
@@ -194,9 +202,11 @@ class Progress:
             self.env.stdout.flush()
 
     def close(self) -> None:
+        """Erase the live line (idempotent); print the summary after this."""
         if self._live is not None:
             self._live.stop()
             self._live = None
         elif self._plain and self.enabled:
             self.env.stdout.write("\r\x1b[K")
             self.env.stdout.flush()
+            self._plain = False

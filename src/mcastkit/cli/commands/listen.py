@@ -1,7 +1,8 @@
 """``mcastkit listen``: join groups and print what arrives.
 
 Owns: the listen verb's options and output (text, hex, JSON lines), ``--stats``
-(rate, loss, reordering, duplicates, kernel drops of sequenced streams).
+(rate, loss, reordering, duplicates, kernel drops of sequenced streams: a live line on a
+terminal through :class:`~mcastkit.cli._common.Progress`, periodic plain lines otherwise).
 Must not: make socket calls outside the public core.
 """
 
@@ -13,7 +14,14 @@ from typing import Any
 from mcastkit import Datagram
 
 from .. import _seq
-from .._common import emit_json, endpoint_arg, interface_of, positive_float, positive_int
+from .._common import (
+    Progress,
+    emit_json,
+    endpoint_arg,
+    interface_of,
+    positive_float,
+    positive_int,
+)
 from .._env import Env
 from .._rx import Receivers
 from .._status import ExitStatus
@@ -32,6 +40,9 @@ EXAMPLES = """\
   mcastkit listen 239.255.0.1:5001 -i eth0 --stats --seq iperf2   # an iperf2 stream"""
 
 
+LIVE_PERIOD_S = 0.25  # how often the live --stats line is redrawn on a terminal
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("endpoints", nargs="+", type=endpoint_arg, metavar="[SOURCE,]GROUP:PORT",
                    help="what to join, e.g. 239.255.0.1:5000, [ff15::1]:5000, "
@@ -44,10 +55,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="stop after S seconds (exit 3 if fewer than -c N, or nothing, arrived)")
     p.add_argument("--hex", action="store_true", help="show payloads as hex")
     p.add_argument("--stats", action="store_true",
-                   help="instead of payloads, print rate, loss, reordering, duplicates and "
-                        "kernel drops every --interval seconds, and a summary at the end")
+                   help="instead of payloads, show rate, loss, reordering, duplicates and "
+                        "kernel drops (a live line on a terminal, else a line every "
+                        "--interval seconds), and a summary at the end")
     p.add_argument("--interval", type=positive_float, default=1.0, metavar="S",
-                   help="seconds between --stats lines (default 1)")
+                   help="seconds between --stats lines when stdout is not a terminal "
+                        "(default 1)")
     p.add_argument("--seq", choices=("mcastkit", "iperf2"), default="mcastkit",
                    help="sequence numbers to read for --stats (default mcastkit)")
     p.add_argument("--rcvbuf", type=positive_int, metavar="BYTES",
@@ -67,6 +80,9 @@ class _Listener:
         self.count = 0
         self.last_report = env.monotonic()
         self.prev_total: _seq.StreamSummary | None = None
+        # --stats on a terminal: one live line (rich, or \r) instead of periodic lines
+        self.progress = Progress(env, bool(args.stats) and not args.json)
+        self.last_ui: float | None = None
 
     def record(self, d: Datagram, now: float) -> None:
         self.count += 1
@@ -126,6 +142,11 @@ class _Listener:
     def maybe_report(self, now: float, final: bool = False) -> None:
         if not self.args.stats:
             return
+        if final:
+            self.progress.close()
+        elif self.progress.enabled:
+            self._live_update(now)
+            return
         if not final and now - self.last_report < self.args.interval:
             return
         self.last_report = now
@@ -147,6 +168,18 @@ class _Listener:
             + (f", unsequenced {self.stats.unsequenced}" if self.stats.unsequenced else ""))
 
 
+    def _live_update(self, now: float) -> None:
+        if self.last_ui is not None and now - self.last_ui < LIVE_PERIOD_S:
+            return
+        self.last_ui = now
+        tot = self.stats.total()
+        self.progress.update(
+            f"{tot.datagrams} datagrams, {tot.pps:.0f} pps, {tot.mbps:.2f} Mbit/s, "
+            f"lost {tot.lost}/{tot.expected} ({tot.loss_pct:.2f}%), reordered "
+            f"{tot.reordered}, duplicates {tot.duplicates}, kernel drops "
+            f"{self.rx.kernel_drops()}")
+
+
 def run(args: argparse.Namespace, env: Env) -> ExitStatus:
     iface = interface_of(args.interface)
     rx = Receivers(args.endpoints, iface, rcvbuf_bytes=args.rcvbuf)
@@ -162,7 +195,7 @@ def run(args: argparse.Namespace, env: Env) -> ExitStatus:
                     break
                 wait = 0.5 if deadline is None else min(0.5, deadline - now)
                 if args.stats:
-                    wait = min(wait, args.interval)
+                    wait = min(wait, LIVE_PERIOD_S if lis.progress.enabled else args.interval)
                 for d in rx.wait(max(wait, 0.0)):
                     lis.record(d, env.monotonic())
                     if args.count is not None and lis.count >= args.count:
@@ -170,6 +203,8 @@ def run(args: argparse.Namespace, env: Env) -> ExitStatus:
                 lis.maybe_report(env.monotonic())
         except KeyboardInterrupt:
             status = ExitStatus.CTRL_C
+        finally:
+            lis.progress.close()  # never leave a live line behind, even on an error
         lis.maybe_report(env.monotonic(), final=True)
         if status is ExitStatus.CTRL_C:
             return status
