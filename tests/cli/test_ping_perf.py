@@ -158,3 +158,50 @@ def test_perf_send_live_progress_on_a_terminal(netns: object) -> None:
                    "--rate", "500", "--size", "64"], env=env)
     assert status == ExitStatus.OK
     assert "perf send: " in out.getvalue()
+
+
+def test_ping_peers_waits_for_a_late_peer(netns: object) -> None:
+    """``--peers 1``: the first process keeps warming up until the second (started later)
+    is heard, so both count the same full window: 8 probes each, 0 % loss both ways."""
+    import time
+
+    g = "239.255.41.10:4330"
+    args = [g, "-i", "lo", "-c", "8", "--interval", "0.2", "--json", "--timeout", "30",
+            "--peers", "1"]
+    p = mk_popen("ping", *args)
+    try:
+        wait_joined("239.255.41.10")
+        time.sleep(1.0)  # start the second host late (no assertion rests on this delay)
+        q = mk("ping", *args)
+        out, err = p.communicate(timeout=60)
+    finally:
+        if p.poll() is None:
+            p.kill()
+    assert p.returncode == 0, err
+    assert q.returncode == 0, q.stderr
+    sums = [o for o in [*json_lines(out), *json_lines(q.stdout)] if o["type"] == "summary"]
+    assert len(sums) == 2  # each saw exactly the other
+    for s in sums:
+        assert s["sent"] == 8 and s["received"] == 8 and s["loss_pct"] == 0.0, s
+
+
+def test_ping_peers_not_enough_is_timeout_3(netns: object) -> None:
+    r = cli("ping", "239.255.41.11:4331", "-i", "lo", "-c", "2", "--interval", "0.1",
+            "--peers", "1", "--timeout", "0.5")
+    assert r.status == ExitStatus.TIMEOUT
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("mcastkit: error: ")
+    assert "--peers 1" in lines[0] and "--timeout 0.5 s" in lines[0]
+    assert "0 other peer(s)" in lines[0]
+    assert "Traceback" not in r.stderr
+
+
+def test_ping_peers_is_in_help_with_an_example() -> None:
+    r = cli("ping", "--help")
+    assert r.status == 0
+    assert "--peers N" in r.stdout and "--peers 2 --timeout 60" in r.stdout
+
+
+def test_ping_peers_must_be_positive() -> None:
+    r = cli("ping", "239.255.41.12:4332", "-i", "lo", "--peers", "0")
+    assert r.status == ExitStatus.USAGE and "--peers" in r.stderr

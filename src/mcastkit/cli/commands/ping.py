@@ -40,12 +40,17 @@ Run 'mcastkit ping GROUP:PORT' on several hosts at the same time. Each sends num
 probes to the group and answers the probes of the others, then reports for every peer:
 replies received / probes sent (loss counted from when the peer was first heard), the
 round-trip time min/avg/max/jitter, and how many of the peer's multicast probes arrived.
+Hosts started a little apart can all measure the same window with --peers N: each
+keeps probing and answering but counts nothing until N other peers have been heard
+(exit 3 if they do not all appear within --timeout).
 Exit 5 when a peer's loss is above --max-loss, 3 when no peer answered."""
 EXAMPLES = """\
   mcastkit ping 239.255.0.9:4321 -i eth0                 # on every host at once
   mcastkit ping 239.255.0.9:4321 -i eth0 -c 20 --interval 0.2 --json
   mcastkit ping [ff15::9]:4321 -i eth0 --reply multicast
-  mcastkit ping 239.255.0.9:4321 -i lo -c 5 --timeout 15 --max-loss 10"""
+  mcastkit ping 239.255.0.9:4321 -i lo -c 5 --timeout 15 --max-loss 10
+  mcastkit ping 239.255.0.9:4321 -i eth0 --peers 2 --timeout 60   # on 3 hosts: wait for
+                                                                  # the 2 others, then count"""
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -57,7 +62,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--interval", type=positive_float, default=1.0, metavar="S",
                    help="seconds between probes (default 1)")
     p.add_argument("--timeout", type=positive_float, metavar="S",
-                   help="hard limit on the whole run (default: count*interval + 30 s)")
+                   help="hard limit on the whole run, waiting for --peers included "
+                        "(default: count*interval + 30 s)")
+    p.add_argument("--peers", type=positive_int, metavar="N",
+                   help="count nothing until N other peers have been heard (probing and "
+                        "answering meanwhile), so hosts started apart measure the same "
+                        "window; exit 3 if fewer than N appear within --timeout")
     p.add_argument("--wait", type=nonneg_float, metavar="S",
                    help="after the last probe, keep answering until peers are quiet for S "
                         "seconds (default: max(1, 2*interval))")
@@ -80,9 +90,10 @@ class Peer:
     probes_seen: _seq.StreamStats = field(default_factory=lambda: _seq.StreamStats(
         max_streams=1))
 
-    def summary(self, sent: int) -> dict[str, Any]:
-        counted = [s for s in self.replies if s >= self.first_seq]
-        expected = max(sent - self.first_seq, len(counted))
+    def summary(self, sent: int, count_from: int = 0) -> dict[str, Any]:
+        first = max(self.first_seq, count_from)  # probes before count_from were warm-up
+        counted = [s for s in self.replies if s >= first]
+        expected = max(sent - first, len(counted))
         got = len(counted)
         loss = 100.0 * (expected - got) / expected if expected else 0.0
         r = self.rtts_ms
@@ -109,6 +120,9 @@ class _Pinger:
         self.tx = tx
         self.my_id = random.getrandbits(32)
         self.sent = 0
+        # --peers: our probes before this sequence number are warm-up, not counted
+        self.count_from = 0
+        self.counting = args.peers is None
         self.peers: dict[int, Peer] = {}
         self.last_peer_probe = env.monotonic()
         ep = args.endpoint
@@ -122,6 +136,19 @@ class _Pinger:
             if not self.args.quiet and not self.args.json:
                 self.env.out(f"{address}: joined (peer {rid:08x})")
         return p
+
+    def start_counting(self) -> None:
+        """--peers reached: count from our next probe; forget what warm-up saw."""
+        self.counting = True
+        self.count_from = self.sent
+        for p in self.peers.values():
+            p.replies.clear()
+            p.rtts_ms.clear()
+            p.duplicates = 0
+            p.probes_seen = _seq.StreamStats(max_streams=1)
+        if not self.args.quiet and not self.args.json:
+            self.env.out(f"{len(self.peers)} peer(s) heard; counting the next "
+                         f"{self.args.count} probes")
 
     def send_probe(self) -> None:
         data = _seq.pack(self.my_id, self.sent, self.env.time_ns(), kind=_seq.Kind.PROBE)
@@ -148,6 +175,8 @@ class _Pinger:
             if rid is None or rid == self.my_id:
                 return
             p = self.peer(rid, d.source)
+            if h.seq < self.count_from or not self.counting:
+                return  # the reply to a warm-up probe (--peers)
             if h.seq < p.first_seq:
                 p.first_seq = h.seq  # it was listening before we heard from it
             if h.seq in p.replies:
@@ -194,19 +223,23 @@ def _loop(pg: _Pinger, sel: selectors.BaseSelector, env: Env, args: argparse.Nam
           wait: float, hard: float) -> ExitStatus:
     start = env.monotonic()
     end = start + hard
+    base = start  # probe i (counted from pg.count_from) is due at base + i * interval
     try:
         while True:
             now = env.monotonic()
             if now >= end:
                 break
-            if pg.sent < args.count:
-                due = start + pg.sent * args.interval
+            if not pg.counting and len(pg.peers) >= args.peers:
+                pg.start_counting()
+                base = now
+            if not pg.counting or pg.sent - pg.count_from < args.count:
+                due = base + (pg.sent - pg.count_from) * args.interval
                 if now >= due:
                     pg.send_probe()
                     continue
                 until = due
             else:
-                quiet_since = max(pg.last_peer_probe, start + (args.count - 1) * args.interval)
+                quiet_since = max(pg.last_peer_probe, base + (args.count - 1) * args.interval)
                 until = quiet_since + wait
                 if now >= until:
                     break
@@ -224,9 +257,18 @@ def _loop(pg: _Pinger, sel: selectors.BaseSelector, env: Env, args: argparse.Nam
 
 
 def _report(pg: _Pinger, env: Env, args: argparse.Namespace, status: ExitStatus) -> ExitStatus:
+    if not pg.counting:
+        if status is not ExitStatus.OK:
+            return status
+        hard = (f"--timeout {args.timeout:g} s" if args.timeout is not None else
+                f"the default --timeout ({args.count * args.interval + 30.0:g} s)")
+        raise CliError(
+            f"--peers {args.peers}: only {len(pg.peers)} other peer(s) heard within {hard}; "
+            f"start 'mcastkit ping {args.endpoint}' on the other hosts sooner, raise "
+            "--timeout, or lower --peers", ExitStatus.TIMEOUT)
     worst = 0.0
     for p in pg.peers.values():
-        s = p.summary(pg.sent)
+        s = p.summary(pg.sent, pg.count_from)
         worst = max(worst, s["loss_pct"])
         if args.json:
             emit_json(env, s)
