@@ -67,6 +67,7 @@ class MembershipBook:
 
     def __init__(self) -> None:
         self._m: dict[_Key, Membership] = {}
+        self._groups: frozenset[str] = frozenset()  # kept in step with _m's keys
 
     def __len__(self) -> int:
         return len(self._m)
@@ -79,7 +80,11 @@ class MembershipBook:
 
     @property
     def groups(self) -> frozenset[str]:
-        return frozenset(g for _, g in self._m)
+        """The groups held on any interface (read per datagram: kept, not rebuilt)."""
+        return self._groups
+
+    def _keys_changed(self) -> None:
+        self._groups = frozenset(g for _, g in self._m)
 
     # -- checks (raise before the syscall) ----------------------------------------------
 
@@ -142,6 +147,7 @@ class MembershipBook:
         m = Membership(group=group, ifindex=ifindex, ifname=ifname, mode=FilterMode.EXCLUDE,
                        interface_spec=spec)
         self._m[(ifindex, group)] = m
+        self._keys_changed()
         return m
 
     def commit_join_source(
@@ -154,10 +160,12 @@ class MembershipBook:
         else:
             m = replace(old, sources=old.sources | {source})
         self._m[(ifindex, group)] = m
+        self._keys_changed()
         return m
 
     def commit_leave(self, ifindex: int, group: str) -> None:
         self._m.pop((ifindex, group), None)
+        self._keys_changed()
 
     def commit_leave_source(self, ifindex: int, group: str, source: str) -> None:
         m = self._m[(ifindex, group)]
@@ -166,6 +174,7 @@ class MembershipBook:
             self._m[(ifindex, group)] = replace(m, sources=rest)
         else:  # the kernel drops the group with its last included source
             del self._m[(ifindex, group)]
+            self._keys_changed()
 
     def commit_block(self, ifindex: int, group: str, source: str, block: bool) -> None:
         m = self._m[(ifindex, group)]
@@ -175,8 +184,10 @@ class MembershipBook:
     def restore(self, m: Membership) -> None:
         """Put back a record taken out by a refresh whose re-join failed (retried later)."""
         self._m[(m.ifindex, m.group)] = m
+        self._keys_changed()
 
     def clear(self) -> list[Membership]:
         out = list(self._m.values())
         self._m.clear()
+        self._keys_changed()
         return out

@@ -146,12 +146,7 @@ class _ReceiverMixin(_SocketBase):
                 st.kernel_drops += d.drops - self._last_drops
             self._last_drops = d.drops
         g = d.group
-        if g is not None and _is_multicast_text(g) and (
-            g not in self._book.groups
-            # IPv6 sockets get a joined group from *any* interface some other socket
-            # joined it on (the kernel's per-socket check ignores the ifindex): G1
-            or (d.interface is not None and self._book.get(d.interface, g) is None)
-        ):
+        if g is not None and not self._wanted(g, d.interface):
             st.filtered += 1
             return False
         if self._min_ttl and (d.ttl is None or d.ttl < self._min_ttl):
@@ -273,7 +268,7 @@ class _ReceiverMixin(_SocketBase):
                 if dr > last:
                     st.kernel_drops += dr - last
                 self._last_drops = dr
-            if g is not None and not self._wanted(g, ifx, None):
+            if g is not None and not self._wanted(g, ifx):
                 st.filtered += len(got)
                 return []
             st.datagrams += len(got)
@@ -281,7 +276,6 @@ class _ReceiverMixin(_SocketBase):
             st.truncated += ntrunc
             return got
         verdict: dict[tuple[str, int | None], bool] = {}
-        joined: list[frozenset[str] | None] = [None]
         kept: list[Datagram] = []
         keep = kept.append
         nbytes = 0
@@ -297,7 +291,7 @@ class _ReceiverMixin(_SocketBase):
                 key = (g, d.interface)
                 ok = verdict.get(key)
                 if ok is None:
-                    ok = verdict[key] = self._wanted(g, d.interface, joined)
+                    ok = verdict[key] = self._wanted(g, d.interface)
                 if not ok:
                     st.filtered += 1
                     continue
@@ -314,19 +308,13 @@ class _ReceiverMixin(_SocketBase):
         st.truncated += ntrunc
         return kept
 
-    def _wanted(self, g: str, ifindex: int | None, joined: list[frozenset[str] | None] | None
-                ) -> bool:
-        """:meth:`_accept`'s group rule: False for a multicast group this socket did not
-        join, or did not join on the arrival interface (G1). ``joined`` caches the set."""
+    def _wanted(self, g: str, ifindex: int | None) -> bool:
+        """The group rule of :meth:`_accept` and :meth:`_accept_batch`: False for a
+        multicast group this socket did not join, or did not join on the arrival interface.
+        IPv6 sockets get a joined group from *any* interface some other socket joined it
+        on (the kernel's per-socket check ignores the ifindex): security goal G1."""
         if not _is_multicast_text(g):
             return True
-        if joined is None:
-            groups = self._book.groups
-        else:
-            cached = joined[0]
-            if cached is None:
-                cached = joined[0] = self._book.groups
-            groups = cached
-        if g not in groups:
-            return False
-        return ifindex is None or self._book.get(ifindex, g) is not None
+        if ifindex is None:
+            return g in self._book.groups
+        return self._book.get(ifindex, g) is not None
