@@ -8,6 +8,7 @@ Must not: set socket options (``_options``) or receive.
 from __future__ import annotations
 
 import errno
+import ipaddress
 import os
 import socket
 import time
@@ -19,7 +20,9 @@ from . import _platform as plat
 from ._addr import Endpoint, IPAddress, parse_endpoint, parse_ip
 from ._errors import ClosedError, McastError, McastValueError, UnsupportedError, translate
 from ._interfaces import resolve_interface
+from ._packet import CmsgKind
 from ._platform import Op
+from ._platform._structs import pack_in6_pktinfo, pack_in_pktinfo
 from ._sockbase import _SocketBase
 
 _SEND_RETRIES: Final = 3
@@ -102,17 +105,15 @@ class _SenderMixin(_SocketBase):
             SendError: the kernel refused (a foreign source gives errno EINVAL).
             WouldBlockError: non-blocking socket with a full buffer.
         """
-        import struct  # local: keeps this additive method self-contained
-
         self._check_open()
         ip = parse_ip(str(source), what="source address")
         self._check_family(ip, "source address")
-        kind = plat.CmsgKind.PKTINFO4 if self._family == socket.AF_INET else plat.CmsgKind.PKTINFO6
-        level, ctype = next(k for k, v in plat.CMSG_KINDS.items() if v is kind)
-        if self._family == socket.AF_INET:
-            info = struct.pack("=i4s4s", 0, ip.packed, bytes(4))
+        if isinstance(ip, ipaddress.IPv4Address):
+            level, ctype = plat.cmsg_type(CmsgKind.PKTINFO4)
+            info = pack_in_pktinfo(0, ip)
         else:
-            info = struct.pack("=16sI", ip.packed, 0)
+            level, ctype = plat.cmsg_type(CmsgKind.PKTINFO6)
+            info = pack_in6_pktinfo(0, ip)
         dest = self._dest(address, port)
         try:
             return self._sock.sendmsg([data], [(level, ctype, info)], 0, dest)

@@ -17,6 +17,7 @@ import pytest
 import mcastkit
 from mcastkit import ErrorCode, UnsupportedError
 from mcastkit import _platform as plat
+from mcastkit._packet import CmsgKind
 from mcastkit._platform import _linux
 from mcastkit._platform._table import Op, Opt
 
@@ -214,3 +215,15 @@ def test_setopt_getopt_round_trip_on_a_real_socket(
 
 def test_opt_defaults() -> None:
     assert Opt(1, 2) == Opt(1, 2, on=1, off=0)
+
+
+def test_cmsg_type_finds_the_pair_the_receive_table_uses() -> None:
+    assert plat.cmsg_type(CmsgKind.PKTINFO4) == (socket.IPPROTO_IP, 8)  # IP_PKTINFO
+    assert plat.cmsg_type(CmsgKind.PKTINFO6) == (socket.IPPROTO_IPV6, 50)  # IPV6_PKTINFO
+
+
+def test_cmsg_type_missing_row_names_the_platform(monkeypatch: pytest.MonkeyPatch) -> None:
+    pair = plat.cmsg_type(CmsgKind.PKTINFO6)
+    monkeypatch.delitem(plat.CMSG_KINDS, pair)
+    with pytest.raises(UnsupportedError, match=plat.PLATFORM):
+        plat.cmsg_type(CmsgKind.PKTINFO6)

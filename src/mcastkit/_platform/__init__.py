@@ -21,8 +21,8 @@ if sys.platform == "linux":
 else:  # pragma: no cover - untested platforms
     from ._fallback import CMSG_KINDS, OPTIONS, PLATFORM
 
-__all__ = ["CMSG_KINDS", "PLATFORM", "CmsgKind", "Op", "Opt", "getopt", "lookup", "setopt",
-           "supports"]
+__all__ = ["CMSG_KINDS", "PLATFORM", "CmsgKind", "Op", "Opt", "cmsg_type", "getopt", "lookup",
+           "setopt", "supports"]
 
 _EMPTY: Final[dict[Op, Opt]] = {}
 
@@ -38,6 +38,14 @@ def lookup(family: int, op: Op) -> Opt:
 
 def supports(family: int, op: Op) -> bool:
     return op in OPTIONS.get(family, _EMPTY)
+
+
+def cmsg_type(kind: CmsgKind) -> tuple[int, int]:
+    """The (level, type) pair of a control message kind (e.g. to send IP_PKTINFO)."""
+    for pair, k in CMSG_KINDS.items():
+        if k is kind:
+            return pair
+    raise UnsupportedError(f"{kind.value} control messages are not implemented on {PLATFORM}")
 
 
 def setopt(sock: socket.socket, op: Op, value: int | bytes) -> None:
