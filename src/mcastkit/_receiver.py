@@ -101,14 +101,7 @@ class _ReceiverMixin(_SocketBase):
             ClosedError: the socket was closed.
         """
         self._check_open()
-        if timeout_s is not None and timeout_s < 0:
-            raise McastValueError(f"timeout_s must be >= 0 or None, got {timeout_s}")
-        try:
-            self._apply_timeout(self._default_timeout if timeout_s is None else timeout_s)
-        except OSError as exc:  # closed by another thread after the check above (D8)
-            if self._closed:
-                raise ClosedError("the socket was closed while receiving") from exc
-            raise
+        self._set_call_timeout(timeout_s)
         while True:
             try:
                 if self._metadata or self._recv_size < 65535:
@@ -157,6 +150,17 @@ class _ReceiverMixin(_SocketBase):
         if d.truncated:
             st.truncated += 1
         return True
+
+    def _set_call_timeout(self, timeout_s: float | None) -> None:
+        """Apply one receive call's timeout (None: the socket's own; it does not stick)."""
+        if timeout_s is not None and timeout_s < 0:
+            raise McastValueError(f"timeout_s must be >= 0 or None, got {timeout_s}")
+        try:
+            self._apply_timeout(self._default_timeout if timeout_s is None else timeout_s)
+        except OSError as exc:  # closed by another thread after the open check (D8)
+            if self._closed:
+                raise ClosedError("the socket was closed while receiving") from exc
+            raise
 
     def _recv_failed(self, exc: OSError) -> NoReturn:
         """Raise the typed error for a failed receive (timeouts, closed, kernel errors)."""
@@ -224,14 +228,7 @@ class _ReceiverMixin(_SocketBase):
         """
         self._check_open()
         _check_range("max_count", max_count, 1, 1 << 20)
-        if timeout_s is not None and timeout_s < 0:
-            raise McastValueError(f"timeout_s must be >= 0 or None, got {timeout_s}")
-        try:  # like recv(): a per-call timeout does not stick
-            self._apply_timeout(self._default_timeout if timeout_s is None else timeout_s)
-        except OSError as exc:  # closed by another thread after the check above (D8)
-            if self._closed:
-                raise ClosedError("the socket was closed while receiving") from exc
-            raise
+        self._set_call_timeout(timeout_s)
         rx = self._batch_rx
         if rx is None or rx.impl != _batch.current_impl():
             rx = self._batch_rx = _batch.new_receiver(self._family, self._recv_size,
