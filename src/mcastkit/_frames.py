@@ -38,6 +38,7 @@ from ._linklayer import (
     bad,
     destination_mac,
     format_mac,
+    mac_bytes,
     multicast_mac,
     need,
     parse_ethernet,
@@ -72,6 +73,7 @@ __all__ = [
     "destination_mac",
     "format_mac",
     "ipv4_header_checksum",
+    "mac_bytes",
     "multicast_mac",
     "parse_ethernet",
     "parse_ip_packet",
@@ -160,7 +162,8 @@ def _same_family(src: IPAddress | str, dst: IPAddress | str) -> tuple[IPAddress,
     return s, d
 
 
-def _check_range(name: str, value: int, low: int, high: int) -> None:
+def check_range(name: str, value: int, low: int, high: int) -> None:
+    """Raise McastValueError unless ``value`` is an int (not a bool) in low..high."""
     if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
         raise bad(f"{name} must be an integer in {low}..{high}, got {value!r}")
 
@@ -173,8 +176,8 @@ def build_udp_segment(src: IPAddress | str, dst: IPAddress | str, sport: int, dp
         McastValueError: a port outside 0..65535, mixed families, or a payload too long.
     """
     s, d = _same_family(src, dst)
-    _check_range("source port", sport, 0, 65535)
-    _check_range("destination port", dport, 0, 65535)
+    check_range("source port", sport, 0, 65535)
+    check_range("destination port", dport, 0, 65535)
     limit = MAX_UDP_PAYLOAD_V4 if s.version == 4 else MAX_UDP_PAYLOAD_V6
     if len(payload) > limit:
         raise bad(f"UDP payload of {len(payload)} bytes is over the IPv{s.version} limit "
@@ -212,11 +215,11 @@ def build_udp_packet(src: IPAddress | str, dst: IPAddress | str, sport: int, dpo
             for IPv4 or the reverse, or a payload over the IP length limit.
     """
     s, d = _same_family(src, dst)
-    _check_range("ttl", ttl, 0, 255)
-    _check_range("dscp", dscp, 0, 63)
-    _check_range("ecn", ecn, 0, 3)
-    _check_range("ident", ident, 0, 0xFFFF)
-    _check_range("flow_label", flow_label, 0, 0xFFFFF)
+    check_range("ttl", ttl, 0, 255)
+    check_range("dscp", dscp, 0, 63)
+    check_range("ecn", ecn, 0, 3)
+    check_range("ident", ident, 0, 0xFFFF)
+    check_range("flow_label", flow_label, 0, 0xFFFFF)
     if s.version == 4 and flow_label:
         raise bad("flow_label is an IPv6 field; leave it 0 for IPv4", ErrorCode.WRONG_FAMILY)
     if s.version == 6 and ident:
@@ -233,28 +236,23 @@ def build_udp_packet(src: IPAddress | str, dst: IPAddress | str, sport: int, dpo
     return _V6.pack(first, len(udp), IPPROTO_UDP, ttl, s.packed, d.packed) + udp
 
 
-def build_ethernet_frame(dst_mac: bytes, src_mac: bytes, ethertype: int,
+def build_ethernet_frame(dst_mac: bytes | str, src_mac: bytes | str, ethertype: int,
                          payload: bytes) -> bytes:
-    """An Ethernet II frame (no FCS, no padding: the driver adds both).
+    """An Ethernet II frame (no FCS, no padding: the driver adds both). MACs are 6 bytes
+    or text (``aa:bb:cc:dd:ee:ff``).
 
     Raises:
-        McastValueError: a MAC that is not 6 bytes, a source MAC with the group bit set
-            (no station sends from a multicast MAC), or an ethertype below 0x0600.
+        McastValueError: a malformed MAC, a source MAC with the group bit set (no
+            station sends from a multicast MAC), or an ethertype below 0x0600.
     """
-    for name, mac in (("destination", dst_mac), ("source", src_mac)):
-        if not isinstance(mac, bytes | bytearray) or len(mac) != 6:
-            raise bad(f"{name} MAC must be 6 bytes (use parse_mac('aa:bb:cc:dd:ee:ff')), "
-                      f"got {mac!r}", ErrorCode.BAD_ADDRESS)
-    if src_mac[0] & 1:
-        raise bad(f"source MAC {format_mac(bytes(src_mac))} has the group (multicast) bit "
-                  "set; use a unicast MAC (first byte even, e.g. 02:...)",
-                  ErrorCode.BAD_ADDRESS)
-    _check_range("ethertype", ethertype, 0x0600, 0xFFFF)
-    return ETH_HEADER.pack(bytes(dst_mac), bytes(src_mac), ethertype) + bytes(payload)
+    dst = mac_bytes(dst_mac, "destination MAC")
+    src = mac_bytes(src_mac, "source MAC", source=True)
+    check_range("ethertype", ethertype, 0x0600, 0xFFFF)
+    return ETH_HEADER.pack(dst, src, ethertype) + bytes(payload)
 
 
-def build_udp_frame(src_mac: bytes, src: IPAddress | str, dst: IPAddress | str, sport: int,
-                    dport: int, payload: bytes, *, dst_mac: bytes | None = None,
+def build_udp_frame(src_mac: bytes | str, src: IPAddress | str, dst: IPAddress | str, sport: int,
+                    dport: int, payload: bytes, *, dst_mac: bytes | str | None = None,
                     ttl: int = 1, dscp: int = 0, ecn: int = 0, dont_fragment: bool = False,
                     ident: int = 0, flow_label: int = 0) -> bytes:
     """An Ethernet frame carrying :func:`build_udp_packet` (same keyword arguments).
@@ -270,7 +268,7 @@ def build_udp_frame(src_mac: bytes, src: IPAddress | str, dst: IPAddress | str, 
     s, d = _same_family(src, dst)
     if dst_mac is None:
         dst_mac = destination_mac(d)
-    elif d.version == 6 and bytes(dst_mac) == BROADCAST_MAC:
+    elif d.version == 6 and mac_bytes(dst_mac, "destination MAC") == BROADCAST_MAC:
         raise bad("IPv6 has no broadcast; send to the all-nodes group ff02::1 (or another "
                   "group) instead of ff:ff:ff:ff:ff:ff", ErrorCode.WRONG_FAMILY)
     packet = build_udp_packet(s, d, sport, dport, payload, ttl=ttl, dscp=dscp, ecn=ecn,

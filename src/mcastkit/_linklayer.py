@@ -36,6 +36,7 @@ __all__ = [
     "LinkFrame",
     "destination_mac",
     "format_mac",
+    "mac_bytes",
     "multicast_mac",
     "parse_ethernet",
     "parse_link",
@@ -94,6 +95,29 @@ def parse_mac(text: str) -> bytes:
         raise bad(f"MAC address {text!r} is malformed: write six two-digit hex bytes "
                   "separated by ':' or '-', e.g. 02:00:5e:10:00:01", ErrorCode.BAD_ADDRESS)
     return bytes.fromhex(raw.replace(":", "").replace("-", ""))
+
+
+def mac_bytes(value: bytes | str, what: str = "MAC", *, source: bool = False) -> bytes:
+    """A MAC as 6 bytes, from 6 bytes or from text (:func:`parse_mac`).
+
+    Args:
+        value: the MAC. what: its name in the error message.
+        source: also refuse the group (multicast) bit, which no station sends from.
+
+    Raises:
+        McastValueError: not 6 bytes, malformed text, or a group-bit source MAC.
+    """
+    if isinstance(value, str):
+        mac = parse_mac(value)
+    elif isinstance(value, bytes | bytearray) and len(value) == 6:
+        mac = bytes(value)
+    else:
+        raise bad(f"{what} must be 6 bytes or text like 02:00:5e:10:00:01, got {value!r}",
+                  ErrorCode.BAD_ADDRESS)
+    if source and mac[0] & 1:
+        raise bad(f"{what} {format_mac(mac)} has the group (multicast) bit set; use a "
+                  "unicast MAC (first byte even, e.g. 02:...)", ErrorCode.BAD_ADDRESS)
+    return mac
 
 
 def format_mac(mac: bytes) -> str:

@@ -359,14 +359,19 @@ def test_udp_frame_broadcast_and_its_ipv6_refusal() -> None:
 
 
 @pytest.mark.parametrize(("src_mac", "match"), [
-    (b"\x01\x00\x5e\x00\x00\x01", "group"), (b"\x02" * 5, "6 bytes"), ("02:00:00:00:00:01",
-                                                                       "6 bytes"),
+    (b"\x01\x00\x5e\x00\x00\x01", "group"), ("01:00:5e:00:00:01", "group"),
+    (b"\x02" * 5, "6 bytes"), ("02:00:00:00:00", "malformed"), (None, "6 bytes"),
 ])
 def test_ethernet_refuses_bad_source_macs(src_mac: bytes, match: str) -> None:
     with pytest.raises(McastValueError, match=match):
         build_ethernet_frame(BROADCAST_MAC, src_mac, ETHERTYPE_IPV4, b"")
     with pytest.raises(McastValueError, match="ethertype"):
         build_ethernet_frame(BROADCAST_MAC, SRC_MAC, 0x05DC, b"")
+
+
+def test_ethernet_takes_macs_as_text_too() -> None:
+    f = build_ethernet_frame("ff-ff-ff-ff-ff-ff", "02:00:5E:10:00:01", ETHERTYPE_IPV6, b"p")
+    assert f == BROADCAST_MAC + SRC_MAC + b"\x86\xdd" + b"p"
 
 
 # ------------------------------------------------------------------ fragments, extensions
