@@ -51,10 +51,8 @@ SETTING_DEFAULTS = {
     "SourceMacAddress": "",
     "UseConnection": "False",
     "UseIPv6": "False",
-    "AbsoluteTimeout": "0",
+    "AbsoluteTimeout": "False",
     "FirewallData": "",
-    "InBufferSize": "",
-    "OutBufferSize": "",
     "CodePage": "65001",
     "ProcessIdleEvents": "False",
     "SelectWaitMillis": "20",
@@ -75,9 +73,10 @@ WRITABLE_SAMPLES = {
 }
 
 
-def test_all_23_settings_are_in_the_table() -> None:
-    assert len(SETTINGS) == 23
-    assert set(SETTING_DEFAULTS) | {"BuildInfo", "LicenseInfo"} == {s.name for s in SETTINGS}
+def test_all_24_settings_are_in_the_table() -> None:
+    assert len(SETTINGS) == 24  # the vendor's 23 and KernelDrops
+    assert set(SETTING_DEFAULTS) | {"BuildInfo", "LicenseInfo", "InBufferSize", "OutBufferSize",
+                                    "KernelDrops"} == {s.name for s in SETTINGS}
 
 
 @pytest.mark.parametrize(("name", "default"), sorted(PROPERTY_DEFAULTS.items()))
@@ -130,7 +129,7 @@ def test_booleans_read_back_as_true_false(text: str, want: str) -> None:
 
 
 @pytest.mark.parametrize(("setting", "value"), [
-    ("AbsoluteTimeout", "30"), ("FirewallData", "anything"), ("ProcessIdleEvents", "True"),
+    ("AbsoluteTimeout", "True"), ("FirewallData", "anything"), ("ProcessIdleEvents", "True"),
     ("UseInternalSecurityAPI", "True"), ("CodePage", "1252"), ("MaxPacketSize", "9000"),
     ("QOSDSCPValue", "46"), ("InBufferSize", "65536"), ("OutBufferSize", "32768"),
     ("SourceIPAddress", "127.0.0.1"), ("LocalHost", "127.0.0.1"), ("LocalPort", "5001"),
