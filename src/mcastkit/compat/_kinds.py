@@ -61,8 +61,7 @@ _CODE_PAGES: Final[dict[int, str]] = {
 
 
 def _bad(name: str, got: object, want: str) -> _codes.MCastError:
-    shown = f"{got!r}" if not isinstance(got, str) else repr(got)
-    return _codes.component_error(_codes.BAD_VALUE, f"{name}={shown}: expected {want}.")
+    return _codes.component_error(_codes.BAD_VALUE, f"{name}={got!r}: expected {want}.")
 
 
 @dataclass(frozen=True, slots=True)

@@ -29,6 +29,7 @@ from ._session import Session
 __all__ = ["do_events", "fire", "fire_error"]
 
 MAX_READS_PER_CALL: Final = 256  # one do_events() never starves the caller under a flood
+DROP_CHECK_S: Final = 0.05  # under a flood that never empties the queue: drop check period
 
 
 def do_events(s: Session) -> None:
@@ -66,59 +67,70 @@ def do_events(s: Session) -> None:
                 fire(s, s.on_ready_to_send, MCastReadyToSendEventParams())
             if events & selectors.EVENT_READ:
                 readable = True
-        if readable and _drain(s):
-            _report_drops(s)
+        if readable:
+            delivered, emptied = _drain(s)
+            if delivered and (emptied or time.monotonic() - s.drops_checked_at >= DROP_CHECK_S):
+                _report_drops(s)
     finally:
         s.in_events = False
 
 
-def _drain(s: Session) -> int:
+def _drain(s: Session) -> tuple[int, bool]:
     """Deliver up to MAX_READS_PER_CALL datagrams, re-checking after each handler whether
-    it paused (accept_data) or deactivated. Returns how many were delivered."""
+    it paused (accept_data) or deactivated. Returns (how many were delivered, whether a
+    read found the kernel queue empty)."""
     values = s.values
     limit = int(values[S.MAX_PACKET_SIZE.key] or 2048)
     pending = s.pending
-    capture, dest, accept = S.CAPTURE_IP_PACKET_INFO.key, S.DESTINATION_ADDRESS.key, \
-        S.ACCEPT_DATA.key
+    capture = bool(values[S.CAPTURE_IP_PACKET_INFO.key])
+    dest, accept = S.DESTINATION_ADDRESS.key, S.ACCEPT_DATA.key
     params = MCastDataInEventParams
     left = MAX_READS_PER_CALL
-    while left > 0:
-        core = s.core
-        if core is None or not values[accept]:
-            break
-        if not pending:
-            try:
-                pending.extend(core.recv_batch(left))
-            except BlockingIOError:
+    emptied = False
+    try:
+        while left > 0:
+            core = s.core
+            if core is None or not values[accept]:
                 break
-            except (McastError, OSError) as exc:
-                fire_error(s, from_core(exc))
-                break
-        d = pending.popleft()
-        left -= 1
-        s.delivered += 1
-        if values[capture]:
-            values[dest] = d.group or ""
-        handler = s.on_data_in
-        if handler is not None:
-            try:
-                handler(params(d.data, d.source, d.port))
-            except Exception as exc:
-                _handler_failed(s, handler, exc)
-        if d.truncated:
-            fire_error(s, _codes.socket_error(
-                errno.EMSGSIZE,
-                f"a datagram from {d.source}:{d.port} was longer than MaxPacketSize="
-                f"{limit} and was cut to {len(d.data)} bytes; raise MaxPacketSize "
-                "(while inactive)"))
-    return MAX_READS_PER_CALL - left
+            if not pending:
+                try:
+                    got = core.recv_batch(left)
+                except BlockingIOError:
+                    emptied = True
+                    break
+                except (McastError, OSError) as exc:
+                    fire_error(s, from_core(exc))
+                    break
+                emptied = len(got) < left
+                pending.extend(got)
+            d = pending.popleft()
+            left -= 1
+            if capture:
+                values[dest] = d.group or ""
+            handler = s.on_data_in
+            if handler is not None:
+                try:
+                    handler(params(d.data, d.source, d.port))
+                except Exception as exc:
+                    _handler_failed(s, handler, exc)
+            if d.truncated:
+                fire_error(s, _codes.socket_error(
+                    errno.EMSGSIZE,
+                    f"a datagram from {d.source}:{d.port} was longer than MaxPacketSize="
+                    f"{limit} and was cut to {len(d.data)} bytes; raise MaxPacketSize "
+                    "(while inactive)"))
+    finally:
+        s.delivered += MAX_READS_PER_CALL - left
+    return MAX_READS_PER_CALL - left, emptied
 
 
 def _report_drops(s: Session) -> None:
     """Fire on_error 10055 once if the kernel's drop counter rose since the last report.
 
-    Checked after every call that delivered something: a drop needs a full buffer, so
-    the call after any drop delivers and checks again; nothing is missed at the end."""
+    Checked after a call that delivered something and either found the queue empty or
+    came DROP_CHECK_S after the last check. Nothing is missed: a drop needs a full queue,
+    so after any drop some later call delivers and empties the queue, and checks."""
+    s.drops_checked_at = time.monotonic()
     now = s.live_drops()
     if now <= s.drops_seen:
         return

@@ -8,8 +8,9 @@ activation (constructor arguments from the rows, default interface, the rows' ``
 bind, joins, connect) and deactivation; joins and leaves; remote resolution; and turning
 core errors into :class:`MCastError`.
 Must not: make socket calls of its own (every socket operation goes through the public
-core API), spell setting names (it uses the rows), dispatch events (``_pump`` does) or
-keep a second copy of option handling.
+core API; remote host names are resolved with ``getaddrinfo``, a resolver call), spell
+setting names (it uses the rows), dispatch events (``_pump`` does) or keep a second copy
+of option handling.
 """
 
 from __future__ import annotations
@@ -68,6 +69,7 @@ class Session:
         self.delivered = self.discarded = self.filtered_before = 0
         self.drops_before = 0  # kernel drops of earlier activations
         self.drops_seen = 0  # of the current activation, as last reported via on_error
+        self.drops_checked_at = 0.0  # time.monotonic() of the last drop check
 
     # ------------------------------------------------------------------ rows
 
