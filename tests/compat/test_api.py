@@ -294,3 +294,26 @@ def test_do_events_when_inactive_returns() -> None:
     mc = MCast()
     mc.config("SelectWaitMillis=0")
     mc.do_events()  # nothing to do, no error
+
+
+def test_every_row_is_reachable_and_names_are_spelled_only_in_the_table() -> None:
+    """Issue 13 item 4: a knob is one row. Each property row has its three forms on MCast,
+    and no other compat module spells a setting name in quotes (nothing dispatches on
+    names outside the table)."""
+    import pathlib
+
+    from mcastkit.compat import _settings
+
+    for row in _settings.ROWS:
+        if row.prop:
+            assert isinstance(getattr(MCast, row.prop), property)
+            assert callable(getattr(MCast, f"get_{row.prop}"))
+            assert callable(getattr(MCast, f"set_{row.prop}"))
+    here = pathlib.Path(_settings.__file__).parent
+    for path in here.glob("*.py"):
+        if path.name == "_settings.py":
+            continue
+        text = path.read_text()
+        for row in _settings.SETTINGS:
+            for quote in ('"', "'"):
+                assert f"{quote}{row.name}{quote}" not in text, (path.name, row.name)

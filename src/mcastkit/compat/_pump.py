@@ -138,8 +138,8 @@ def _report_drops(s: Session) -> None:
     fire_error(s, _codes.socket_error(
         errno.ENOBUFS,
         f"the kernel dropped {new} datagrams because the receive buffer was full "
-        f"({s.kernel_drops()} in all, config('KernelDrops')); raise InBufferSize or call "
-        "do_events() more often"))
+        f"({s.kernel_drops()} in all, setting {S.KERNEL_DROPS.name}); raise "
+        f"{S.IN_BUFFER_SIZE.name} or call do_events() more often"))
 
 
 def fire(s: Session, handler: object, params: object) -> None:
