@@ -58,7 +58,6 @@ class Session:
         self.pending: collections.deque[Datagram] = collections.deque()  # read, undelivered
         self.want_write = False  # a send raised 10035: on_ready_to_send is owed
         self.in_events = False
-        self.errlog = ErrorLog()
         self.defaults()
 
     def defaults(self) -> None:
@@ -70,6 +69,7 @@ class Session:
         self.drops_before = 0  # kernel drops of earlier activations
         self.drops_seen = 0  # of the current activation, as last reported via on_error
         self.drops_checked_at = 0.0  # time.monotonic() of the last drop check
+        self.errlog = ErrorLog()  # unhandled errors, rate-limited (G12)
 
     # ------------------------------------------------------------------ rows
 
