@@ -11,14 +11,13 @@ threads, spell setting names or import the CLI.
 
 from __future__ import annotations
 
-import errno
 from collections.abc import Callable
 from typing import TypeVar
 
 from .. import McastError, WouldBlockError
 from . import _codes, _pump
 from . import _settings as S
-from ._codes import MCastError, component_error, from_core
+from ._codes import component_error, from_core
 from ._events import DataInHandler, ErrorHandler, MCastReadyToSendEventParams, ReadyToSendHandler
 from ._kinds import Value
 from ._report import MCastStats
@@ -313,23 +312,14 @@ class MCast:
         if core is None:
             raise component_error(_codes.MUST_BE_ACTIVE, "Set active = True before sending.")
         data = s.encode(text)
-        src = ""
         try:
             if s.value(S.USE_CONNECTION):
                 core.send(data)
-                return
-            host, port = s.destination()
-            src = str(s.value(S.SOURCE_IP_ADDRESS) or "")
-            if src:
-                core.sendto_from(data, host, port, src)
             else:
-                core.sendto(data, host, port)
+                host, port = s.destination()
+                s.sender(core)(data, host, port)
         except WouldBlockError as exc:
             s.want_write = True
             raise from_core(exc) from exc
         except (McastError, OSError) as exc:
-            err = from_core(exc)
-            if src and err.errno in (errno.EINVAL, errno.ENETUNREACH, errno.EADDRNOTAVAIL):
-                err = MCastError(err.code, f"{err.message} (SourceIPAddress={src} must be an "
-                                 "address of this host)", errno=err.errno)
-            raise err from exc
+            raise from_core(exc) from exc

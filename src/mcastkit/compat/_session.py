@@ -31,6 +31,7 @@ from .. import (
     Interface,
     McastError,
     MulticastSocket,
+    WouldBlockError,
     resolve_interface,
 )
 from . import _codes
@@ -239,6 +240,30 @@ class Session:
         p = int(self.values[S.REMOTE_PORT.key] or 0) if port is None else port
         self._check_connection(h, p)
         self.call(core.connect, self.resolve(h), p)
+
+    def sender(self, core: MulticastSocket) -> S.SendFn:
+        """The send path the rows ask for (``send_via``), else the core's ``sendto``."""
+        for row in S.SENDERS:
+            fn = row.send_via(self, core, self.values[row.key])  # type: ignore[misc]
+            if fn is not None:
+                return fn
+        return core.sendto
+
+    def send_from(self, core: MulticastSocket, src: str) -> S.SendFn:
+        """SourceIPAddress's send path: ``sendto_from``, with a refusal of a source that
+        is not an address of this host named as such."""
+        def send(data: bytes, host: str, port: int) -> None:
+            try:
+                core.sendto_from(data, host, port, src)
+            except WouldBlockError:
+                raise
+            except (McastError, OSError) as exc:
+                err = from_core(exc)
+                if err.errno in (errno.EINVAL, errno.ENETUNREACH, errno.EADDRNOTAVAIL):
+                    err = MCastError(err.code, f"{err.message} (SourceIPAddress={src} must "
+                                     "be an address of this host)", errno=err.errno)
+                raise err from exc
+        return send
 
     def encode(self, text: bytes | str | bytearray | memoryview) -> bytes:
         if isinstance(text, str):

@@ -32,12 +32,15 @@ __all__ = [
     "COMPAT_TTL",
     "PROPS",
     "ROWS",
+    "SENDERS",
     "SETTINGS",
     "Row",
+    "SendFn",
     "lookup",
     "split_config",
 ]
 
+SendFn = Callable[[bytes, str, int], object]
 COMPAT_TTL: Final = 7  # the vendor's default (the core's own default stays 1)
 _BUF_MAX: Final = 1 << 30  # the largest buffer request the core takes
 
@@ -58,6 +61,9 @@ class Row:
         read: the live value (default: the stored one).
         live_equal_ok: while locked, assigning the live value is a no-op, not a change
             (``local_port = local_port`` after the kernel chose the port).
+        send_via: the send path this knob's value asks for (``send(data, host, port)``),
+            or None for the core's plain ``sendto``; the first row in table order that
+            gives one is used (SourceIPAddress today; SourceMacAddress's raw path later).
         store: replaces "apply, then store" for knobs whose assignment is an action.
     """
 
@@ -72,6 +78,7 @@ class Row:
     at_open: bool = True
     read: Callable[[Session], Value] | None = None
     live_equal_ok: bool = False
+    send_via: Callable[[Session, MulticastSocket, Value], SendFn | None] | None = None
     store: Callable[[Session, Value], None] | None = None
 
     @property
@@ -149,7 +156,8 @@ QOS_TRAFFIC_TYPE: Final = Row(K.TRAFFIC, 0, name="QOSTrafficType",
 SHARE_LOCAL_PORT: Final = Row(K.BOOL, False, name="ShareLocalPort",
                               locked=_codes.CANNOT_CHANGE_SHARE_LOCAL_PORT,
                               open_kw=lambda v: {"reuse_port": bool(v), "reuse_address": bool(v)})
-SOURCE_IP_ADDRESS: Final = Row(K.SOURCE_IP, "", name="SourceIPAddress")
+SOURCE_IP_ADDRESS: Final = Row(K.SOURCE_IP, "", name="SourceIPAddress",
+                               send_via=lambda s, c, v: s.send_from(c, str(v)) if v else None)
 SOURCE_MAC_ADDRESS: Final = Row(Kind(_not_impl_mac, lambda n, v: _not_impl_mac(n, str(v)),
                                      K.format_value), "", name="SourceMacAddress")
 USE_CONNECTION: Final = Row(K.BOOL, False, name="UseConnection",
@@ -182,6 +190,7 @@ ROWS: Final[tuple[Row, ...]] = (
     USE_INTERNAL_SECURITY_API, KERNEL_DROPS,
 )
 SETTINGS: Final[tuple[Row, ...]] = tuple(r for r in ROWS if r.name)
+SENDERS: Final[tuple[Row, ...]] = tuple(r for r in ROWS if r.send_via is not None)
 PROPS: Final[dict[str, Row]] = {r.prop: r for r in ROWS if r.prop}
 _BY_LOWER: Final[dict[str, Row]] = {r.name.lower(): r for r in SETTINGS}
 
