@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import dataclasses
 import errno
-import subprocess
-import sys
 
 import pytest
 
@@ -22,6 +20,7 @@ from mcastkit.compat import (
     _codes,
 )
 from mcastkit.compat._settings import SETTINGS
+from tests.compat.conftest import run_python
 
 PROPERTY_DEFAULTS = {
     "accept_data": True,
@@ -280,9 +279,7 @@ def test_import_mcastkit_stays_light() -> None:
             "from mcastkit import MCast; assert 'mcastkit.compat' in sys.modules; "
             "assert 'asyncio' not in sys.modules and 'argparse' not in sys.modules; "
             "print(MCast.__name__)")
-    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
-    assert r.returncode == 0, r.stderr
-    assert r.stdout.strip() == "MCast"
+    assert run_python(code) == "MCast"
 
 
 def test_unknown_module_attribute_still_raises() -> None:

@@ -10,7 +10,6 @@ names a device but has no source address.
 from __future__ import annotations
 
 import socket
-import subprocess
 import sys
 from collections.abc import Callable
 
@@ -22,7 +21,7 @@ import mcastkit
 from mcastkit.compat import IPWorksError, MCast, MCastError
 from mcastkit.compat._routes import route_device
 from mcastkit.compat._settings import SETTINGS, Row
-from tests.compat.conftest import Recorder, pump
+from tests.compat.conftest import Recorder, pump, run_python
 from tests.lab.topology import VethPair
 from tests.netns import Netns
 
@@ -42,9 +41,7 @@ def test_ipworks_mcast_error_is_exported_everywhere() -> None:
             "    MCast().send(b'x')\n"
             "except IPWorksMcastError as e:\n"
             "    print(e.code)\n")
-    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
-    assert r.returncode == 0, r.stderr
-    assert r.stdout.strip() == "109"
+    assert run_python(code) == "109"
     assert mcastkit.IPWorksMcastError is IPWorksError  # type: ignore[attr-defined]
 
 
