@@ -5,8 +5,8 @@ row in ``_settings``, the open :class:`~mcastkit.MulticastSocket`, its selector,
 read but not yet delivered, the recorded groups, the handlers, the counters); setting
 and reading rows generically (read-only, locked-while-active, apply-then-store);
 activation (constructor arguments from the rows, default interface, the rows' ``apply``,
-bind, joins, connect) and deactivation; joins and leaves; remote resolution; and turning
-core errors into :class:`MCastError`.
+bind, joins, connect) and deactivation; joins and leaves; remote resolution; the send
+path the rows ask for; and turning core errors into :class:`MCastError`.
 Must not: make socket calls of its own (every socket operation goes through the public
 core API; remote host names are resolved with ``getaddrinfo``, a resolver call), spell
 setting names (it uses the rows), dispatch events (``_pump`` does) or keep a second copy
