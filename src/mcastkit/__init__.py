@@ -58,7 +58,6 @@ from ._socket import MulticastSocket as MulticastSocket
 from ._socket import RecvStats as RecvStats
 from ._socket import open_receiver as open_receiver
 from ._socket import open_sender as open_sender
-
 from ._version import __version__ as __version__
 
 _COMPAT_NAMES = frozenset({"MCast", "MCastError", "IPWorksError"})
