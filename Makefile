@@ -28,10 +28,10 @@ $(WHEELS): $(STAMP)
 
 wheelhouse: $(WHEELS)
 
-# The documentation site, into site/: --strict fails on a broken link or a docstring
+# The documentation site, into site/ (no -q: it hides the warnings --strict counts). It fails on a broken link or a docstring
 # problem (scripts/mkdocs_hooks.py). `$(BIN)/mkdocs serve` previews it while editing.
 docs: $(STAMP)
-	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict -q
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
 
 demo: $(STAMP)
 	@scripts/in-netns $(BIN)/python examples/demo.py
