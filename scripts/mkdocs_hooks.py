@@ -1,6 +1,6 @@
 """MkDocs hooks for the mcastkit site (mkdocs.yml ``hooks:``).
 
-Owns: three build-time rules.
+Owns: four build-time rules.
 (1) The nav may list pages that other work has not landed yet (docs/relay.md, ...): an
     entry whose file does not exist is left out with an INFO line instead of failing
     ``--strict``; every page that exists is still link-checked.
@@ -9,12 +9,19 @@ Owns: three build-time rules.
 (3) KNOWN_GAPS: docstring problems already reported, to be fixed in the modules that own
     them. Each is logged at INFO instead of WARNING, so the strict build stays green while
     every *new* problem still fails it. Remove an entry once its docstring is fixed.
-Must not: change page content, or hide a broken link or a docstring problem not listed.
+(4) The docstrings use Sphinx roles (``:class:`~mcastkit.MulticastSocket```), which
+    mkdocstrings leaves as text: in the rendered pages the role prefix is dropped and the
+    name becomes an optional cross-reference (a link when it names a documented object,
+    plain code otherwise), so the reader sees ``MulticastSocket``, not ``:class:``.
+Must not: change the words of a page, or hide a broken link or a docstring problem not
+listed.
 """
 
 from __future__ import annotations
 
+import importlib
 import logging
+import re
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +52,40 @@ class _KnownGaps(logging.Filter):
                 record.levelno, record.levelname = logging.INFO, "INFO"
                 record.msg, record.args = f"known docstring gap: {msg}", ()
         return True
+
+
+ROLE = re.compile(r":(?:py:)?(?:func|class|meth|mod|attr|data|exc|obj|const|ref):"
+                  r"<code>(~?)([^<]+?)</code>")
+_SHORT: dict[str, str] = {}  # unambiguous public short name -> its full identifier
+
+
+def _public_short_names() -> dict[str, str]:
+    seen: dict[str, list[str]] = {}
+    for modname in PUBLIC_MODULES:
+        for name in importlib.import_module(modname).__all__:
+            seen.setdefault(name, []).append(f"{modname}.{name}")
+        seen.setdefault(modname.rsplit(".", 1)[-1], []).append(modname)
+    return {short: full[0] for short, full in seen.items() if len(full) == 1}
+
+
+def _role_to_ref(match: re.Match[str]) -> str:
+    tilde, target = match.group(1), match.group(2).strip()
+    bare = target.removesuffix("()")
+    head, _, rest = bare.partition(".")
+    if bare.startswith("mcastkit"):
+        ident = bare
+    elif head in _SHORT:
+        ident = _SHORT[head] + (f".{rest}" if rest else "")
+    else:
+        ident = bare
+    shown = target.rsplit(".", 1)[-1] if tilde else target
+    return f'<autoref identifier="{ident}" optional><code>{shown}</code></autoref>'
+
+
+def on_page_content(html: str, **kwargs: Any) -> str:
+    if not _SHORT:
+        _SHORT.update(_public_short_names())
+    return ROLE.sub(_role_to_ref, html)
 
 
 def _prune(items: list[Any], docs: Path) -> list[Any]:
