@@ -2,10 +2,17 @@
 
 Owns: resolving a name, index or local address to one interface (always ending in an
 index, because joins and leaves go by index only: field notes B4), listing interfaces
-with flags and addresses, and finding the interface the routing table would use.
-Everything is read in the calling thread's network namespace (netlink and ioctl on
-sockets, never ``/sys``, whose view belongs to whoever mounted it).
-Must not: keep caches; interfaces come and go (B3), so every call asks the kernel.
+with flags and addresses, finding the interface the routing table would use, checking
+interface names before they reach the kernel (a NUL or an unencodable character is a
+:class:`~mcastkit.McastValueError` naming it), and the typed error for running out of
+descriptors (:func:`descriptor_limit_error`). Everything is read in the calling
+thread's network namespace (netlink and ioctl on sockets, never ``/sys``, whose view
+belongs to whoever mounted it). One lookup costs the same with 1 or 1000 interfaces:
+it asks the kernel about that interface only (an index lookup, two ioctls and an
+address dump the kernel filters to it); only an address lookup reads every address.
+Must not: keep caches; interfaces come and go and are re-addressed (B3), so every call
+asks the kernel and a result is never stale when it is returned (a cache would need a
+netlink socket per namespace, kept open, which keeps a deleted namespace alive).
 """
 
 from __future__ import annotations
@@ -13,6 +20,7 @@ from __future__ import annotations
 import errno
 import fcntl
 import ipaddress
+import os
 import socket
 import struct
 from dataclasses import dataclass
@@ -21,11 +29,21 @@ from typing import Final
 import ifaddr
 
 from ._addr import IPAddress, parse_interface_spec
-from ._errors import ErrorCode, InterfaceError, InterfaceNotFoundError
+from ._errors import (
+    ErrorCode,
+    InterfaceError,
+    InterfaceNotFoundError,
+    McastError,
+    McastOSError,
+    McastValueError,
+)
+from ._netlink import dump_addresses
 
 __all__ = [
     "Interface",
     "InterfaceFlags",
+    "check_interface_name",
+    "descriptor_limit_error",
     "list_interfaces",
     "resolve_interface",
     "route_interface",
@@ -81,22 +99,83 @@ class Interface:
         return cands[0] if cands else None
 
 
-def _ifreq_ioctl(name: str, request: int) -> int | None:
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    try:
-        buf = struct.pack("16s16x", name.encode()[:15])
+def descriptor_limit_error(exc: OSError, what: str) -> McastOSError:
+    """The typed error for EMFILE/ENFILE while trying to ``what``: names the limit and
+    how to raise it (``ulimit -n`` / ``RLIMIT_NOFILE``, or ``fs.file-max``)."""
+    err = exc.errno or errno.EMFILE
+    if err == errno.ENFILE:
+        hint = ("the system-wide limit of open files is reached (ENFILE); close files or "
+                "raise the sysctl fs.file-max")
+    else:
         try:
-            out = fcntl.ioctl(s.fileno(), request, buf)
-        except OSError:
-            return None
-        if request == _SIOCGIFFLAGS:
-            return int(struct.unpack_from("=H", out, 16)[0])
-        return int(struct.unpack_from("=i", out, 16)[0])
-    finally:
-        s.close()
+            import resource
+
+            soft = f"{resource.getrlimit(resource.RLIMIT_NOFILE)[0]} "
+        except (ImportError, OSError, ValueError):  # not POSIX
+            soft = ""
+        hint = (f"this process has reached its limit of {soft}open files (RLIMIT_NOFILE); "
+                "raise it (`ulimit -n`, or resource.setrlimit(resource.RLIMIT_NOFILE, ...)) "
+                "or close sockets it no longer uses")
+    return McastOSError(err, f"cannot {what}: {hint}", op="socket")
+
+
+def _new_socket(family: int, kind: int, proto: int = 0) -> socket.socket:
+    try:
+        return socket.socket(family, kind, proto)
+    except OSError as exc:
+        if exc.errno in (errno.EMFILE, errno.ENFILE):
+            raise descriptor_limit_error(exc, "look up a network interface") from exc
+        raise
+
+
+def check_interface_name(name: str) -> bytes:
+    """``name`` as the kernel's bytes (a name listed by the kernel round-trips: bytes that
+    are not UTF-8 come back as lone surrogates U+DC80-U+DCFF).
+
+    Raises:
+        McastValueError: a NUL, a character that cannot be encoded (another lone
+            surrogate), or more than 15 bytes; the message shows the name escaped.
+    """
+    raw = _check_text(name)
+    if len(raw) > 15:
+        raise McastValueError(f"interface name {name!a} is {len(raw)} bytes long; "
+                              f"the kernel allows 15; {_FIX}", code=ErrorCode.BAD_VALUE,
+                              interface=ascii(name))
+    return raw
+
+
+_FIX: Final = "give the name as `ip link` shows it, an index or a local address"
+
+
+def _check_text(text: str) -> bytes:
+    """An interface given as text, as bytes: no NUL, no unencodable character."""
+    if "\0" in text:
+        raise McastValueError(f"interface {text!a} contains a NUL character; {_FIX}",
+                              code=ErrorCode.BAD_VALUE, interface=ascii(text))
+    try:
+        return os.fsencode(text)
+    except UnicodeEncodeError:
+        raise McastValueError(f"interface {text!a} contains a character that cannot "
+                              f"be encoded (a lone surrogate); {_FIX}",
+                              code=ErrorCode.BAD_VALUE, interface=ascii(text)) from None
+
+
+def _flags_and_mtu(name: str) -> tuple[int | None, int | None]:
+    """SIOCGIFFLAGS and SIOCGIFMTU on one socket (None where the kernel refused)."""
+    buf = struct.pack("16s16x", check_interface_name(name))
+    out: list[int | None] = []
+    with _new_socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        for request, fmt in ((_SIOCGIFFLAGS, "=H"), (_SIOCGIFMTU, "=i")):
+            try:
+                out.append(int(struct.unpack_from(fmt, fcntl.ioctl(s.fileno(), request,
+                                                                    buf), 16)[0]))
+            except OSError:
+                out.append(None)
+    return out[0], out[1]
 
 
 def _addresses_by_name() -> dict[str, tuple[IPAddress, ...]]:
+    """Every interface's addresses through getifaddrs (where netlink is unavailable)."""
     out: dict[str, list[IPAddress]] = {}
     for ad in ifaddr.get_adapters():
         for ip in ad.ips:
@@ -108,21 +187,44 @@ def _addresses_by_name() -> dict[str, tuple[IPAddress, ...]]:
     return {k: tuple(v) for k, v in out.items()}
 
 
-def _describe(index: int, name: str, addrs: dict[str, tuple[IPAddress, ...]] | None) -> Interface:
-    bits = _ifreq_ioctl(name, _SIOCGIFFLAGS)
-    return Interface(
-        index=index,
-        name=name,
-        flags=InterfaceFlags.from_bits(bits) if bits is not None else None,
-        mtu=_ifreq_ioctl(name, _SIOCGIFMTU),
-        addresses=(addrs if addrs is not None else _addresses_by_name()).get(name, ()),
-    )
+def _addresses(index: int) -> dict[int, tuple[IPAddress, ...]] | None:
+    """Addresses by interface index from one netlink dump (``index`` 0: every
+    interface), or None where netlink cannot answer (then getifaddrs is used)."""
+    try:
+        events = dump_addresses(index)
+    except McastError:
+        return None
+    except OSError as exc:
+        if exc.errno in (errno.EMFILE, errno.ENFILE):
+            raise descriptor_limit_error(exc, "look up a network interface") from exc
+        return None
+    out: dict[int, list[IPAddress]] = {}
+    for ev in events:
+        if ev.address is not None:
+            out.setdefault(ev.index, []).append(ipaddress.ip_address(ev.address))
+    return {k: tuple(v) for k, v in out.items()}
+
+
+def _describe(index: int, name: str,
+              addrs: dict[int, tuple[IPAddress, ...]] | None = None) -> Interface:
+    """The Interface for (index, name); ``addrs`` from a dump already made, if any."""
+    bits, mtu = _flags_and_mtu(name)
+    if addrs is None:
+        addrs = _addresses(index)
+    mine = addrs.get(index, ()) if addrs is not None else _addresses_by_name().get(name, ())
+    return Interface(index=index, name=name,
+                     flags=InterfaceFlags.from_bits(bits) if bits is not None else None,
+                     mtu=mtu, addresses=mine)
 
 
 def list_interfaces() -> list[Interface]:
     """All interfaces of the current network namespace, by index."""
-    addrs = _addresses_by_name()
-    return [_describe(i, n, addrs) for i, n in sorted(socket.if_nameindex())]
+    pairs = sorted(socket.if_nameindex())
+    addrs = _addresses(0)
+    if addrs is None:
+        by_name = _addresses_by_name()
+        addrs = {i: by_name.get(n, ()) for i, n in pairs}
+    return [_describe(i, n, addrs) for i, n in pairs]
 
 
 def _known() -> str:
@@ -135,9 +237,13 @@ def resolve_interface(spec: str | int | IPAddress | Interface) -> Interface:
 
     Raises:
         InterfaceNotFoundError: nothing matches; the message lists the interfaces there are.
+        McastValueError: a malformed name (a NUL, an unencodable character, too long).
+        McastOSError: the process is out of descriptors (the message names the limit).
     """
     if isinstance(spec, Interface):
         return spec
+    if isinstance(spec, str):
+        _check_text(spec)
     kind = parse_interface_spec(spec) if isinstance(spec, str | int) else spec
     if isinstance(kind, int):
         try:
@@ -147,8 +253,9 @@ def resolve_interface(spec: str | int | IPAddress | Interface) -> Interface:
                 errno.ENODEV, f"no interface with index {kind}; interfaces here: {_known()}",
                 interface=str(kind),
             ) from None
-        return _describe(kind, name, None)
+        return _describe(kind, name)
     if isinstance(kind, str):
+        check_interface_name(kind)
         try:
             index = socket.if_nametoindex(kind)
         except OSError:
@@ -156,11 +263,20 @@ def resolve_interface(spec: str | int | IPAddress | Interface) -> Interface:
                 errno.ENODEV, f"no interface named {kind!r}; interfaces here: {_known()}",
                 interface=kind,
             ) from None
-        return _describe(index, kind, None)
-    addrs = _addresses_by_name()
-    for index, name in sorted(socket.if_nameindex()):
-        if kind in addrs.get(name, ()):
-            return _describe(index, name, addrs)
+        return _describe(index, kind)
+    addrs = _addresses(0)
+    if addrs is not None:
+        owners = sorted(i for i, have in addrs.items() if kind in have)
+        for index in owners:
+            try:
+                return _describe(index, socket.if_indextoname(index), addrs)
+            except OSError:  # deleted since the dump
+                continue
+    else:
+        by_name = _addresses_by_name()
+        for index, name in sorted(socket.if_nameindex()):
+            if kind in by_name.get(name, ()):
+                return _describe(index, name)
     raise InterfaceNotFoundError(
         errno.EADDRNOTAVAIL,
         f"no interface has the address {kind}; give a local address, a name or an index "
