@@ -2,12 +2,12 @@
 socket that reports readable but yields nothing, the counters, and opening the core.
 
 Owns: :func:`drain` (up to a budget of datagrams from a non-blocking core, without
-waiting), :class:`StallGuard` (after repeated fruitless wake-ups it takes the reader off
-the loop and puts it back later, doubling the pause up to one second, so a socket shut
-down behind our back or failing every read cannot make the loop spin; it reports each
-stall once), :class:`AsyncStats` (re-exported by :mod:`mcastkit.aio`), and
-:func:`open_core` (the core's open call, with a raw descriptor-limit ``OSError`` turned
-into a typed error naming ``ulimit -n``).
+waiting), :class:`StallGuard` (after repeated wake-ups that take nothing off the socket,
+it takes the reader off the loop and puts it back later, doubling the pause up to one
+second, so a socket shut down behind our back or failing every read cannot make the
+loop spin; it reports each stall once), :class:`AsyncStats` (re-exported by
+:mod:`mcastkit.aio`), and :func:`open_core` (the core's open call, with a raw
+descriptor-limit ``OSError`` turned into a typed error naming ``ulimit -n``).
 Must not: queue datagrams, run user callbacks (it hands a stall to the owner's
 callback), or sleep on the loop.
 """
@@ -36,17 +36,16 @@ PAUSE_MAX_S: Final = 1.0
 
 
 def drain(core: MulticastSocket, batch: Callable[[int], list[Datagram]] | None, budget: int,
-          chunk: int = 256) -> tuple[list[Datagram], bool, Exception | None, bool]:
+          chunk: int = 256) -> tuple[list[Datagram], bool, Exception | None]:
     """Read up to ``budget`` datagrams from a non-blocking ``core`` without waiting (with
     ``batch``, i.e. ``core.recv_batch``, ``chunk`` at a time; else one ``recv`` each).
 
-    Returns (datagrams, the core is closed, the receive error survived or None, the
-    reads ended on would-block: the socket has nothing left)."""
+    Returns (datagrams, the core is closed, the receive error survived or None)."""
     got: list[Datagram] = []
     try:
         if batch is not None:
             if budget <= chunk:  # the common case: one recvmmsg, its list used as is
-                return batch(budget), False, None, False
+                return batch(budget), False, None
             while budget > 0:
                 want = min(budget, chunk)
                 part = batch(want)
@@ -60,12 +59,12 @@ def drain(core: MulticastSocket, batch: Callable[[int], list[Datagram]] | None, 
                 got.append(recv())
                 budget -= 1
     except BlockingIOError:
-        return got, False, None, True
+        pass
     except ClosedError:
-        return got, True, None, False
+        return got, True, None
     except (OSError, McastError) as exc:
-        return got, False, exc, False
-    return got, False, None, False
+        return got, False, exc
+    return got, False, None
 
 
 class StallGuard:
@@ -85,16 +84,23 @@ class StallGuard:
         self._reader = reader
         self._report = report
         self._fruitless = 0
+        self._consumed = -1
         self._pause_s = 0.0
         self._timer: asyncio.TimerHandle | None = None
         self.stalls = 0  # pauses taken (each is one wake-up at most per pause)
 
-    def after_wakeup(self, fruitful: bool, err: Exception | None) -> None:
-        """Record one wake-up: ``fruitful`` when it read datagrams or found the socket
-        empty (would-block); otherwise count it and pause the reader when they pile up."""
-        if fruitful:
-            self._fruitless = 0
-            self._pause_s = 0.0
+    def fruitful(self) -> None:
+        """A wake-up read datagrams: the socket is healthy."""
+        self._fruitless = 0
+        self._pause_s = 0.0
+
+    def nothing_read(self, consumed: int, err: Exception | None) -> None:
+        """A wake-up read nothing. ``consumed`` is the core's running count of datagrams
+        it took off the socket (delivered or filtered): if it moved, the wake-up was not
+        in vain. Otherwise count it and pause the reader when they pile up."""
+        if consumed != self._consumed:
+            self._consumed = consumed
+            self.fruitful()
             return
         self._fruitless += 1
         if self._fruitless < STALL_AFTER:
@@ -107,7 +113,7 @@ class StallGuard:
         self._timer = self._loop.call_later(self._pause_s, self._resume)
         if first:
             what = f"every read failed ({err})" if err is not None else \
-                "reads returned nothing (was the socket shut down by another process?)"
+                "reads found nothing (was it shut down, e.g. by another process?)"
             self._report(f"the socket kept reporting readable but {what}; reading pauses "
                          f"for up to {PAUSE_MAX_S:g} s at a time until a read succeeds")
 

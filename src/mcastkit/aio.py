@@ -207,7 +207,7 @@ class AsyncMulticastSocket:
         if self._closed:
             return
         self._wakeups += 1
-        got, gone, err, idle = drain(self._core, self._recv_batch, self._max_per_wakeup)
+        got, gone, err = drain(self._core, self._recv_batch, self._max_per_wakeup)
         if err is not None:
             self._recv_errors += 1
             _log.debug("receive error survived: %s", err)
@@ -216,8 +216,11 @@ class AsyncMulticastSocket:
             self._queue.put_many(got)
         if gone or self._core.closed:
             self.close()
-        else:  # readable, yet nothing read and no would-block: count it, back off (no spin)
-            self._stall.after_wakeup(bool(got) or idle, err)
+        elif got:
+            self._stall.fruitful()
+        else:  # readable, yet nothing read: unless the core consumed (filtered) some, back off
+            st = self._core.stats
+            self._stall.nothing_read(st.datagrams + st.filtered + st.ttl_filtered, err)
 
     def _stalled(self, why: str) -> None:
         iface = self._core.interface
