@@ -17,6 +17,7 @@ netlink socket per namespace, kept open, which keeps a deleted namespace alive).
 
 from __future__ import annotations
 
+import _socket
 import errno
 import fcntl
 import ipaddress
@@ -51,6 +52,8 @@ __all__ = [
 
 _SIOCGIFFLAGS: Final = 0x8913
 _SIOCGIFMTU: Final = 0x8921
+_SIOCGIFNAME: Final = 0x8910
+_SIOCGIFINDEX: Final = 0x8933
 IFF_UP: Final = 0x1
 IFF_LOOPBACK: Final = 0x8
 IFF_RUNNING: Final = 0x40
@@ -120,6 +123,7 @@ def descriptor_limit_error(exc: OSError, what: str) -> McastOSError:
 
 
 def _new_socket(family: int, kind: int, proto: int = 0) -> socket.socket:
+    """A socket for a lookup (out of descriptors: the typed error naming the limit)."""
     try:
         return socket.socket(family, kind, proto)
     except OSError as exc:
@@ -160,18 +164,39 @@ def _check_text(text: str) -> bytes:
                               code=ErrorCode.BAD_VALUE, interface=ascii(text)) from None
 
 
-def _flags_and_mtu(name: str) -> tuple[int | None, int | None]:
-    """SIOCGIFFLAGS and SIOCGIFMTU on one socket (None where the kernel refused)."""
-    buf = struct.pack("16s16x", check_interface_name(name))
-    out: list[int | None] = []
-    with _new_socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+def _ifreq(spec: str | int) -> tuple[int, str, int | None, int | None] | None:
+    """(index, name, flags, mtu) of one interface, by name or index, with ioctls on one
+    socket (SIOCGIFINDEX or SIOCGIFNAME, then SIOCGIFFLAGS and SIOCGIFMTU), or None when
+    there is no such interface. Flags or MTU are None where the kernel refused them."""
+    try:  # the C-level socket type: a lookup, not a socket of the caller's
+        s = _socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    except OSError as exc:
+        if exc.errno in (errno.EMFILE, errno.ENFILE):
+            raise descriptor_limit_error(exc, "look up a network interface") from exc
+        raise
+    try:
+        fd = s.fileno()
+        try:
+            if isinstance(spec, int):
+                out = fcntl.ioctl(fd, _SIOCGIFNAME, struct.pack("16si20x", b"", spec))
+                raw = out[:16].split(b"\0", 1)[0]
+                index, name = spec, os.fsdecode(raw)
+            else:
+                raw = check_interface_name(spec)
+                out = fcntl.ioctl(fd, _SIOCGIFINDEX, struct.pack("16s24x", raw))
+                index, name = int(struct.unpack_from("=i", out, 16)[0]), spec
+        except OSError:
+            return None
+        buf = struct.pack("16s24x", raw)
+        got: list[int | None] = []
         for request, fmt in ((_SIOCGIFFLAGS, "=H"), (_SIOCGIFMTU, "=i")):
             try:
-                out.append(int(struct.unpack_from(fmt, fcntl.ioctl(s.fileno(), request,
-                                                                    buf), 16)[0]))
+                got.append(int(struct.unpack_from(fmt, fcntl.ioctl(fd, request, buf), 16)[0]))
             except OSError:
-                out.append(None)
-    return out[0], out[1]
+                got.append(None)
+    finally:
+        s.close()
+    return index, name, got[0], got[1]
 
 
 def _addresses_by_name() -> dict[str, tuple[IPAddress, ...]]:
@@ -200,15 +225,22 @@ def _addresses(index: int) -> dict[int, tuple[IPAddress, ...]] | None:
         return None
     out: dict[int, list[IPAddress]] = {}
     for ev in events:
-        if ev.address is not None:
-            out.setdefault(ev.index, []).append(ipaddress.ip_address(ev.address))
+        a = ev.address
+        if a is not None:  # from the packed form: faster than parsing the text
+            out.setdefault(ev.index, []).append(
+                ipaddress.IPv6Address(socket.inet_pton(socket.AF_INET6, a)) if ev.family == 6
+                else ipaddress.IPv4Address(socket.inet_pton(socket.AF_INET, a)))
     return {k: tuple(v) for k, v in out.items()}
 
 
-def _describe(index: int, name: str,
-              addrs: dict[int, tuple[IPAddress, ...]] | None = None) -> Interface:
-    """The Interface for (index, name); ``addrs`` from a dump already made, if any."""
-    bits, mtu = _flags_and_mtu(name)
+def _describe(spec: str | int,
+              addrs: dict[int, tuple[IPAddress, ...]] | None = None) -> Interface | None:
+    """The Interface named or numbered ``spec`` (None: no such interface); ``addrs`` from
+    a dump already made, if any."""
+    found = _ifreq(spec)
+    if found is None:
+        return None
+    index, name, bits, mtu = found
     if addrs is None:
         addrs = _addresses(index)
     mine = addrs.get(index, ()) if addrs is not None else _addresses_by_name().get(name, ())
@@ -224,7 +256,8 @@ def list_interfaces() -> list[Interface]:
     if addrs is None:
         by_name = _addresses_by_name()
         addrs = {i: by_name.get(n, ()) for i, n in pairs}
-    return [_describe(i, n, addrs) for i, n in pairs]
+    found = (_describe(i, addrs) for i, _ in pairs)
+    return [itf for itf in found if itf is not None]  # none deleted since the listing
 
 
 def _known() -> str:
@@ -246,37 +279,32 @@ def resolve_interface(spec: str | int | IPAddress | Interface) -> Interface:
         _check_text(spec)
     kind = parse_interface_spec(spec) if isinstance(spec, str | int) else spec
     if isinstance(kind, int):
-        try:
-            name = socket.if_indextoname(kind)
-        except OSError:
+        itf = _describe(kind)
+        if itf is None:
             raise InterfaceNotFoundError(
                 errno.ENODEV, f"no interface with index {kind}; interfaces here: {_known()}",
                 interface=str(kind),
-            ) from None
-        return _describe(kind, name)
+            )
+        return itf
     if isinstance(kind, str):
-        check_interface_name(kind)
-        try:
-            index = socket.if_nametoindex(kind)
-        except OSError:
+        itf = _describe(kind)
+        if itf is None:
             raise InterfaceNotFoundError(
                 errno.ENODEV, f"no interface named {kind!r}; interfaces here: {_known()}",
                 interface=kind,
-            ) from None
-        return _describe(index, kind)
+            )
+        return itf
     addrs = _addresses(0)
     if addrs is not None:
-        owners = sorted(i for i, have in addrs.items() if kind in have)
-        for index in owners:
-            try:
-                return _describe(index, socket.if_indextoname(index), addrs)
-            except OSError:  # deleted since the dump
-                continue
+        for index in sorted(i for i, have in addrs.items() if kind in have):
+            itf = _describe(index, addrs)
+            if itf is not None:  # else deleted since the dump
+                return itf
     else:
         by_name = _addresses_by_name()
         for index, name in sorted(socket.if_nameindex()):
-            if kind in by_name.get(name, ()):
-                return _describe(index, name)
+            if kind in by_name.get(name, ()) and (itf := _describe(index)) is not None:
+                return itf
     raise InterfaceNotFoundError(
         errno.EADDRNOTAVAIL,
         f"no interface has the address {kind}; give a local address, a name or an index "
@@ -294,7 +322,7 @@ def route_interface(group: IPAddress) -> Interface:
             pass an interface.
     """
     fam = socket.AF_INET if group.version == 4 else socket.AF_INET6
-    s = socket.socket(fam, socket.SOCK_DGRAM)
+    s = _new_socket(fam, socket.SOCK_DGRAM)
     try:
         try:
             s.connect((str(group), 9))
