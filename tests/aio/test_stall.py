@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import os
 import socket
 import time
 from typing import Any
@@ -111,5 +112,30 @@ def test_aio_filtered_floods_do_not_count_as_stalls(netns: Netns, run: Runner[An
             assert d.data == b"wanted"
             st = ep.stats
             assert st.ttl_filtered == 64 and st.stalls == 0, st
+
+    run(main())
+
+
+def test_aio_parent_never_spins_after_a_forked_child_closes(netns: Netns,
+                                                            run: Runner[Any]) -> None:
+    """Issue 14 item 2 as users meet it: a forked child closes its inherited copy of
+    the socket. Whatever that does to the shared socket (today: shut down), the
+    parent's reader must stay cheap while idle and the parent must not crash."""
+    async def main() -> None:
+        async with aio.open_multicast(f"{G}:0", interface="lo") as ep:
+            pid = os.fork()
+            if pid == 0:  # the child: close the inherited socket, nothing else
+                code = 0
+                try:
+                    ep.socket.close()
+                except BaseException:
+                    code = 1
+                os._exit(code)
+            _, status = os.waitpid(pid, 0)
+            assert os.waitstatus_to_exitcode(status) == 0
+            cpu, wakeups = await idle_cost(ep)
+            assert wakeups < 200, wakeups
+            assert cpu < 0.5 * IDLE_S, cpu
+            assert not ep.closed
 
     run(main())
