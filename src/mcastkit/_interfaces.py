@@ -122,13 +122,19 @@ def descriptor_limit_error(exc: OSError, what: str) -> McastOSError:
     return McastOSError(err, f"cannot {what}: {hint}", op="socket")
 
 
-def _new_socket(family: int, kind: int, proto: int = 0) -> socket.socket:
-    """A socket for a lookup (out of descriptors: the typed error naming the limit)."""
+def _out_of_descriptors(exc: OSError) -> None:
+    """Raise the typed error if ``exc`` is EMFILE/ENFILE (else return: the caller decides)."""
+    if exc.errno in (errno.EMFILE, errno.ENFILE):
+        raise descriptor_limit_error(exc, "look up a network interface") from exc
+
+
+def _lookup_socket(family: int) -> _socket.socket:
+    """A datagram socket for a lookup. The C-level type: it is not a socket of the
+    caller's (nor does it go through a patched ``socket.socket``)."""
     try:
-        return socket.socket(family, kind, proto)
+        return _socket.socket(family, socket.SOCK_DGRAM)
     except OSError as exc:
-        if exc.errno in (errno.EMFILE, errno.ENFILE):
-            raise descriptor_limit_error(exc, "look up a network interface") from exc
+        _out_of_descriptors(exc)
         raise
 
 
@@ -168,12 +174,7 @@ def _ifreq(spec: str | int) -> tuple[int, str, int | None, int | None] | None:
     """(index, name, flags, mtu) of one interface, by name or index, with ioctls on one
     socket (SIOCGIFINDEX or SIOCGIFNAME, then SIOCGIFFLAGS and SIOCGIFMTU), or None when
     there is no such interface. Flags or MTU are None where the kernel refused them."""
-    try:  # the C-level socket type: a lookup, not a socket of the caller's
-        s = _socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    except OSError as exc:
-        if exc.errno in (errno.EMFILE, errno.ENFILE):
-            raise descriptor_limit_error(exc, "look up a network interface") from exc
-        raise
+    s = _lookup_socket(socket.AF_INET)
     try:
         fd = s.fileno()
         try:
@@ -220,8 +221,7 @@ def _addresses(index: int) -> dict[int, tuple[IPAddress, ...]] | None:
     except McastError:
         return None
     except OSError as exc:
-        if exc.errno in (errno.EMFILE, errno.ENFILE):
-            raise descriptor_limit_error(exc, "look up a network interface") from exc
+        _out_of_descriptors(exc)
         return None
     out: dict[int, list[IPAddress]] = {}
     for ev in events:
@@ -322,7 +322,7 @@ def route_interface(group: IPAddress) -> Interface:
             pass an interface.
     """
     fam = socket.AF_INET if group.version == 4 else socket.AF_INET6
-    s = _new_socket(fam, socket.SOCK_DGRAM)
+    s = _lookup_socket(fam)
     try:
         try:
             s.connect((str(group), 9))
