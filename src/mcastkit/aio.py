@@ -4,7 +4,8 @@ Owns: :func:`open_multicast` / :func:`open_sender` and :class:`AsyncMulticastSoc
 (``await recv()``, ``async for``, a ``send()`` that waits for writability instead of
 dropping): the reader registration and its wake-up (drained by
 :mod:`~mcastkit._aio_reader` into the bounded queue of :mod:`~mcastkit._aio_queue`),
-flow control for sends, and the lifecycle (close fails waiters, discards and counts).
+the send retry loop (parking on :mod:`~mcastkit._aio_writer`), and the lifecycle
+(close fails waiters, discards and counts).
 Interface watching (one shared rtnetlink watcher per loop, re-joins, events) lives in
 :mod:`~mcastkit._aio_watch` (field notes B1-B3, D6-D8).
 Must not: make socket calls of its own (everything goes through
@@ -26,7 +27,6 @@ Example::
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 from collections.abc import Callable, Iterable, Sequence
@@ -41,6 +41,7 @@ from ._aio_reader import StallGuard, drain, open_core
 from ._aio_watch import EndpointEvents
 from ._aio_watch import EventStream as EventStream
 from ._aio_watch import InterfaceEvent as InterfaceEvent
+from ._aio_writer import Writability
 from ._errors import ClosedError, ErrorCode, McastStateError
 from ._interfaces import Interface
 from ._membership import Membership
@@ -114,10 +115,9 @@ class AsyncMulticastSocket:
         self._recv_batch: Callable[[int], list[Datagram]] | None = getattr(
             core, "recv_batch", None)
         self._delivered = self._discarded = self._wakeups = self._max_batch = 0
-        self._recv_errors = self._send_waits = 0
+        self._recv_errors = 0
         self._final_kernel_drops = -1
-        self._write_waiters: list[asyncio.Future[None]] = []
-        self._writing = False
+        self._writer = Writability(loop, self._fd)
         core.setblocking(False)
         self._receiving = receive
         self._events = EndpointEvents(loop, core, on_event, watch_interfaces)
@@ -195,7 +195,7 @@ class AsyncMulticastSocket:
             truncated=st.truncated, filtered=st.filtered, ttl_filtered=st.ttl_filtered,
             wakeups=self._wakeups,
             max_batch=self._max_batch, recv_errors=self._recv_errors,
-            send_waits=self._send_waits, send_errors=max(0, send_errors),
+            send_waits=self._writer.waits, send_errors=max(0, send_errors),
             send_retries=st.send_retries, events=self._events.count,
             event_drops=self._events.queue.drops, callback_errors=self._events.callback_errors,
             stalls=self._stall.stalls)
@@ -330,29 +330,13 @@ class AsyncMulticastSocket:
             try:
                 return fn(*args, **kw)
             except BlockingIOError:
-                self._send_waits += 1
-                await self._writable()
+                await self._writer.wait()
 
-    async def _writable(self) -> None:
-        fut: asyncio.Future[None] = self._loop.create_future()
-        self._write_waiters.append(fut)
-        if not self._writing:
-            self._loop.add_writer(self._fd, self._on_writable)
-            self._writing = True
-        try:
-            await fut
-        finally:
-            with contextlib.suppress(ValueError):
-                self._write_waiters.remove(fut)
+    async def _writable(self) -> None:  # kept for tests: park like a send on a full buffer
+        await self._writer.wait()
 
     def _on_writable(self) -> None:
-        if self._writing:
-            self._writing = False
-            self._loop.remove_writer(self._fd)
-        waiters, self._write_waiters = self._write_waiters, []
-        for w in waiters:
-            if not w.done():
-                w.set_result(None)
+        self._writer.on_writable()
 
     # ------------------------------------------------------------------ memberships
 
@@ -412,17 +396,10 @@ class AsyncMulticastSocket:
         if live and self._receiving:
             with contextlib.suppress(Exception):
                 loop.remove_reader(self._fd)
-        if live and self._writing:
-            with contextlib.suppress(Exception):
-                loop.remove_writer(self._fd)
-        self._writing = False
+        self._writer.close()
         self._stall.close()
         self._events.close()
         self._discarded += self._queue.close()
-        waiters, self._write_waiters = self._write_waiters, []
-        for f in waiters:
-            if not f.done():
-                f.set_exception(ClosedError("the socket was closed while sending"))
         self._core.close()
 
     async def aclose(self) -> None:
