@@ -347,27 +347,38 @@ class EndpointEvents:
                     self._usable[ev.name] = ev.usable
 
     def handle(self, events: Iterable[NetlinkEvent]) -> None:
-        """Apply decoded rtnetlink events (also called directly by tests)."""
+        """Apply decoded rtnetlink events (also called directly by tests). What the
+        socket uses is read once per batch (a link dump is hundreds of events for each
+        of hundreds of sockets) and again after anything was done or reported (a re-join
+        or an ``on_event`` callback may change the memberships)."""
+        using: dict[str, int] | None = None
         for ev in events:
             if self._closed:
                 return
             if isinstance(ev, LinkEvent):
-                self._on_link(ev)
+                if using is None:
+                    using = watched(self._core)
+                if self._on_link(ev, using):
+                    using = None
             elif isinstance(ev, AddrEvent):
                 self._on_addr(ev)
             elif isinstance(ev, Overrun):
                 for out in resync(self._core):
                     self.emit(out)
+                using = None
 
-    def _on_link(self, ev: LinkEvent) -> None:
-        act = link_action(ev, watched(self._core), self._usable)
+    def _on_link(self, ev: LinkEvent, using: Mapping[str, int]) -> bool:
+        """Act on one link event; True when it did or reported something (memberships
+        may have changed since ``using`` was read)."""
+        act = link_action(ev, using, self._usable)
         if act is None:
-            return
+            return False
         kind, name = act
         if kind != "rejoin":
             self.emit(InterfaceEvent(kind=kind, name=name, index=ev.index))
         elif (out := rejoin(self._core, name, ev.index)) is not None:
             self.emit(out)
+        return True
 
     def _on_addr(self, ev: AddrEvent) -> None:
         """An address this socket's memberships were chosen by came or went (on whichever
