@@ -166,14 +166,15 @@ def watched(core: MulticastSocket) -> dict[str, int]:
     return out
 
 
-def chosen_addresses(core: MulticastSocket) -> set[str]:
-    """The local addresses ``core``'s memberships were chosen by (``interface="ADDR"``)."""
-    out: set[str] = set()
+def chosen_addresses(core: MulticastSocket) -> dict[str, int]:
+    """The local addresses ``core``'s memberships were chosen by (``interface="ADDR"``),
+    each with the interface index it was joined on."""
+    out: dict[str, int] = {}
     for m in core.memberships:
         spec = m.interface_spec
         if isinstance(spec, str) and any(c in spec for c in ".:"):
             with contextlib.suppress(ValueError):
-                out.add(str(ipaddress.ip_address(spec)))
+                out[str(ipaddress.ip_address(spec))] = m.ifindex
     return out
 
 
@@ -382,14 +383,20 @@ class EndpointEvents:
 
     def _on_addr(self, ev: AddrEvent) -> None:
         """An address this socket's memberships were chosen by came or went (on whichever
-        interface): the choice may now mean another interface, or none."""
-        if ev.address is None or ev.address not in chosen_addresses(self._core):
+        interface): the choice may now mean another interface, or none. When it appears
+        on another interface than the one joined, ask the core to re-join (its
+        ``refresh_interfaces()`` decides what a re-resolved address means)."""
+        chosen = chosen_addresses(self._core)
+        if ev.address is None or ev.address not in chosen:
             return
         link = self.hub.links.get(ev.index) if self.hub is not None else None
         name = link.name if link is not None and link.name else ""
         self.emit(InterfaceEvent(kind="address_added" if ev.kind == "new" else
                                  "address_removed", name=name, index=ev.index,
                                  address=ev.address))
+        moved = ev.kind == "new" and chosen[ev.address] != ev.index and not self._closed
+        if moved and (out := rejoin(self._core, name, ev.index)) is not None:
+            self.emit(out)
 
     def emit(self, ev: InterfaceEvent) -> None:
         """Queue ``ev`` and call ``on_event`` (isolated: nothing escapes)."""
