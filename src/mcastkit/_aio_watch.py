@@ -207,7 +207,8 @@ def resync(core: MulticastSocket) -> list[InterfaceEvent]:
 
 Subscriber = Callable[[list[NetlinkEvent]], None]
 _registry: dict[tuple[int, object], weakref.ref[SharedWatcher]] = {}
-_registry_lock = threading.Lock()
+_registry_lock = threading.RLock()  # re-entrant: a weakref callback (_forget) may
+# run from a garbage collection triggered inside the locked block
 
 
 def _netns_key() -> object:
