@@ -186,8 +186,14 @@ def _ifreq(spec: str | int) -> tuple[int, str, int | None, int | None] | None:
                 raw = check_interface_name(spec)
                 out = fcntl.ioctl(fd, _SIOCGIFINDEX, struct.pack("16s24x", raw))
                 index, name = int(struct.unpack_from("=i", out, 16)[0]), spec
-        except OSError:
-            return None
+        except OSError as exc:
+            if exc.errno in (errno.ENODEV, errno.ENXIO):
+                return None
+            found = _by_libc(spec)  # these ioctl numbers are Linux's: ask libc instead
+            if found is None:
+                return None
+            index, name = found
+            raw = os.fsencode(name)
         buf = struct.pack("16s24x", raw)
         got: list[int | None] = []
         for request, fmt in ((_SIOCGIFFLAGS, "=H"), (_SIOCGIFMTU, "=i")):
@@ -198,6 +204,16 @@ def _ifreq(spec: str | int) -> tuple[int, str, int | None, int | None] | None:
     finally:
         s.close()
     return index, name, got[0], got[1]
+
+
+def _by_libc(spec: str | int) -> tuple[int, str] | None:
+    """(index, name) through if_nametoindex / if_indextoname, or None (not found)."""
+    try:
+        if isinstance(spec, int):
+            return spec, socket.if_indextoname(spec)
+        return socket.if_nametoindex(spec), spec
+    except OSError:
+        return None
 
 
 def _addresses_by_name() -> dict[str, tuple[IPAddress, ...]]:
