@@ -11,6 +11,8 @@ import threading
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import mcastkit.aio as aio
 from mcastkit._aio_watch import SharedWatcher
@@ -149,3 +151,28 @@ def test_aio_one_faulty_endpoint_does_not_starve_the_others(netns: Netns,
             assert b._events.hub is hub
 
     run(main())
+
+
+@settings(max_examples=25, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.tuples(st.booleans(), st.integers(0, 7)), min_size=1, max_size=30))
+def test_aio_watcher_lives_exactly_as_long_as_its_endpoints(netns: Netns,
+                                                            steps: list[tuple[bool, int]]
+                                                            ) -> None:
+    """Any order of opens and closes: the watcher is open iff an endpoint is, and the
+    loop holds one socket per endpoint plus one netlink socket."""
+    async def main() -> None:
+        base = open_fds()
+        eps: list[aio.AsyncMulticastSocket] = []
+        for opening, pick in steps:
+            if opening or not eps:
+                eps.append(aio.open_multicast(f"{G}:0", interface="lo"))
+            else:
+                eps.pop(pick % len(eps)).close()
+            assert len({id(ep._events.hub) for ep in eps}) <= 1
+            assert open_fds() - base == len(eps) + (1 if eps else 0)
+        for ep in eps:
+            ep.close()
+        assert open_fds() == base
+
+    asyncio.run(main())
