@@ -225,7 +225,7 @@ class SharedWatcher:
 
     Get it with :meth:`subscribe`; each endpoint holds one subscription and gives it
     back with :meth:`unsubscribe`. The last one out removes the reader and closes the
-    socket (two descriptors per process and loop, not per endpoint).
+    socket (one descriptor per loop and namespace, not one per endpoint).
 
     Raises:
         McastOSError / UnsupportedError: from :class:`NetlinkWatcher` (no netlink here).
