@@ -58,6 +58,8 @@ RTMGRP_IPV6_IFADDR: Final = 0x100
 DEFAULT_GROUPS: Final = RTMGRP_LINK | RTMGRP_IPV4_IFADDR | RTMGRP_IPV6_IFADDR
 NLM_F_REQUEST: Final = 0x1
 NLM_F_DUMP: Final = 0x300
+NLM_F_DUMP_INTR: Final = 0x10
+_DUMP_TRIES: Final = 3
 NETLINK_ROUTE: Final = 0
 
 IFLA_IFNAME: Final = 3
@@ -195,20 +197,24 @@ def parse_messages(buf: bytes | bytearray | memoryview) -> list[NetlinkEvent]:
     return _decode(buf)[0]
 
 
-def _decode(buf: bytes | bytearray | memoryview) -> tuple[list[NetlinkEvent], int | None]:
-    """:func:`parse_messages`, and how the buffer ends a dump: None (it does not), 0
-    (NLMSG_DONE) or the errno of an NLMSG_ERROR."""
+def _decode(buf: bytes | bytearray | memoryview
+            ) -> tuple[list[NetlinkEvent], int | None, bool]:
+    """:func:`parse_messages`, how the buffer ends a dump: None (it does not), 0
+    (NLMSG_DONE) or the errno of an NLMSG_ERROR, and whether the kernel marked a message
+    NLM_F_DUMP_INTR (the table changed during the dump: its answer may be inconsistent)."""
     data = bytes(buf)
     events: list[NetlinkEvent] = []
     pos = 0
     end = len(data)
     count = 0
     done: int | None = None
+    interrupted = False
     while pos + _NLMSGHDR.size <= end and count < _MAX_MESSAGES:
         count += 1
-        mlen, mtype, _flags, _seq, _pid = _NLMSGHDR.unpack_from(data, pos)
+        mlen, mtype, mflags, _seq, _pid = _NLMSGHDR.unpack_from(data, pos)
         if mlen < _NLMSGHDR.size or pos + mlen > end:
             break
+        interrupted = interrupted or bool(mflags & NLM_F_DUMP_INTR)
         if mtype == NLMSG_DONE:
             done = 0
         elif mtype == NLMSG_ERROR and mlen >= _NLMSGHDR.size + 4:
@@ -224,7 +230,7 @@ def _decode(buf: bytes | bytearray | memoryview) -> tuple[list[NetlinkEvent], in
         if ev is not None:
             events.append(ev)
         pos += (mlen + 3) & ~3
-    return events, done
+    return events, done, interrupted
 
 
 def link_dump_request(seq: int = 1) -> bytes:
@@ -239,7 +245,8 @@ def dump_addresses(index: int = 0) -> list[AddrEvent]:
     (IPv4 first), as ``"new"`` :class:`AddrEvent` s, from one ``RTM_GETADDR`` dump on a
     short-lived socket. With an index the kernel filters (strict checking, Linux 4.20+)
     so the cost does not grow with the number of interfaces; older kernels answer with
-    everything and the filter is applied here.
+    everything and the filter is applied here. A dump the kernel marks as interrupted
+    (addresses changed meanwhile) is made again, up to three times in all.
 
     Raises:
         UnsupportedError: no netlink on this platform.
@@ -250,19 +257,24 @@ def dump_addresses(index: int = 0) -> list[AddrEvent]:
         raise UnsupportedError("address queries need Linux rtnetlink (AF_NETLINK)",
                                code=ErrorCode.UNSUPPORTED)
     body = _IFADDRMSG.pack(socket.AF_UNSPEC, 0, 0, 0, index)
-    request = _NLMSGHDR.pack(_NLMSGHDR.size + len(body), RTM_GETADDR,
-                             NLM_F_REQUEST | NLM_F_DUMP, 1, 0) + body
     out: list[AddrEvent] = []
     with socket.socket(fam, socket.SOCK_RAW | socket.SOCK_CLOEXEC, NETLINK_ROUTE) as sock:
         if index:
             with contextlib.suppress(OSError):  # before 4.20: unfiltered, filtered below
                 sock.setsockopt(SOL_NETLINK, NETLINK_GET_STRICT_CHK, 1)
-        sock.send(request)
-        done: int | None = None
-        while done is None:
-            events, done = _decode(sock.recv(_RECV_BYTES))
-            out.extend(ev for ev in events if isinstance(ev, AddrEvent)
-                       and (not index or ev.index == index))
+        for seq in range(1, _DUMP_TRIES + 1):
+            sock.send(_NLMSGHDR.pack(_NLMSGHDR.size + len(body), RTM_GETADDR,
+                                     NLM_F_REQUEST | NLM_F_DUMP, seq, 0) + body)
+            out.clear()
+            done: int | None = None
+            torn = False
+            while done is None:
+                events, done, intr = _decode(sock.recv(_RECV_BYTES))
+                torn = torn or intr
+                out.extend(ev for ev in events if isinstance(ev, AddrEvent)
+                           and (not index or ev.index == index))
+            if done or not torn:
+                break
     if done:
         raise OSError(done, f"rtnetlink address dump: {os.strerror(done)}")
     return out

@@ -209,15 +209,18 @@ def test_dump_end_and_error_are_recognised() -> None:
     assert _decode(ok)[1] is None  # more to come
     assert _decode(ok + _msg(NLMSG_DONE, b"\0\0\0\0"))[1] == 0
     err = _msg(NLMSG_ERROR, struct.pack("=i", -errno.EINVAL) + b"\0" * 16)
-    events, end = _decode(ok + err)
-    assert end == errno.EINVAL and len(events) == 1
+    events, end, torn = _decode(ok + err)
+    assert end == errno.EINVAL and len(events) == 1 and not torn
+    intr = struct.pack("=IHHII", 16, NLMSG_DONE, 0x10, 0, 0)  # NLM_F_DUMP_INTR
+    assert _decode(ok + intr)[1:] == (0, True)
 
 
 @settings(max_examples=300, deadline=None)
 @given(st.binary(max_size=2048))
 def test_decode_random_bytes_never_raise(buf: bytes) -> None:
-    events, end = _decode(buf)
+    events, end, torn = _decode(buf)
     assert end is None or isinstance(end, int)
+    assert isinstance(torn, bool)
     assert events == parse_messages(buf)
 
 
