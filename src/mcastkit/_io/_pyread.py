@@ -59,6 +59,7 @@ class PyReader:
         if addr is None:
             raise _shut()
         out = [Datagram(data, source_of(addr), addr[1])]
+        nbytes = len(data)
         while len(out) < max_count:
             try:
                 data, addr = sock.recvfrom(self._rs, _DONTWAIT)
@@ -67,7 +68,9 @@ class PyReader:
             if addr is None:
                 break
             out.append(Datagram(data, source_of(addr), addr[1]))
-        return out, None
+            nbytes += len(data)
+        # no metadata, nothing cut: the whole batch admits with one decision
+        return out, (None, None, None, nbytes, 0)
 
     def _read_msg(self, sock: socket.socket, max_count: int
                   ) -> tuple[list[Datagram], Summary | None]:
@@ -89,4 +92,7 @@ class PyReader:
             if anc:
                 decode_ancillary(d, anc, _KINDS)
             out.append(d)
+        if len(out) == 1:  # recv(): its own summary spares the receive path a loop
+            d = out[0]
+            return out, (d.group, d.interface, d.drops, len(d.data), int(d.truncated))
         return out, None
