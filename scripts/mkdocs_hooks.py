@@ -35,10 +35,6 @@ PUBLIC_MODULES = ("mcastkit", "mcastkit.aio", "mcastkit.compat")
 KNOWN_GAPS: tuple[tuple[str, str], ...] = (
     ("mcastkit.aio.DropPolicy has no docstring",
      "a Literal type alias in _aio_queue.py without a docstring below it"),
-    ("_socket.py:51: No type or annotation for parameter 'rcvbuf_bytes / sndbuf_bytes'",
-     "MulticastSocket's Args list two parameters on one line"),
-    ("_socket.py:51: Parameter 'rcvbuf_bytes / sndbuf_bytes' does not appear",
-     "MulticastSocket's Args list two parameters on one line"),
 )
 
 
