@@ -1,0 +1,132 @@
+"""``mcastkit record``: join groups and write what arrives to a pcapng file.
+
+Owns: the record verb's options, its progress lines and summary (text or JSON).
+Must not: write files or join groups itself (:mod:`mcastkit.capture` does), make socket
+calls outside the public core.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+from typing import Any
+
+from mcastkit import capture
+from mcastkit.capture import RecordStats
+from mcastkit.seq import SeqAnalyzer
+
+from .. import _seqopt
+from .._common import (
+    CliError,
+    Progress,
+    emit_json,
+    endpoint_arg,
+    interface_of,
+    positive_float,
+    positive_int,
+)
+from .._env import Env
+from .._signals import stop_on_signals
+from .._status import ExitStatus
+
+HELP = "join groups and write what arrives to a pcapng file"
+DESCRIPTION = """\
+Join one or more groups and write every datagram to a pcapng file that tcpdump, tshark
+and Wireshark read: synthesized Ethernet/IP/UDP headers with correct checksums (sender,
+group, port, TTL as they arrived), nanosecond kernel timestamps, and the kernel's drop
+counter wherever it rose (a packet comment, epb_dropcount and a statistics block), so a
+gap in the capture is visible as one. No root needed. The file is never created through
+a symlink or over an existing file (unless --overwrite names a regular file); Ctrl-C or
+SIGTERM end it with a complete last block; a full disk is reported, keeping what fits."""
+EXAMPLES = """\
+  mcastkit record 239.255.0.1:5000 -i eth0 -w feed.pcapng
+  mcastkit record 239.255.0.1:5000 239.255.0.2:5001 -i eth0 -w feed.pcapng -c 100000
+  mcastkit record 198.18.1.10,232.1.1.1:5000 -i eth0 -w ssm.pcapng --duration 60
+  mcastkit record 239.255.0.1:5000 -i eth0 -w feed.pcapng --rotate-mb 100 --keep 10
+  mcastkit record 239.255.0.1:5004 -i eth0 -w rtp.pcapng --seq rtp --json"""
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("endpoints", nargs="+", type=endpoint_arg, metavar="[SOURCE,]GROUP:PORT",
+                   help="what to join and record, e.g. 239.255.0.1:5000, [ff15::1]:5000")
+    p.add_argument("-i", "--interface", metavar="IFACE",
+                   help="interface to join on (name, index or address); default: the route's")
+    p.add_argument("-w", "--write", required=True, metavar="FILE",
+                   help="the pcapng file to create (refused if it exists; see --overwrite)")
+    p.add_argument("-c", "--count", type=positive_int, metavar="N",
+                   help="stop after N datagrams")
+    p.add_argument("--duration", type=positive_float, metavar="S",
+                   help="stop after S seconds")
+    p.add_argument("--rotate-mb", type=positive_float, metavar="M",
+                   help="start a new file every M megabytes (files FILE-00000.pcapng, ...)")
+    p.add_argument("--rotate-s", type=positive_float, metavar="S",
+                   help="start a new file every S seconds")
+    p.add_argument("--keep", type=positive_int, metavar="N",
+                   help="with rotation, keep only the newest N files")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace FILE if it is an existing regular file (never a symlink)")
+    p.add_argument("--linktype", choices=("ethernet", "raw"), default="ethernet",
+                   help="frames to write: ethernet (default) or raw IP packets")
+    _seqopt.add_seq_option(p, "also check sequence numbers of this format and print "
+                              "gaps, reordering and duplicates in the summary")
+    p.add_argument("--interval", type=positive_float, default=10.0, metavar="S",
+                   help="seconds between progress lines when stdout is not a terminal "
+                        "(default 10)")
+    p.add_argument("--rcvbuf", type=positive_int, metavar="BYTES",
+                   help="receive buffer size to request (capped by net.core.rmem_max)")
+
+
+def _line(st: RecordStats) -> str:
+    rate = st.datagrams / st.elapsed_s if st.elapsed_s > 0 else 0.0
+    return (f"{st.datagrams} datagrams, {st.bytes} B in {st.elapsed_s:.1f} s "
+            f"({rate:.0f}/s), kernel drops {st.kernel_drops}, files {len(st.files)}")
+
+
+def run(args: argparse.Namespace, env: Env) -> ExitStatus:
+    iface = interface_of(args.interface)
+    if args.keep is not None and args.rotate_mb is None and args.rotate_s is None:
+        raise CliError("--keep needs --rotate-mb or --rotate-s", ExitStatus.USAGE)
+    seq = SeqAnalyzer(args.seq) if args.seq else None
+    live = Progress(env, not args.json)
+    last = [env.monotonic()]
+
+    def progress(st: RecordStats) -> None:
+        if live.enabled:
+            live.update("recording: " + _line(st))
+            return
+        now = env.monotonic()
+        if now - last[0] < args.interval:
+            return
+        last[0] = now
+        if args.json:
+            emit_json(env, {"type": "progress", **st.as_dict()})
+        else:
+            env.out("recording: " + _line(st))
+
+    with stop_on_signals() as stop:
+        try:
+            st = capture.record(
+                args.endpoints, args.write, interface=iface, count=args.count,
+                duration_s=args.duration, stop=stop, seq=seq, progress=progress,
+                progress_every_s=0.25 if live.enabled else min(args.interval, 1.0),
+                rcvbuf_bytes=args.rcvbuf, overwrite=args.overwrite, linktype=args.linktype,
+                rotate_bytes=None if args.rotate_mb is None else int(args.rotate_mb * 1e6),
+                rotate_s=args.rotate_s, keep=args.keep)
+        finally:
+            live.close()
+    files = st.files[len(st.removed):]
+    if args.json:
+        obj: dict[str, Any] = {"type": "summary", **st.as_dict(), "kept": files}
+        if seq is not None:
+            obj["seq"] = seq.as_json()
+        if stop.signum is not None:
+            obj["stopped_by"] = signal.Signals(stop.signum).name
+        emit_json(env, obj)
+    else:
+        env.out(f"recorded {_line(st)}; written to {', '.join(files)}"
+                + (f" ({st.drop_records} drop records in the file)" if st.drop_records else ""))
+        if seq is not None:
+            env.out(seq.summary_line())
+    if stop.signum == signal.SIGINT:
+        return ExitStatus.CTRL_C
+    return ExitStatus.OK
