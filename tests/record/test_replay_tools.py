@@ -21,10 +21,11 @@ pytestmark = [pytest.mark.kernel, pytest.mark.interop]
 
 G, PORT = "239.255.72.1", 7201
 SENTINEL = b"unicast sentinel, skipped by replay"
+_TCPDUMP = ["tcpdump", "--immediate-mode", "-B", "16384", "-U"]  # every packet, at once
 CAPTURES = {
-    "tcpdump-ethernet.pcap": ["tcpdump", "-i", "eth0", "--immediate-mode", "-B", "16384", "-U", "-w"],
-    "tcpdump-any-sll2.pcap": ["tcpdump", "-i", "any", "-y", "LINUX_SLL2", "--immediate-mode", "-B", "16384", "-U", "-w"],
-    "tcpdump-any-sll.pcap": ["tcpdump", "-i", "any", "-y", "LINUX_SLL", "--immediate-mode", "-B", "16384", "-U", "-w"],
+    "tcpdump-ethernet.pcap": [*_TCPDUMP, "-i", "eth0", "-w"],
+    "tcpdump-any-sll2.pcap": [*_TCPDUMP, "-i", "any", "-y", "LINUX_SLL2", "-w"],
+    "tcpdump-any-sll.pcap": [*_TCPDUMP, "-i", "any", "-y", "LINUX_SLL", "-w"],
     "tshark-ethernet.pcapng": ["tshark", "-i", "eth0", "-w"],
 }
 LINKTYPE = {"tcpdump-ethernet.pcap": 1, "tcpdump-any-sll2.pcap": 276,

@@ -3,6 +3,7 @@ independent oracles, and a sender pinned to one interface."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -60,10 +61,8 @@ class Capture:
             if self.p.poll() is not None or time.monotonic() > deadline:
                 self.stop()
                 raise AssertionError(f"{argv[0]} did not start: {seen}")
-            try:
+            with contextlib.suppress(BlockingIOError, TypeError):
                 seen += self.p.stderr.read() or ""
-            except (BlockingIOError, TypeError):
-                pass
             time.sleep(0.02)
         time.sleep(0.2)  # the capture socket is bound before the banner; margin for libpcap
 
