@@ -20,17 +20,18 @@ from __future__ import annotations
 
 import ipaddress
 import platform
+import selectors
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 from .. import _frames
 from .._addr import Endpoint, parse_endpoint
-from .._errors import McastValueError
+from .._errors import McastValueError, ReceiveTimeoutError
 from .._interfaces import Interface, resolve_interface
-from .._multirx import MultiReceiver
 from .._packet import Datagram
+from .._socket import MulticastSocket, open_receiver
 from ..seq import SeqAnalyzer
 from . import _pcapng
 from ._files import RotatingFiles
@@ -40,6 +41,7 @@ __all__ = ["RecordStats", "Recorder", "record"]
 PLACEHOLDER_MAC = b"\x02\x00\x00\x00\x00\x00"
 LINKTYPES = {"ethernet": _frames.LINKTYPE_ETHERNET, "raw": _frames.LINKTYPE_RAW}
 SNAPLEN = 262144
+BATCH = 256  # datagrams per recv_batch call
 _IP = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 
@@ -212,25 +214,45 @@ class Recorder:
             self.files.close()
 
 
-def record(endpoints: Sequence[str | Endpoint], path: str, *,
-           interface: str | int | Interface | None = None, count: int | None = None,
-           duration_s: float | None = None, stop: threading.Event | None = None,
-           seq: SeqAnalyzer | None = None,
+def _drain(sel: selectors.BaseSelector, timeout_s: float
+           ) -> Iterator[tuple[MulticastSocket, list[Datagram]]]:
+    """(socket, batch) for every socket with datagrams ready within ``timeout_s``."""
+    for key, _ in sel.select(timeout_s):
+        sock: MulticastSocket = key.data
+        try:
+            yield sock, sock.recv_batch(max_count=BATCH, timeout_s=0.0)
+        except (ReceiveTimeoutError, BlockingIOError):
+            continue  # only a datagram for a group this socket never joined was queued
+
+
+def _live_drops(socks: Sequence[MulticastSocket]) -> int:
+    total = 0
+    for s in socks:
+        d = s.kernel_drops()
+        total += d if d >= 0 else s.stats.kernel_drops
+    return total
+
+
+def record(source: str | Endpoint | MulticastSocket | Sequence[str | Endpoint | MulticastSocket],
+           path: str, *, interface: str | int | Interface | None = None,
+           count: int | None = None, duration_s: float | None = None,
+           stop: threading.Event | None = None, seq: SeqAnalyzer | None = None,
            progress: Callable[[RecordStats], None] | None = None,
-           progress_every_s: float = 1.0, rcvbuf_bytes: int | None = None,
-           **recorder_options: object) -> RecordStats:
-    """Join ``endpoints`` and write what arrives to ``path`` until ``count`` datagrams,
+           progress_every_s: float = 1.0, **recorder_options: object) -> RecordStats:
+    """Write what arrives on ``source`` to ``path`` until ``count`` datagrams,
     ``duration_s`` seconds, or ``stop`` is set.
 
     Args:
-        endpoints: ``[SOURCE,]GROUP:PORT`` strings or parsed endpoints.
+        source: endpoints (``[SOURCE,]GROUP:PORT``; one port and IP version: they share a
+            socket, joined on ``interface``), or open sockets (several ports: open one
+            socket per port; metadata and timestamps are turned on here). Sockets stay
+            open and joined afterwards; sockets made here are closed.
         path: the pcapng file (see :class:`Recorder` for ``recorder_options``).
-        interface: where to join (name, index or address).
+        interface: where to join endpoints (name, index or address).
         count / duration_s: when to stop (None: not by that).
         stop: an event another thread (or a signal handler) sets to end the run cleanly.
         seq: a :class:`~mcastkit.seq.SeqAnalyzer` fed with every datagram.
         progress: called with the stats about every ``progress_every_s`` seconds.
-        rcvbuf_bytes: receive buffer to request per socket.
 
     Returns:
         The final :class:`RecordStats`.
@@ -240,46 +262,68 @@ def record(endpoints: Sequence[str | Endpoint], path: str, *,
             complete up to its last block).
         McastError: joining failed.
     """
-    eps = [parse_endpoint(e) if isinstance(e, str) else e for e in endpoints]
-    iface = resolve_interface(interface) if interface is not None else None
+    items = [source] if isinstance(source, str | Endpoint | MulticastSocket) else list(source)
+    socks = [s for s in items if isinstance(s, MulticastSocket)]
+    eps = [parse_endpoint(e) if isinstance(e, str) else e for e in items
+           if not isinstance(e, MulticastSocket)]
+    if not items:
+        raise McastValueError("record needs at least one GROUP:PORT endpoint or socket")
     rec = Recorder(path, **recorder_options)  # type: ignore[arg-type]
     stopped = stop if stop is not None else threading.Event()
-    t0 = time.monotonic()
+    own: list[MulticastSocket] = []
+    sel = selectors.DefaultSelector()
     try:
-        with MultiReceiver(eps, iface, rcvbuf_bytes, timestamps=True) as rx:
-            last: dict[object, int] = {s: 0 for s in rx.sockets}
-            deadline = None if duration_s is None else t0 + duration_s
-            next_progress = t0 + progress_every_s
-            while not stopped.is_set():
-                now = time.monotonic()
-                if deadline is not None and now >= deadline:
-                    break
-                if count is not None and rec.stats.datagrams >= count:
-                    break
-                wait = 0.2 if deadline is None else max(0.0, min(0.2, deadline - now))
-                for sock, batch in rx.wait_batches(wait):
-                    port = rx.ports[sock]
-                    prev = last[sock]
-                    for d in batch:
-                        if count is not None and rec.stats.datagrams >= count:
-                            break
-                        dropped = 0
-                        if d.drops is not None and d.drops > prev:
-                            dropped, prev = d.drops - prev, d.drops
-                            rec.stats.kernel_drops = sum(last.values()) - last[sock] + prev
-                        rec.add(d, port, dropped=dropped, drops_total=rec.stats.kernel_drops)
-                        if seq is not None:
-                            seq.feed_payload(d.data, d.source, d.port, d.group, port,
-                                             (d.timestamp_ns or 0) / 1e9)
-                    last[sock] = prev
-                now = time.monotonic()
-                rec.stats.elapsed_s = now - t0
-                if progress is not None and now >= next_progress:
-                    next_progress = now + progress_every_s
-                    rec.stats.kernel_drops = max(rec.stats.kernel_drops, rx.kernel_drops())
-                    progress(rec.stats)
-            rec.stats.elapsed_s = time.monotonic() - t0
-            rec.close(rx.kernel_drops())
+        if eps:
+            iface = resolve_interface(interface) if interface is not None else None
+            own.append(open_receiver(*eps, interface=iface, metadata=True, timestamps=True))
+        for s in (*socks, *own):
+            s.set_metadata(True, timestamps=True)
+            sel.register(s.fileno(), selectors.EVENT_READ, s)
+        _loop(rec, sel, [*socks, *own], count, duration_s, stopped, seq, progress,
+              progress_every_s)
+        rec.close(_live_drops([*socks, *own]))
     finally:
         rec.close()
+        sel.close()
+        for s in own:
+            s.close()
     return rec.stats
+
+
+def _loop(rec: Recorder, sel: selectors.BaseSelector, socks: list[MulticastSocket],
+          count: int | None, duration_s: float | None, stopped: threading.Event,
+          seq: SeqAnalyzer | None, progress: Callable[[RecordStats], None] | None,
+          progress_every_s: float) -> None:
+    t0 = time.monotonic()
+    ports = {s: s.local_address[1] for s in socks}
+    last = {s: 0 for s in socks}  # each socket's drop counter as last seen
+    deadline = None if duration_s is None else t0 + duration_s
+    next_progress = t0 + progress_every_s
+    st = rec.stats
+    while not stopped.is_set():
+        now = time.monotonic()
+        if (deadline is not None and now >= deadline) or (count is not None
+                                                          and st.datagrams >= count):
+            break
+        wait = 0.2 if deadline is None else max(0.0, min(0.2, deadline - now))
+        for sock, batch in _drain(sel, wait):
+            port, prev = ports[sock], last[sock]
+            for d in batch:
+                if count is not None and st.datagrams >= count:
+                    break
+                dropped = 0
+                if d.drops is not None and d.drops > prev:
+                    dropped, prev = d.drops - prev, d.drops
+                    last[sock] = prev
+                    st.kernel_drops = max(st.kernel_drops, sum(last.values()))
+                rec.add(d, port, dropped=dropped, drops_total=st.kernel_drops)
+                if seq is not None:
+                    seq.feed_payload(d.data, d.source, d.port, d.group, port,
+                                     (d.timestamp_ns or 0) / 1e9)
+        now = time.monotonic()
+        st.elapsed_s = now - t0
+        if progress is not None and now >= next_progress:
+            next_progress = now + progress_every_s
+            st.kernel_drops = max(st.kernel_drops, _live_drops(socks))
+            progress(st)
+    st.elapsed_s = time.monotonic() - t0

@@ -1,8 +1,8 @@
 """``mcastkit record``: join groups and write what arrives to a pcapng file.
 
 Owns: the record verb's options, its progress lines and summary (text or JSON).
-Must not: write files or join groups itself (:mod:`mcastkit.capture` does), make socket
-calls outside the public core.
+Must not: write files itself (:mod:`mcastkit.capture` does), make socket calls outside
+the public core (sockets come from the CLI's :class:`~mcastkit.cli._rx.Receivers`).
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from .._common import (
     positive_int,
 )
 from .._env import Env
+from .._rx import Receivers
 from .._signals import stop_on_signals
 from .._status import ExitStatus
 
@@ -103,13 +104,14 @@ def run(args: argparse.Namespace, env: Env) -> ExitStatus:
         else:
             env.out("recording: " + _line(st))
 
-    with stop_on_signals() as stop:
+    with stop_on_signals() as stop, Receivers(args.endpoints, iface,
+                                              rcvbuf_bytes=args.rcvbuf) as rx:
         try:
             st = capture.record(
-                args.endpoints, args.write, interface=iface, count=args.count,
-                duration_s=args.duration, stop=stop, seq=seq, progress=progress,
+                rx.sockets, args.write, count=args.count, duration_s=args.duration,
+                stop=stop, seq=seq, progress=progress,
                 progress_every_s=0.25 if live.enabled else min(args.interval, 1.0),
-                rcvbuf_bytes=args.rcvbuf, overwrite=args.overwrite, linktype=args.linktype,
+                overwrite=args.overwrite, linktype=args.linktype,
                 rotate_bytes=None if args.rotate_mb is None else int(args.rotate_mb * 1e6),
                 rotate_s=args.rotate_s, keep=args.keep)
         finally:
