@@ -94,6 +94,8 @@ _V6_HOPOPTS, _V6_ROUTING, _V6_FRAGMENT, _V6_DSTOPTS = 0, 43, 44, 60
 _V4: Final = struct.Struct("!BBHHHBBH4s4s")
 _V6: Final = struct.Struct("!IHBB16s16s")
 _UDP: Final = struct.Struct("!HHHH")
+_PSEUDO4: Final = struct.Struct("!xBH")  # zero, protocol, UDP length
+_PSEUDO6: Final = struct.Struct("!I3xB")  # UDP length, three zero bytes, next header
 
 MAX_UDP_PAYLOAD_V4: Final = 65535 - 20 - 8
 MAX_UDP_PAYLOAD_V6: Final = 65535 - 8
@@ -116,10 +118,14 @@ def _ones_sum(data: bytes) -> int:
     return 0xFFFF if s == 0 and n else s
 
 
-def _pseudo_header(src: IPAddress, dst: IPAddress, length: int) -> bytes:
-    if src.version == 4:
-        return src.packed + dst.packed + struct.pack("!BBH", 0, IPPROTO_UDP, length)
-    return src.packed + dst.packed + struct.pack("!I3xB", length, IPPROTO_UDP)
+def _udp_sum(src: bytes, dst: bytes, segment: bytes) -> int:
+    """The UDP checksum of a segment whose checksum field is zero, between packed
+    addresses (4 or 16 bytes); 0 comes out as 0xffff."""
+    if len(src) == 4:
+        pseudo = src + dst + _PSEUDO4.pack(IPPROTO_UDP, len(segment))
+    else:
+        pseudo = src + dst + _PSEUDO6.pack(len(segment), IPPROTO_UDP)
+    return (~_ones_sum(pseudo + segment) & 0xFFFF) or 0xFFFF
 
 
 def udp_checksum(src: IPAddress | str, dst: IPAddress | str, segment: bytes) -> int:
@@ -134,9 +140,7 @@ def udp_checksum(src: IPAddress | str, dst: IPAddress | str, segment: bytes) -> 
     s, d = _same_family(src, dst)
     if len(segment) < 8:
         raise bad(f"a UDP segment is at least 8 bytes, got {len(segment)}")
-    body = bytes(segment[:6]) + b"\0\0" + bytes(segment[8:])
-    c = ~_ones_sum(_pseudo_header(s, d, len(segment)) + body) & 0xFFFF
-    return c or 0xFFFF
+    return _udp_sum(s.packed, d.packed, bytes(segment[:6]) + b"\0\0" + bytes(segment[8:]))
 
 
 def ipv4_header_checksum(header: bytes) -> int:
@@ -168,6 +172,22 @@ def check_range(name: str, value: int, low: int, high: int) -> None:
         raise bad(f"{name} must be an integer in {low}..{high}, got {value!r}")
 
 
+def _check_segment(s: IPAddress, sport: int, dport: int, payload: bytes) -> None:
+    check_range("source port", sport, 0, 65535)
+    check_range("destination port", dport, 0, 65535)
+    limit = MAX_UDP_PAYLOAD_V4 if s.version == 4 else MAX_UDP_PAYLOAD_V6
+    if len(payload) > limit:
+        raise bad(f"UDP payload of {len(payload)} bytes is over the IPv{s.version} limit "
+                  f"of {limit}; send smaller datagrams")
+
+
+def _segment(src: bytes, dst: bytes, sport: int, dport: int, payload: bytes) -> bytes:
+    """UDP header + payload between packed addresses; fields already checked."""
+    body = bytes(payload)
+    csum = _udp_sum(src, dst, _UDP.pack(sport, dport, 8 + len(body), 0) + body)
+    return _UDP.pack(sport, dport, 8 + len(body), csum) + body
+
+
 def build_udp_segment(src: IPAddress | str, dst: IPAddress | str, sport: int, dport: int,
                       payload: bytes) -> bytes:
     """A UDP header + payload with its checksum computed for ``src`` -> ``dst``.
@@ -176,15 +196,37 @@ def build_udp_segment(src: IPAddress | str, dst: IPAddress | str, sport: int, dp
         McastValueError: a port outside 0..65535, mixed families, or a payload too long.
     """
     s, d = _same_family(src, dst)
-    check_range("source port", sport, 0, 65535)
-    check_range("destination port", dport, 0, 65535)
-    limit = MAX_UDP_PAYLOAD_V4 if s.version == 4 else MAX_UDP_PAYLOAD_V6
-    if len(payload) > limit:
-        raise bad(f"UDP payload of {len(payload)} bytes is over the IPv{s.version} limit "
-                  f"of {limit}; send smaller datagrams")
-    head = _UDP.pack(sport, dport, 8 + len(payload), 0)
-    csum = udp_checksum(s, d, head + bytes(payload))
-    return _UDP.pack(sport, dport, 8 + len(payload), csum) + bytes(payload)
+    _check_segment(s, sport, dport, payload)
+    return _segment(s.packed, d.packed, sport, dport, payload)
+
+
+def _check_packet(s: IPAddress, sport: int, dport: int, payload: bytes, ttl: int, dscp: int,
+                  ecn: int, ident: int, flow_label: int) -> None:
+    _check_segment(s, sport, dport, payload)
+    check_range("ttl", ttl, 0, 255)
+    check_range("dscp", dscp, 0, 63)
+    check_range("ecn", ecn, 0, 3)
+    check_range("ident", ident, 0, 0xFFFF)
+    check_range("flow_label", flow_label, 0, 0xFFFFF)
+    if s.version == 4 and flow_label:
+        raise bad("flow_label is an IPv6 field; leave it 0 for IPv4", ErrorCode.WRONG_FAMILY)
+    if s.version == 6 and ident:
+        raise bad("ident is the IPv4 identification field; leave it 0 for IPv6",
+                  ErrorCode.WRONG_FAMILY)
+
+
+def _packet(s: IPAddress, d: IPAddress, sport: int, dport: int, payload: bytes, ttl: int,
+            tos: int, dont_fragment: bool, ident: int, flow_label: int) -> bytes:
+    """The IP packet; every field already checked by :func:`_check_packet`."""
+    sp, dp = s.packed, d.packed
+    udp = _segment(sp, dp, sport, dport, payload)
+    if len(sp) == 4:
+        head = _V4.pack(0x45, tos, 20 + len(udp), ident, 0x4000 if dont_fragment else 0,
+                        ttl, IPPROTO_UDP, 0, sp, dp)
+        csum = ~_ones_sum(head) & 0xFFFF
+        return head[:10] + csum.to_bytes(2, "big") + head[12:] + udp
+    first = 6 << 28 | tos << 20 | flow_label
+    return _V6.pack(first, len(udp), IPPROTO_UDP, ttl, sp, dp) + udp
 
 
 def build_udp_packet(src: IPAddress | str, dst: IPAddress | str, sport: int, dport: int,
@@ -215,25 +257,9 @@ def build_udp_packet(src: IPAddress | str, dst: IPAddress | str, sport: int, dpo
             for IPv4 or the reverse, or a payload over the IP length limit.
     """
     s, d = _same_family(src, dst)
-    check_range("ttl", ttl, 0, 255)
-    check_range("dscp", dscp, 0, 63)
-    check_range("ecn", ecn, 0, 3)
-    check_range("ident", ident, 0, 0xFFFF)
-    check_range("flow_label", flow_label, 0, 0xFFFFF)
-    if s.version == 4 and flow_label:
-        raise bad("flow_label is an IPv6 field; leave it 0 for IPv4", ErrorCode.WRONG_FAMILY)
-    if s.version == 6 and ident:
-        raise bad("ident is the IPv4 identification field; leave it 0 for IPv6",
-                  ErrorCode.WRONG_FAMILY)
-    udp = build_udp_segment(s, d, sport, dport, payload)
-    tos = dscp << 2 | ecn
-    if s.version == 4:
-        head = _V4.pack(0x45, tos, 20 + len(udp), ident, 0x4000 if dont_fragment else 0,
-                        ttl, IPPROTO_UDP, 0, s.packed, d.packed)
-        csum = ipv4_header_checksum(head)
-        return head[:10] + csum.to_bytes(2, "big") + head[12:] + udp
-    first = 6 << 28 | tos << 20 | flow_label
-    return _V6.pack(first, len(udp), IPPROTO_UDP, ttl, s.packed, d.packed) + udp
+    _check_packet(s, sport, dport, payload, ttl, dscp, ecn, ident, flow_label)
+    return _packet(s, d, sport, dport, payload, ttl, dscp << 2 | ecn, dont_fragment, ident,
+                   flow_label)
 
 
 def build_ethernet_frame(dst_mac: bytes | str, src_mac: bytes | str, ethertype: int,
@@ -271,8 +297,9 @@ def build_udp_frame(src_mac: bytes | str, src: IPAddress | str, dst: IPAddress |
     elif d.version == 6 and mac_bytes(dst_mac, "destination MAC") == BROADCAST_MAC:
         raise bad("IPv6 has no broadcast; send to the all-nodes group ff02::1 (or another "
                   "group) instead of ff:ff:ff:ff:ff:ff", ErrorCode.WRONG_FAMILY)
-    packet = build_udp_packet(s, d, sport, dport, payload, ttl=ttl, dscp=dscp, ecn=ecn,
-                              dont_fragment=dont_fragment, ident=ident, flow_label=flow_label)
+    _check_packet(s, sport, dport, payload, ttl, dscp, ecn, ident, flow_label)
+    packet = _packet(s, d, sport, dport, payload, ttl, dscp << 2 | ecn, dont_fragment, ident,
+                     flow_label)
     ethertype = ETHERTYPE_IPV4 if d.version == 4 else ETHERTYPE_IPV6
     return build_ethernet_frame(dst_mac, src_mac, ethertype, packet)
 

@@ -11,6 +11,7 @@ on malformed input.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
 import struct
@@ -131,12 +132,19 @@ def format_mac(mac: bytes) -> str:
     return ":".join(f"{b:02x}" for b in mac)
 
 
+@functools.lru_cache(maxsize=256)
+def _parse_text(text: str, what: str) -> IPAddress:
+    """parse_ip, remembered: a sender or relay repeats the same few group and source
+    texts for every datagram, and parsing one costs more than building the frame."""
+    return parse_ip(text, what=what)
+
+
 def as_ip(value: IPAddress | str, what: str) -> IPAddress:
     """An address object from an address or its text (shared with ``_frames``)."""
     if isinstance(value, ipaddress.IPv4Address | ipaddress.IPv6Address):
         return value
     if isinstance(value, str):
-        return parse_ip(value, what=what)
+        return _parse_text(value, what)
     raise bad(f"{what} must be an IPv4/IPv6 address, got {value!r}", ErrorCode.BAD_ADDRESS)
 
 

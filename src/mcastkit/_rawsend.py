@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import errno
 import fcntl
-import itertools
 import random
 import socket
 import struct
@@ -52,6 +51,7 @@ __all__ = ["RawDatagram", "RawSender"]
 _AF_PACKET: Final[int | None] = getattr(socket, "AF_PACKET", None)
 _SIOCGIFHWADDR: Final = 0x8927
 _ARPHRD_ETHER: Final = 1
+_ARPHRD_LOOPBACK: Final = 772
 _LINK_TYPES: Final = {
     1: "Ethernet", 24: "IEEE 1394", 32: "InfiniBand", 512: "PPP", 768: "IPIP tunnel",
     769: "IPv6-in-IPv6 tunnel", 772: "loopback", 776: "SIT tunnel", 778: "GRE tunnel",
@@ -121,7 +121,8 @@ class RawSender:
         check_range("dscp", dscp, 0, 63)
         if _AF_PACKET is None:
             raise UnsupportedError("the raw send path needs AF_PACKET, which only Linux has; "
-                                   "leave the source MAC unset to use the normal send path")
+                                   "use the normal send path (no chosen source MAC, no "
+                                   "preserved source address)")
         iface = resolve_interface(interface)
         hatype, own_mac = _hw_address(iface.name)
         if hatype != _ARPHRD_ETHER:
@@ -130,8 +131,10 @@ class RawSender:
                 errno.EOPNOTSUPP,
                 f"{iface.name} is not Ethernet-like ({kind}): the raw send path builds "
                 "Ethernet frames, so it needs an Ethernet, veth, bridge or VLAN interface"
-                + (" (on lo, the normal send path already loops datagrams back)"
-                   if hatype == 772 else "; use the normal send path on this interface"),
+                + ("; a raw frame on lo re-enters this host, which drops it as a martian, "
+                   "while the normal send path already loops datagrams back on lo"
+                   if hatype == _ARPHRD_LOOPBACK
+                   else "; use the normal send path on this interface"),
                 code=ErrorCode.UNSUPPORTED, interface=iface.name)
         if iface.flags is not None and not iface.flags.up:
             raise InterfaceError(errno.ENETDOWN, f"{iface.name} is down; bring it up "
@@ -143,8 +146,8 @@ class RawSender:
                 errno.EPERM,
                 f"raw send on {iface.name}: opening an AF_PACKET socket needs CAP_NET_RAW; "
                 "run as root or grant the capability (setcap cap_net_raw+ep on the "
-                "interpreter), or leave the source MAC unset to use the normal send path; "
-                "nothing was sent",
+                "interpreter), or use the normal send path (no chosen source MAC, no "
+                "preserved source address); nothing was sent",
                 code=ErrorCode.PERMISSION, op="raw_open", interface=iface.name) from None
         try:
             with translate("raw_open", interface=iface.name):
@@ -156,8 +159,11 @@ class RawSender:
         self._iface = iface
         self._src_mac = mac if mac is not None else own_mac
         self._ttl, self._dscp, self._df = ttl, dscp, dont_fragment
-        self._ident = itertools.count(random.randrange(0x10000))
+        self._next_ident = random.randrange(0x10000)  # IPv4 identification, per packet
         self.frames_sent = 0
+        # default source per (IP version, link scope), from the interface's addresses as
+        # they were when first needed (pass src= to follow an address change)
+        self._sources: dict[tuple[int, bool], IPAddress] = {}
 
     # ------------------------------------------------------------------ properties
 
@@ -186,15 +192,19 @@ class RawSender:
         return self._iface.address(group.version)
 
     def _source(self, group: IPAddress) -> IPAddress:
+        key = (group.version, group.version == 6 and group.packed[1] & 0x0F <= 2)
+        addr = self._sources.get(key)
+        if addr is not None:
+            return addr
         addr = self._pick(group)
         if addr is None:  # addresses come and go: look again before giving up
             self._iface = resolve_interface(self._iface.index)
             addr = self._pick(group)
-        version = group.version
         if addr is None:
             raise McastValueError(
-                f"{self._iface.name} has no IPv{version} address to send from; add one or "
-                "pass src=", code=ErrorCode.BAD_ADDRESS, interface=self._iface.name)
+                f"{self._iface.name} has no IPv{group.version} address to send from; add "
+                "one or pass src=", code=ErrorCode.BAD_ADDRESS, interface=self._iface.name)
+        self._sources[key] = addr
         return addr
 
     def _build(self, d: RawDatagram, ident: int) -> bytes:
@@ -279,9 +289,9 @@ class RawSender:
         """
         sock = self._live()
         items = list(datagrams)
-        first = next(self._ident)
+        first = self._next_ident
         frames = [self._build(d, (first + i) & 0xFFFF) for i, d in enumerate(items)]
-        self._ident = itertools.count(first + len(items))
+        self._next_ident = (first + len(items)) & 0xFFFF
         total = 0
         for i, (d, frame) in enumerate(zip(items, frames, strict=True)):
             try:

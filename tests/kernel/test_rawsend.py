@@ -22,7 +22,7 @@ import struct
 import subprocess
 import sys
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -75,25 +75,28 @@ class Capture:
     """``tcpdump -w`` on ``IF`` of a namespace for ``count`` UDP frames to ``port``;
     started (and listening) before anything is sent."""
 
-    def __init__(self, ns: Netns, port: int, count: int, path: Path) -> None:
+    def __init__(self, ns: Netns, port: int, count: int, path: Path, iface: str = IF) -> None:
         if shutil.which("tcpdump") is None:
             require_or_skip("tcpdump is not installed (apt-get install tcpdump)")
         self.path, self.count = path, count
-        self.proc = ns.popen("tcpdump", "-i", IF, "-Z", "root", "-U", "-n", "-s", "0",
+        self.proc = ns.popen("tcpdump", "-i", iface, "-Z", "root", "-U", "-n", "-s", "0",
                              "-c", str(count), "-w", str(path), f"udp and dst port {port}",
-                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         assert self.proc.stderr is not None
-        ready, _, _ = select.select([self.proc.stderr], [], [], WAIT_S)
-        line = self.proc.stderr.readline() if ready else ""
-        if "listening on" not in line:
-            self.proc.kill()
-            require_or_skip(f"tcpdump could not capture in a namespace: {line.strip()!r}")
+        fd, said = self.proc.stderr.fileno(), b""
+        while b"listening on" not in said:  # "data link type ..." may come first
+            ready, _, _ = select.select([fd], [], [], WAIT_S)
+            chunk = os.read(fd, 4096) if ready else b""
+            if not chunk:
+                self.proc.kill()
+                require_or_skip(f"tcpdump could not capture in a namespace: {said!r}")
+            said += chunk
 
     def frames(self) -> list[LinkFrame]:
         self.proc.wait(timeout=WAIT_S)
-        linktype, raw = read_pcap(self.path)
+        self.linktype, raw = read_pcap(self.path)
         assert len(raw) == self.count
-        return [parse_link(linktype, f) for f in raw]
+        return [parse_link(self.linktype, f) for f in raw]
 
     def text(self) -> list[str]:
         """tcpdump's own decoding: one line per frame (-vv verifies UDP checksums)."""
@@ -114,6 +117,7 @@ class Link:
     pair: VethPair
     tmp: Path
     port: int
+    captures: list[Capture] = field(default_factory=list)
 
     def rx(self, version: int, group: str) -> MulticastSocket:
         with self.pair.b.enter():
@@ -130,8 +134,10 @@ class Link:
         with self.pair.a.enter():
             return RawSender(IF, **kw)  # type: ignore[arg-type]
 
-    def capture(self, count: int) -> Capture:
-        return Capture(self.pair.b, self.port, count, self.tmp / f"cap{self.port}.pcap")
+    def capture(self, count: int, iface: str = IF) -> Capture:
+        cap = Capture(self.pair.b, self.port, count, self.tmp / f"cap{self.port}.pcap", iface)
+        self.captures.append(cap)
+        return cap
 
     def mac_a(self) -> str:
         return self.pair.a.ip("-o", "link", "show", IF).stdout.split("link/ether ")[1].split()[0]
@@ -139,7 +145,14 @@ class Link:
 
 @pytest.fixture
 def link(veth_pair: VethPair, tmp_path: Path) -> Iterator[Link]:
-    yield Link(veth_pair, tmp_path, new_port())
+    lk = Link(veth_pair, tmp_path, new_port())
+    yield lk
+    for cap in lk.captures:  # a failed test must not leave tcpdump waiting for frames
+        if cap.proc.poll() is None:
+            cap.proc.kill()
+        cap.proc.wait()
+        if cap.proc.stderr is not None:
+            cap.proc.stderr.close()
 
 
 def only_sentinel(rx: MulticastSocket, tx: RawSender, group: str, port: int) -> None:
@@ -194,6 +207,24 @@ def test_ipv6_frame_is_accepted_by_the_peer_and_decodes(link: Link) -> None:
     (t,) = cap.text()
     assert f"> {format_mac(multicast_mac(g))}" in t and "hlim 3" in t and "class 0x29" in t
     assert "udp sum ok" in t, t
+
+
+def test_a_cooked_capture_on_any_decodes_too(link: Link) -> None:
+    """``tcpdump -i any`` writes Linux cooked frames (SLL2 since libpcap 1.10, SLL
+    before): what a replay will read back."""
+    g = group6()
+    with link.rx(6, g) as rx, link.tx(ttl=2) as tx:
+        cap = link.capture(1, iface="any")
+        tx.send(b"cooked", g, link.port, sport=4323)
+        assert rx.recv(WAIT_S).data == b"cooked"
+    (f,) = cap.frames()
+    assert cap.linktype in (113, 276)
+    assert (f.ethertype, f.packet_type, format_mac(f.src_mac or b"")) == (
+        0x86DD, 2, link.mac_a())  # 2: PACKET_MULTICAST
+    if cap.linktype == 276:
+        assert f.ifindex == link.pair.ifindex_b
+    udp = parse_udp(parse_ip_packet(f.payload))
+    assert (udp.payload, udp.sport, udp.checksum_ok) == (b"cooked", 4323, True)
 
 
 def test_source_mac_and_source_address_are_the_given_ones(link: Link) -> None:
