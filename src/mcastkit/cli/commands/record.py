@@ -18,7 +18,6 @@ from mcastkit.seq import SeqAnalyzer
 from .. import _seqopt
 from .._common import (
     CliError,
-    Progress,
     emit_json,
     endpoint_arg,
     interface_of,
@@ -26,6 +25,7 @@ from .._common import (
     positive_int,
 )
 from .._env import Env
+from .._longrun import RunProgress
 from .._rx import Receivers
 from .._signals import stop_on_signals
 from .._status import ExitStatus
@@ -88,21 +88,10 @@ def run(args: argparse.Namespace, env: Env) -> ExitStatus:
     if args.keep is not None and args.rotate_mb is None and args.rotate_s is None:
         raise CliError("--keep needs --rotate-mb or --rotate-s", ExitStatus.USAGE)
     seq = SeqAnalyzer(args.seq) if args.seq else None
-    live = Progress(env, not args.json)
-    last = [env.monotonic()]
+    prog = RunProgress(env, args, "recording")
 
     def progress(st: RecordStats) -> None:
-        if live.enabled:
-            live.update("recording: " + _line(st))
-            return
-        now = env.monotonic()
-        if now - last[0] < args.interval:
-            return
-        last[0] = now
-        if args.json:
-            emit_json(env, {"type": "progress", **st.as_dict()})
-        else:
-            env.out("recording: " + _line(st))
+        prog.report(_line(st), st.as_dict)
 
     with stop_on_signals() as stop, Receivers(args.endpoints, iface,
                                               rcvbuf_bytes=args.rcvbuf) as rx:
@@ -110,12 +99,12 @@ def run(args: argparse.Namespace, env: Env) -> ExitStatus:
             st = capture.record(
                 rx.sockets, args.write, count=args.count, duration_s=args.duration,
                 stop=stop, seq=seq, progress=progress,
-                progress_every_s=0.25 if live.enabled else min(args.interval, 1.0),
+                progress_every_s=prog.every_s,
                 overwrite=args.overwrite, linktype=args.linktype,
                 rotate_bytes=None if args.rotate_mb is None else int(args.rotate_mb * 1e6),
                 rotate_s=args.rotate_s, keep=args.keep)
         finally:
-            live.close()
+            prog.close()
     files = st.files[len(st.removed):]
     if args.json:
         obj: dict[str, Any] = {"type": "summary", **st.as_dict(), "kept": files}

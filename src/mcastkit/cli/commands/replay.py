@@ -14,8 +14,9 @@ from typing import Any
 from mcastkit import McastValueError, capture
 from mcastkit.capture import ReplayReport
 
-from .._common import CliError, Progress, emit_json, interface_of, positive_float, rate_arg
+from .._common import CliError, emit_json, interface_of, positive_float, rate_arg
 from .._env import Env
+from .._longrun import RunProgress
 from .._signals import stop_on_signals
 from .._status import ExitStatus
 
@@ -54,8 +55,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--ttl", type=int, default=1, metavar="N",
                    help="multicast TTL / hop limit 0-255 (default 1: stays on the link)")
     p.add_argument("--no-outgoing", dest="outgoing", action="store_false",
-                   help="skip copies that a 'tcpdump -i any' capture marks as sent by its "
-                        "own host (they arrive twice in captures taken on lo)")
+                   help="skip what a 'tcpdump -i any' capture marks as sent by the "
+                        "capturing host (a router's capture holds each datagram in and out)")
     p.add_argument("--interval", type=positive_float, default=10.0, metavar="S",
                    help="seconds between progress lines when stdout is not a terminal "
                         "(default 10)")
@@ -94,21 +95,11 @@ def run(args: argparse.Namespace, env: Env) -> ExitStatus:
         mapping = capture.parse_mapping(args.map)
     except McastValueError as exc:
         raise CliError(exc.message, ExitStatus.USAGE) from None
-    live = Progress(env, not args.json)
-    last = [env.monotonic()]
+    prog = RunProgress(env, args, "replaying")
 
     def progress(r: ReplayReport) -> None:
-        if live.enabled:
-            live.update("replaying: " + _line(r))
-            return
-        now = env.monotonic()
-        if now - last[0] >= args.interval:
-            last[0] = now
-            if args.json:
-                emit_json(env, {"type": "progress", "sent": r.sent, "bytes": r.bytes,
-                                "elapsed_s": round(r.elapsed_s, 3)})
-            else:
-                env.out("replaying: " + _line(r))
+        prog.report(_line(r), lambda: {"sent": r.sent, "bytes": r.bytes,
+                                       "elapsed_s": round(r.elapsed_s, 3)})
 
     with stop_on_signals() as stop:
         try:
@@ -116,7 +107,7 @@ def run(args: argparse.Namespace, env: Env) -> ExitStatus:
                 args.file, interface=iface, speed=args.speed, rate=args.rate or None,
                 as_fast=args.max, loops=args.loop, mapping=mapping, ttl=args.ttl,
                 outgoing=args.outgoing, stop=stop, progress=progress,
-                progress_every_s=0.25 if live.enabled else min(args.interval, 1.0))
+                progress_every_s=prog.every_s)
         except FileNotFoundError:
             raise CliError(f"{args.file}: no such file", ExitStatus.USAGE) from None
         except IsADirectoryError:
@@ -130,7 +121,7 @@ def run(args: argparse.Namespace, env: Env) -> ExitStatus:
                 raise CliError(f"{args.file}: {exc.message}", ExitStatus.USAGE) from None
             raise
         finally:
-            live.close()
+            prog.close()
     if args.json:
         obj: dict[str, Any] = {"type": "summary", "file": args.file, **r.as_dict()}
         if stop.signum is not None:
