@@ -89,3 +89,20 @@ def test_no_outgoing_skips_what_the_capturing_host_sent(veth_pair: VethPair,
 def test_usage_errors(tmp_path: Path, argv: list[str], needle: str) -> None:
     r = cli(*argv)
     assert r.status == 2 and needle in r.stderr, r.stderr
+
+
+def test_raw_ip_linktype_read_by_tshark_and_replayed(netns: Netns, tmp_path: Path,
+                                                    mcast_port: int) -> None:
+    g, path = "239.255.77.4", str(tmp_path / "raw.pcapng")
+    bg = Background("record", f"{g}:{mcast_port}", "-i", "lo", "-w", path, "-c", "2",
+                    "--linktype", "raw")
+    wait_joined(g)
+    send_all([b"raw-1", b"raw-2"], g, mcast_port, ifname="lo", ttl=4)
+    assert bg.join().status == 0
+    rows = tshark_fields(path, "frame.encap_type", "ip.dst", "ip.ttl", "udp.checksum.status")
+    assert rows == [["7", g, "4", "1"]] * 2  # 7: raw IP
+    bg = Background("listen", f"{g}:{mcast_port}", "-i", "lo", "--json", "-c", "2",
+                    "--timeout", "10")
+    wait_joined(g)
+    assert cli("replay", path, "-i", "lo").status == 0
+    assert [o["data"] for o in bg.join().json()] == ["raw-1", "raw-2"]

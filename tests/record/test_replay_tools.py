@@ -26,10 +26,13 @@ CAPTURES = {
     "tcpdump-ethernet.pcap": [*_TCPDUMP, "-i", "eth0", "-w"],
     "tcpdump-any-sll2.pcap": [*_TCPDUMP, "-i", "any", "-y", "LINUX_SLL2", "-w"],
     "tcpdump-any-sll.pcap": [*_TCPDUMP, "-i", "any", "-y", "LINUX_SLL", "-w"],
+    "tcpdump-nanosecond.pcap": [*_TCPDUMP, "--time-stamp-precision", "nano", "-i", "eth0",
+                                "-w"],
     "tshark-ethernet.pcapng": ["tshark", "-i", "eth0", "-w"],
 }
 LINKTYPE = {"tcpdump-ethernet.pcap": 1, "tcpdump-any-sll2.pcap": 276,
-            "tcpdump-any-sll.pcap": 113, "tshark-ethernet.pcapng": 1}
+            "tcpdump-any-sll.pcap": 113, "tshark-ethernet.pcapng": 1,
+            "tcpdump-nanosecond.pcap": 1}
 
 
 def _capture(veth_pair: VethPair, kind: str, path: str, payloads: list[bytes]) -> None:
