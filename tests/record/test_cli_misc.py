@@ -106,3 +106,26 @@ def test_raw_ip_linktype_read_by_tshark_and_replayed(netns: Netns, tmp_path: Pat
     wait_joined(g)
     assert cli("replay", path, "-i", "lo").status == 0
     assert [o["data"] for o in bg.join().json()] == ["raw-1", "raw-2"]
+
+
+def test_ctrl_c_ends_a_long_pause_of_replay(netns: Netns, tmp_path: Path,
+                                            mcast_port: int) -> None:
+    import signal
+    import time
+
+    from mcastkit import Datagram
+    from mcastkit.capture import Recorder
+    from tests.cli.helpers import mk_popen
+
+    path = str(tmp_path / "gap.pcapng")
+    with Recorder(path) as rec:  # two datagrams an hour apart
+        for i, ts in enumerate((0, 3600 * 10**9)):
+            rec.add(Datagram(b"%d" % i, "198.18.0.1", 4000, "239.255.77.5", None, 1,
+                             timestamp_ns=1_700_000_000 * 10**9 + ts), mcast_port)
+    p = mk_popen("replay", path, "-i", "lo")
+    time.sleep(1.5)
+    t = time.monotonic()
+    p.send_signal(signal.SIGINT)
+    out, err = p.communicate(timeout=20)
+    assert p.returncode == 130, err
+    assert time.monotonic() - t < 5 and "replayed 1 datagrams" in out

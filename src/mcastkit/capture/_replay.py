@@ -154,7 +154,7 @@ def replay(path: str, *, interface: str | int | Interface | None = None,
            ttl: int = 1, outgoing: bool = True, stop: threading.Event | None = None,
            progress: Callable[[ReplayReport], None] | None = None,
            progress_every_s: float = 1.0,
-           sleep: Callable[[float], None] = time.sleep) -> ReplayReport:
+           sleep: Callable[[float], object] | None = None) -> ReplayReport:
     """Send the multicast datagrams of capture ``path`` again.
 
     Args:
@@ -169,6 +169,8 @@ def replay(path: str, *, interface: str | int | Interface | None = None,
         outgoing: also replay Linux cooked-capture copies marked "sent by this host".
         stop: set it to end the replay cleanly.
         progress: called with the report about every ``progress_every_s`` seconds.
+        sleep: how to wait for a datagram's time (default: waiting on ``stop``, so setting
+            it ends a long pause at once).
 
     Returns:
         The :class:`ReplayReport`.
@@ -185,6 +187,7 @@ def replay(path: str, *, interface: str | int | Interface | None = None,
     rep = ReplayReport(mode="max" if as_fast else (f"rate {rate:g}/s" if rate else
                                                    f"recorded x{speed:g}"))
     stopped = stop if stop is not None else threading.Event()
+    pause = sleep if sleep is not None else stopped.wait
     maps = dict(mapping or {})
     cached: list[CapturedDatagram] | None = None
     timing = _Timing()
@@ -234,7 +237,9 @@ def replay(path: str, *, interface: str | int | Interface | None = None,
                     last_due = due
                     delay = due - time.monotonic()
                     if delay > 0:
-                        sleep(delay)
+                        pause(delay)
+                        if stopped.is_set():
+                            break
                     sock.sendto(dg.payload, dest[1], dest[2])
                     timing.add(max(0.0, time.monotonic() - due))
                     rep.sent += 1
