@@ -213,3 +213,24 @@ def test_drop_record_appears_under_overload(netns: Netns, tmp_path: Path,
                                                                           "frame.drop_count"])
     assert rows and sum(int(r[0]) for r in rows) == st.notes.dropcount
     assert all("kernel dropped" in r[1] for r in rows)
+
+
+def test_drop_records_add_up_over_interfaces(tmp_path: Path) -> None:
+    """Drops are kept per arrival interface; the closing blocks add the live counter's
+    rest, so the file's ``isb_osdrop`` values add up to the recording's kernel drops."""
+    from mcastkit import Datagram
+
+    path = str(tmp_path / "ifs.pcapng")
+    rec = Recorder(path)
+    total = 0
+    for i, (ifindex, dropped) in enumerate([(1, 0), (999, 5), (1, 2), (999, 0), (1, 4)]):
+        total += dropped
+        rec.add(Datagram(b"%d" % i, "198.18.0.1", 4000, G, ifindex, 1, timestamp_ns=i),
+                5000, dropped=dropped, drops_total=total)
+    rec.stats.kernel_drops = total
+    rec.close(kernel_drops=total + 3)  # 3 more after the last datagram
+    n, st = _count(path)
+    assert n == 5 and st.notes.dropcount == 11
+    assert st.notes.kernel_drops == 14 and len(st.notes.osdrop) == 2
+    rows = tshark_fields(path, "frame.interface_name")
+    assert [r[0] for r in rows] == ["lo", "999", "lo", "999", "lo"]

@@ -8,9 +8,11 @@ is a placeholder (``02:00:00:00:00:00``), the destination is the group's multica
 and IP options or fragmentation on the wire are not seen.
 
 The kernel's drop counter (``SO_RXQ_OVFL``) is written where it rises: the next packet
-carries ``epb_dropcount`` and a comment, and an Interface Statistics Block records the
-cumulative ``isb_osdrop``, so a gap in the capture shows as a gap. The last block of the
-run repeats the live counters.
+carries ``epb_dropcount`` and a comment, and an Interface Statistics Block records
+``isb_osdrop``, the drops before datagrams of that interface since the recording started,
+so a gap in the capture shows as a gap. The closing statistics add the drops seen after
+the last datagram (the live counter) to the first interface, so the ``isb_osdrop`` of the
+last blocks of all interfaces add up to the recording's kernel drops.
 
 Owns: :class:`Recorder` (datagrams → rotating pcapng files) and :func:`record` (the
 receive-and-write loop). Must not: parse command lines, print, install signal handlers.
@@ -101,6 +103,7 @@ class Recorder:
         self._ifaces: dict[int | None, int] = {}  # arrival ifindex -> IDB id
         self._idbs: list[bytes] = []
         self._addr: dict[str, _IP] = {}
+        self._if_drops: dict[int, int] = {}  # IDB id -> drops seen before its datagrams
         self._closed = False
         self._shb = _pcapng.section_header_block(
             "mcastkit record", f"{platform.system()} {platform.release()}")
@@ -178,8 +181,9 @@ class Recorder:
             comment = (f"kernel dropped {dropped} datagram{'s' if dropped != 1 else ''} "
                        f"before this one (socket counter SO_RXQ_OVFL now {drops_total})")
             self.stats.drop_records += 1
+            self._if_drops[ifid] = self._if_drops.get(ifid, 0) + dropped
             self.files.file.append(_pcapng.statistics_block(
-                ifid, ts, osdrop=drops_total, usrdeliv=self.stats.datagrams,
+                ifid, ts, osdrop=self._if_drops[ifid],
                 comment=f"kernel drop counter rose by {dropped} to {drops_total}"))
         if d.truncated:
             self.stats.truncated += 1
@@ -205,10 +209,15 @@ class Recorder:
                 self.stats.kernel_drops = max(self.stats.kernel_drops, kernel_drops)
             if not self.files.file.closed:
                 now = time.time_ns()
+                # drops after the last datagram have no interface: count them on the first
+                rest = self.stats.kernel_drops - sum(self._if_drops.values())
+                if rest > 0:
+                    self._if_drops[0] = self._if_drops.get(0, 0) + rest
+                if not self._idbs:
+                    self._iface(None)
                 for ifid in range(len(self._idbs)):
                     self.files.file.append(_pcapng.statistics_block(
-                        ifid, now, osdrop=self.stats.kernel_drops,
-                        usrdeliv=self.stats.datagrams,
+                        ifid, now, osdrop=self._if_drops.get(ifid, 0),
                         comment="end of capture" if ifid == 0 else None))
         finally:
             self.files.close()
