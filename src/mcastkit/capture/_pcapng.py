@@ -184,6 +184,9 @@ class Notes:
         return max(sum(self.osdrop.values()), self.dropcount)
 
 
+_STRUCTS: dict[tuple[bool, str], struct.Struct] = {}
+
+
 def _parse_options(body: bytes, pos: int, u16: struct.Struct) -> Iterator[tuple[int, bytes]]:
     end = len(body)
     while pos + 4 <= end:
@@ -216,7 +219,12 @@ class PcapngReader:
         self._le = True
 
     def _fmt(self, code: str) -> struct.Struct:
-        return struct.Struct(("<" if self._le else ">") + code)
+        """``code`` in this section's byte order (compiled once per order and code)."""
+        key = (self._le, code)
+        st = _STRUCTS.get(key)
+        if st is None:
+            st = _STRUCTS[key] = struct.Struct(("<" if self._le else ">") + code)
+        return st
 
     def __iter__(self) -> Iterator[Record]:
         f = self._f
@@ -322,7 +330,7 @@ class PcapngReader:
             raise McastValueError("corrupt pcapng file: packet longer than its block")
         iface = self._ifaces[ifid]
         comment = None
-        if ts is not None:  # EPB/PB options follow the padded data
+        if ts is not None and len(body) > at + caplen + 3:  # options follow the padded data
             for code, val in _parse_options(body, at + caplen + _pad(caplen), self._fmt("H")):
                 if code == OPT_COMMENT:
                     comment = val.decode("utf-8", "replace")
