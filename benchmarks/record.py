@@ -131,7 +131,8 @@ def offered(rate: int, seconds: float, size: int = 64) -> dict[str, Any]:
                 continue
 
     def do_record() -> None:
-        rec_stats.append(record(rec_sock, os.path.join(tmp, "rec.pcapng"), stop=stop))
+        rec_stats.append(record(rec_sock, os.path.join(tmp, "rec.pcapng"), stop=stop,
+                                queue_bytes=64_000_000))  # as the CLI does
 
     tcpdump = shutil.which("tcpdump")
     td = None
@@ -158,7 +159,8 @@ def offered(rate: int, seconds: float, size: int = 64) -> dict[str, Any]:
         rec_sock.close()
         if rec_stats:
             st = rec_stats[0]
-            out["record"] = {"written": st.datagrams, "kernel_drops": st.kernel_drops}
+            out["record"] = {"written": st.datagrams, "kernel_drops": st.kernel_drops,
+                             "queue_drops": st.queue_drops}
         if td is not None:
             td.send_signal(signal.SIGINT)
             _o, err = td.communicate(timeout=30)

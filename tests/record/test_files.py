@@ -194,7 +194,7 @@ def test_drop_record_appears_under_overload(netns: Netns, tmp_path: Path,
                                             mcast_port: int) -> None:
     path = str(tmp_path / "drops.pcapng")
     bg = Background("record", f"{G}:{mcast_port}", "-i", "lo", "-w", path, "--rcvbuf", "4096",
-                    "--duration", "3", "--json")
+                    "--duration", "3", "--json", "--queue-mb", "0")
     wait_joined(G)
     sent = 0
     for _ in range(20):
@@ -213,6 +213,10 @@ def test_drop_record_appears_under_overload(netns: Netns, tmp_path: Path,
                                                                           "frame.drop_count"])
     assert rows and sum(int(r[0]) for r in rows) == st.notes.dropcount
     assert all("kernel dropped" in r[1] for r in rows)
+    # replay says how many datagrams the capture is missing
+    r = cli("replay", path, "-i", "lo", "--max")
+    assert r.status == 0, r.stderr
+    assert f"the capture records {st.notes.missing} datagrams that were dropped" in r.stdout
 
 
 def test_drop_records_add_up_over_interfaces(tmp_path: Path) -> None:

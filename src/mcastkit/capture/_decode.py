@@ -77,6 +77,7 @@ class DecodeStats:
                 "skipped": dict(self.skipped), "reassembled": self.reassembled,
                 "bad_checksums": self.bad_checksums,
                 "recorded_kernel_drops": self.notes.kernel_drops,
+                "recorded_missing": self.notes.missing,
                 "truncated_tail": self.notes.truncated_tail}
 
 

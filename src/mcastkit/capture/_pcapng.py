@@ -121,6 +121,7 @@ def enhanced_packet_block(interface_id: int, ts_ns: int, data: bytes, orig_len: 
 
 def statistics_block(interface_id: int, ts_ns: int, *, osdrop: int | None = None,
                      usrdeliv: int | None = None, ifrecv: int | None = None,
+                     ifdrop: int | None = None,
                      start_ns: int | None = None, end_ns: int | None = None,
                      comment: str | None = None) -> bytes:
     """An Interface Statistics Block (counters since the capture started)."""
@@ -130,7 +131,8 @@ def statistics_block(interface_id: int, ts_ns: int, *, osdrop: int | None = None
     for code, ts in ((ISB_STARTTIME, start_ns), (ISB_ENDTIME, end_ns)):
         if ts is not None:
             opts.append((code, _ts_words(ts)))
-    for code, val in ((ISB_IFRECV, ifrecv), (ISB_OSDROP, osdrop), (ISB_USRDELIV, usrdeliv)):
+    for code, val in ((ISB_IFRECV, ifrecv), (ISB_IFDROP, ifdrop), (ISB_OSDROP, osdrop),
+                      (ISB_USRDELIV, usrdeliv)):
         if val is not None:
             opts.append((code, _U64.pack(val)))
     return _block(BLOCK_ISB, _U32.pack(interface_id) + _ts_words(ts_ns) + _options(opts))
@@ -174,6 +176,7 @@ class Notes:
 
     comments: list[str] = field(default_factory=list)
     osdrop: dict[tuple[int, int], int] = field(default_factory=dict)  # (section, if) -> max
+    ifdrop: dict[tuple[int, int], int] = field(default_factory=dict)  # (section, if) -> max
     dropcount: int = 0  # sum of epb_dropcount
     truncated_tail: bool = False
 
@@ -181,7 +184,13 @@ class Notes:
     def kernel_drops(self) -> int:
         """Drops the file records: the last ``isb_osdrop`` of every interface, or the sum
         of ``epb_dropcount`` if that is larger."""
-        return max(sum(self.osdrop.values()), self.dropcount)
+        return max(sum(self.osdrop.values()), self.dropcount - sum(self.ifdrop.values()))
+
+    @property
+    def missing(self) -> int:
+        """Datagrams the file says are not in it: kernel drops plus ``isb_ifdrop`` (for
+        ``mcastkit record``: received but not written, its write queue was full)."""
+        return self.kernel_drops + sum(self.ifdrop.values())
 
 
 _STRUCTS: dict[tuple[bool, str], struct.Struct] = {}
@@ -313,10 +322,11 @@ class PcapngReader:
         if btype == BLOCK_ISB and len(body) >= 12:
             ifid = u32.unpack_from(body)[0]
             for code, val in _parse_options(body, 12, u16):
-                if code == ISB_OSDROP and len(val) == 8:
+                if code in (ISB_OSDROP, ISB_IFDROP) and len(val) == 8:
                     key = (self._section, ifid)
                     drops = self._fmt("Q").unpack(val)[0]
-                    self.notes.osdrop[key] = max(self.notes.osdrop.get(key, 0), drops)
+                    where = self.notes.osdrop if code == ISB_OSDROP else self.notes.ifdrop
+                    where[key] = max(where.get(key, 0), drops)
                 elif code == OPT_COMMENT:
                     self.notes.comments.append(val.decode("utf-8", "replace"))
         return None

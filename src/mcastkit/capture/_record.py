@@ -37,6 +37,7 @@ from .._socket import MulticastSocket, open_receiver
 from ..seq import SeqAnalyzer
 from . import _pcapng
 from ._files import RotatingFiles
+from ._writer import BatchWriter
 
 __all__ = ["RecordStats", "Recorder", "record"]
 
@@ -55,6 +56,8 @@ class RecordStats:
     bytes: int = 0  #: UDP payload bytes written
     kernel_drops: int = 0  #: the kernel's drop counters (all sockets) as last seen
     drop_records: int = 0  #: how often a rise of the drop counter was written
+    queue_drops: int = 0  #: received but not written: the write queue was full
+    queue_peak_bytes: int = 0  #: the most the write queue held
     truncated: int = 0  #: datagrams longer than the receive buffer (written cut)
     elapsed_s: float = 0.0
     files: list[str] = field(default_factory=list)  #: files written, oldest first
@@ -64,6 +67,7 @@ class RecordStats:
         """JSON-ready."""
         return {"datagrams": self.datagrams, "bytes": self.bytes,
                 "kernel_drops": self.kernel_drops, "drop_records": self.drop_records,
+                "queue_drops": self.queue_drops, "queue_peak_bytes": self.queue_peak_bytes,
                 "truncated": self.truncated, "elapsed_s": round(self.elapsed_s, 3),
                 "files": list(self.files), "removed": list(self.removed)}
 
@@ -104,6 +108,7 @@ class Recorder:
         self._idbs: list[bytes] = []
         self._addr: dict[str, _IP] = {}
         self._if_drops: dict[int, int] = {}  # IDB id -> drops seen before its datagrams
+        self._q_drops: dict[int, int] = {}  # IDB id -> not written (full write queue)
         self._closed = False
         self._shb = _pcapng.section_header_block(
             "mcastkit record", f"{platform.system()} {platform.release()}")
@@ -146,7 +151,8 @@ class Recorder:
             ip = self._addr[text] = ipaddress.ip_address(text.split("%", 1)[0])
         return ip
 
-    def add(self, d: Datagram, port: int, *, dropped: int = 0, drops_total: int = 0) -> None:
+    def add(self, d: Datagram, port: int, *, dropped: int = 0, drops_total: int = 0,
+            queue_dropped: int = 0) -> None:
         """Write one datagram received on UDP ``port``.
 
         Args:
@@ -155,6 +161,9 @@ class Recorder:
             dropped: how many datagrams the kernel dropped just before it (written as
                 ``epb_dropcount``, a comment and a statistics block).
             drops_total: the cumulative kernel drop count at that point.
+            queue_dropped: how many datagrams were received just before it but not written
+                (the write queue of a threaded recording was full): in ``epb_dropcount``
+                too, a comment, and ``isb_ifdrop``.
 
         Raises:
             CaptureFileError: writing failed (the file ends at its last complete block).
@@ -185,12 +194,20 @@ class Recorder:
             self.files.file.append(_pcapng.statistics_block(
                 ifid, ts, osdrop=self._if_drops[ifid],
                 comment=f"kernel drop counter rose by {dropped} to {drops_total}"))
+        if queue_dropped:
+            self.stats.queue_drops += queue_dropped
+            self._q_drops[ifid] = self._q_drops.get(ifid, 0) + queue_dropped
+            note = (f"{queue_dropped} datagram{'s' if queue_dropped != 1 else ''} received "
+                    "but not written before this one: the write queue was full")
+            comment = f"{comment}; {note}" if comment else note
+            self.files.file.append(_pcapng.statistics_block(
+                ifid, ts, ifdrop=self._q_drops[ifid], comment=note))
         if d.truncated:
             self.stats.truncated += 1
             comment = ((comment + "; ") if comment else "") + \
                 "truncated: longer than the receive buffer"
         self.files.file.append(_pcapng.enhanced_packet_block(
-            ifid, ts, frame, dropcount=dropped if dropped else None, comment=comment))
+            ifid, ts, frame, dropcount=(dropped + queue_dropped) or None, comment=comment))
         self.stats.datagrams += 1
         self.stats.bytes += len(d.data)
 
@@ -213,11 +230,15 @@ class Recorder:
                 rest = self.stats.kernel_drops - sum(self._if_drops.values())
                 if rest > 0:
                     self._if_drops[0] = self._if_drops.get(0, 0) + rest
+                rest = self.stats.queue_drops - sum(self._q_drops.values())
+                if rest > 0:  # the write queue dropped the last batches
+                    self._q_drops[0] = self._q_drops.get(0, 0) + rest
                 if not self._idbs:
                     self._iface(None)
                 for ifid in range(len(self._idbs)):
                     self.files.file.append(_pcapng.statistics_block(
                         ifid, now, osdrop=self._if_drops.get(ifid, 0),
+                        ifdrop=self._q_drops.get(ifid) or None,
                         comment="end of capture" if ifid == 0 else None))
         finally:
             self.files.close()
@@ -247,7 +268,8 @@ def record(source: str | Endpoint | MulticastSocket | Sequence[str | Endpoint | 
            count: int | None = None, duration_s: float | None = None,
            stop: threading.Event | None = None, seq: SeqAnalyzer | None = None,
            progress: Callable[[RecordStats], None] | None = None,
-           progress_every_s: float = 1.0, **recorder_options: object) -> RecordStats:
+           progress_every_s: float = 1.0, queue_bytes: int | None = None,
+           **recorder_options: object) -> RecordStats:
     """Write what arrives on ``source`` to ``path`` until ``count`` datagrams,
     ``duration_s`` seconds, or ``stop`` is set.
 
@@ -262,6 +284,8 @@ def record(source: str | Endpoint | MulticastSocket | Sequence[str | Endpoint | 
         stop: an event another thread (or a signal handler) sets to end the run cleanly.
         seq: a :class:`~mcastkit.seq.SeqAnalyzer` fed with every datagram.
         progress: called with the stats about every ``progress_every_s`` seconds.
+        queue_bytes: write on a thread of its own behind a queue of at most this many
+            bytes, so the receiving thread only receives (None: write as it receives).
 
     Returns:
         The final :class:`RecordStats`.
@@ -289,7 +313,7 @@ def record(source: str | Endpoint | MulticastSocket | Sequence[str | Endpoint | 
             s.set_metadata(True, timestamps=True)
             sel.register(s.fileno(), selectors.EVENT_READ, s)
         _loop(rec, sel, [*socks, *own], count, duration_s, stopped, seq, progress,
-              progress_every_s)
+              progress_every_s, queue_bytes)
         rec.close(_live_drops([*socks, *own]))
     finally:
         rec.close()
@@ -299,40 +323,70 @@ def record(source: str | Endpoint | MulticastSocket | Sequence[str | Endpoint | 
     return rec.stats
 
 
+class _Batches:
+    """Writes received batches to a :class:`Recorder`: the drop counters of each socket,
+    the sequence analysis; the same code for the receiving thread and a writer thread."""
+
+    def __init__(self, rec: Recorder, socks: list[MulticastSocket],
+                 seq: SeqAnalyzer | None) -> None:
+        self.rec = rec
+        self.seq = seq
+        self.ports = {s: s.local_address[1] for s in socks}
+        self.last = {s: 0 for s in socks}  # each socket's drop counter as last seen
+
+    def write(self, sock: MulticastSocket, batch: Sequence[Datagram], queue_dropped: int
+              ) -> None:
+        rec, st, seq = self.rec, self.rec.stats, self.seq
+        port, prev = self.ports[sock], self.last[sock]
+        for d in batch:
+            dropped = 0
+            if d.drops is not None and d.drops > prev:
+                dropped, prev = d.drops - prev, d.drops
+                self.last[sock] = prev
+                st.kernel_drops = max(st.kernel_drops, sum(self.last.values()))
+            rec.add(d, port, dropped=dropped, drops_total=st.kernel_drops,
+                    queue_dropped=queue_dropped)
+            queue_dropped = 0
+            if seq is not None:
+                seq.feed_payload(d.data, d.source, d.port, d.group, port,
+                                 (d.timestamp_ns or 0) / 1e9)
+
+
 def _loop(rec: Recorder, sel: selectors.BaseSelector, socks: list[MulticastSocket],
           count: int | None, duration_s: float | None, stopped: threading.Event,
           seq: SeqAnalyzer | None, progress: Callable[[RecordStats], None] | None,
-          progress_every_s: float) -> None:
+          progress_every_s: float, queue_bytes: int | None) -> None:
     t0 = time.monotonic()
-    ports = {s: s.local_address[1] for s in socks}
-    last = {s: 0 for s in socks}  # each socket's drop counter as last seen
+    batches = _Batches(rec, socks, seq)
+    writer = BatchWriter(batches.write, queue_bytes) if queue_bytes else None
     deadline = None if duration_s is None else t0 + duration_s
     next_progress = t0 + progress_every_s
     st = rec.stats
-    while not stopped.is_set():
-        now = time.monotonic()
-        if (deadline is not None and now >= deadline) or (count is not None
-                                                          and st.datagrams >= count):
-            break
-        wait = 0.2 if deadline is None else max(0.0, min(0.2, deadline - now))
-        for sock, batch in _drain(sel, wait):
-            port, prev = ports[sock], last[sock]
-            for d in batch:
-                if count is not None and st.datagrams >= count:
-                    break
-                dropped = 0
-                if d.drops is not None and d.drops > prev:
-                    dropped, prev = d.drops - prev, d.drops
-                    last[sock] = prev
-                    st.kernel_drops = max(st.kernel_drops, sum(last.values()))
-                rec.add(d, port, dropped=dropped, drops_total=st.kernel_drops)
-                if seq is not None:
-                    seq.feed_payload(d.data, d.source, d.port, d.group, port,
-                                     (d.timestamp_ns or 0) / 1e9)
-        now = time.monotonic()
-        st.elapsed_s = now - t0
-        if progress is not None and now >= next_progress:
-            next_progress = now + progress_every_s
-            st.kernel_drops = max(st.kernel_drops, _live_drops(socks))
-            progress(st)
+    taken = 0  # datagrams received (written, queued or dropped by the full queue)
+    try:
+        while not stopped.is_set():
+            now = time.monotonic()
+            if (deadline is not None and now >= deadline) or (count is not None
+                                                              and taken >= count):
+                break
+            wait = 0.2 if deadline is None else max(0.0, min(0.2, deadline - now))
+            for sock, batch in _drain(sel, wait):
+                if count is not None and taken + len(batch) > count:
+                    batch = batch[:count - taken]
+                taken += len(batch)
+                if writer is not None:
+                    writer.put(sock, batch)
+                else:
+                    batches.write(sock, batch, 0)
+            now = time.monotonic()
+            st.elapsed_s = now - t0
+            if progress is not None and now >= next_progress:
+                next_progress = now + progress_every_s
+                st.kernel_drops = max(st.kernel_drops, _live_drops(socks))
+                progress(st)
+    finally:
+        if writer is not None:
+            writer.close()
+            st.queue_peak_bytes = writer.peak_bytes
+            st.queue_drops = writer.dropped  # includes those no datagram came after
     st.elapsed_s = time.monotonic() - t0

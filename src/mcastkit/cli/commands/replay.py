@@ -77,9 +77,9 @@ def _report(env: Env, r: ReplayReport, path: str) -> None:
         env.out(f"timing: sent late by mean {t['mean']:.0f} us, p50 {t['p50']:.0f} us, "
                 f"p99 {t['p99']:.0f} us, max {t['max']:.0f} us against the schedule")
     notes = r.decode.notes
-    if notes.kernel_drops:
-        env.out(f"note: the capture records {notes.kernel_drops} datagrams the kernel "
-                "dropped while recording (they are not in the file)")
+    if notes.missing:
+        env.out(f"note: the capture records {notes.missing} datagrams that were dropped "
+                "while recording (they are not in the file)")
     if notes.truncated_tail:
         env.out("note: the capture ends in a cut-off block (its writer was killed); "
                 "everything before it was replayed")
