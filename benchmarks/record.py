@@ -9,7 +9,8 @@ Rows (datagrams per second, ratio to a baseline measured in the same run):
 
 Offered load (``offered`` in the report): the C sender at a fixed rate for a few seconds
 into lo, received three ways on the same stream at once: mcastkit's receive path without
-writing, ``mcastkit.capture.record`` to a file, and ``tcpdump -w``; each row says how many
+writing, ``mcastkit.capture.record`` to a file (writer thread, 512 MB queue), and
+``tcpdump -w``; each row says how many
 datagrams it got and how many the kernel dropped for it.
 """
 
@@ -19,6 +20,7 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -107,6 +109,9 @@ def run(count: int, sizes: list[int], repeats: int) -> list[Result]:
     return out
 
 
+QUEUE_BYTES = 512_000_000  # `mcastkit record --queue-mb 512`: holds 5 s at 200k/s
+
+
 def offered(rate: int, seconds: float, size: int = 64) -> dict[str, Any]:
     """The same offered stream into three receivers at once (see the module docstring)."""
     exe = build_c("sendmmsg_tx")
@@ -132,7 +137,7 @@ def offered(rate: int, seconds: float, size: int = 64) -> dict[str, Any]:
 
     def do_record() -> None:
         rec_stats.append(record(rec_sock, os.path.join(tmp, "rec.pcapng"), stop=stop,
-                                queue_bytes=64_000_000))  # as the CLI does
+                                queue_bytes=QUEUE_BYTES))
 
     tcpdump = shutil.which("tcpdump")
     td = None
@@ -141,6 +146,8 @@ def offered(rate: int, seconds: float, size: int = 64) -> dict[str, Any]:
                                os.path.join(tmp, "td.pcap"), "udp", "port", str(p)],
                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         time.sleep(1.0)
+    switch = sys.getswitchinterval()
+    sys.setswitchinterval(0.0005)  # as `mcastkit record` does while recording
     threads = [threading.Thread(target=drain_plain), threading.Thread(target=do_record)]
     for t in threads:
         t.start()
@@ -153,7 +160,8 @@ def offered(rate: int, seconds: float, size: int = 64) -> dict[str, Any]:
     finally:
         stop.set()
         for t in threads:
-            t.join(30)
+            t.join(60)
+        sys.setswitchinterval(switch)
         out["receive (no write)"] = {"received": got[0], "kernel_drops": plain.kernel_drops()}
         plain.close()
         rec_sock.close()
