@@ -39,8 +39,10 @@ class CapturedDatagram:
 
     Attributes:
         ts_ns: capture time, ns since the epoch (None: the file had none).
-        source / sport: the sender.
-        group / dport: where it was sent (a multicast or broadcast address).
+        source: the sender's address.
+        sport: the sender's UDP port.
+        group: where it was sent (a multicast or broadcast address).
+        dport: the UDP port it was sent to.
         payload: the UDP payload.
         ttl: TTL / hop limit on the wire.
         version: 4 or 6.

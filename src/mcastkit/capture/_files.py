@@ -181,7 +181,8 @@ class RotatingFiles:
     Args:
         path: the file name; with rotation, numbers are put before the extension.
         header: called with each new file's index; returns the blocks that start a file.
-        max_bytes / max_age_s: rotation limits (None: never).
+        max_bytes: rotate past this size (None: never).
+        max_age_s: rotate past this age in seconds (None: never).
         keep: with rotation, delete the oldest files this run made beyond ``keep``.
         overwrite: replace existing regular files of the same names.
         clock: seconds (for the age limit).

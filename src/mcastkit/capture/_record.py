@@ -78,7 +78,8 @@ class Recorder:
     Args:
         path: the file to create (never an existing name unless ``overwrite``; never
             through a symlink). With rotation the files are ``NAME-00000.EXT``...
-        rotate_bytes / rotate_s: start a new file past this size / age (None: never).
+        rotate_bytes: start a new file past this size (None: never).
+        rotate_s: start a new file past this age in seconds (None: never).
         keep: with rotation, keep only the newest ``keep`` files.
         overwrite: replace an existing regular file of the same name.
         linktype: ``"ethernet"`` (default) or ``"raw"`` (IP packets without a link layer).
@@ -280,7 +281,8 @@ def record(source: str | Endpoint | MulticastSocket | Sequence[str | Endpoint | 
             open and joined afterwards; sockets made here are closed.
         path: the pcapng file (see :class:`Recorder` for ``recorder_options``).
         interface: where to join endpoints (name, index or address).
-        count / duration_s: when to stop (None: not by that).
+        count: stop after this many datagrams (None: not by count).
+        duration_s: stop after this many seconds (None: not by time).
         stop: an event another thread (or a signal handler) sets to end the run cleanly.
         seq: a :class:`~mcastkit.seq.SeqAnalyzer` fed with every datagram.
         progress: called with the stats about every ``progress_every_s`` seconds.
