@@ -16,6 +16,7 @@ from dataclasses import asdict
 from typing import Any
 
 from . import e2e, rx, tx
+from . import record as record_bench
 from ._util import OUT, Result
 
 
@@ -60,14 +61,15 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m benchmarks")
     ap.add_argument("--quick", action="store_true", help="fewer datagrams, one size")
     ap.add_argument("--runs", type=int, default=3, help="runs per scenario (median)")
-    ap.add_argument("--only", choices=["drain", "send", "e2e", "memory"], action="append")
+    ap.add_argument("--only", choices=["drain", "send", "e2e", "memory", "record"],
+                    action="append")
     a = ap.parse_args(argv)
     if os.environ.get("MCAST_IN_NETNS") != "1":
         print("note: not inside scripts/in-netns; run `make bench` for an isolated run",
               file=sys.stderr)
     count = 30_000 if a.quick else 150_000
     sizes = [64] if a.quick else [64, 1400]
-    only = set(a.only or ["drain", "send", "e2e", "memory"])
+    only = set(a.only or ["drain", "send", "e2e", "memory", "record"])
     results: list[Result] = []
     extra: dict[str, Any] = {}
     t0 = time.time()
@@ -75,11 +77,17 @@ def main(argv: list[str] | None = None) -> int:
         results += rx.run(count, sizes, a.runs)
     if "send" in only:
         results += tx.run(count * 2, sizes, a.runs)
+    if "record" in only:
+        results += record_bench.run(count, sizes, a.runs)
     print(_table(results))
     if "e2e" in only:
         secs = 1.0 if a.quick else 5.0
         extra["e2e_200k"] = e2e.offered(200_000, secs)
         print("end-to-end:", extra["e2e_200k"])
+    if "record" in only:
+        extra["record_offered"] = record_bench.offered(50_000 if a.quick else 200_000,
+                                                       1.0 if a.quick else 5.0)
+        print("record, offered load:", extra["record_offered"])
     if "memory" in only:
         extra["memory"] = e2e.memory(100_000 if a.quick else 1_000_000)
         print("memory:", extra["memory"])
