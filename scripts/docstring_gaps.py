@@ -49,8 +49,9 @@ def _function_gaps(fn: Any) -> list[str]:
 
 
 def gaps(src: Path) -> dict[str, list[str]]:
+    ext = griffe.load_extensions(str(Path(__file__).with_name("griffe_mcastkit.py")))
     pkg = griffe.load("mcastkit", search_paths=[str(src)], resolve_aliases=True,
-                      resolve_external=False)
+                      resolve_external=False, extensions=ext)
     found: dict[str, list[str]] = {}
     for modname in PUBLIC_MODULES:
         runtime = importlib.import_module(modname)

@@ -87,6 +87,8 @@ def _build(tmp: Path, docs: Path) -> subprocess.CompletedProcess[str]:
     config = (ROOT / "mkdocs.yml").read_text()
     config = config.replace("docs_dir: docs", f"docs_dir: {docs}")
     config = config.replace("scripts/mkdocs_hooks.py", str(ROOT / "scripts" / "mkdocs_hooks.py"))
+    config = config.replace("scripts/griffe_mcastkit.py",
+                            str(ROOT / "scripts" / "griffe_mcastkit.py"))
     config = config.replace("paths: [src]", f"paths: [{ROOT / 'src'}]")
     config = config.replace("base_path: [.]", f"base_path: [{ROOT}]")
     (tmp / "mkdocs.yml").write_text(config)
