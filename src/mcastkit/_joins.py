@@ -104,15 +104,30 @@ class Memberships:
     # ------------------------------------------------------------------ any-source
 
     def join(self, group: GroupArg, interface: InterfaceArg | None = None) -> Membership:
-        """Join ``group`` (any source) on ``interface`` (by index). Joining again is a no-op
-        that returns the existing membership.
+        """Join ``group`` (any source) on ``interface`` (joins go by interface index).
+
+        Joining again is a no-op that returns the existing membership.
+
+        Args:
+            group: the group address (``"239.255.0.1"``, ``"ff15::1"``) or a
+                :class:`~mcastkit.Group`.
+            interface: the interface (name, index, local address or
+                :class:`~mcastkit.Interface`); None: the socket's default interface, else
+                the one the routing table picks for the group.
+
+        Returns:
+            The membership as the kernel accepted it (interface name and index).
 
         Raises:
-            McastValueError: not a multicast address, or the wrong IP version.
-            ModeConflictError: the group is joined source-specifically on this interface.
-            InterfaceNotFoundError / InterfaceError: no such interface, or no route.
+            McastValueError: not a multicast address (``NOT_MULTICAST``), or the wrong IP
+                version for this socket (``WRONG_FAMILY``).
+            ModeConflictError: the group is joined source-specifically on this interface
+                (``MODE_CONFLICT``).
+            InterfaceNotFoundError: no such interface (``INTERFACE_NOT_FOUND``).
+            InterfaceError: no route to choose an interface from (``NO_ROUTE``).
             MembershipLimitError: over ``net.ipv4.igmp_max_memberships`` (named, with its
-                value); the memberships already held stay intact.
+                value; ``MEMBERSHIP_LIMIT``); the memberships already held stay intact.
+            ClosedError: the socket is closed (``CLOSED``).
         """
         self._h.check_open()
         g = self._group(group)
@@ -131,8 +146,16 @@ class Memberships:
     def leave(self, group: GroupArg, interface: InterfaceArg | None = None) -> None:
         """Leave an any-source or source-specific membership (all its sources).
 
+        Args:
+            group: the group address or :class:`~mcastkit.Group`.
+            interface: the interface of the membership; None: the only interface
+                ``group`` is joined on (or the socket's default interface).
+
         Raises:
-            NotJoinedError: this socket holds no such membership.
+            NotJoinedError: this socket holds no such membership (``NOT_JOINED``).
+            McastValueError: ``group`` is joined on several interfaces and ``interface``
+                is None, or not a multicast address of this socket's IP version.
+            ClosedError: the socket is closed (``CLOSED``).
         """
         self._h.check_open()
         g = self._group(group)
@@ -165,11 +188,28 @@ class Memberships:
     def join_source(self, source: str | IPAddress, group: GroupArg,
                     interface: InterfaceArg | None = None) -> Membership:
         """Source-specific join: receive ``group`` only from ``source`` (RFC 4607).
-        Adding the same source again is a no-op.
+
+        A further source adds to the membership; adding the same source again is a no-op.
+
+        Args:
+            source: the unicast address of the sender to receive.
+            group: the group address or :class:`~mcastkit.Group`.
+            interface: the interface (name, index, local address or
+                :class:`~mcastkit.Interface`); None: the socket's default interface, else
+                the one the routing table picks for the group.
+
+        Returns:
+            The membership with its sources, as the kernel accepted it.
 
         Raises:
-            ModeConflictError: the group is joined any-source on this interface.
-            SourceFilterError: over ``igmp_max_msf`` / ``mld_max_msf`` (named).
+            McastValueError: ``source`` is not a unicast address (``BAD_ADDRESS``), or the
+                group is not multicast / of the wrong IP version.
+            ModeConflictError: the group is joined any-source on this interface
+                (``MODE_CONFLICT``).
+            SourceFilterError: over ``igmp_max_msf`` / ``mld_max_msf`` (named;
+                ``SOURCE_FILTER``).
+            InterfaceNotFoundError: no such interface (``INTERFACE_NOT_FOUND``).
+            ClosedError: the socket is closed (``CLOSED``).
         """
         self._h.check_open()
         g = self._group(group)
@@ -189,7 +229,20 @@ class Memberships:
 
     def leave_source(self, source: str | IPAddress, group: GroupArg,
                      interface: InterfaceArg | None = None) -> None:
-        """Drop one source of a source-specific join (the last one leaves the group)."""
+        """Drop one source of a source-specific join (the last one leaves the group).
+
+        Args:
+            source: the source to drop.
+            group: the group address or :class:`~mcastkit.Group`.
+            interface: the interface of the membership; None: the only interface
+                ``group`` is joined on (or the socket's default interface).
+
+        Raises:
+            NotJoinedError: no such source-specific membership or source (``NOT_JOINED``).
+            ModeConflictError: the group is joined any-source (``MODE_CONFLICT``).
+            McastValueError: a bad source or group address.
+            ClosedError: the socket is closed (``CLOSED``).
+        """
         self._h.check_open()
         g = self._group(group)
         s = self._source(source)
@@ -202,12 +255,42 @@ class Memberships:
 
     def block_source(self, source: str | IPAddress, group: GroupArg,
                      interface: InterfaceArg | None = None) -> None:
-        """Stop receiving ``source`` on an any-source join (EXCLUDE filter)."""
+        """Stop receiving ``source`` on an any-source join (EXCLUDE filter).
+
+        Blocking a source already blocked is a no-op.
+
+        Args:
+            source: the sender to stop receiving.
+            group: the group address or :class:`~mcastkit.Group`, joined any-source.
+            interface: the interface of the membership; None: the only interface
+                ``group`` is joined on (or the socket's default interface).
+
+        Raises:
+            NotJoinedError: the group is not joined here (``NOT_JOINED``).
+            ModeConflictError: the group is joined source-specifically (``MODE_CONFLICT``).
+            SourceFilterError: over ``igmp_max_msf`` / ``mld_max_msf`` (``SOURCE_FILTER``).
+            McastValueError: a bad source or group address.
+            ClosedError: the socket is closed (``CLOSED``).
+        """
         self._filter(source, group, interface, block=True)
 
     def unblock_source(self, source: str | IPAddress, group: GroupArg,
                        interface: InterfaceArg | None = None) -> None:
-        """Undo :meth:`block_source`."""
+        """Undo :meth:`block_source`: receive ``source`` again.
+
+        Args:
+            source: the blocked sender.
+            group: the group address or :class:`~mcastkit.Group`, joined any-source.
+            interface: the interface of the membership; None: the only interface
+                ``group`` is joined on (or the socket's default interface).
+
+        Raises:
+            NotJoinedError: the group is not joined here, or ``source`` is not blocked
+                (``NOT_JOINED``).
+            ModeConflictError: the group is joined source-specifically (``MODE_CONFLICT``).
+            McastValueError: a bad source or group address.
+            ClosedError: the socket is closed (``CLOSED``).
+        """
         self._filter(source, group, interface, block=False)
 
     def _filter(self, source: str | IPAddress, group: GroupArg,
@@ -227,9 +310,19 @@ class Memberships:
     # ------------------------------------------------------------------ interface changes
 
     def refresh_interfaces(self) -> list[Membership]:
-        """Re-join memberships made by interface *name* whose interface was re-created
-        (new index; field notes B3). Returns the memberships re-joined. Memberships whose
-        interface is still missing are kept and retried on the next call."""
+        """Re-join memberships made by interface *name* whose interface was re-created.
+
+        A re-created interface has a new index (field notes B3). Memberships whose
+        interface is still missing are kept and retried on the next call.
+
+        Returns:
+            The memberships re-joined (empty when nothing changed).
+
+        Raises:
+            McastError: a re-join the kernel refused (as :meth:`join`); the old record is
+                kept so the next call retries.
+            ClosedError: the socket is closed (``CLOSED``).
+        """
         self._h.check_open()
         done: list[Membership] = []
         for m in self._book:

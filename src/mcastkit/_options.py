@@ -49,11 +49,17 @@ class SendOptions:
     def set_interface(self, interface: InterfaceArg) -> Interface:
         """Set the default interface: outgoing multicast goes out of it, joins use it.
 
+        Args:
+            interface: the interface by name (``"eth1"``), index, local address or
+                :class:`~mcastkit.Interface`.
+
         Returns:
             The interface as resolved (name, index, addresses).
 
         Raises:
-            InterfaceNotFoundError: no such interface.
+            InterfaceNotFoundError: no such interface (``INTERFACE_NOT_FOUND``).
+            ClosedError: the socket is closed (``CLOSED``).
+            McastOSError: the kernel refused the option (the message names it).
         """
         h = self._h
         h.check_open()
@@ -68,8 +74,17 @@ class SendOptions:
         return iface
 
     def set_ttl(self, ttl: int) -> None:
-        """Multicast TTL (IPv4) or hop limit (IPv6), 0-255. 0 keeps datagrams on this host,
-        1 on the local link. (-1, which Linux takes as "default", is refused: C4.)
+        """Set the multicast TTL (IPv4) or hop limit (IPv6) of outgoing datagrams.
+
+        0 keeps datagrams on this host, 1 on the local link. (-1, which Linux takes as
+        "default", is refused: C4.)
+
+        Args:
+            ttl: 0-255.
+
+        Raises:
+            McastValueError: ``ttl`` outside 0-255 (``BAD_VALUE``); nothing changes.
+            ClosedError: the socket is closed (``CLOSED``).
 
         Warns:
             McastScopeWarning: ``ttl`` > 1 while the socket is joined or connected to a
@@ -112,8 +127,17 @@ class SendOptions:
         return self._h.getopt(Op.MULTICAST_TTL)
 
     def set_loopback(self, on: bool) -> None:
-        """Deliver our own multicast sends to listeners on this host. On Linux this is a
-        *sender* setting that silences every local receiver (field notes C5)."""
+        """Deliver our own multicast sends to listeners on this host (or not).
+
+        On Linux this is a *sender* setting: turned off, it silences every local receiver
+        of this socket's sends (field notes C5).
+
+        Args:
+            on: True to loop our sends back to local listeners.
+
+        Raises:
+            ClosedError: the socket is closed (``CLOSED``).
+        """
         self._h.check_open()
         self._h.setopt(Op.MULTICAST_LOOP, 1 if on else 0, ErrOp.SET_LOOPBACK)
 
@@ -123,7 +147,15 @@ class SendOptions:
         return bool(self._h.getopt(Op.MULTICAST_LOOP))
 
     def set_dscp(self, dscp: int) -> None:
-        """DSCP 0-63 for outgoing datagrams (IP_TOS / IPV6_TCLASS, ECN bits zero)."""
+        """Set the DSCP of outgoing datagrams (IP_TOS / IPV6_TCLASS, ECN bits zero).
+
+        Args:
+            dscp: Differentiated Services code point, 0-63.
+
+        Raises:
+            McastValueError: ``dscp`` outside 0-63 (``BAD_VALUE``); nothing changes.
+            ClosedError: the socket is closed (``CLOSED``).
+        """
         self._h.check_open()
         _check_range("dscp", dscp, 0, 63)
         self._h.setopt(Op.TOS, dscp << 2, ErrOp.SET_DSCP)
@@ -134,7 +166,16 @@ class SendOptions:
         return self._h.getopt(Op.TOS) >> 2
 
     def set_dont_fragment(self, on: bool) -> None:
-        """Refuse to fragment: datagrams over the path MTU raise DatagramTooLargeError."""
+        """Refuse (or allow) fragmentation of outgoing datagrams.
+
+        Args:
+            on: True: datagrams over the path MTU raise
+                :class:`~mcastkit.DatagramTooLargeError` instead of being fragmented.
+
+        Raises:
+            ClosedError: the socket is closed (``CLOSED``).
+            McastOSError: the kernel refused the option.
+        """
         h = self._h
         h.check_open()
         row = _lookup(h.family, Op.MTU_DISCOVER)
@@ -151,8 +192,20 @@ class SendOptions:
 
     def set_buffer_sizes(self, *, rcvbuf_bytes: int | None = None,
                          sndbuf_bytes: int | None = None) -> tuple[int, int]:
-        """Request buffer sizes; returns (rcvbuf, sndbuf) as the kernel applied them (it
-        doubles the request and caps it at ``net.core.rmem_max`` / ``wmem_max``)."""
+        """Request receive and send buffer sizes; both are checked before either is set.
+
+        Args:
+            rcvbuf_bytes: SO_RCVBUF request, 1 B-1 GiB (None: unchanged).
+            sndbuf_bytes: SO_SNDBUF request, 1 B-1 GiB (None: unchanged).
+
+        Returns:
+            (rcvbuf, sndbuf) as the kernel applied them: it doubles the request and caps
+            it at ``net.core.rmem_max`` / ``wmem_max``.
+
+        Raises:
+            McastValueError: a size out of range (``BAD_VALUE``); nothing changes.
+            ClosedError: the socket is closed (``CLOSED``).
+        """
         self._h.check_open()
         # validate both before applying either, so a refused call changes nothing
         if rcvbuf_bytes is not None:

@@ -59,7 +59,21 @@ class ReceivePath:
     # ------------------------------------------------------------------ settings
 
     def set_metadata(self, on: bool, *, timestamps: bool | None = None) -> None:
-        """Turn per-datagram metadata on or off (may be toggled mid-stream)."""
+        """Turn per-datagram metadata on or off (may be toggled mid-stream).
+
+        With metadata on, every :class:`~mcastkit.Datagram` carries its destination
+        group, arrival interface, TTL / hop limit and the kernel drop count (IP_PKTINFO,
+        IP_RECVTTL, SO_RXQ_OVFL).
+
+        Args:
+            on: True to receive the metadata.
+            timestamps: also receive the kernel arrival time (SO_TIMESTAMPNS); None
+                leaves that setting as it is.
+
+        Raises:
+            ClosedError: the socket is closed (``CLOSED``).
+            McastOSError: the kernel refused an option.
+        """
         h = self._h
         h.check_open()
         v = 1 if on else 0
@@ -77,12 +91,20 @@ class ReceivePath:
         return self._metadata
 
     def set_min_ttl(self, min_ttl: int | None) -> None:
-        """Drop datagrams whose arrival TTL / hop limit is below ``min_ttl`` (1-255; None
-        turns the check off). 255 accepts only senders on this link, since every router
-        decrements it (GTSM, RFC 5082; security goal G4). Turns metadata on, because the
-        check needs the received TTL. Dropped datagrams are counted in
-        ``stats.ttl_filtered``. Linux's IP_MINTTL does not apply to UDP, so the check is
-        done here, after the kernel delivered the datagram.
+        """Drop datagrams whose arrival TTL / hop limit is below ``min_ttl``.
+
+        255 accepts only senders on this link, since every router decrements it (GTSM,
+        RFC 5082; security goal G4). Turns metadata on, because the check needs the
+        received TTL. Dropped datagrams are counted in ``stats.ttl_filtered``. Linux's
+        IP_MINTTL does not apply to UDP, so the check is done here, after the kernel
+        delivered the datagram.
+
+        Args:
+            min_ttl: 1-255; None turns the check off.
+
+        Raises:
+            McastValueError: ``min_ttl`` outside 1-255 (``BAD_VALUE``); nothing changes.
+            ClosedError: the socket is closed (``CLOSED``).
         """
         self._h.check_open()
         if min_ttl is not None:
@@ -99,8 +121,15 @@ class ReceivePath:
     # ------------------------------------------------------------------ receiving
 
     def recv(self, timeout_s: float | None = None) -> Datagram:
-        """Receive one datagram, waiting up to ``timeout_s`` (None: the socket's own
-        timeout from :meth:`settimeout` / ``blocking``; a per-call value does not stick).
+        """Receive one datagram, waiting up to ``timeout_s``.
+
+        Args:
+            timeout_s: seconds to wait for the first datagram (0: do not wait); None: the
+                socket's own timeout from :meth:`settimeout` / ``blocking`` (a per-call
+                value does not stick).
+
+        Returns:
+            The datagram: payload, sender, and (metadata on) group, interface, TTL.
 
         Raises:
             ReceiveTimeoutError: nothing arrived in time (a TimeoutError); with
@@ -113,8 +142,26 @@ class ReceivePath:
 
     def recv_many(self, max_count: int = 64, timeout_s: float | None = None
                   ) -> list[Datagram]:
-        """Receive up to ``max_count`` datagrams: waits for the first (like :meth:`recv`),
-        then takes whatever else is already queued without waiting (one recvmsg each)."""
+        """Receive up to ``max_count`` datagrams, one ``recvmsg`` each.
+
+        Waits for the first (like :meth:`recv`), then takes whatever else is already
+        queued without waiting.
+
+        Args:
+            max_count: the most datagrams to return, 1-1048576.
+            timeout_s: seconds to wait for the first datagram (0: do not wait); None: the
+                socket's own timeout from :meth:`settimeout` / ``blocking`` (a per-call
+                value does not stick).
+
+        Returns:
+            1 to ``max_count`` datagrams, in arrival order.
+
+        Raises:
+            ReceiveTimeoutError: nothing arrived in time (``TIMEOUT``); with
+                ``timeout_s=0`` or on a non-blocking socket a :class:`NothingQueuedError`.
+            ClosedError: the socket was closed (``CLOSED``).
+            McastValueError: ``max_count`` is not 1-1048576, or a bad ``timeout_s``.
+        """
         _check_range("max_count", max_count, 1, 1 << 20)
         return self.take(max_count, timeout_s, self._one)
 
@@ -129,6 +176,15 @@ class ReceivePath:
         give. Buffers are allocated once per socket (``recv_size`` bytes per slot, at most
         16 MiB) and reused. Falls back to a loop of ``recvmsg`` where recvmmsg or ctypes
         is unavailable.
+
+        Args:
+            max_count: the most datagrams to return, 1-1048576.
+            timeout_s: seconds to wait for the first datagram (0: do not wait); None: the
+                socket's own timeout from :meth:`settimeout` / ``blocking`` (a per-call
+                value does not stick).
+
+        Returns:
+            1 to ``max_count`` datagrams, in arrival order.
 
         Raises:
             ReceiveTimeoutError: nothing arrived in time (a TimeoutError); with
@@ -267,8 +323,17 @@ class ReceivePath:
                 self._last_drops = drops
 
     def kernel_drops(self) -> int:
-        """The socket's live drop counter from ``/proc/net/udp(6)`` (includes drops after
-        the last queued datagram, which SO_RXQ_OVFL cannot show yet). -1 if unreadable."""
+        """The socket's live drop counter from ``/proc/net/udp(6)``.
+
+        It includes drops after the last queued datagram, which SO_RXQ_OVFL cannot show
+        yet (field notes D1).
+
+        Returns:
+            Datagrams the kernel dropped for this socket so far, or -1 if unreadable.
+
+        Raises:
+            ClosedError: the socket is closed (``CLOSED``).
+        """
         h = self._h
         h.check_open()
         inode = os.fstat(h.sock.fileno()).st_ino

@@ -78,13 +78,28 @@ class SendPath:
         return (host, port)
 
     def sendto(self, data: Payload, address: str | IPAddress, port: int) -> int:
-        """Send one datagram to (address, port). Retries a transient ENOBUFS a few times
-        (counted in ``stats.send_retries``) before raising :class:`SendError`.
+        """Send one datagram to (address, port).
+
+        Retries a transient ENOBUFS a few times (counted in ``stats.send_retries``) before
+        raising :class:`SendError`.
+
+        Args:
+            data: the payload (bytes-like), at most 65507 B over IPv4.
+            address: destination group (or unicast) address of this socket's IP version.
+            port: destination UDP port, 1-65535.
+
+        Returns:
+            The number of bytes sent (the whole payload).
 
         Raises:
-            DatagramTooLargeError: EMSGSIZE (over 65507 B, or over the MTU with DF).
-            SendError: ENETUNREACH (the message says to set the interface) and others.
-            WouldBlockError: non-blocking socket with a full buffer (a BlockingIOError).
+            DatagramTooLargeError: EMSGSIZE (over 65507 B, or over the MTU with DF;
+                ``DATAGRAM_TOO_LARGE``).
+            SendError: ENETUNREACH (the message says to set the interface) and others
+                (``SEND_FAILED``).
+            WouldBlockError: non-blocking socket with a full buffer (a BlockingIOError;
+                ``SEND_TRANSIENT``).
+            McastValueError: a bad address or port, or the other IP version.
+            ClosedError: the socket is closed (``CLOSED``).
         """
         a, p, dest = self._dc
         if address is not a or port != p:  # not the same target as last time
@@ -97,7 +112,24 @@ class SendPath:
             return self._failed(exc, data, dest)
 
     def send(self, data: Payload, endpoint: str | Endpoint | None = None) -> int:
-        """Send to ``endpoint`` (``"GROUP:PORT"`` or an Endpoint), or to the connected peer."""
+        """Send one datagram to ``endpoint``, or to the connected peer.
+
+        Args:
+            data: the payload (bytes-like), at most 65507 B over IPv4.
+            endpoint: ``"GROUP:PORT"`` or an :class:`~mcastkit.Endpoint`; None: the peer
+                of :meth:`~mcastkit.MulticastSocket.connect` (as :func:`~mcastkit.open_sender`
+                sets it).
+
+        Returns:
+            The number of bytes sent.
+
+        Raises:
+            McastValueError: ``endpoint`` does not parse (``BAD_ADDRESS``).
+            SendError: as :meth:`sendto`; not connected and no ``endpoint`` gives one too.
+            DatagramTooLargeError: as :meth:`sendto`.
+            WouldBlockError: as :meth:`sendto`.
+            ClosedError: the socket is closed (``CLOSED``).
+        """
         if endpoint is None:
             try:
                 return self._sock.send(data, self._h.send_flags)
@@ -114,6 +146,15 @@ class SendPath:
         ``source`` must be an address of this host: that needs no privileges. The kernel
         refuses a foreign one (EINVAL); sending with someone else's address would need
         IP_TRANSPARENT and CAP_NET_ADMIN, which this method does not attempt.
+
+        Args:
+            data: the payload (bytes-like), at most 65507 B over IPv4.
+            address: destination group (or unicast) address of this socket's IP version.
+            port: destination UDP port, 1-65535.
+            source: a local address of this host, of the socket's IP version.
+
+        Returns:
+            The number of bytes sent.
 
         Raises:
             McastValueError: ``source`` is not an address, or is of the other IP version.
@@ -179,6 +220,12 @@ class SendPath:
         Errors go through the same path as :meth:`sendto` (ENOBUFS retried, then a typed
         error); an error raised mid-batch carries ``datagrams_sent`` (how many went out
         before it). Safe to call from several threads on one socket.
+
+        Args:
+            payloads: the datagrams' payloads, sent in order.
+            address: destination group (or unicast) address of this socket's IP version.
+            port: destination UDP port, 1-65535.
+            method: ``"auto"``, ``"gso"``, ``"mmsg"`` or ``"loop"`` (above).
 
         Returns:
             The number of datagrams sent: all of them, or fewer on a non-blocking socket

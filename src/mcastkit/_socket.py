@@ -187,7 +187,14 @@ class MulticastSocket:
         return self._h.closed
 
     def fileno(self) -> int:
-        """The socket's file descriptor (for selectors and event loops)."""
+        """The socket's file descriptor (for selectors and event loops).
+
+        Returns:
+            The file descriptor number.
+
+        Raises:
+            ClosedError: the socket is closed (``CLOSED``).
+        """
         self._h.check_open()
         return self._h.sock.fileno()
 
@@ -211,13 +218,23 @@ class MulticastSocket:
     # ------------------------------------------------------------------ bind / connect
 
     def bind(self, port: int = 0, address: str | IPAddress | None = None) -> tuple[str, int]:
-        """Bind to ``address`` (default: the wildcard) and ``port`` (0: the kernel picks).
+        """Bind to ``address`` and ``port``: where datagrams are received.
 
-        Binding to a group address (IPv4) receives only that group. Returns the bound
-        (address, port).
+        Binding to a group address (IPv4) receives only that group.
+
+        Args:
+            port: UDP port, 0-65535 (0: the kernel picks one).
+            address: local or group address; None or "": the wildcard.
+
+        Returns:
+            The bound (address, port), with the port the kernel chose for 0.
 
         Raises:
-            McastOSError: EADDRINUSE (the message names ``reuse_port``), EADDRNOTAVAIL.
+            McastOSError: EADDRINUSE (the message names ``reuse_port``;
+                ``ADDRESS_IN_USE``), EADDRNOTAVAIL.
+            McastValueError: a bad port or address, or the other IP version
+                (``BAD_VALUE`` / ``BAD_ADDRESS`` / ``WRONG_FAMILY``).
+            ClosedError: the socket is closed (``CLOSED``).
         """
         h = self._h
         h.check_open()
@@ -233,8 +250,24 @@ class MulticastSocket:
         return self.local_address
 
     def connect(self, address: str | IPAddress, port: int) -> None:
-        """Send to and receive only from (address, port). To a group, no ICMP errors ever
-        arrive (field notes C6): "nobody listens" cannot be detected for multicast."""
+        """Send to and receive only from (address, port).
+
+        To a group, no ICMP errors ever arrive (field notes C6): "nobody listens" cannot
+        be detected for multicast.
+
+        Args:
+            address: the peer: a group (or unicast) address of this socket's IP version.
+            port: the peer's UDP port, 1-65535.
+
+        Raises:
+            McastValueError: a bad address or port, or the other IP version.
+            McastOSError: the kernel refused (e.g. no route; the message names the
+                interface).
+            ClosedError: the socket is closed (``CLOSED``).
+
+        Warns:
+            McastScopeWarning: the TTL contradicts the group's scope (G3).
+        """
         h = self._h
         h.check_open()
         _check_range("port", port, 1, 65535)
@@ -247,7 +280,12 @@ class MulticastSocket:
             self._opts.warn_scope(str(ip), stacklevel=3)
 
     def disconnect(self) -> None:
-        """Undo :meth:`connect` (AF_UNSPEC connect)."""
+        """Undo :meth:`connect` (AF_UNSPEC connect).
+
+        Raises:
+            McastOSError: the kernel refused (``op`` is ``"disconnect"``).
+            ClosedError: the socket is closed (``CLOSED``).
+        """
         self._h.check_open()
         libc = ctypes.CDLL(None, use_errno=True)
         sa = bytes(16)  # sa_family = AF_UNSPEC (0)
@@ -257,8 +295,12 @@ class MulticastSocket:
                                op=ErrOp.DISCONNECT.value)
 
     def close(self) -> None:
-        """Leave every group (by index) and close. Idempotent; never raises because an
-        interface already disappeared (field notes B3, G11)."""
+        """Leave every group (by index) and close.
+
+        Idempotent; never raises because an interface already disappeared (field notes
+        B3, G11). A :meth:`recv` blocked in another thread wakes with
+        :class:`~mcastkit.ClosedError`.
+        """
         h = self._h
         if h.closed:
             return
@@ -362,12 +404,20 @@ class MulticastSocket:
     # ------------------------------------------------------------------ receiving
 
     def setblocking(self, flag: bool) -> None:
-        """Like :meth:`socket.socket.setblocking`; the default for :meth:`recv` (and, when
-        False, sends raise WouldBlockError instead of waiting for buffer space)."""
+        """Like :meth:`socket.socket.setblocking`: the default wait of :meth:`recv`.
+
+        Args:
+            flag: True: wait (forever); False: a receive with nothing queued raises
+                :class:`~mcastkit._errors.NothingQueuedError`, and sends raise
+                :class:`~mcastkit.WouldBlockError` instead of waiting for buffer space.
+        """
         self._h.settimeout(None if flag else 0.0)
 
     def settimeout(self, timeout_s: float | None) -> None:
-        """Default wait of :meth:`recv` (None: forever, 0: non-blocking).
+        """Set the default wait of :meth:`recv`.
+
+        Args:
+            timeout_s: seconds; None: wait forever, 0: non-blocking.
 
         Raises:
             McastValueError: a negative timeout (or NaN, or not a number).
@@ -452,6 +502,25 @@ def open_receiver(
 
     Every endpoint must share one port and IP version. ``SOURCE,GROUP:PORT`` joins
     source-specifically. On failure nothing stays joined or open.
+
+    Args:
+        *endpoints: ``"GROUP:PORT"``, ``"SOURCE,GROUP:PORT"``, ``"GROUP:PORT%IFNAME"``
+            strings or :class:`~mcastkit.Endpoint` values; at least one.
+        interface: the interface to join on (name, index, local address); an endpoint's
+            own ``%IFNAME`` wins for that endpoint.
+        **options: any keyword argument of :class:`MulticastSocket` (``ttl``,
+            ``metadata``, ``reuse_port``, ...).
+
+    Returns:
+        The socket, bound to the endpoints' port and joined to every group.
+
+    Raises:
+        McastValueError: no endpoint, a bad endpoint, endpoints with different ports or IP
+            versions, or an unknown option (the message lists the valid ones;
+            ``BAD_VALUE``).
+        InterfaceNotFoundError: ``interface`` does not exist (``INTERFACE_NOT_FOUND``).
+        McastOSError: the bind or a join failed (e.g. ``ADDRESS_IN_USE``,
+            ``MEMBERSHIP_LIMIT``).
     """
     if not endpoints:
         raise McastValueError("open_receiver needs at least one GROUP:PORT endpoint")
@@ -484,8 +553,26 @@ def open_sender(
     interface: InterfaceArg | None = None,
     **options: object,
 ) -> MulticastSocket:
-    """A socket connected to ``GROUP:PORT`` for :meth:`MulticastSocket.send` without a
-    destination. ``interface`` sets the outgoing interface (recommended: C1)."""
+    """A socket connected to ``GROUP:PORT``, for :meth:`MulticastSocket.send` without a
+    destination.
+
+    Args:
+        endpoint: ``"GROUP:PORT"`` (or ``"GROUP:PORT%IFNAME"``) or an
+            :class:`~mcastkit.Endpoint`; no ``SOURCE,`` part.
+        interface: the outgoing interface (recommended: field notes C1); None: the
+            endpoint's ``%IFNAME``, else the route's choice.
+        **options: any keyword argument of :class:`MulticastSocket` (``ttl``,
+            ``loopback``, ``dscp``, ...).
+
+    Returns:
+        The socket, connected to the group.
+
+    Raises:
+        McastValueError: a bad endpoint, an endpoint with a source, or an unknown option
+            (``BAD_VALUE``).
+        InterfaceNotFoundError: ``interface`` does not exist (``INTERFACE_NOT_FOUND``).
+        McastOSError: the connect failed.
+    """
     ep = parse_endpoint(endpoint) if isinstance(endpoint, str) else endpoint
     if ep.source is not None:
         raise McastValueError(
