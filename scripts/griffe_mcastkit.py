@@ -7,6 +7,9 @@ Owns: two rules that mirror run-time behaviour griffe's static analysis does not
 (2) ``x = property(get_x, set_x)`` in a class body: Python gives the property the
     getter's docstring; the extension does the same (and labels it a property, writable
     when there is a setter), so ``MCast.loopback`` reads like ``MCast.get_loopback``.
+(3) ``self.op = op`` in ``__init__``: the instance attribute shows no value (the page
+    would read "op = op") and takes its description from the class's ``Attributes:``
+    section, where the class documents it once.
 Used by mkdocs.yml (mkdocstrings ``extensions:``) and scripts/docstring_gaps.py, so the
 site and the gap report read the same docstrings.
 Must not: invent text: every docstring it sets is one written in the source.
@@ -58,6 +61,26 @@ class McastkitDocs(griffe.Extension):
             attr.labels.add("property")
             if len(value.args) > 1 and _dotted(value.args[1]) not in (None, "None"):
                 attr.labels.add("writable")
+
+    def on_class_members(self, *, cls: griffe.Class, **kwargs: Any) -> None:
+        init = cls.members.get("__init__")
+        if init is None or init.is_alias or not init.is_function:
+            return
+        params = {p.name for p in init.parameters}
+        described: dict[str, str] = {}
+        if cls.docstring is not None:
+            for section in cls.docstring.parse("google", warnings=False):
+                if section.kind is griffe.DocstringSectionKind.attributes:
+                    described.update({a.name: a.description for a in section.value})
+        for name, member in cls.members.items():
+            if member.is_alias or not member.is_attribute:
+                continue
+            if str(member.value) == name and name in params:
+                member.value = None
+            if member.docstring is None and described.get(name):
+                member.docstring = griffe.Docstring(described[name], parent=member,
+                                                    parser=cls.docstring.parser,  # type: ignore[union-attr]
+                                                    parser_options=cls.docstring.parser_options)  # type: ignore[union-attr]
 
     def on_package(self, *, pkg: griffe.Module, loader: griffe.GriffeLoader,
                    **kwargs: Any) -> None:

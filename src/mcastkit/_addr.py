@@ -71,7 +71,16 @@ def parse_ip(text: str, *, what: str = "address") -> IPAddress:
 
 @dataclass(frozen=True, slots=True)
 class Group:
-    """A multicast group address. Construction fails for non-multicast addresses."""
+    """A multicast group address. Construction fails for non-multicast addresses.
+
+    Attributes:
+        address: the group, an ``ipaddress.IPv4Address`` or ``IPv6Address`` in
+            224.0.0.0/4 or ff00::/8.
+
+    Raises:
+        McastValueError: ``address`` is not an ip_address (``BAD_ADDRESS``) or not a
+            multicast address (``NOT_MULTICAST``).
+    """
 
     address: IPAddress
 
@@ -92,7 +101,19 @@ class Group:
 
     @classmethod
     def parse(cls, value: str | IPAddress | Group) -> Group:
-        """Build a Group from text, an ip_address or a Group; raise McastValueError."""
+        """Build a Group from text, an ip_address or a Group.
+
+        Args:
+            value: ``"239.255.0.1"``, ``"ff15::1"``, an ip_address or a Group (returned
+                as is).
+
+        Returns:
+            The group.
+
+        Raises:
+            McastValueError: not an address (``BAD_ADDRESS``) or not multicast
+                (``NOT_MULTICAST``).
+        """
         if isinstance(value, Group):
             return value
         if isinstance(value, str):
@@ -180,7 +201,23 @@ def parse_interface_spec(text: str | int) -> str | int | IPAddress:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Endpoint:
-    """A parsed ``[SOURCE,]GROUP[:PORT]`` with an optional ``%zone`` interface."""
+    """A parsed ``[SOURCE,]GROUP[:PORT]`` with an optional ``%zone`` interface.
+
+    Built by :func:`parse_endpoint`, or with keyword arguments. ``str()`` gives the text
+    form back (IPv6 in brackets).
+
+    Attributes:
+        group: the multicast group.
+        port: the UDP port, 0-65535.
+        source: the sender of a source-specific endpoint (``SOURCE,GROUP:PORT``), or
+            None for any source.
+        interface: the ``%zone`` of an IPv6 group (an interface name), or None.
+
+    Raises:
+        McastValueError: a port outside 0-65535 (``BAD_VALUE``), a source of the other
+            IP version (``WRONG_FAMILY``) or a source that is not a unicast address
+            (``BAD_ADDRESS``).
+    """
 
     group: Group
     port: int
@@ -248,7 +285,20 @@ def _split_host_port(text: str, default_port: int | None) -> tuple[str, int]:
 
 def parse_endpoint(text: str, *, default_port: int | None = None) -> Endpoint:
     """Parse ``GROUP:PORT``, ``[ff15::1]:PORT``, ``[ff02::1%eth0]:PORT`` or
-    ``SOURCE,GROUP:PORT`` (source-specific). Raises McastValueError naming the problem."""
+    ``SOURCE,GROUP:PORT`` (source-specific).
+
+    Args:
+        text: the endpoint text.
+        default_port: the port when ``text`` has none; None: a port is required.
+
+    Returns:
+        The endpoint.
+
+    Raises:
+        McastValueError: the message names the problem: empty text, a missing or bad
+            port, an IPv6 group without brackets, a zone on an IPv4 group, a group that
+            is not multicast (``NOT_MULTICAST``), a bad source (``BAD_ADDRESS``).
+    """
     if not isinstance(text, str) or not text.strip():
         raise McastValueError("empty endpoint; expected [SOURCE,]GROUP:PORT")
     src_text: str | None = None

@@ -102,7 +102,26 @@ class ErrOp(str, enum.Enum):
 
 
 class McastError(Exception):
-    """Base of every mcastkit error. Carries a stable :class:`ErrorCode` and context."""
+    """Base of every mcastkit error. Carries a stable :class:`ErrorCode` and context.
+
+    Args:
+        message: what went wrong and how to fix it (``str(err)``).
+        code: the stable code; None keeps the class's own (``ErrorCode.OS_ERROR`` here).
+        op: the operation that failed (an ``ErrOp`` value such as ``"join"``).
+        group: the group (or ``address:port``) involved.
+        source: the source address involved (source-specific calls).
+        interface: the interface name involved.
+
+    Attributes:
+        code: the stable :class:`ErrorCode` (compare it rather than the message).
+        op: the operation that failed, or None.
+        group: the group (or ``address:port``) involved, or None.
+        source: the source address involved, or None.
+        interface: the interface name involved, or None.
+        datagrams_sent: set by :meth:`MulticastSocket.send_batch` on an error raised
+            part-way through a batch: how many datagrams of the batch went out before it.
+            None elsewhere.
+    """
 
     code: ErrorCode = ErrorCode.OS_ERROR
     #: Set by :meth:`MulticastSocket.send_batch` on an error raised part-way through a
@@ -158,7 +177,28 @@ class ClosedError(McastStateError):
 
 
 class McastOSError(McastError, OSError):
-    """The kernel refused. Keeps ``.errno`` and ``.strerror`` of the original error."""
+    """The kernel refused. Keeps ``.errno`` and ``.strerror`` of the original error.
+
+    ``str(err)`` is ``[Errno N] message`` (just the message when ``errno`` is 0).
+
+    Args:
+        errno: the OS error number (``errno.EADDRINUSE``...), or 0.
+        message: what went wrong and how to fix it.
+        code: the stable code; None keeps the class's own.
+        op: the operation that failed (an ``ErrOp`` value).
+        group: the group (or ``address:port``) involved.
+        source: the source address involved.
+        interface: the interface name involved.
+
+    Attributes:
+        errno: the OS error number (as on every OSError).
+        strerror: the OS's text for ``errno`` (the message when ``errno`` is 0).
+        code: the stable :class:`ErrorCode`.
+        op: the operation that failed, or None.
+        group: the group involved, or None.
+        source: the source involved, or None.
+        interface: the interface involved, or None.
+    """
 
     def __init__(
         self,

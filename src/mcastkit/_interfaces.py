@@ -84,7 +84,15 @@ class InterfaceFlags:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Interface:
-    """A network interface as the kernel saw it when it was looked up."""
+    """A network interface as the kernel saw it when it was looked up.
+
+    Attributes:
+        index: the kernel's interface index (joins and leaves go by it).
+        name: the interface name (``"eth0"``).
+        flags: up / running / loopback / multicast, or None where the kernel did not say.
+        mtu: the MTU in bytes, or None where the kernel did not say.
+        addresses: its IPv4 and IPv6 addresses.
+    """
 
     index: int
     name: str
@@ -96,7 +104,14 @@ class Interface:
         return f"{self.name}(#{self.index})"
 
     def address(self, version: int) -> IPAddress | None:
-        """The first address of that IP version (link-local last for IPv6)."""
+        """The first address of that IP version (link-local last for IPv6).
+
+        Args:
+            version: 4 or 6.
+
+        Returns:
+            The address, or None when the interface has none of that version.
+        """
         cands = [a for a in self.addresses if a.version == version]
         cands.sort(key=lambda a: a.is_link_local)
         return cands[0] if cands else None
@@ -266,7 +281,11 @@ def _describe(spec: str | int,
 
 
 def list_interfaces() -> list[Interface]:
-    """All interfaces of the current network namespace, by index."""
+    """All interfaces of the current network namespace, by index.
+
+    Returns:
+        The interfaces with their flags, MTU and addresses, sorted by index.
+    """
     pairs = sorted(socket.if_nameindex())
     addrs = _addresses(0)
     if addrs is None:
@@ -284,8 +303,16 @@ def _known() -> str:
 def resolve_interface(spec: str | int | IPAddress | Interface) -> Interface:
     """Resolve a name (``"eth0"``), index (``2``, ``"2"``) or local address to an Interface.
 
+    Args:
+        spec: a name, an index (int or digits), a local address (text or ip_address),
+            or an Interface (returned as is).
+
+    Returns:
+        The interface as the kernel sees it now.
+
     Raises:
-        InterfaceNotFoundError: nothing matches; the message lists the interfaces there are.
+        InterfaceNotFoundError: nothing matches; the message lists the interfaces there
+            are (``INTERFACE_NOT_FOUND``).
         McastValueError: a malformed name (a NUL, an unencodable character, too long).
         McastOSError: the process is out of descriptors (the message names the limit).
     """

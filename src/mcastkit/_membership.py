@@ -36,9 +36,15 @@ class ModeConflictError(McastValueError):
 class Membership:
     """One (interface, group) membership as the socket holds it.
 
-    ``interface_spec`` keeps what the user asked for (a name is re-resolved when the
-    interface is re-created); ``sources`` are the included sources (INCLUDE mode) or
-    the blocked ones (EXCLUDE mode).
+    Attributes:
+        group: the group address, as text.
+        ifindex: the index of the interface it is joined on.
+        ifname: that interface's name.
+        mode: ``FilterMode.EXCLUDE`` (any-source) or ``FilterMode.INCLUDE``
+            (source-specific).
+        sources: the included sources (INCLUDE mode) or the blocked ones (EXCLUDE mode).
+        interface_spec: what the user asked for (a name is re-resolved when the
+            interface is re-created), or None (an address, an Interface, the default).
     """
 
     group: str

@@ -34,6 +34,18 @@ class RecvStats:
     only moves forward, also when several threads receive. :meth:`MulticastSocket.kernel_drops`
     reads the live counter, which also covers drops after the last queued datagram (field
     notes D1).
+
+    Attributes:
+        datagrams: datagrams delivered to the caller.
+        bytes: payload bytes delivered to the caller.
+        truncated: datagrams cut to ``recv_size`` (their ``truncated`` flag is set).
+        kernel_drops: the SO_RXQ_OVFL total the kernel last reported (metadata on).
+        filtered: datagrams for a group this socket never joined, dropped (defence in
+            depth, G1).
+        ttl_filtered: datagrams that arrived with a TTL / hop limit below ``min_ttl``,
+            dropped (G4).
+        send_retries: sends retried after a transient ENOBUFS.
+        send_errors: sends that failed with an error (a would-block is not counted).
     """
 
     datagrams: int = 0
