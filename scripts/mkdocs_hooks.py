@@ -32,10 +32,7 @@ log = logging.getLogger("mkdocs.hooks.mcastkit")
 PUBLIC_MODULES = ("mcastkit", "mcastkit.aio", "mcastkit.compat")
 
 # (substring of the log message, why it is tolerated for now)
-KNOWN_GAPS: tuple[tuple[str, str], ...] = (
-    ("mcastkit.aio.DropPolicy has no docstring",
-     "a Literal type alias in _aio_queue.py without a docstring below it"),
-)
+KNOWN_GAPS: tuple[tuple[str, str], ...] = ()
 
 
 class _KnownGaps(logging.Filter):

@@ -34,6 +34,9 @@ __all__ = [
 
 T = TypeVar("T")
 DropPolicy = Literal["drop-newest", "drop-oldest"]
+"""What a full receive queue of :mod:`mcastkit.aio` drops: ``"drop-newest"`` (the
+datagram arriving) or ``"drop-oldest"`` (the oldest queued one). Both are counted in
+:class:`~mcastkit.aio.AsyncStats`."""
 _POLICIES: Final = ("drop-newest", "drop-oldest")
 _TIMED_OUT: Final = object()
 

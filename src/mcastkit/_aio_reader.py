@@ -158,12 +158,17 @@ class AsyncStats:
         queue_drops: datagrams dropped because the queue was full (the drop policy).
         discarded: datagrams still queued when the socket was closed.
         kernel_drops: datagrams the kernel dropped (receive buffer full), live.
-        truncated / filtered / ttl_filtered: as in :class:`~mcastkit.RecvStats`.
-        wakeups: reader wake-ups; ``max_batch``: most datagrams read in one wake-up.
+        truncated: datagrams cut to ``recv_size`` (as in :class:`~mcastkit.RecvStats`).
+        filtered: datagrams for a group never joined, dropped (as in RecvStats).
+        ttl_filtered: datagrams below ``min_ttl``, dropped (as in RecvStats).
+        wakeups: reader wake-ups.
+        max_batch: most datagrams read in one wake-up.
         recv_errors: receive errors counted and survived.
         send_waits: sends that found the buffer full and waited for writability.
-        send_errors / send_retries: failed sends, transient retries (core counters).
-        events / event_drops: interface events emitted / dropped from a full events queue.
+        send_errors: failed sends (core counter).
+        send_retries: sends retried after a transient ENOBUFS (core counter).
+        events: interface events emitted.
+        event_drops: interface events dropped from a full events queue.
         callback_errors: exceptions raised by ``on_event`` (logged, isolated).
         stalls: pauses of the reader after wake-ups that read nothing (see the
             ``"stalled"`` event).

@@ -86,7 +86,14 @@ class InterfaceEvent:
 class EventStream:
     """The interface events of one socket: ``async for ev in ep.events`` or
     ``await ep.events.get()``. Bounded (oldest events are dropped, counted); the
-    iteration ends when the socket is closed."""
+    iteration ends when the socket is closed.
+
+    Made by :class:`~mcastkit.aio.AsyncMulticastSocket` (its :attr:`events`), not by
+    users.
+
+    Args:
+        q: the socket's bounded event queue.
+    """
 
     __slots__ = ("_q",)
 
@@ -108,6 +115,12 @@ class EventStream:
     async def get(self, timeout_s: float | None = None) -> InterfaceEvent:
         """The next event, waiting up to ``timeout_s``.
 
+        Args:
+            timeout_s: seconds to wait; None: wait forever.
+
+        Returns:
+            The event.
+
         Raises:
             ReceiveTimeoutError: none within ``timeout_s``.
             ClosedError: the socket was closed.
@@ -116,7 +129,14 @@ class EventStream:
         return await self._q.get(timeout_s)
 
     def get_nowait(self) -> InterfaceEvent | None:
-        """The next queued event, or None."""
+        """The next queued event, without waiting.
+
+        Returns:
+            The event, or None when none is queued.
+
+        Raises:
+            ClosedError: the socket was closed (``CLOSED``).
+        """
         try:
             return self._q.get_nowait()
         except IndexError:

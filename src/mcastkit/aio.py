@@ -13,8 +13,8 @@ Must not: make socket calls of its own (everything goes through
 datagram, or let an exception escape into the loop. Not thread-safe: use one socket
 from its loop's thread (``loop.call_soon_threadsafe(ep.close)`` from elsewhere).
 
-Example::
-
+Example:
+    ```python
     import asyncio, mcastkit.aio
 
     async def main() -> None:
@@ -23,6 +23,7 @@ Example::
                 print(d.source, d.data)
 
     asyncio.run(main())
+    ```
 """
 
 from __future__ import annotations
@@ -232,6 +233,12 @@ class AsyncMulticastSocket:
 
         Cancellation-safe: cancelling a pending ``recv()`` loses no datagram.
 
+        Args:
+            timeout_s: seconds to wait (0: only what is queued); None: wait forever.
+
+        Returns:
+            The datagram (as :meth:`MulticastSocket.recv` gives it).
+
         Raises:
             ClosedError: the socket is (or was, while waiting) closed.
             ReceiveTimeoutError: nothing within ``timeout_s`` (a TimeoutError).
@@ -258,7 +265,21 @@ class AsyncMulticastSocket:
     async def recv_many(self, max_count: int = 64, timeout_s: float | None = None
                         ) -> list[Datagram]:
         """Wait for one datagram like :meth:`recv`, then take up to ``max_count`` - 1 more
-        that are already queued (same errors as :meth:`recv`)."""
+        that are already queued.
+
+        Args:
+            max_count: the most datagrams to return (>= 1).
+            timeout_s: seconds to wait for the first; None: wait forever.
+
+        Returns:
+            1 to ``max_count`` datagrams, in arrival order.
+
+        Raises:
+            ClosedError: the socket is (or was, while waiting) closed (``CLOSED``).
+            ReceiveTimeoutError: nothing within ``timeout_s`` (``TIMEOUT``).
+            McastStateError: a send-only endpoint (``BAD_STATE``).
+            McastValueError: a bad ``max_count`` or ``timeout_s`` (``BAD_VALUE``).
+        """
         check_int("max_count", max_count, 1)
         timeout_s = check_timeout("timeout_s", timeout_s)
         if not self._items or self._closed:  # wait (or raise) exactly like recv()
@@ -287,25 +308,61 @@ class AsyncMulticastSocket:
 
     async def send(self, data: bytes | bytearray | memoryview,
                    endpoint: str | Endpoint | None = None) -> int:
-        """Send one datagram to ``endpoint`` (or the connected group). When the socket
-        buffer is full, waits until it is writable (flow control) instead of dropping.
+        """Send one datagram to ``endpoint`` (or the connected group).
+
+        When the socket buffer is full, waits until it is writable (flow control) instead
+        of dropping.
+
+        Args:
+            data: the payload.
+            endpoint: ``"GROUP:PORT"`` or an :class:`~mcastkit.Endpoint`; None: the
+                connected group (:func:`open_sender`).
+
+        Returns:
+            The number of bytes sent.
 
         Raises:
-            ClosedError: the socket is closed (also while waiting).
-            DatagramTooLargeError / SendError: as :meth:`MulticastSocket.send`.
+            ClosedError: the socket is closed (also while waiting; ``CLOSED``).
+            DatagramTooLargeError: as :meth:`MulticastSocket.send`
+                (``DATAGRAM_TOO_LARGE``).
+            SendError: as :meth:`MulticastSocket.send` (``SEND_FAILED``).
+            McastValueError: a bad endpoint.
         """
         return await self._flow(self._core.send, data, endpoint)
 
     async def sendto(self, data: bytes | bytearray | memoryview, address: str | IPAddress,
                      port: int) -> int:
-        """Like :meth:`send`, to (address, port)."""
+        """Like :meth:`send`, to (address, port).
+
+        Args:
+            data: the payload.
+            address: the destination group (or unicast) address.
+            port: the destination UDP port.
+
+        Returns:
+            The number of bytes sent.
+
+        Raises:
+            ClosedError: the socket is closed (``CLOSED``).
+            DatagramTooLargeError: as :meth:`MulticastSocket.sendto`.
+            SendError: as :meth:`MulticastSocket.sendto`.
+            McastValueError: a bad address or port.
+        """
         return await self._flow(self._core.sendto, data, address, port)
 
     async def send_many(self, payloads: Sequence[bytes | bytearray | memoryview],
                         address: str | IPAddress, port: int) -> int:
         """Send every payload, in order, with as few syscalls as the core manages
         (:meth:`MulticastSocket.send_batch`: UDP GSO / sendmmsg), waiting for writability
-        whenever the buffer fills. Returns the number sent (all of them).
+        whenever the buffer fills.
+
+        Args:
+            payloads: the datagrams' payloads, sent in order.
+            address: the destination group (or unicast) address.
+            port: the destination UDP port.
+
+        Returns:
+            The number of datagrams sent (all of them).
 
         Raises:
             ClosedError / DatagramTooLargeError / SendError: as :meth:`send`; an error
@@ -342,36 +399,109 @@ class AsyncMulticastSocket:
 
     def join(self, group: str | IPAddress | Group, interface: InterfaceArg | None = None
              ) -> Membership:
-        """Join at runtime (see :meth:`MulticastSocket.join`; same errors)."""
+        """Join ``group`` at runtime (see :meth:`MulticastSocket.join`).
+
+        Args:
+            group: the group address or :class:`~mcastkit.Group`.
+            interface: the interface (name, index, local address); None: as
+                :meth:`MulticastSocket.join` chooses.
+
+        Returns:
+            The membership as the kernel accepted it.
+
+        Raises:
+            McastError: as :meth:`MulticastSocket.join` (``MEMBERSHIP_LIMIT``,
+                ``MODE_CONFLICT``, ``INTERFACE_NOT_FOUND``, ``CLOSED``...).
+        """
         return self._core.join(group, interface)
 
     def leave(self, group: str | IPAddress | Group, interface: InterfaceArg | None = None
               ) -> None:
-        """See :meth:`MulticastSocket.leave`."""
+        """Leave ``group`` (see :meth:`MulticastSocket.leave`).
+
+        Args:
+            group: the group address or :class:`~mcastkit.Group`.
+            interface: the interface of the membership; None: the only one it is on.
+
+        Raises:
+            NotJoinedError: no such membership (``NOT_JOINED``).
+            McastError: otherwise as :meth:`MulticastSocket.leave`.
+        """
         self._core.leave(group, interface)
 
     def join_source(self, source: str | IPAddress, group: str | IPAddress | Group,
                     interface: InterfaceArg | None = None) -> Membership:
-        """See :meth:`MulticastSocket.join_source`."""
+        """Receive ``group`` only from ``source`` (see :meth:`MulticastSocket.join_source`).
+
+        Args:
+            source: the unicast address of the sender.
+            group: the group address or :class:`~mcastkit.Group`.
+            interface: the interface (name, index, local address); None: as
+                :meth:`MulticastSocket.join` chooses.
+
+        Returns:
+            The membership with its sources.
+
+        Raises:
+            McastError: as :meth:`MulticastSocket.join_source` (``MODE_CONFLICT``,
+                ``SOURCE_FILTER``, ``BAD_ADDRESS``...).
+        """
         return self._core.join_source(source, group, interface)
 
     def leave_source(self, source: str | IPAddress, group: str | IPAddress | Group,
                      interface: InterfaceArg | None = None) -> None:
-        """See :meth:`MulticastSocket.leave_source`."""
+        """Drop one source (see :meth:`MulticastSocket.leave_source`).
+
+        Args:
+            source: the unicast address of the sender.
+            group: the group address or :class:`~mcastkit.Group`.
+            interface: the interface of the membership; None: the only one it is on.
+
+        Raises:
+            NotJoinedError: no such source-specific membership (``NOT_JOINED``).
+            McastError: otherwise as :meth:`MulticastSocket.leave_source`.
+        """
         self._core.leave_source(source, group, interface)
 
     def block_source(self, source: str | IPAddress, group: str | IPAddress | Group,
                      interface: InterfaceArg | None = None) -> None:
-        """See :meth:`MulticastSocket.block_source`."""
+        """Stop receiving ``source`` (see :meth:`MulticastSocket.block_source`).
+
+        Args:
+            source: the unicast address of the sender.
+            group: the group address or :class:`~mcastkit.Group`.
+            interface: the interface of the membership; None: the only one it is on.
+
+        Raises:
+            McastError: as :meth:`MulticastSocket.block_source` (``NOT_JOINED``,
+                ``MODE_CONFLICT``, ``SOURCE_FILTER``...).
+        """
         self._core.block_source(source, group, interface)
 
     def unblock_source(self, source: str | IPAddress, group: str | IPAddress | Group,
                        interface: InterfaceArg | None = None) -> None:
-        """See :meth:`MulticastSocket.unblock_source`."""
+        """Receive ``source`` again (see :meth:`MulticastSocket.unblock_source`).
+
+        Args:
+            source: the unicast address of the sender.
+            group: the group address or :class:`~mcastkit.Group`.
+            interface: the interface of the membership; None: the only one it is on.
+
+        Raises:
+            McastError: as :meth:`MulticastSocket.unblock_source` (``NOT_JOINED``,
+                ``MODE_CONFLICT``...).
+        """
         self._core.unblock_source(source, group, interface)
 
     def refresh_interfaces(self) -> list[Membership]:
-        """Re-join name-chosen memberships now (the watcher does this by itself)."""
+        """Re-join name-chosen memberships now (the watcher does this by itself).
+
+        Returns:
+            The memberships re-joined.
+
+        Raises:
+            McastError: as :meth:`MulticastSocket.refresh_interfaces`.
+        """
         return self._core.refresh_interfaces()
 
     # ------------------------------------------------------------------ interface events
@@ -436,6 +566,24 @@ def open_multicast(
     from a coroutine. Other keyword options go to :class:`~mcastkit.MulticastSocket`.
     The socket can also send (``await ep.send(data, "239.255.0.1:5000")``).
 
+    Args:
+        *endpoints: ``"[SOURCE,]GROUP:PORT"`` strings or :class:`~mcastkit.Endpoint`
+            values; at least one.
+        interface: the interface to join on (name, index, local address).
+        ttl: multicast TTL / hop limit of sends, 0-255.
+        loopback: deliver our own sends to local listeners.
+        reuse_port: SO_REUSEPORT (share the port with other sockets of this user).
+        metadata: receive group, interface, TTL and drop count with every datagram.
+        queue_size: most datagrams held between the socket and the consumer.
+        drop_policy: which datagram a full queue drops (:data:`DropPolicy`).
+        max_per_wakeup: most datagrams read per readiness callback.
+        watch_interfaces: watch rtnetlink and re-join when an interface comes back.
+        on_event: called with each :class:`InterfaceEvent`.
+        **options: other keyword arguments of :class:`~mcastkit.MulticastSocket`.
+
+    Returns:
+        The endpoint, bound and joined (use it with ``async with``).
+
     Raises:
         McastValueError: a bad endpoint, option, queue size or policy (nothing is opened).
         McastStateError: no running event loop.
@@ -465,6 +613,18 @@ def open_sender(
     **options: object,
 ) -> AsyncMulticastSocket:
     """A send-only endpoint connected to ``GROUP:PORT``: ``await ep.send(data)``.
+
+    Args:
+        endpoint: ``"GROUP:PORT"`` or an :class:`~mcastkit.Endpoint`.
+        interface: the outgoing interface (recommended).
+        ttl: multicast TTL / hop limit, 0-255.
+        loopback: deliver our own sends to local listeners.
+        watch_interfaces: watch rtnetlink for interface changes.
+        on_event: called with each :class:`InterfaceEvent`.
+        **options: other keyword arguments of :class:`~mcastkit.MulticastSocket`.
+
+    Returns:
+        The endpoint, connected to the group (it does not receive).
 
     Raises:
         McastValueError / McastStateError / McastOSError: as :func:`open_multicast`.
