@@ -5,8 +5,10 @@ Owns: two rules that mirror run-time behaviour griffe's static analysis does not
     the docstring of the part's method onto the façade's one-line delegation (for a
     property, ``Part.prop.fget``): the façade entry gets the part's docstring.
 (2) ``x = property(get_x, set_x)`` in a class body: Python gives the property the
-    getter's docstring; the extension does the same (and labels it a property, writable
-    when there is a setter), so ``MCast.loopback`` reads like ``MCast.get_loopback``.
+    getter's docstring; the extension does the same (without the getter's Args /
+    Returns / Raises sections, and with the getter's return type as the property's
+    type), labels it a property (writable when there is a setter), so
+    ``MCast.loopback`` reads like ``MCast.get_loopback``.
 (3) ``self.op = op`` in ``__init__``: the instance attribute shows no value (the page
     would read "op = op") and takes its description from the class's ``Attributes:``
     section, where the class documents it once.
@@ -18,6 +20,7 @@ Must not: invent text: every docstring it sets is one written in the source.
 from __future__ import annotations
 
 import ast
+import re
 from typing import Any
 
 import griffe
@@ -96,11 +99,19 @@ class McastkitDocs(griffe.Extension):
         for attr, getter in self._props:
             fget = attr.parent.members.get(getter) if attr.parent else None  # type: ignore[union-attr]
             if fget is not None and fget.docstring is not None and attr.docstring is None:
-                attr.docstring = _copy(fget.docstring, attr)
+                # the getter's words; its Returns section becomes the attribute's type
+                attr.docstring = _copy(fget.docstring, attr, _SECTION.split(
+                    fget.docstring.value, maxsplit=1)[0].rstrip())
+                if attr.annotation is None and fget.is_function:
+                    attr.annotation = fget.returns
         self._copies.clear()
         self._props.clear()
 
 
-def _copy(doc: griffe.Docstring, parent: griffe.Object) -> griffe.Docstring:
-    return griffe.Docstring(doc.value, lineno=doc.lineno, endlineno=doc.endlineno,
+_SECTION = re.compile(r"^\s*(?:Args|Returns|Raises):\s*$", re.M)
+
+
+def _copy(doc: griffe.Docstring, parent: griffe.Object, text: str | None = None
+          ) -> griffe.Docstring:
+    return griffe.Docstring(doc.value if text is None else text, lineno=doc.lineno, endlineno=doc.endlineno,
                             parent=parent, parser=doc.parser, parser_options=doc.parser_options)

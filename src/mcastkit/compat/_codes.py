@@ -172,6 +172,11 @@ _EAI_TO_WINSOCK: Final[dict[int, int]] = {
 class MCastError(McastError):
     """The one exception the compat class raises: ``MCastError(code, message)``.
 
+    Args:
+        code: the vendor-style error number.
+        message: the text; "" takes the standard text of ``code``.
+        errno: the original Linux errno of a socket error.
+
     Attributes:
         code: the vendor-style number (component 1xx, or WinSock-style 100xx/110xx for
             socket errors, whatever the platform).

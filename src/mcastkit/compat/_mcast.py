@@ -35,8 +35,11 @@ def _int(v: Value) -> int:
 class MCast:
     """Send and receive IP multicast the way the vendor's ``ipworks.MCast`` does.
 
-    Example (loopback)::
+    Every property is also a ``get_x()`` / ``set_x(value)`` pair, as in the vendor's
+    class; the setters raise what the property assignment raises.
 
+    Example:
+        ```python
         mc = MCast()
         mc.on_data_in = lambda e: print(e.source_address, e.datagram)
         mc.receive_interface = mc.send_interface = "lo"
@@ -46,6 +49,7 @@ class MCast:
         mc.remote_host, mc.remote_port = "239.255.0.1", 5000
         mc.send(b"hello")
         mc.do_events()
+        ```
 
     Events fire on the thread that calls :meth:`do_events` (and ``on_ready_to_send``
     also inside ``active = True``); nothing runs on a hidden thread.
@@ -77,21 +81,39 @@ class MCast:
 
     def get_accept_data(self) -> bool:
         """Whether arriving datagrams are delivered to ``on_data_in`` (False: reading
-        pauses; datagrams wait in the kernel buffer)."""
+        pauses; datagrams wait in the kernel buffer).
+
+        Returns:
+            The current value (default True).
+        """
         return self._get(S.ACCEPT_DATA, bool)
 
     def set_accept_data(self, value: bool) -> None:
+        """Set :attr:`accept_data` (taken as a truth value).
+
+        Args:
+            value: True to deliver datagrams, False to pause reading.
+        """
         self._set(S.ACCEPT_DATA, value)
 
     accept_data = property(get_accept_data, set_accept_data)
 
     def get_active(self) -> bool:
-        """True while the socket is open, bound and joined."""
+        """True while the socket is open, bound and joined.
+
+        Returns:
+            Whether the instance is active.
+        """
         return self._s.core is not None
 
     def set_active(self, value: bool) -> None:
-        """True: open, bind, apply options, join recorded groups, fire on_ready_to_send.
+        """Activate or deactivate.
+
+        True: open, bind, apply options, join recorded groups, fire on_ready_to_send.
         False: leave every group and close. Re-asserting the current state is a no-op.
+
+        Args:
+            value: True to activate, False to deactivate.
 
         Raises:
             MCastError: 114/116 (UseConnection without a remote), 121 (a recorded group of
@@ -109,6 +131,9 @@ class MCast:
     def set_data_to_send(self, value: bytes | str) -> None:
         """Send ``value`` at once, like :meth:`send` (write-only, like the vendor's).
 
+        Args:
+            value: the payload (``str`` is encoded with CodePage).
+
         Raises:
             MCastError: as :meth:`send`.
         """
@@ -119,41 +144,84 @@ class MCast:
     def get_local_host(self) -> str:
         """Before activation: the value assigned. After: a group or unicast address
         assigned reads back as itself; otherwise the address of the interface in use,
-        never the wildcard (see docs/compat.md)."""
+        never the wildcard (see docs/compat.md).
+
+        Returns:
+            The local address ("" before activation when none was assigned).
+        """
         return self._get(S.LOCAL_HOST, str)
 
     def set_local_host(self, value: str) -> None:
-        """Raises: MCastError 107 if changed while active."""
+        """Set :attr:`local_host`: the local address to bind (a group binds to the group).
+
+        Args:
+            value: a local address, a group address or "" (the wildcard).
+
+        Raises:
+            MCastError: 107 if changed while active.
+        """
         self._set(S.LOCAL_HOST, value)
 
     local_host = property(get_local_host, set_local_host)
 
     def get_local_port(self) -> int:
-        """The port assigned; after activation the port actually bound (0 → the kernel's)."""
+        """The port assigned; after activation the port actually bound (0 → the kernel's).
+
+        Returns:
+            The port, 0-65535.
+        """
         return self._get(S.LOCAL_PORT, _int)
 
     def set_local_port(self, value: int) -> None:
-        """Raises: MCastError 106 if changed while active, 121 if out of 0-65535."""
+        """Set :attr:`local_port`: the UDP port to bind on activation.
+
+        Args:
+            value: 0-65535 (0: the kernel picks one).
+
+        Raises:
+            MCastError: 106 if changed while active, 121 if out of 0-65535.
+        """
         self._set(S.LOCAL_PORT, value)
 
     local_port = property(get_local_port, set_local_port)
 
     def get_loopback(self) -> bool:
-        """Whether our sends to a group reach listeners on this host (sender-side)."""
+        """Whether our sends to a group reach listeners on this host (sender-side).
+
+        Returns:
+            The current value (default True).
+        """
         return self._get(S.LOOPBACK, bool)
 
     def set_loopback(self, value: bool) -> None:
+        """Set :attr:`loopback`.
+
+        Args:
+            value: True to loop our sends back to local listeners (applied at once when active).
+
+        Raises:
+            MCastError: the socket error of the change (when active).
+        """
         self._set(S.LOOPBACK, value)
 
     loopback = property(get_loopback, set_loopback)
 
     def get_multicast_group(self) -> str:
-        """The last value assigned (joined groups: :attr:`groups`, an extension)."""
+        """The last value assigned (joined groups: :attr:`groups`, an extension).
+
+        Returns:
+            The group text last assigned ("" by default).
+        """
         return self._get(S.MULTICAST_GROUP, str)
 
     def set_multicast_group(self, value: str) -> None:
-        """``"GROUP"`` joins (now if active, else on activation); ``"-GROUP"`` leaves that
+        """Join or leave a group.
+
+        ``"GROUP"`` joins (now if active, else on activation); ``"-GROUP"`` leaves that
         group; ``""`` leaves every group this instance joined.
+
+        Args:
+            value: ``"GROUP"``, ``"-GROUP"`` or "".
 
         Raises:
             MCastError: 121 (not a multicast address), 10049 (leaving a group not joined),
@@ -165,51 +233,112 @@ class MCast:
 
     def get_receive_interface(self) -> str:
         """Interface (address, name or index) on which groups are joined; "" = the
-        routing table's choice (see :attr:`memberships` for the one used)."""
+        routing table's choice (see :attr:`memberships` for the one used).
+
+        Returns:
+            The interface as assigned.
+        """
         return self._get(S.RECEIVE_INTERFACE, str)
 
     def set_receive_interface(self, value: str) -> None:
-        """Applies to joins made after the change."""
+        """Set :attr:`receive_interface`; applies to joins made after the change.
+
+        Args:
+            value: an interface address, name or index, or "" (the route's choice).
+
+        Raises:
+            MCastError: 121 if ``value`` is not text.
+        """
         self._set(S.RECEIVE_INTERFACE, value)
 
     receive_interface = property(get_receive_interface, set_receive_interface)
 
     def get_remote_host(self) -> str:
-        """Destination address (group, unicast or broadcast) or host name."""
+        """Destination address (group, unicast or broadcast) or host name.
+
+        Returns:
+            The destination host as assigned.
+        """
         return self._get(S.REMOTE_HOST, str)
 
     def set_remote_host(self, value: str) -> None:
-        """With UseConnection on and active, the socket is re-connected."""
+        """Set :attr:`remote_host`; with UseConnection on and active, the socket is
+        re-connected.
+
+        Args:
+            value: a group, unicast or broadcast address, or a host name.
+
+        Raises:
+            MCastError: 121 if ``value`` is not text, or the socket error of the
+                re-connect.
+        """
         self._set(S.REMOTE_HOST, value)
 
     remote_host = property(get_remote_host, set_remote_host)
 
     def get_remote_port(self) -> int:
-        """Destination UDP port."""
+        """Destination UDP port.
+
+        Returns:
+            The port, 0-65535 (0: none set).
+        """
         return self._get(S.REMOTE_PORT, _int)
 
     def set_remote_port(self, value: int) -> None:
+        """Set :attr:`remote_port`.
+
+        Args:
+            value: the destination UDP port, 0-65535 (re-connects as :meth:`set_remote_host` does).
+
+        Raises:
+            MCastError: 121 if out of 0-65535, or the socket error of the re-connect.
+        """
         self._set(S.REMOTE_PORT, value)
 
     remote_port = property(get_remote_port, set_remote_port)
 
     def get_send_interface(self) -> str:
-        """Interface for outgoing multicast; "" = the routing table's choice."""
+        """Interface for outgoing multicast; "" = the routing table's choice.
+
+        Returns:
+            The interface as assigned.
+        """
         return self._get(S.SEND_INTERFACE, str)
 
     def set_send_interface(self, value: str) -> None:
-        """Applied at once when active ("" while active takes effect on the next
-        activation: Linux cannot un-set the outgoing interface of an open socket)."""
+        """Set :attr:`send_interface`, applied at once when active.
+
+        "" while active takes effect on the next activation: Linux cannot un-set the
+        outgoing interface of an open socket.
+
+        Args:
+            value: an interface address, name or index, or "".
+
+        Raises:
+            MCastError: 121 if ``value`` is not text, or the socket error of the change
+                (e.g. no such interface).
+        """
         self._set(S.SEND_INTERFACE, value)
 
     send_interface = property(get_send_interface, set_send_interface)
 
     def get_time_to_live(self) -> int:
-        """Multicast TTL / hop limit (default 7, the vendor's; 0 = this host only)."""
+        """Multicast TTL / hop limit (default 7, the vendor's; 0 = this host only).
+
+        Returns:
+            The TTL, 0-255.
+        """
         return self._get(S.TIME_TO_LIVE, _int)
 
     def set_time_to_live(self, value: int) -> None:
-        """Raises: MCastError 121 if outside 0-255."""
+        """Set :attr:`time_to_live` (applied at once when active).
+
+        Args:
+            value: 0-255.
+
+        Raises:
+            MCastError: 121 if outside 0-255.
+        """
         self._set(S.TIME_TO_LIVE, value)
 
     time_to_live = property(get_time_to_live, set_time_to_live)
@@ -217,25 +346,55 @@ class MCast:
     # ================================================================== events
 
     def get_on_data_in(self) -> DataInHandler | None:
+        """The handler called with an :class:`MCastDataInEventParams` per datagram.
+
+        Returns:
+            The handler, or None.
+        """
         return self._s.on_data_in
 
     def set_on_data_in(self, handler: DataInHandler | None) -> None:
+        """Set :attr:`on_data_in` (called from :meth:`do_events`).
+
+        Args:
+            handler: a callable taking :class:`MCastDataInEventParams`, or None.
+        """
         self._s.on_data_in = handler
 
     on_data_in = property(get_on_data_in, set_on_data_in)
 
     def get_on_error(self) -> ErrorHandler | None:
+        """The handler called with an :class:`MCastErrorEventParams` per background error.
+
+        Returns:
+            The handler, or None.
+        """
         return self._s.on_error
 
     def set_on_error(self, handler: ErrorHandler | None) -> None:
+        """Set :attr:`on_error`.
+
+        Args:
+            handler: a callable taking :class:`MCastErrorEventParams`, or None.
+        """
         self._s.on_error = handler
 
     on_error = property(get_on_error, set_on_error)
 
     def get_on_ready_to_send(self) -> ReadyToSendHandler | None:
+        """The handler called when sending is possible (at activation, after a would-block).
+
+        Returns:
+            The handler, or None.
+        """
         return self._s.on_ready_to_send
 
     def set_on_ready_to_send(self, handler: ReadyToSendHandler | None) -> None:
+        """Set :attr:`on_ready_to_send`.
+
+        Args:
+            handler: a callable taking :class:`MCastReadyToSendEventParams`, or None.
+        """
         self._s.on_ready_to_send = handler
 
     on_ready_to_send = property(get_on_ready_to_send, set_on_ready_to_send)
@@ -266,6 +425,12 @@ class MCast:
         """``"Name=Value"`` sets a setting and returns ""; ``"Name"`` returns its value.
 
         Names are case-insensitive; booleans read back as "True"/"False".
+
+        Args:
+            setting: ``"Name=Value"`` or ``"Name"`` (see docs/compat.md for the names).
+
+        Returns:
+            "" after setting; the value as text after reading.
 
         Raises:
             MCastError: 120 unknown name, 121 bad value, 122 read-only, 123 not
@@ -301,6 +466,9 @@ class MCast:
     def send(self, text: bytes | str) -> None:
         """Send one datagram to ``remote_host:remote_port`` (or the connected peer with
         UseConnection). ``str`` is encoded with CodePage (UTF-8 by default).
+
+        Args:
+            text: the payload.
 
         Raises:
             MCastError: 109 not active, 114 no remote address/port, 10035 would block
