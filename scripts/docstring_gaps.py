@@ -21,7 +21,7 @@ from typing import Any
 
 import griffe
 
-PUBLIC_MODULES = ("mcastkit", "mcastkit.aio", "mcastkit.compat")
+PUBLIC_MODULES = ("mcastkit", "mcastkit.aio", "mcastkit.compat", "mcastkit.capture", "mcastkit.seq")
 # classes whose public methods come from mixins: list inherited members too
 MIXED = {"MulticastSocket", "AsyncMulticastSocket", "MCast"}
 

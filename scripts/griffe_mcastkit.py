@@ -61,6 +61,7 @@ class McastkitDocs(griffe.Extension):
             getter = _dotted(value.args[0])
             if getter and getter != "None":
                 self._props.append((attr, getter))
+            attr.labels -= {"class-attribute", "instance-attribute"}
             attr.labels.add("property")
             if len(value.args) > 1 and _dotted(value.args[1]) not in (None, "None"):
                 attr.labels.add("writable")

@@ -1,17 +1,19 @@
 """Sequence analysis of multicast streams: gaps, reordering, duplicates, late arrivals.
 
 Usable on its own, and shared by ``mcastkit listen --seq``, ``record --seq``, ``replay``
-and ``ping``::
+and ``ping``:
 
-    from mcastkit import open_receiver
-    from mcastkit.seq import SeqAnalyzer
+```python
+from mcastkit import open_receiver
+from mcastkit.seq import SeqAnalyzer
 
-    seq = SeqAnalyzer("rtp")                       # or "iperf2", "moldudp64", "u32@0"...
-    with open_receiver("239.255.0.7:5004", interface="lo", metadata=True) as rx:
-        for d in rx.recv_many(100, timeout_s=5):
-            seq.feed(d)
-    print(seq.summary_line())                      # lost 2/100 (2.00%) in 1 gap, ...
-    print(seq.as_json())                           # one dict per stream and the total
+seq = SeqAnalyzer("rtp")                       # or "iperf2", "moldudp64", "u32@0"...
+with open_receiver("239.255.0.7:5004", interface="lo", metadata=True) as rx:
+    for d in rx.recv_many(100, timeout_s=5):
+        seq.feed(d)
+print(seq.summary_line())                      # lost 2/100 (2.00%) in 1 gap, ...
+print(seq.as_json())                           # one dict per stream and the total
+```
 
 A stream is (source, source port, group, destination port) plus the format's own stream
 identifier (RTP SSRC, mcastkit stream id, MoldUDP64 session). Formats and counters are

@@ -1,17 +1,17 @@
 """Record multicast streams to pcapng, and replay pcap/pcapng captures, without root.
 
-::
+```python
+from mcastkit import capture
 
-    from mcastkit import capture
+stats = capture.record(["239.255.0.1:5000"], "feed.pcapng", interface="lo",
+                       duration_s=10)                   # tcpdump/tshark/Wireshark read it
+report = capture.replay("feed.pcapng", interface="lo")  # same groups, recorded timing
+report = capture.replay("feed.pcapng", interface="lo", speed=2.0,
+                        mapping={"239.255.0.1:5000": "239.255.9.9:6000"})
 
-    stats = capture.record(["239.255.0.1:5000"], "feed.pcapng", interface="lo",
-                           duration_s=10)                   # tcpdump/tshark/Wireshark read it
-    report = capture.replay("feed.pcapng", interface="lo")  # same groups, recorded timing
-    report = capture.replay("feed.pcapng", interface="lo", speed=2.0,
-                            mapping={"239.255.0.1:5000": "239.255.9.9:6000"})
-
-    for pkt in capture.packets("anything.pcap"):            # tcpdump's pcap or pcapng
-        print(pkt.ts_ns, pkt.source, pkt.group, pkt.dport, len(pkt.payload))
+for pkt in capture.packets("anything.pcap"):            # tcpdump's pcap or pcapng
+    print(pkt.ts_ns, pkt.source, pkt.group, pkt.dport, len(pkt.payload))
+```
 
 Owns: the public names of the capture package. The pieces: ``_pcapng`` / ``_pcap``
 (file formats), ``_files`` (safe creation, rotation, full disk), ``_record`` (the record
