@@ -72,6 +72,7 @@ MAGIC: Final = b"MCKS"
 VERSION: Final = 1
 _HDR: Final = struct.Struct(">4sBBHIQQI")
 HEADER_SIZE: Final = _HDR.size  # 32
+"""Bytes of the mcastkit sequence header (32); payloads are at least this long."""
 _U32: Final = struct.Struct(">I")
 _IPERF: Final = struct.Struct(">iII")
 _IPERF64: Final = struct.Struct(">iIII")
@@ -90,7 +91,15 @@ class Kind(enum.IntEnum):
 
 @dataclass(frozen=True, slots=True)
 class SeqHeader:
-    """A parsed mcastkit header."""
+    """A parsed mcastkit header.
+
+    Attributes:
+        kind: data, probe, reply or end.
+        stream_id: the sender's stream identifier.
+        seq: the sequence number.
+        ts_ns: the sender's timestamp, ns.
+        length: the whole payload's length as sent (header plus padding).
+    """
 
     kind: Kind
     stream_id: int
@@ -102,6 +111,16 @@ class SeqHeader:
 def pack(stream_id: int, seq: int, ts_ns: int, length: int = HEADER_SIZE,
          kind: Kind = Kind.DATA) -> bytes:
     """Build an mcastkit payload of ``length`` bytes (at least the header; zero padding).
+
+    Args:
+        stream_id: the stream identifier, 0-2**32-1.
+        seq: the sequence number, 0-2**64-1.
+        ts_ns: the send timestamp in ns, 0-2**64-1.
+        length: the payload size; smaller than HEADER_SIZE (32) gives just the header.
+        kind: what the payload is (data, probe, reply, end).
+
+    Returns:
+        The payload.
 
     Raises:
         ValueError: a field is out of range.
@@ -115,14 +134,29 @@ def pack(stream_id: int, seq: int, ts_ns: int, length: int = HEADER_SIZE,
 
 
 def pack_reply(probe: SeqHeader, responder_id: int) -> bytes:
-    """A REPLY to ``probe``: its stream id, sequence and timestamp, plus ours."""
+    """A REPLY to ``probe``: its stream id, sequence and timestamp, plus ours.
+
+    Args:
+        probe: the PROBE being answered.
+        responder_id: our identifier (kept to 32 bits).
+
+    Returns:
+        The reply payload (HEADER_SIZE + 4 bytes).
+    """
     head = _HDR.pack(MAGIC, VERSION, int(Kind.REPLY), 0, probe.stream_id, probe.seq,
                      probe.ts_ns, HEADER_SIZE + 4)
     return head + _U32.pack(responder_id & 0xFFFFFFFF)
 
 
 def parse(data: bytes) -> SeqHeader | None:
-    """The header of an mcastkit payload, or None for anything else (never raises)."""
+    """The header of an mcastkit payload (never raises).
+
+    Args:
+        data: any payload.
+
+    Returns:
+        The header, or None when ``data`` is not an mcastkit payload.
+    """
     if len(data) < HEADER_SIZE or data[:4] != MAGIC:
         return None
     _m, ver, kind, _flags, sid, seq, ts, length = _HDR.unpack_from(data)
@@ -132,7 +166,14 @@ def parse(data: bytes) -> SeqHeader | None:
 
 
 def parse_reply_responder(data: bytes) -> int | None:
-    """The responder id appended to a REPLY, or None."""
+    """The responder id appended to a REPLY.
+
+    Args:
+        data: a REPLY payload.
+
+    Returns:
+        The responder id, or None when ``data`` is too short to carry one.
+    """
     if len(data) < HEADER_SIZE + 4:
         return None
     return int(_U32.unpack_from(data, HEADER_SIZE)[0])
@@ -142,7 +183,14 @@ def parse_iperf2(data: bytes) -> tuple[int, bool] | None:
     """(sequence, is_final) of an iperf2 UDP payload, or None if too short.
 
     iperf2 numbers datagrams from 0 (or 1) and marks the closing datagrams with the
-    negated sequence number."""
+    negated sequence number.
+
+    Args:
+        data: an iperf2 UDP payload.
+
+    Returns:
+        (sequence, is_final), or None when ``data`` is too short.
+    """
     if len(data) < _IPERF.size:
         return None
     ident, _sec, _usec = _IPERF.unpack_from(data)
@@ -182,7 +230,13 @@ Reader = Callable[[bytes], "SeqMark | None"]
 @dataclass(frozen=True, slots=True)
 class SeqFormat:
     """A sequence-number format: ``read(payload)`` is its :class:`SeqMark` or None
-    (a payload that does not carry one; never raises)."""
+    (a payload that does not carry one; never raises).
+
+    Attributes:
+        name: the format's name as :func:`parse_format` takes it.
+        bits: the width of its counter.
+        read: the payload reader.
+    """
 
     name: str
     bits: int
@@ -258,11 +312,19 @@ _BUILTIN: Final[dict[str, SeqFormat]] = {
     "moldudp64": SeqFormat("moldudp64", 64, _read_mold),
 }
 FORMAT_NAMES: Final = (*_BUILTIN, "uN[be|le]@OFFSET")
+"""The sequence formats :func:`parse_format` knows (for help texts)."""
 _GENERIC = re.compile(r"u(8|16|32|64)(be|le)?@(\d{1,5})")
 
 
 def parse_format(spec: str) -> SeqFormat:
     """The :class:`SeqFormat` named by ``spec`` (a built-in name or ``uN[be|le]@OFFSET``).
+
+    Args:
+        spec: ``"mcastkit"``, ``"iperf2"``, ``"iperf2-64"``, ``"rtp"``, ``"moldudp64"``
+            or ``uN[be|le]@OFFSET`` (any case).
+
+    Returns:
+        The format.
 
     Raises:
         McastValueError: an unknown name or a malformed generic form; the message lists

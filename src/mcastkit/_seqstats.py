@@ -36,6 +36,14 @@ def unwrap(raw: int, bits: int, ref: int) -> int:
 
     ``ref`` is an already extended value (it may exceed 2**bits after a wrap). A value up
     to half the range ahead of ``ref`` is ahead; anything else is behind.
+
+    Args:
+        raw: the counter as sent (0 to 2**bits - 1).
+        bits: the counter's width.
+        ref: the extended value to compare with (the highest seen so far).
+
+    Returns:
+        The extended value.
     """
     mod = 1 << bits
     delta = (raw - ref) % mod
@@ -132,7 +140,25 @@ class _Tracker:
 
 @dataclass(frozen=True, slots=True)
 class StreamSummary:
-    """Counters of one stream (or the total of all streams); see the module docstring."""
+    """Counters of one stream (or the total of all streams); see the module docstring.
+
+    Attributes:
+        stream: the stream's name (``"total"`` for the total).
+        datagrams: datagrams received.
+        bytes: payload bytes received.
+        unique: distinct sequence numbers received.
+        expected: sequence numbers from the first to the highest (or the announced end).
+        lost: expected minus unique.
+        reordered: datagrams that arrived after a higher number.
+        duplicates: datagrams whose number had already arrived.
+        elapsed_s: seconds from the first to the last datagram.
+        pps: datagrams per second over ``elapsed_s``.
+        mbps: megabits per second over ``elapsed_s``.
+        gaps: runs of missing numbers.
+        late: reordered datagrams that filled a gap already counted.
+        first_seq: the first number seen (as sent), or None for the total.
+        last_seq: the highest number seen (as sent), or None for the total.
+    """
 
     stream: str
     datagrams: int
@@ -156,7 +182,11 @@ class StreamSummary:
         return 100.0 * self.lost / self.expected if self.expected else 0.0
 
     def as_dict(self) -> dict[str, Any]:
-        """A JSON-ready dict (rates rounded, ``loss_pct`` added)."""
+        """The counters as a dict.
+
+        Returns:
+            A JSON-ready dict (rates rounded, ``loss_pct`` added).
+        """
         d = asdict(self)
         d["loss_pct"] = round(self.loss_pct, 3)
         d["pps"] = round(self.pps, 1)
@@ -165,7 +195,11 @@ class StreamSummary:
         return d
 
     def line(self) -> str:
-        """One line people can read: ``lost 3/1000 (0.30%) in 2 gaps, reordered 1...``."""
+        """One line people can read.
+
+        Returns:
+            ``"NAME: 1000 datagrams, lost 3/1000 (0.30%) in 2 gaps, reordered 1..."``.
+        """
         return (f"{self.stream}: {self.datagrams} datagrams, lost {self.lost}/{self.expected} "
                 f"({self.loss_pct:.2f}%) in {self.gaps} gap{'s' if self.gaps != 1 else ''}, "
                 f"reordered {self.reordered} (late {self.late}), duplicates {self.duplicates}")
@@ -181,6 +215,9 @@ class StreamStats:
     Args:
         window: how far back (in sequence numbers) duplicates are recognised.
         max_streams: how many streams are tracked at once.
+
+    Raises:
+        ValueError: ``window`` or ``max_streams`` below 1.
     """
 
     def __init__(self, *, window: int = 1024, max_streams: int = 256) -> None:
@@ -217,6 +254,9 @@ class StreamStats:
             bits: the counter's width, or None for numbers that never wrap.
             span: how many consecutive numbers the datagram covers (MoldUDP64), >= 1.
             name: how summaries name the stream (default ``str(key)``).
+
+        Returns:
+            "new", "reordered" or "duplicate".
         """
         self._touch_time(now)
         tr = self._streams.get(key)
@@ -244,14 +284,24 @@ class StreamStats:
         return verdict
 
     def add_unsequenced(self, size: int, now: float) -> None:
-        """Account a datagram without sequence numbers (counted for the rate only)."""
+        """Account a datagram without sequence numbers (counted for the rate only).
+
+        Args:
+            size: payload bytes.
+            now: arrival time in seconds.
+        """
         self._touch_time(now)
         self.unsequenced += 1
         self.unsequenced_bytes += size
 
     def set_expected(self, key: Hashable, total: int) -> None:
-        """The sender announced its end: its next number would have been ``total`` (for a
-        stream numbered from 0, how many it sent). Reveals loss at the tail."""
+        """The sender announced its end, which reveals loss at the tail.
+
+        Args:
+            key: the stream.
+            total: the sender's next number (for a stream numbered from 0, how many it
+                sent); wrapped like the stream's numbers.
+        """
         tr = self._streams.get(key)
         if tr is not None and tr.bits is not None:  # an announced total wraps like seq
             total = unwrap(total, tr.bits, tr.highest + 1)
@@ -274,11 +324,19 @@ class StreamStats:
                              pps, mbps, tr.gaps(), tr.late, first, last)
 
     def streams(self) -> list[StreamSummary]:
-        """One summary per tracked stream."""
+        """One summary per tracked stream.
+
+        Returns:
+            The summaries, least recently heard first.
+        """
         return [self._summ(k, tr) for k, tr in self._streams.items()]
 
     def total(self) -> StreamSummary:
-        """All streams and unsequenced datagrams together."""
+        """All streams and unsequenced datagrams together.
+
+        Returns:
+            One summary named ``"total"``.
+        """
         per = self.streams()
         datagrams = sum(s.datagrams for s in per) + self.unsequenced
         nbytes = sum(s.bytes for s in per) + self.unsequenced_bytes

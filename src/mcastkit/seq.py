@@ -97,6 +97,11 @@ class SeqAnalyzer:
         """Account one received datagram (destination port: ``d.port`` is the sender's,
         so the stream is named by group only; use :meth:`feed_payload` to add it).
 
+        Args:
+            d: the datagram (``metadata=True`` gives its group).
+            now: its arrival time in seconds; None: the datagram's kernel timestamp,
+                else ``time.monotonic()``.
+
         Returns:
             "new", "reordered", "duplicate", "end", "heartbeat" or "unsequenced".
         """
@@ -107,6 +112,14 @@ class SeqAnalyzer:
     def feed_payload(self, data: bytes, source: str | None, sport: int | None,
                      group: str | None, dport: int | None, now: float) -> str:
         """Account one payload of the stream (source, sport, group, dport).
+
+        Args:
+            data: the payload.
+            source: the sender's address (None: unknown).
+            sport: the sender's UDP port (None: unknown).
+            group: the destination group (None: unknown).
+            dport: the destination UDP port (None: unknown).
+            now: the arrival time in seconds (for the late/rate counters).
 
         Returns:
             As :meth:`feed`.
@@ -132,15 +145,27 @@ class SeqAnalyzer:
                               span=mark.span, name=name)
 
     def streams(self) -> list[StreamSummary]:
-        """One summary per stream."""
+        """One summary per stream.
+
+        Returns:
+            The summaries, least recently heard first.
+        """
         return self.stats.streams()
 
     def total(self) -> StreamSummary:
-        """All streams together."""
+        """All streams together.
+
+        Returns:
+            One summary summing every stream.
+        """
         return self.stats.total()
 
     def summary_line(self) -> str:
-        """One line people can read about all streams together."""
+        """One line people can read about all streams together.
+
+        Returns:
+            ``"seq rtp: 1 stream, lost 2/100 (2.00%) in 1 gap, ..."``.
+        """
         t = self.total()
         text = (f"seq {self.format.name}: {len(self.stats)} stream"
                 f"{'s' if len(self.stats) != 1 else ''}, lost {t.lost}/{t.expected} "
@@ -151,7 +176,12 @@ class SeqAnalyzer:
         return text
 
     def as_json(self) -> dict[str, Any]:
-        """``{"format", "total", "streams": [...], "unsequenced", ...}``, JSON-ready."""
+        """Everything counted, JSON-ready.
+
+        Returns:
+            ``{"format", "total", "streams": [...], "unsequenced", "heartbeats",
+            "evicted"}``.
+        """
         return {"format": self.format.name, "total": self.total().as_dict(),
                 "streams": [s.as_dict() for s in self.streams()],
                 "unsequenced": self.stats.unsequenced, "heartbeats": self.heartbeats,
