@@ -63,7 +63,19 @@ class CapturedDatagram:
 
 @dataclass(slots=True)
 class DecodeStats:
-    """What reading a capture found besides the datagrams."""
+    """What reading a capture found besides the datagrams.
+
+    Attributes:
+        records: packet records read.
+        datagrams: multicast / broadcast UDP datagrams yielded.
+        skipped: records not yielded, by reason (``"not_ip"``, ``"not_udp"``,
+            ``"unicast"``, ``"malformed"``, ``"outgoing_copy"``,
+            ``"fragments_incomplete"``).
+        reassembled: datagrams put together from IP fragments.
+        bad_checksums: datagrams yielded whose UDP checksum did not match.
+        linktypes: records by link type.
+        notes: what a pcapng file says besides packets (comments, interfaces...).
+    """
 
     records: int = 0
     datagrams: int = 0
@@ -74,7 +86,11 @@ class DecodeStats:
     notes: Notes = field(default_factory=Notes)
 
     def as_dict(self) -> dict[str, object]:
-        """JSON-ready."""
+        """The counters as a dict.
+
+        Returns:
+            A JSON-ready dict.
+        """
         return {"records": self.records, "datagrams": self.datagrams,
                 "skipped": dict(self.skipped), "reassembled": self.reassembled,
                 "bad_checksums": self.bad_checksums,
@@ -160,6 +176,9 @@ def packets_from(stream: BinaryIO, stats: DecodeStats | None = None, *,
         outgoing: also take Linux cooked-capture copies marked "sent by this host"
             (``tcpdump -i any`` on the sending host sees each datagram leave).
 
+    Returns:
+        An iterator of the datagrams, in file order (fragments yielded once whole).
+
     Raises:
         McastValueError: the stream is not a capture, or is corrupt before its end.
     """
@@ -207,6 +226,14 @@ def packets_from(stream: BinaryIO, stats: DecodeStats | None = None, *,
 def packets(path: str, stats: DecodeStats | None = None, *,
             outgoing: bool = True) -> Iterator[CapturedDatagram]:
     """:func:`packets_from` on the file at ``path`` (opened read-only).
+
+    Args:
+        path: a pcap or pcapng file.
+        stats: filled with what was skipped and why.
+        outgoing: also take copies marked "sent by this host" (see :func:`packets_from`).
+
+    Returns:
+        An iterator of the datagrams, in file order.
 
     Raises:
         McastValueError: not a capture, or corrupt.

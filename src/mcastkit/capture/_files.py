@@ -31,7 +31,18 @@ FLUSH_BYTES = 1 << 20  # write when this much is buffered (and on flush())
 
 class CaptureFileError(McastOSError):
     """A capture file could not be created or written; ``.errno`` says why, ``.path``
-    which file, ``.kept_bytes`` how much of it is complete on disk."""
+    which file, ``.kept_bytes`` how much of it is complete on disk.
+
+    Args:
+        err: the OS error number (ENOSPC, EACCES...).
+        message: what went wrong and what to do.
+        path: the file.
+        kept_bytes: how many bytes of it are complete on disk.
+
+    Attributes:
+        path: the file.
+        kept_bytes: how many bytes of it are complete on disk.
+    """
 
     code = ErrorCode.OS_ERROR
 

@@ -50,7 +50,20 @@ _IP = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 @dataclass(slots=True)
 class RecordStats:
-    """What a recording did so far."""
+    """What a recording did so far.
+
+    Attributes:
+        datagrams: packets written.
+        bytes: UDP payload bytes written.
+        kernel_drops: the kernel's drop counters (all sockets) as last seen.
+        drop_records: how often a rise of the drop counter was written.
+        queue_drops: received but not written: the write queue was full.
+        queue_peak_bytes: the most the write queue held.
+        truncated: datagrams longer than the receive buffer (written cut).
+        elapsed_s: seconds recorded.
+        files: files written, oldest first.
+        removed: files rotated out by ``keep``.
+    """
 
     datagrams: int = 0  #: packets written
     bytes: int = 0  #: UDP payload bytes written
@@ -64,7 +77,11 @@ class RecordStats:
     removed: list[str] = field(default_factory=list)  #: rotated out by ``keep``
 
     def as_dict(self) -> dict[str, object]:
-        """JSON-ready."""
+        """The counters as a dict.
+
+        Returns:
+            A JSON-ready dict.
+        """
         return {"datagrams": self.datagrams, "bytes": self.bytes,
                 "kernel_drops": self.kernel_drops, "drop_records": self.drop_records,
                 "queue_drops": self.queue_drops, "queue_peak_bytes": self.queue_peak_bytes,
@@ -217,8 +234,13 @@ class Recorder:
         self.files.file.flush()
 
     def close(self, kernel_drops: int | None = None) -> None:
-        """Write closing statistics (the live drop counter ``kernel_drops``), flush,
-        fsync and close. Idempotent; never leaves a partial block."""
+        """Write closing statistics, flush, fsync and close.
+
+        Idempotent; never leaves a partial block.
+
+        Args:
+            kernel_drops: the live drop counter to record (None: the last one seen).
+        """
         if self._closed:
             return
         self._closed = True

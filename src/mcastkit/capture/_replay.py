@@ -42,7 +42,19 @@ BATCH = 512
 
 @dataclass(slots=True)
 class ReplayReport:
-    """What a replay did."""
+    """What a replay did.
+
+    Attributes:
+        sent: datagrams sent.
+        bytes: payload bytes sent.
+        loops: passes over the capture completed.
+        skipped: datagrams not sent, by reason (e.g. ``"broadcast_unsupported"``).
+        elapsed_s: seconds the replay took.
+        decode: what reading the capture found (:class:`DecodeStats`).
+        timing_us: the send-time error in microseconds (``mean``, ``p50``, ``p99``,
+            ``max``, ``samples``); empty when no sample was taken.
+        mode: the timing mode (``"recorded x1"``, ``"rate 1000/s"``, ``"max"``).
+    """
 
     sent: int = 0
     bytes: int = 0
@@ -59,7 +71,11 @@ class ReplayReport:
         return self.sent / self.elapsed_s if self.elapsed_s > 0 else 0.0
 
     def as_dict(self) -> dict[str, object]:
-        """JSON-ready."""
+        """The counters as a dict.
+
+        Returns:
+            A JSON-ready dict.
+        """
         return {"sent": self.sent, "bytes": self.bytes, "loops": self.loops,
                 "skipped": dict(self.skipped + self.decode.skipped),
                 "elapsed_s": round(self.elapsed_s, 3), "pps": round(self.pps, 1),
@@ -69,6 +85,12 @@ class ReplayReport:
 
 def parse_mapping(specs: Iterable[str]) -> dict[tuple[str, int], tuple[str, int]]:
     """``["239.255.0.1:5000=239.255.9.9:6000", ...]`` as {(group, port): (group, port)}.
+
+    Args:
+        specs: ``FROM_GROUP:PORT=TO_GROUP:PORT`` texts.
+
+    Returns:
+        The mapping from (group, port) to (group, port), groups as text.
 
     Raises:
         McastValueError: a side that is not GROUP:PORT, or a group mapped twice.
