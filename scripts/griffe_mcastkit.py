@@ -68,23 +68,20 @@ class McastkitDocs(griffe.Extension):
 
     def on_class_members(self, *, cls: griffe.Class, **kwargs: Any) -> None:
         init = cls.members.get("__init__")
-        if init is None or init.is_alias or not init.is_function:
-            return
-        params = {p.name for p in init.parameters}
+        params = {p.name for p in init.parameters} \
+            if init is not None and not init.is_alias and init.is_function else set()
+        doc = cls.docstring
         described: dict[str, str] = {}
-        if cls.docstring is not None:
-            for section in cls.docstring.parse("google", warnings=False):
-                if section.kind is griffe.DocstringSectionKind.attributes:
-                    described.update({a.name: a.description for a in section.value})
+        for section in doc.parse("google", warnings=False) if doc is not None else ():
+            if section.kind is griffe.DocstringSectionKind.attributes:
+                described.update({a.name: a.description for a in section.value})
         for name, member in cls.members.items():
             if member.is_alias or not member.is_attribute:
                 continue
             if str(member.value) == name and name in params:
                 member.value = None
-            if member.docstring is None and described.get(name):
-                member.docstring = griffe.Docstring(described[name], parent=member,
-                                                    parser=cls.docstring.parser,  # type: ignore[union-attr]
-                                                    parser_options=cls.docstring.parser_options)  # type: ignore[union-attr]
+            if doc is not None and member.docstring is None and described.get(name):
+                member.docstring = _copy(doc, member, described[name])
 
     def on_package(self, *, pkg: griffe.Module, loader: griffe.GriffeLoader,
                    **kwargs: Any) -> None:
@@ -97,6 +94,7 @@ class McastkitDocs(griffe.Extension):
                 continue
             if found.docstring is not None and obj.docstring is None:
                 obj.docstring = _copy(found.docstring, obj)
+                obj.extra["mcastkit"]["doc_from"] = found.path  # for the gap report
         for attr, getter in self._props:
             fget = attr.parent.members.get(getter) if attr.parent else None  # type: ignore[union-attr]
             if fget is not None and fget.docstring is not None and attr.docstring is None:
@@ -114,5 +112,6 @@ _SECTION = re.compile(r"^\s*(?:Args|Returns|Raises):\s*$", re.M)
 
 def _copy(doc: griffe.Docstring, parent: griffe.Object, text: str | None = None
           ) -> griffe.Docstring:
-    return griffe.Docstring(doc.value if text is None else text, lineno=doc.lineno, endlineno=doc.endlineno,
-                            parent=parent, parser=doc.parser, parser_options=doc.parser_options)
+    return griffe.Docstring(doc.value if text is None else text, lineno=doc.lineno,
+                            endlineno=doc.endlineno, parent=parent, parser=doc.parser,
+                            parser_options=doc.parser_options)

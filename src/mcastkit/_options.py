@@ -199,8 +199,8 @@ class SendOptions:
             sndbuf_bytes: SO_SNDBUF request, 1 B-1 GiB (None: unchanged).
 
         Returns:
-            (rcvbuf, sndbuf) as the kernel applied them: it doubles the request and caps
-            it at ``net.core.rmem_max`` / ``wmem_max``.
+            (rcvbuf, sndbuf) as the kernel applied them: it doubles the request and
+                caps it at ``net.core.rmem_max`` / ``wmem_max``.
 
         Raises:
             McastValueError: a size out of range (``BAD_VALUE``); nothing changes.

@@ -229,7 +229,7 @@ class SendPath:
 
         Returns:
             The number of datagrams sent: all of them, or fewer on a non-blocking socket
-            whose buffer filled up after at least one was sent.
+                whose buffer filled up after at least one was sent.
 
         Raises:
             DatagramTooLargeError: EMSGSIZE (a payload over 65507 B, or over the MTU

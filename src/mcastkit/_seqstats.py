@@ -216,6 +216,13 @@ class StreamStats:
         window: how far back (in sequence numbers) duplicates are recognised.
         max_streams: how many streams are tracked at once.
 
+    Attributes:
+        window: as given.
+        max_streams: as given.
+        unsequenced: datagrams without sequence numbers (counted for the rate only).
+        unsequenced_bytes: their payload bytes.
+        evicted: streams forgotten because ``max_streams`` were tracked.
+
     Raises:
         ValueError: ``window`` or ``max_streams`` below 1.
     """

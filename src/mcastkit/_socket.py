@@ -67,6 +67,10 @@ class MulticastSocket:
             smaller TTL / hop limit; 255 accepts only senders on this link (GTSM, RFC 5082;
             security goal G4). Turns metadata on.
 
+    Attributes:
+        stats: what this socket received, dropped, refused and failed to send
+            (:class:`RecvStats`; the counters move as the socket works).
+
     Raises:
         McastValueError: a bad argument (nothing is created).
         InterfaceNotFoundError: ``interface`` does not exist.

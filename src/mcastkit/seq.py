@@ -82,6 +82,12 @@ class SeqAnalyzer:
         window: how many numbers back duplicates are still recognised.
         max_streams: streams tracked at once (the least recently heard is dropped first).
 
+    Attributes:
+        format: the :class:`SeqFormat` read from every payload.
+        stats: the per-stream counters (:class:`StreamStats`).
+        heartbeats: heartbeat payloads seen (no data; not counted as datagrams).
+        ends: end-of-stream payloads seen.
+
     Raises:
         McastValueError: an unknown format; the message lists the valid ones.
     """
@@ -180,7 +186,7 @@ class SeqAnalyzer:
 
         Returns:
             ``{"format", "total", "streams": [...], "unsequenced", "heartbeats",
-            "evicted"}``.
+                "evicted"}``.
         """
         return {"format": self.format.name, "total": self.total().as_dict(),
                 "streams": [s.as_dict() for s in self.streams()],

@@ -110,8 +110,10 @@ def test_search_answers(page: Any, server: str, query: str, expect_href: str) ->
     page.wait_for_selector(".md-search-result__item", timeout=20_000)
     meta = page.locator(".md-search-result__meta").inner_text()
     assert "matching document" in meta, meta
-    hrefs = [a.get_attribute("href") or "" for a in
-             page.locator(".md-search-result__item > a").all()]
+    # one snapshot of the list: it may re-render while the results stream in (reading
+    # it element by element then waits for an item that no longer exists)
+    hrefs = page.eval_on_selector_all(".md-search-result__item > a",
+                                      "els => els.map(e => e.getAttribute('href') || '')")
     assert any(expect_href in h for h in hrefs), hrefs
     page.screenshot(path=str(ARTIFACTS / f"search-{query}.png"))
     # following the first hit opens a page of the site

@@ -102,6 +102,11 @@ class Recorder:
         linktype: ``"ethernet"`` (default) or ``"raw"`` (IP packets without a link layer).
         clock: seconds, for rotation by age.
 
+    Attributes:
+        linktype: the pcapng link type number written.
+        stats: what was written so far (:class:`RecordStats`).
+        files: the rotating file set (its ``paths``: the files written, oldest first).
+
     Raises:
         CaptureFileError: the file cannot be created.
         McastValueError: a bad argument.
@@ -308,8 +313,11 @@ def record(source: str | Endpoint | MulticastSocket | Sequence[str | Endpoint | 
         stop: an event another thread (or a signal handler) sets to end the run cleanly.
         seq: a :class:`~mcastkit.seq.SeqAnalyzer` fed with every datagram.
         progress: called with the stats about every ``progress_every_s`` seconds.
+        progress_every_s: seconds between ``progress`` calls.
         queue_bytes: write on a thread of its own behind a queue of at most this many
             bytes, so the receiving thread only receives (None: write as it receives).
+        **recorder_options: keyword arguments of :class:`Recorder` (``rotate_bytes``,
+            ``rotate_s``, ``keep``, ``overwrite``, ``linktype``).
 
     Returns:
         The final :class:`RecordStats`.

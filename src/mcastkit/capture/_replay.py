@@ -191,6 +191,7 @@ def replay(path: str, *, interface: str | int | Interface | None = None,
         outgoing: also replay Linux cooked-capture copies marked "sent by this host".
         stop: set it to end the replay cleanly.
         progress: called with the report about every ``progress_every_s`` seconds.
+        progress_every_s: seconds between ``progress`` calls.
         sleep: how to wait for a datagram's time (default: waiting on ``stop``, so setting
             it ends a long pause at once).
 
