@@ -16,12 +16,15 @@ from types import ModuleType
 
 import pytest
 
+from tests.conftest_lab import require_or_skip
 from tests.site.conftest import ROOT
 
-pytest.importorskip("griffe")
 
-
-def _script() -> ModuleType:
+@pytest.fixture(scope="module")
+def gaps_mod() -> ModuleType:
+    """scripts/docstring_gaps.py as a module (it needs griffe, of the docs extra)."""
+    if importlib.util.find_spec("griffe") is None:
+        require_or_skip("griffe is not installed (pip install -e '.[docs]')")
     spec = importlib.util.spec_from_file_location("docstring_gaps",
                                                   ROOT / "scripts" / "docstring_gaps.py")
     assert spec and spec.loader
@@ -30,21 +33,18 @@ def _script() -> ModuleType:
     return mod
 
 
-GAPS = _script()
-
-
-def test_public_api_has_no_docstring_gaps() -> None:
-    found = GAPS.gaps(ROOT / "src")
+def test_public_api_has_no_docstring_gaps(gaps_mod: ModuleType) -> None:
+    found = gaps_mod.gaps(ROOT / "src")
     assert found == {}, "\n".join(f"{k}: {'; '.join(v)}" for k, v in sorted(found.items()))
 
 
-def test_the_check_covers_the_api_pages() -> None:
+def test_the_check_covers_the_api_pages(gaps_mod: ModuleType) -> None:
     # every module documented under docs/api/ is checked
     pages = "\n".join(p.read_text() for p in (ROOT / "docs" / "api").glob("*.md"))
     shown = {m for m in re.findall(r"^::: (mcastkit\.\w+)", pages, flags=re.M)
              if importlib.util.find_spec(m) is not None}  # a module, not a name
     assert shown, "no module found on the API pages"
-    assert shown - set(GAPS.PUBLIC_MODULES) == set()
+    assert shown - set(gaps_mod.PUBLIC_MODULES) == set()
 
 
 FAKE = '''
@@ -173,11 +173,13 @@ class Good:
 
 
 @pytest.fixture(scope="module")
-def fake_gaps(tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[str]]:
+def fake_gaps(tmp_path_factory: pytest.TempPathFactory, gaps_mod: ModuleType
+              ) -> dict[str, list[str]]:
     src = tmp_path_factory.mktemp("fake")
     (src / "fakepkg").mkdir()
     (src / "fakepkg" / "__init__.py").write_text(textwrap.dedent(FAKE))
-    return GAPS.gaps(src, "fakepkg", ("fakepkg",))
+    found: dict[str, list[str]] = gaps_mod.gaps(src, "fakepkg", ("fakepkg",))
+    return found
 
 
 @pytest.mark.parametrize(("name", "problem"), [
