@@ -238,8 +238,8 @@ class Memberships:
                 ``group`` is joined on (or the socket's default interface).
 
         Raises:
-            NotJoinedError: no such source-specific membership or source (``NOT_JOINED``).
-            ModeConflictError: the group is joined any-source (``MODE_CONFLICT``).
+            NotJoinedError: no source-specific membership of ``group`` with ``source``
+                here, also when the group is joined any-source (``NOT_JOINED``).
             McastValueError: a bad source or group address.
             ClosedError: the socket is closed (``CLOSED``).
         """
@@ -276,7 +276,8 @@ class Memberships:
 
     def unblock_source(self, source: str | IPAddress, group: GroupArg,
                        interface: InterfaceArg | None = None) -> None:
-        """Undo :meth:`block_source`: receive ``source`` again.
+        """Undo :meth:`block_source`: receive ``source`` again (a no-op when it is not
+        blocked).
 
         Args:
             source: the blocked sender.
@@ -285,8 +286,7 @@ class Memberships:
                 ``group`` is joined on (or the socket's default interface).
 
         Raises:
-            NotJoinedError: the group is not joined here, or ``source`` is not blocked
-                (``NOT_JOINED``).
+            NotJoinedError: the group is not joined here (``NOT_JOINED``).
             ModeConflictError: the group is joined source-specifically (``MODE_CONFLICT``).
             McastValueError: a bad source or group address.
             ClosedError: the socket is closed (``CLOSED``).

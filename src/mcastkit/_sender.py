@@ -86,7 +86,7 @@ class SendPath:
         Args:
             data: the payload (bytes-like), at most 65507 B over IPv4.
             address: destination group (or unicast) address of this socket's IP version.
-            port: destination UDP port, 1-65535.
+            port: destination UDP port (an integer 0-65535).
 
         Returns:
             The number of bytes sent (the whole payload).
@@ -150,7 +150,7 @@ class SendPath:
         Args:
             data: the payload (bytes-like), at most 65507 B over IPv4.
             address: destination group (or unicast) address of this socket's IP version.
-            port: destination UDP port, 1-65535.
+            port: destination UDP port (an integer 0-65535).
             source: a local address of this host, of the socket's IP version.
 
         Returns:
@@ -224,7 +224,7 @@ class SendPath:
         Args:
             payloads: the datagrams' payloads, sent in order.
             address: destination group (or unicast) address of this socket's IP version.
-            port: destination UDP port, 1-65535.
+            port: destination UDP port (an integer 0-65535).
             method: ``"auto"``, ``"gso"``, ``"mmsg"`` or ``"loop"`` (above).
 
         Returns:
