@@ -28,7 +28,7 @@ from mcastkit import (
 from ._common import CliError
 from ._env import Env
 from ._status import ExitStatus
-from .commands import doctor, interfaces, listen, perf, ping, send
+from .commands import doctor, interfaces, listen, perf, ping, relay, send
 
 __all__ = ["VERBS", "build_parser", "main"]
 
@@ -39,6 +39,7 @@ VERBS: dict[str, ModuleType] = {
     "perf": perf,
     "interfaces": interfaces,
     "doctor": doctor,
+    "relay": relay,
 }
 
 _EPILOG = """\

@@ -1,0 +1,475 @@
+"""The relay engine: receive on some interfaces (and the tunnel), send on the others.
+
+Owns: :class:`Relay` (start, run, stop, stats), its sockets (one receiving socket per IP
+version and port, joined on every receiving interface by *name*, so the asyncio layer
+re-joins a re-created interface; one sending socket per version, interface and port,
+bound to the port so replies reach the protocol's port, loopback off so the relay never
+hears its own output), the per-datagram decision (rule, direction, source filter, storm
+rules, rate limit, targets) with its counting, retrying joins on interfaces that do not
+exist yet, and the tunnel's ingress queue.
+Must not: parse configuration files or arguments, print, or make socket calls other than
+through :mod:`mcastkit` and :mod:`mcastkit.aio`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import importlib.util
+import ipaddress
+import logging
+import socket
+import time
+
+from mcastkit import (
+    Datagram,
+    DatagramTooLargeError,
+    Endpoint,
+    Interface,
+    InterfaceError,
+    McastError,
+    MulticastSocket,
+    UnsupportedError,
+    list_interfaces,
+    resolve_interface,
+)
+from mcastkit.aio import AsyncMulticastSocket, InterfaceEvent
+
+from ._health import HealthServer
+from ._ratelimit import RateLimiter
+from ._rules import TUNNEL, RelayConfig, Rule
+from ._stats import (
+    O_RELAYED,
+    O_SEND_ERR,
+    O_TOO_BIG,
+    R_FILTERED,
+    R_LOOP,
+    R_NOTARGET,
+    R_RATE,
+    R_RECEIVED,
+    Counters,
+    RelayStats,
+)
+from ._suppress import LoopGuard
+from ._tunnel import Tunnel
+from ._wire import Inner, inner_overhead, load_key_file
+
+__all__ = ["Relay"]
+
+_log = logging.getLogger("mcastkit.relay")
+MAINTENANCE_S = 2.0  # how often missing interfaces are retried and own addresses re-read
+_BATCH = 512
+_OutKey = tuple[str, str, int, str, int, str]  # rule, ingress, version, egress, port, group
+
+
+class Relay:
+    """A multicast relay, between interfaces and/or through an encrypted tunnel.
+
+    Use from asyncio::
+
+        async with Relay(config) as relay:   # started; stopped (groups left) on exit
+            await relay.wait_closed()         # until relay.close() or cancellation
+
+    Args:
+        config: a validated :class:`RelayConfig` (see :func:`load_config`).
+
+    Raises:
+        UnsupportedError: ``preserve_source`` without mcastkit's raw send path.
+    """
+
+    def __init__(self, config: RelayConfig) -> None:
+        if config.preserve_source:
+            missing = importlib.util.find_spec("mcastkit._rawsend") is None
+            raise UnsupportedError(
+                "--preserve-source needs mcastkit's raw send path (mcastkit._rawsend, "
+                + ("not in this build" if missing else "not wired into the relay yet")
+                + ") and CAP_NET_RAW; run without --preserve-source (replies then go to "
+                "the relay's address)")
+        self.config = config
+        self.counters = Counters()
+        self.guard = LoopGuard(config.dedup_window_s)
+        self._rule_of: dict[tuple[str, int], Rule] = {}
+        for r in config.rules:
+            for e in r.endpoints:
+                self._rule_of[(str(e.group.address), e.port)] = r
+        self._limiters: dict[str, RateLimiter] = {}
+        for r in config.rules:
+            pps = r.rate_limit_pps or config.rate_limit_pps
+            if pps is not None:
+                self._limiters[r.name] = RateLimiter(pps)
+        self._rx: dict[tuple[int, int], AsyncMulticastSocket] = {}
+        self._pending_joins: set[tuple[int, int, Endpoint, str]] = set()
+        self._ifaces: dict[str, Interface] = {}  # sending interfaces, resolved once
+        self._targets: dict[tuple[str, str], tuple[str, ...]] = {}
+        self._ifnames: dict[int, str] = {}
+        self._out: dict[_OutKey, list[bytes]] = {}
+        self._tunnel: Tunnel | None = None
+        self._tunnel_in: collections.deque[Inner] = collections.deque()
+        self._tunnel_wake: asyncio.Event | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._health: HealthServer | None = None
+        self._closed: asyncio.Event | None = None
+        self._started = 0.0
+        self._stopping = False
+        self._final_kernel_drops = 0
+
+    # ------------------------------------------------------------------ life cycle
+
+    async def __aenter__(self) -> Relay:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def start(self) -> None:
+        """Open every socket, join every group, start the tunnel and the health endpoint.
+        An interface that does not exist yet is waited for (``stats().pending``).
+
+        Raises:
+            McastError: a join or bind the kernel refuses (nothing stays open).
+            McastValueError: the key file is unusable.
+        """
+        loop = asyncio.get_running_loop()
+        self._closed = asyncio.Event()
+        self._started = time.monotonic()
+        try:
+            self.refresh_own_addresses()
+            self._open_receivers()
+            if self.config.tunnel is not None:
+                key = load_key_file(self.config.tunnel.key_file)
+                self._tunnel_wake = asyncio.Event()
+                self._tunnel = Tunnel(self.config.tunnel, key, self.counters, self._from_tunnel)
+                await self._tunnel.start()
+                self._tasks.append(loop.create_task(self._tunnel_loop()))
+            if self.config.health is not None:
+                self._health = HealthServer(self)
+                await self._health.start(*self.config.health)
+        except BaseException:
+            await self.close()
+            raise
+        for (ver, port), ep in self._rx.items():
+            self._tasks.append(loop.create_task(self._rx_loop(ep), name=f"relay-rx-v{ver}-{port}"))
+        self._tasks.append(loop.create_task(self._maintenance()))
+        _log.info("relay started: %d rule(s), interfaces %s%s", len(self.config.rules),
+                  ", ".join(f"{i.name}({i.mode})" for i in self.config.interfaces),
+                  f", tunnel {self.config.tunnel.mode}" if self.config.tunnel else "")
+
+    async def close(self) -> None:
+        """Stop: leave every group, close every socket, say goodbye on the tunnel.
+        Idempotent."""
+        if self._stopping:
+            return
+        self._stopping = True
+        me = asyncio.current_task()
+        for t in self._tasks:
+            if t is not me:
+                t.cancel()
+        for t in self._tasks:
+            if t is not me:
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await t
+        if self._health is not None:
+            await self._health.close()
+        if self._tunnel is not None:
+            await self._tunnel.close()
+        self._final_kernel_drops = self._kernel_drops()
+        for ep in self._rx.values():
+            ep.close()
+        if self._closed is not None:
+            self._closed.set()
+        _log.info("relay stopped: %s", self.stats().line())
+
+    async def wait_closed(self) -> None:
+        """Wait until :meth:`close` has run."""
+        if self._closed is None:
+            raise RuntimeError("the relay was not started")
+        await self._closed.wait()
+
+    @property
+    def tunnel(self) -> Tunnel | None:
+        """The tunnel end, if the relay has one."""
+        return self._tunnel
+
+    @property
+    def memberships(self) -> list[tuple[str, str]]:
+        """(interface, group) pairs the relay holds now."""
+        return [(m.ifname, m.group) for ep in self._rx.values() for m in ep.memberships]
+
+    @property
+    def ready(self) -> bool:
+        """Every interface present, and the tunnel (if any) up."""
+        return (not self._pending_joins and not self._missing_senders() and
+                (self._tunnel is None or self._tunnel.up))
+
+    def _missing_senders(self) -> list[str]:
+        return [i.name for i in self.config.interfaces
+                if i.sends and self._egress_iface(i.name) is None]
+
+    def stats(self) -> RelayStats:
+        """A snapshot of every counter (see docs/relay.md for their meaning)."""
+        pend = sorted({f"{ifn} (join {ep})" for _, _, ep, ifn in self._pending_joins} |
+                      {f"{ifn} (send)" for ifn in self._missing_senders()})
+        kd = self._final_kernel_drops if self._stopping else self._kernel_drops()
+        return RelayStats.build(
+            self.counters, kernel_drops=kd,
+            tunnel=self._tunnel.describe() if self._tunnel is not None else None,
+            pending=tuple(pend), uptime_s=time.monotonic() - self._started)
+
+    def _kernel_drops(self) -> int:
+        n = 0
+        for ep in self._rx.values():
+            with contextlib.suppress(McastError, OSError):
+                st = ep.stats
+                n += st.kernel_drops + st.queue_drops
+        return n
+
+    # ------------------------------------------------------------------ sockets
+
+    def _open_receivers(self) -> None:
+        cfg = self.config
+        rx_ifaces = [i.name for i in cfg.interfaces if i.receives]
+        for r in cfg.rules:
+            for e in r.endpoints:
+                ver, port = e.group.version, e.port
+                if (ver, port) not in self._rx:
+                    # one socket per version and port receives *and* sends (with the
+                    # sending interface chosen per batch): relayed datagrams leave from the
+                    # protocol's port (mDNS needs 5353), and no second socket shares the
+                    # port (a SO_REUSEPORT sibling can take multicast meant for this one)
+                    core = MulticastSocket(ver, metadata=True, reuse_port=True,
+                                           reuse_address=True, blocking=False,
+                                           rcvbuf_bytes=cfg.rcvbuf_bytes, ttl=cfg.ttl,
+                                           loopback=False)
+                    try:
+                        core.bind(port)
+                    except BaseException:
+                        core.close()
+                        raise
+                    self._rx[(ver, port)] = AsyncMulticastSocket(
+                        core, queue_size=8192, max_per_wakeup=_BATCH, on_event=self._on_event)
+                for ifn in rx_ifaces:
+                    if not r.interfaces or ifn in r.interfaces:
+                        self._pending_joins.add((ver, port, e, ifn))
+        self._retry_joins()
+
+    def _retry_joins(self) -> None:
+        for item in sorted(self._pending_joins, key=str):
+            ver, port, e, ifn = item
+            ep = self._rx[(ver, port)]
+            try:
+                if e.source is not None:
+                    ep.join_source(e.source, e.group, ifn)
+                else:
+                    ep.join(e.group, ifn)
+            except InterfaceError as exc:  # not there yet: retried, listed as pending
+                _log.debug("join %s on %s waits: %s", e, ifn, exc.message)
+                continue
+            self._pending_joins.discard(item)
+            _log.info("joined %s on %s", e, ifn)
+
+    def _egress_iface(self, name: str) -> Interface | None:
+        """The sending interface ``name`` (cached; None while it does not exist)."""
+        i = self._ifaces.get(name)
+        if i is None:
+            try:
+                i = self._ifaces[name] = resolve_interface(name)
+            except McastError:
+                return None
+        return i
+
+    def refresh_own_addresses(self) -> None:
+        """Re-read this host's addresses (for the own-address storm rule)."""
+        with contextlib.suppress(McastError, OSError):
+            self.guard.set_own_addresses(
+                (str(a), i.name) for i in list_interfaces() for a in i.addresses)
+
+    def _on_event(self, ev: InterfaceEvent) -> None:
+        self._ifnames.clear()
+        self._ifaces.clear()
+        self.refresh_own_addresses()
+        if ev.kind == "rejoin_failed":
+            _log.warning("interface %s re-created but joining failed: %s", ev.name, ev.error)
+        else:
+            _log.info("interface %s %s (index %d)", ev.name, ev.kind, ev.index)
+
+    async def _maintenance(self) -> None:
+        while True:
+            await asyncio.sleep(MAINTENANCE_S)
+            if self._pending_joins:
+                self._retry_joins()
+            self.refresh_own_addresses()
+
+    def _ifname(self, index: int | None) -> str:
+        if index is None:
+            return "?"
+        name = self._ifnames.get(index)
+        if name is None:
+            try:
+                name = socket.if_indextoname(index)
+            except OSError:
+                name = f"#{index}"
+            self._ifnames[index] = name
+        return name
+
+    # ------------------------------------------------------------------ the hot path
+
+    async def _rx_loop(self, ep: AsyncMulticastSocket) -> None:
+        ingest = self._ingest
+        ifname = self._ifname
+        port = ep.local_address[1]
+        while True:
+            batch: list[Datagram] = await ep.recv_many(_BATCH)
+            for d in batch:
+                g = d.group
+                if g is None:
+                    continue
+                ingest(ifname(d.interface), g, port, d.source, d.port, d.ttl, d.data)
+            await self._flush()
+
+    def _from_tunnel(self, inner: Inner) -> None:
+        self._tunnel_in.append(inner)
+        if self._tunnel_wake is not None:
+            self._tunnel_wake.set()
+
+    async def _tunnel_loop(self) -> None:
+        assert self._tunnel_wake is not None
+        q = self._tunnel_in
+        while True:
+            await self._tunnel_wake.wait()
+            self._tunnel_wake.clear()
+            while q:
+                for _ in range(min(len(q), _BATCH)):
+                    i = q.popleft()
+                    self._ingest(TUNNEL, i.group, i.port, i.source, i.source_port, i.ttl,
+                                 i.data)
+                await self._flush()
+
+    def _targets_of(self, rule: Rule, ingress: str) -> tuple[str, ...]:
+        key = (rule.name, ingress)
+        t = self._targets.get(key)
+        if t is None:
+            names = [i.name for i in self.config.interfaces if i.sends and i.name != ingress
+                     and (not rule.interfaces or i.name in rule.interfaces)]
+            if self._tunnel is not None and rule.tunnel and ingress != TUNNEL:
+                names.append(TUNNEL)
+            t = self._targets[key] = tuple(names)
+        return t
+
+    def _ingest(self, ingress: str, group: str, port: int, source: str, sport: int,
+                ttl: int | None, data: bytes) -> None:
+        """Decide one datagram's fate, count it, and queue its copies."""
+        rule = self._rule_of.get((group, port))
+        c = self.counters
+        if rule is None:
+            c.ingress("(no rule)", ingress)[R_RECEIVED] += 1
+            c.ingress("(no rule)", ingress)[R_FILTERED] += 1
+            return
+        row = c.ingress(rule.name, ingress)
+        row[R_RECEIVED] += 1
+        targets = self._targets_of(rule, ingress)
+        if ingress != TUNNEL and rule.interfaces and ingress not in rule.interfaces:
+            row[R_FILTERED] += 1
+            return
+        src_ip: ipaddress.IPv4Address | ipaddress.IPv6Address | None = None
+        if rule.allow_sources or rule.deny_sources or rule.targets:
+            src_ip = ipaddress.ip_address(source.split("%", 1)[0])
+            if not rule.source_allowed(src_ip):
+                row[R_FILTERED] += 1
+                return
+        guard = self.guard
+        if guard.is_own_echo(source, ingress) or guard.check(group, port, data, ingress):
+            row[R_LOOP] += 1
+            return
+        lim = self._limiters.get(rule.name)
+        if lim is not None and not lim.allow(group):
+            row[R_RATE] += 1
+            return
+        if src_ip is not None and rule.targets:
+            only = rule.targets_for(src_ip)
+            if only is not None:
+                targets = tuple(t for t in targets if t in only)
+        if not targets:
+            row[R_NOTARGET] += 1
+            return
+        ver = 6 if ":" in group else 4
+        for eg in targets:
+            if eg == TUNNEL:
+                self._to_tunnel(rule, ingress, group, port, source, sport, ttl, data)
+                continue
+            k = (rule.name, ingress, ver, eg, port, group)
+            lst = self._out.get(k)
+            if lst is None:
+                self._out[k] = [data]
+            else:
+                lst.append(data)
+
+    def _to_tunnel(self, rule: Rule, ingress: str, group: str, port: int, source: str,
+                   sport: int, ttl: int | None, data: bytes) -> None:
+        tn = self._tunnel
+        assert tn is not None
+        row = self.counters.egress(rule.name, ingress, TUNNEL)
+        ver = 6 if ":" in group else 4
+        if not tn.fits(ver, len(data)):
+            row[O_TOO_BIG] += 1
+            n = row[O_TOO_BIG]
+            if n <= 10 or n % 1000 == 0:
+                _log.warning("tunnel: a %d B datagram to %s:%d from %s does not fit the tunnel "
+                             "mtu %d (largest payload %d B); not relayed (%d so far). Raise "
+                             "the tunnel mtu on both sides if the path carries more",
+                             len(data), group, port, source, tn.spec.mtu,
+                             tn.spec.mtu - inner_overhead(ver), n)
+            return
+        if tn.send_data(group, port, source, sport, ttl, data):
+            row[O_RELAYED] += 1
+        else:
+            row[O_SEND_ERR] += 1
+
+    async def _flush(self) -> None:
+        """Send every queued copy (batched per interface, port and group)."""
+        if self._tunnel is not None:
+            await self._tunnel.drain()
+        if not self._out:
+            return
+        out, self._out = self._out, {}
+        for (rule, ingress, ver, eg, port, group), payloads in out.items():
+            row = self.counters.egress(rule, ingress, eg)
+            ep = self._rx.get((ver, port))
+            iface = self._egress_iface(eg)
+            if ep is None or ep.closed or iface is None:
+                row[O_SEND_ERR] += len(payloads)
+                self._warn(row, f"interface {eg} is not there; {len(payloads)} datagram(s) "
+                                f"to {group}:{port} not sent")
+                continue
+            await self._send(ep, iface, row, payloads, group, port)
+
+    def _warn(self, row: list[int], msg: str) -> None:
+        n = row[O_SEND_ERR] + row[O_TOO_BIG]
+        if n <= 10 or n % 1000 == 0:
+            _log.warning("%s (%d so far)", msg, n)
+
+    async def _send(self, ep: AsyncMulticastSocket, iface: Interface, row: list[int],
+                    payloads: list[bytes], group: str, port: int) -> None:
+        core = ep.socket
+        rest: list[bytes] = payloads
+        while rest:
+            try:
+                if core.interface is None or core.interface.index != iface.index:
+                    core.set_interface(iface)
+                row[O_RELAYED] += await ep.send_many(rest, group, port)
+                return
+            except McastError as exc:
+                done = exc.datagrams_sent or 0
+                row[O_RELAYED] += done
+                if isinstance(exc, DatagramTooLargeError):
+                    row[O_TOO_BIG] += 1
+                else:
+                    row[O_SEND_ERR] += 1
+                self._warn(row, f"send to {group}:{port} on {iface.name} failed: "
+                                f"{exc.message}")
+                if isinstance(exc, InterfaceError):  # re-created: look it up again
+                    self._ifaces.pop(iface.name, None)
+                    row[O_SEND_ERR] += len(rest) - done - 1
+                    return
+                rest = rest[done + 1:]
