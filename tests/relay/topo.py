@@ -218,3 +218,87 @@ def receiver(ns: Netns, endpoint: str, ifname: str = "eth0") -> Iterator[Any]:
         yield rx
     finally:
         rx.close()
+
+
+def bridge(ns: Netns, name: str = "br0") -> None:
+    """A bridge without multicast snooping (floods multicast like a dumb switch)."""
+    ns.ip("link", "add", name, "type", "bridge", "mcast_snooping", "0")
+    ns.ip("link", "set", name, "up")
+
+
+def enslave(ns: Netns, port: str, br: str = "br0") -> None:
+    ns.ip("link", "set", port, "master", br)
+
+
+class Parallel:
+    """LAN A and LAN B (each a bridge in the host's namespace, address on the bridge)
+    joined by two relays r1 and r2 (lan-a / lan-b each)."""
+
+    def __init__(self) -> None:
+        self.made: list[Netns] = []
+        try:
+            self.a, self.b = self._ns("pa"), self._ns("pb")
+            self.r1, self.r2 = self._ns("pr1"), self._ns("pr2")
+            for host, lan, net in ((self.a, "lan-a", "21"), (self.b, "lan-b", "22")):
+                bridge(host)
+                host.addr_add("br0", f"198.18.{net}.10/24")
+                for k, r in ((1, self.r1), (2, self.r2)):
+                    veth(host, f"p{k}", r, lan)
+                    enslave(host, f"p{k}")
+                    r.addr_add(lan, f"198.18.{net}.{k}/24")
+            for ns, ifn in ((self.a, "br0"), (self.b, "br0"), (self.r1, "lan-a"),
+                            (self.r1, "lan-b"), (self.r2, "lan-a"), (self.r2, "lan-b")):
+                ns.link_local(ifn)
+        except BaseException:
+            self.close()
+            raise
+
+    def _ns(self, tag: str) -> Netns:
+        ns = Netns.fresh(tag)
+        self.made.append(ns)
+        return ns
+
+    def close(self) -> None:
+        for ns in self.made:
+            ns.delete()
+
+
+class Bridged:
+    """One LAN (a bridge in namespace ``lan`` with host address 198.18.23.10) and a relay
+    whose two interfaces lan-a and lan-b are both ports of that bridge: a loop."""
+
+    def __init__(self) -> None:
+        self.made: list[Netns] = []
+        try:
+            self.lan, self.r = self._ns("bl"), self._ns("br")
+            bridge(self.lan)
+            self.lan.addr_add("br0", "198.18.23.10/24")
+            for k, ifn in ((1, "lan-a"), (2, "lan-b")):
+                veth(self.lan, f"p{k}", self.r, ifn)
+                enslave(self.lan, f"p{k}")
+                self.r.addr_add(ifn, f"198.18.23.{k}/24")
+                self.r.link_local(ifn)
+            self.lan.link_local("br0")
+        except BaseException:
+            self.close()
+            raise
+
+    def _ns(self, tag: str) -> Netns:
+        ns = Netns.fresh(tag)
+        self.made.append(ns)
+        return ns
+
+    def close(self) -> None:
+        for ns in self.made:
+            ns.delete()
+
+
+def drain_count(rx: Any, want_sentinel: bytes, timeout: float = 10.0) -> dict[bytes, int]:
+    """Read until ``want_sentinel`` arrives; count each payload."""
+    counts: dict[bytes, int] = {}
+    deadline = time.monotonic() + timeout
+    while True:
+        d = rx.recv(timeout_s=max(0.1, deadline - time.monotonic()))
+        counts[d.data] = counts.get(d.data, 0) + 1
+        if d.data == want_sentinel:
+            return counts
