@@ -240,8 +240,11 @@ def read_config(path: str) -> ConfigDraft:
         raise ConfigError(path, 0, "not UTF-8 text") from None
     except tomllib.TOMLDecodeError as exc:
         m = re.search(r"at line (\d+)", str(exc))
-        msg = re.sub(r"\s*\(at line \d+, column \d+\)", "", str(exc))
-        raise ConfigError(path, int(m.group(1)) if m else 0, f"TOML syntax: {msg}") from None
+        line = int(m.group(1)) if m else 0
+        if "end of document" in str(exc):
+            line = max(1, len(text.splitlines()))
+        msg = re.sub(r"\s*\(at (line \d+, column \d+|end of document)\)", "", str(exc))
+        raise ConfigError(path, line, f"TOML syntax: {msg}") from None
     rd = _Reader(path, text)
     d = ConfigDraft(source=path)
     rd.keys(data, _TOP, None, 0)
