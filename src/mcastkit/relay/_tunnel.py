@@ -172,10 +172,11 @@ class Tunnel(asyncio.DatagramProtocol):
 
     def describe(self) -> dict[str, Any]:
         """State, peers and counters (for statistics and the health endpoint)."""
-        return {"mode": self.spec.mode, "state": "up" if self.up else "down",
+        up = self.up and not self._closing
+        return {"mode": self.spec.mode, "state": "up" if up else "down",
                 "local": f"{self.local_address[0]}:{self.local_address[1]}",
                 "key_id": self._key.key_id.hex(),
-                "peers": [p.describe() for p in self.peers.values() if p.established],
+                "peers": [p.describe() for p in self.peers.values() if p.established and up],
                 **self._c}
 
     def _set_link(self) -> None:
