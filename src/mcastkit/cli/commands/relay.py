@@ -93,6 +93,9 @@ def _usage(msg: str) -> CliError:
 def build_config(args: argparse.Namespace) -> RelayConfig:
     """The relay's configuration: the ``--config`` file, then the options on top."""
     d = read_config(args.config) if args.config else ConfigDraft()
+    given = [*args.ifaces, *args.interface, *args.listen_only]
+    for name in sorted({n for n in given if given.count(n) > 1}):
+        raise _usage(f"interface {name} is listed twice; name each interface once")
     for name in [*args.ifaces, *args.interface]:
         d.add_interface(name)
     for name in args.listen_only:
