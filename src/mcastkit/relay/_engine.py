@@ -140,7 +140,8 @@ class Relay:
             if self.config.tunnel is not None:
                 key = load_key_file(self.config.tunnel.key_file)
                 self._tunnel_wake = asyncio.Event()
-                self._tunnel = Tunnel(self.config.tunnel, key, self.counters, self._from_tunnel)
+                self._tunnel = Tunnel(self.config.tunnel, key, self.counters, self._from_tunnel,
+                                      self._wake_tunnel, self.config.rcvbuf_bytes)
                 await self._tunnel.start()
                 self._tasks.append(loop.create_task(self._tunnel_loop()))
             if self.config.health is not None:
@@ -218,7 +219,7 @@ class Relay:
             pending=tuple(pend), uptime_s=time.monotonic() - self._started)
 
     def _kernel_drops(self) -> int:
-        n = 0
+        n = self._tunnel.kernel_drops() if self._tunnel is not None else 0
         for ep in self._rx.values():
             with contextlib.suppress(McastError, OSError):
                 st = ep.stats
@@ -330,7 +331,9 @@ class Relay:
 
     def _from_tunnel(self, inner: Inner) -> None:
         self._tunnel_in.append(inner)
-        if self._tunnel_wake is not None:
+
+    def _wake_tunnel(self) -> None:
+        if self._tunnel_in and self._tunnel_wake is not None:
             self._tunnel_wake.set()
 
     async def _tunnel_loop(self) -> None:
@@ -429,7 +432,7 @@ class Relay:
     async def _flush(self) -> None:
         """Send every queued copy (batched per interface, port and group)."""
         if self._tunnel is not None:
-            await self._tunnel.drain()
+            await self._tunnel.flush()
         if not self._out:
             return
         out, self._out = self._out, {}

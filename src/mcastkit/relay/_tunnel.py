@@ -1,6 +1,7 @@
 """The encrypted UDP tunnel between two relays: handshake, keepalive, reconnect, peers.
 
-Owns: the tunnel's UDP endpoint (asyncio), the session handshake (each side proves it
+Owns: the tunnel's UDP endpoint (an :mod:`mcastkit.aio` socket used for unicast: batched
+receive, sendmmsg, the kernel's drop counter), the session handshake (each side proves it
 holds the key and that its peer's session is fresh by echoing the peer's random session
 id), keepalives, dead-peer detection, reconnecting with exponential backoff (connecting
 side), the link state both sides report, flow control towards the engine, and counting
@@ -26,7 +27,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from mcastkit import McastOSError
+from mcastkit import McastError, McastOSError, MulticastSocket
+from mcastkit.aio import AsyncMulticastSocket
 
 from ._rules import TunnelSpec
 from ._stats import Counters
@@ -49,7 +51,6 @@ __all__ = ["Peer", "Tunnel"]
 _log = logging.getLogger("mcastkit.relay")
 _F_ESTABLISHED = 1
 _MAX_CANDIDATES = 64
-_HIGH_WATER = 1 << 20
 
 
 @dataclass(slots=True)
@@ -70,7 +71,7 @@ class Peer:
                 if self.established else 0.0}
 
 
-class Tunnel(asyncio.DatagramProtocol):
+class Tunnel:
     """One end of the relay tunnel.
 
     Args:
@@ -78,23 +79,29 @@ class Tunnel(asyncio.DatagramProtocol):
         key: the pre-shared key.
         counters: where to count (the relay's shared counters).
         on_data: called with each authentic relayed datagram (on the loop, synchronously).
+        on_batch: called after each received batch (the engine flushes its sends then).
+        rcvbuf_bytes: socket buffer sizes to request (None: the kernel's default).
     """
 
     def __init__(self, spec: TunnelSpec, key: TunnelKey, counters: Counters,
-                 on_data: Callable[[Inner], None]) -> None:
+                 on_data: Callable[[Inner], None], on_batch: Callable[[], None] = lambda: None,
+                 rcvbuf_bytes: int | None = None) -> None:
         self.spec = spec
         self._key = key
         self._c = counters.tunnel
         self._on_data = on_data
+        self._batch_done = on_batch
+        self._rcvbuf = rcvbuf_bytes
         self.session = int.from_bytes(os.urandom(8), "big") or 1
         self._tx: SessionCipher = key.session(self.session)
         self._counter = 0
         self._ciphers: dict[int, SessionCipher] = {}
         self.peers: dict[int, Peer] = {}
-        self._transport: asyncio.DatagramTransport | None = None
-        self._task: asyncio.Task[None] | None = None
-        self._paused = False
-        self._resumed: asyncio.Event | None = None
+        self._ep: AsyncMulticastSocket | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._out: list[bytes] = []  # sealed DATA packets waiting for flush()
+        self._out_to: list[tuple[Any, ...]] = []  # ... and where each goes
+        self._final_drops = 0
         self._remote: tuple[Any, ...] | None = None  # connect: the resolved peer address
         self._backoff = spec.keepalive_s
         self._was_up = False
@@ -105,42 +112,57 @@ class Tunnel(asyncio.DatagramProtocol):
     # ------------------------------------------------------------------ life cycle
 
     async def start(self) -> None:
-        """Bind (listen) or resolve and open (connect); start the keepalive task.
+        """Bind (listen) or resolve and open (connect); start the receive and keepalive
+        tasks.
 
         Raises:
             McastOSError: the port is taken or the address cannot be used (names it).
         """
         loop = asyncio.get_running_loop()
         s = self.spec
+        if s.mode == "listen":
+            host = s.host or "0.0.0.0"
+            port = s.port
+        else:
+            self._remote = await self._resolve()
+            host = "::" if ":" in str(self._remote[0]) else "0.0.0.0"
+            port = 0
+        core = MulticastSocket(6 if ":" in host else 4, blocking=False,
+                               rcvbuf_bytes=self._rcvbuf, sndbuf_bytes=self._rcvbuf)
         try:
-            if s.mode == "listen":
-                host = s.host or "0.0.0.0"
-                fam = socket.AF_INET6 if ":" in host else socket.AF_INET
-                sock = socket.socket(fam, socket.SOCK_DGRAM)
-                if fam == socket.AF_INET6:
-                    sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
-                sock.bind((host, s.port))
-            else:
-                self._remote = await self._resolve()
-                fam = socket.AF_INET6 if ":" in str(self._remote[0]) else socket.AF_INET
-                sock = socket.socket(fam, socket.SOCK_DGRAM)
-                sock.bind(("::" if fam == socket.AF_INET6 else "0.0.0.0", 0))
-        except OSError as exc:
-            where = f"{s.host or '*'}:{s.port}"
-            raise McastOSError(exc.errno or 0, f"tunnel {s.mode} {where}: {exc.strerror or exc}"
-                               "; pick another --tunnel-listen port or check the address",
-                               op="tunnel") from None
-        sock.setblocking(False)
-        transport, _ = await loop.create_datagram_endpoint(lambda: self, sock=sock)
-        self._transport = transport
-        limits = getattr(transport, "set_write_buffer_limits", None)
-        if limits is not None:  # selector transports: pause_writing() above this
-            limits(high=_HIGH_WATER)
-        la = sock.getsockname()
-        self.local_address = (str(la[0]), int(la[1]))
-        self._task = loop.create_task(self._keepalive(), name="mcastkit-relay-tunnel")
+            core.bind(port, host)
+        except McastError as exc:
+            core.close()
+            raise McastOSError(getattr(exc, "errno", 0) or 0,
+                               f"tunnel {s.mode} {host}:{port}: {exc.message}; pick another "
+                               "--tunnel-listen port or check the address", op="tunnel"
+                               ) from None
+        self._ep = AsyncMulticastSocket(core, queue_size=16384, max_per_wakeup=512,
+                                        watch_interfaces=False)
+        self.local_address = core.local_address
+        self._tasks = [loop.create_task(self._receive(), name="mcastkit-relay-tunnel-rx"),
+                       loop.create_task(self._keepalive(), name="mcastkit-relay-tunnel")]
         _log.info("tunnel: %s on %s:%d (key id %s, session %016x)", s.mode,
                   *self.local_address, self._key.key_id.hex(), self.session)
+
+    def kernel_drops(self) -> int:
+        """Tunnel packets the kernel dropped (receive buffer full) plus those dropped
+        from the receive queue; they never reached authentication."""
+        ep = self._ep
+        if ep is None or ep.closed:
+            return self._final_drops
+        st = ep.stats
+        return max(0, st.kernel_drops) + st.queue_drops
+
+    async def _receive(self) -> None:
+        assert self._ep is not None
+        ep = self._ep
+        on_packet = self._on_packet
+        while True:
+            batch = await ep.recv_many(512)
+            for d in batch:
+                on_packet(d.data, (d.source.split("%", 1)[0], d.port), d.truncated)
+            self._batch_done()
 
     async def _resolve(self) -> tuple[Any, ...]:
         loop = asyncio.get_running_loop()
@@ -152,15 +174,19 @@ class Tunnel(asyncio.DatagramProtocol):
         if self._closing:
             return
         self._closing = True
-        if self._task is not None:
-            self._task.cancel()
+        for t in self._tasks:
+            t.cancel()
+        for t in self._tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._task
-        if self._transport is not None:
+                await t
+        if self._ep is not None:
+            with contextlib.suppress(McastError, OSError):
+                await self.flush()
             for p in list(self.peers.values()):
                 if p.established:
                     self._send(Kind.BYE, b"", p.addr)
-            self._transport.close()
+            self._final_drops = self.kernel_drops()
+            self._ep.close()
         self._set_link()
 
     # ------------------------------------------------------------------ state
@@ -198,10 +224,16 @@ class Tunnel(asyncio.DatagramProtocol):
         return self._counter
 
     def _send(self, kind: Kind, body: bytes, addr: tuple[Any, ...], flags: int = 0) -> None:
-        t = self._transport
-        if t is None or t.is_closing():
+        """Send one control packet now (a full socket buffer drops it, counted: the
+        keepalive timer sends another)."""
+        ep = self._ep
+        if ep is None or ep.closed:
             return
-        t.sendto(self._tx.seal(kind, self._next(), body, flags), addr)
+        try:
+            ep.socket.sendto(self._tx.seal(kind, self._next(), body, flags), addr[0], addr[1])
+        except (McastError, OSError):
+            self._c["send_errors"] += 1
+            return
         self._c["packets_out"] += 1
 
     def fits(self, version: int, size: int) -> bool:
@@ -210,40 +242,47 @@ class Tunnel(asyncio.DatagramProtocol):
 
     def send_data(self, group: str, port: int, source: str, source_port: int,
                   ttl: int | None, data: bytes) -> int:
-        """Seal one datagram to every established peer; the number of peers it went to.
-        The caller checks :meth:`fits` first and counts what does not fit."""
-        t = self._transport
-        if t is None or t.is_closing():
+        """Seal one datagram for every established peer and queue it for :meth:`flush`;
+        the number of peers it is queued for. The caller checks :meth:`fits` first and
+        counts what does not fit."""
+        est = [p for p in self.peers.values() if p.established]
+        if not est or self._ep is None:
             return 0
         body = encode_inner(group, port, source, source_port, ttl, data)
-        n = 0
-        for p in self.peers.values():
-            if p.established:
-                try:
-                    t.sendto(self._tx.seal(Kind.DATA, self._next(), body), p.addr)
-                except OSError:
-                    self._c["send_errors"] += 1
-                    continue
-                n += 1
-        self._c["packets_out"] += n
-        self._c["data_out"] += n
-        return n
+        for p in est:
+            self._out.append(self._tx.seal(Kind.DATA, self._next(), body))
+            self._out_to.append(p.addr)
+        return len(est)
 
-    async def drain(self) -> None:
-        """Wait while the transport's send buffer is over its limit (flow control)."""
-        if self._paused and self._resumed is not None:
-            await self._resumed.wait()
-
-    def pause_writing(self) -> None:
-        self._paused = True
-        if self._resumed is None:
-            self._resumed = asyncio.Event()
-        self._resumed.clear()
-
-    def resume_writing(self) -> None:
-        self._paused = False
-        if self._resumed is not None:
-            self._resumed.set()
+    async def flush(self) -> None:
+        """Send the queued DATA packets (sendmmsg per peer; waits while the socket buffer
+        is full, so a fast sender slows the relay down instead of losing datagrams)."""
+        out, to = self._out, self._out_to
+        if not out:
+            return
+        self._out, self._out_to = [], []
+        ep = self._ep
+        if ep is None or ep.closed:
+            self._c["send_errors"] += len(out)
+            return
+        first = to[0]
+        if all(a == first for a in to):  # the usual case: one peer
+            groups = [(first, out)]
+        else:
+            by: dict[tuple[Any, ...], list[bytes]] = {}
+            for a, pkt in zip(to, out, strict=True):
+                by.setdefault(a, []).append(pkt)
+            groups = list(by.items())
+        for addr, pkts in groups:
+            try:
+                n = await ep.send_many(pkts, addr[0], addr[1])
+            except McastError as exc:
+                n = exc.datagrams_sent or 0
+                self._c["send_errors"] += len(pkts) - n
+                _log.warning("tunnel: sending to %s:%s failed: %s", addr[0], addr[1],
+                             exc.message)
+            self._c["packets_out"] += n
+            self._c["data_out"] += n
 
     # ------------------------------------------------------------------ keepalive
 
@@ -298,9 +337,9 @@ class Tunnel(asyncio.DatagramProtocol):
             _log.warning("tunnel: dropped a packet from %s:%s: %s%s (%d so far)", addr[0],
                          addr[1], why.value.replace("_", " "), detail, n)
 
-    def datagram_received(self, packet: bytes, addr: tuple[Any, ...]) -> None:
+    def _on_packet(self, packet: bytes, addr: tuple[Any, ...], truncated: bool) -> None:
         self._c["packets_in"] += 1
-        if len(packet) > self.spec.mtu:
+        if truncated or len(packet) > self.spec.mtu:
             self._drop(Drop.OVERSIZED, addr, f" ({len(packet)} B > mtu {self.spec.mtu})")
             return
         h = parse_header(packet)
@@ -374,9 +413,3 @@ class Tunnel(asyncio.DatagramProtocol):
             self._set_link()
         if not peer.has_us or echo != self.session:
             self._hello(peer)
-
-    def error_received(self, exc: Exception) -> None:
-        # ICMP errors for earlier sends (port unreachable while the peer restarts): the
-        # keepalive timers notice a dead peer; count it and go on.
-        self._c["send_errors"] += 1
-        _log.debug("tunnel: %s", exc)

@@ -75,6 +75,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     c.add_argument("--preserve-source", action="store_true",
                    help="send with the original source address (needs CAP_NET_RAW and the "
                         "raw send path)")
+    c.add_argument("--rcvbuf", type=positive_int, metavar="BYTES",
+                   help="receive (and tunnel send) buffer to request per socket (capped by "
+                        "net.core.rmem_max); more absorbs longer bursts")
     c.add_argument("--stats", action="store_true",
                    help="show live counters (a line on a terminal, else every --interval s)")
     c.add_argument("--interval", type=positive_float, default=5.0, metavar="S",
@@ -109,6 +112,8 @@ def build_config(args: argparse.Namespace) -> RelayConfig:
         d.ttl = args.ttl
     if args.rate_limit is not None:
         d.rate_limit_pps = args.rate_limit
+    if args.rcvbuf is not None:
+        d.rcvbuf_bytes = args.rcvbuf
     d.preserve_source = d.preserve_source or args.preserve_source
     if args.health:
         d.health = parse_host_port(args.health, "--health", port_only_ok=False)
