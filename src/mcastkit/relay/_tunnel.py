@@ -102,6 +102,7 @@ class Tunnel:
         self._out: list[bytes] = []  # sealed DATA packets waiting for flush()
         self._out_to: list[tuple[Any, ...]] = []  # ... and where each goes
         self._final_drops = 0
+        self._established: list[Peer] = []  # kept by _set_link() on every peer change
         self._remote: tuple[Any, ...] | None = None  # connect: the resolved peer address
         self._backoff = spec.keepalive_s
         self._was_up = False
@@ -206,6 +207,7 @@ class Tunnel:
                 **self._c}
 
     def _set_link(self) -> None:
+        self._established = [p for p in self.peers.values() if p.established]
         up = self.up and not self._closing
         if up != self._was_up:
             self._was_up = up
@@ -245,7 +247,7 @@ class Tunnel:
         """Seal one datagram for every established peer and queue it for :meth:`flush`;
         the number of peers it is queued for. The caller checks :meth:`fits` first and
         counts what does not fit."""
-        est = [p for p in self.peers.values() if p.established]
+        est = self._established
         if not est or self._ep is None:
             return 0
         body = encode_inner(group, port, source, source_port, ttl, data)
@@ -358,7 +360,7 @@ class Tunnel:
         if peer is not None and not peer.window.check(h.counter):
             self._drop(Drop.REPLAYED, addr, f" (counter {h.counter})")
             return
-        opened, why = open_packet(packet, self._key, self._ciphers)
+        opened, why = open_packet(packet, self._key, self._ciphers, h)
         if opened is None:
             assert why is not None
             detail = (f" (key id {h.key_id.hex()}, ours {self._key.key_id.hex()})"

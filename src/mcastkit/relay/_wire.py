@@ -29,8 +29,7 @@ import ipaddress
 import os
 import stat
 import struct
-from dataclasses import dataclass
-from typing import Final
+from typing import Final, NamedTuple
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
@@ -184,8 +183,7 @@ class TunnelKey:
         return SessionCipher(self.key_id, session_id, ChaCha20Poly1305(okm))
 
 
-@dataclass(frozen=True, slots=True)
-class Header:
+class Header(NamedTuple):
     """A parsed (not yet authenticated) packet header."""
 
     kind: int
@@ -229,8 +227,7 @@ class SessionCipher:
             return None
 
 
-@dataclass(frozen=True, slots=True)
-class Opened:
+class Opened(NamedTuple):
     """An authenticated packet."""
 
     kind: Kind
@@ -270,8 +267,7 @@ class ReplayWindow:
             self._bits |= 1 << (self.top - counter)
 
 
-@dataclass(frozen=True, slots=True)
-class Inner:
+class Inner(NamedTuple):
     """A relayed datagram as carried in a DATA packet."""
 
     group: str
@@ -282,13 +278,37 @@ class Inner:
     data: bytes
 
 
+_packed: dict[str, tuple[int, bytes]] = {}
+_texts: dict[bytes, str] = {}
+_CACHE_MAX = 4096
+
+
+def _pack(addr: str) -> tuple[int, bytes]:
+    """(version, packed) of an address text, cached (the hot path sees few addresses)."""
+    hit = _packed.get(addr)
+    if hit is None:
+        if len(_packed) >= _CACHE_MAX:
+            _packed.clear()
+        ip = ipaddress.ip_address(addr.split("%", 1)[0])
+        hit = _packed[addr] = (ip.version, ip.packed)
+    return hit
+
+
+def _text(raw: bytes) -> str:
+    hit = _texts.get(raw)
+    if hit is None:
+        if len(_texts) >= _CACHE_MAX:
+            _texts.clear()
+        hit = _texts[raw] = str(ipaddress.ip_address(raw))
+    return hit
+
+
 def encode_inner(group: str, port: int, source: str, source_port: int, ttl: int | None,
                  data: bytes) -> bytes:
     """The DATA body: family, flags, port, source port, TTL, group, source, payload."""
-    g = ipaddress.ip_address(group)
-    s = ipaddress.ip_address(source.split("%", 1)[0])
-    return (_INNER.pack(g.version, 0, port, source_port, ttl if ttl is not None else 0)
-            + g.packed + s.packed + data)
+    ver, g = _pack(group)
+    _, s = _pack(source)
+    return _INNER.pack(ver, 0, port, source_port, ttl if ttl is not None else 0) + g + s + data
 
 
 def decode_inner(body: bytes) -> Inner | None:
@@ -300,11 +320,11 @@ def decode_inner(body: bytes) -> Inner | None:
     off = _INNER.size
     if not n or len(body) < off + 2 * n or port == 0:
         return None
-    g = ipaddress.ip_address(body[off:off + n])
-    s = ipaddress.ip_address(body[off + n:off + 2 * n])
-    if not g.is_multicast and not (fam == 4 and g == ipaddress.IPv4Address("255.255.255.255")):
+    g = body[off:off + n]
+    if not (0xE0 <= g[0] <= 0xEF or g == b"\xff\xff\xff\xff") if n == 4 else g[0] != 0xFF:
         return None
-    return Inner(str(g), port, str(s), sport, ttl, body[off + 2 * n:])
+    return Inner(_text(g), port, _text(body[off + n:off + 2 * n]), sport, ttl,
+                 body[off + 2 * n:])
 
 
 def inner_overhead(version: int) -> int:
@@ -312,15 +332,17 @@ def inner_overhead(version: int) -> int:
     return HEADER + TAG + _INNER.size + (8 if version == 4 else 32)
 
 
-def open_packet(packet: bytes, key: TunnelKey, cipher_for: dict[int, SessionCipher]
-                ) -> tuple[Opened | None, Drop | None]:
+def open_packet(packet: bytes, key: TunnelKey, cipher_for: dict[int, SessionCipher],
+                h: Header | None = None) -> tuple[Opened | None, Drop | None]:
     """Authenticate ``packet``: (Opened, None) or (None, why it was dropped).
 
-    ``cipher_for`` caches the ciphers of sessions already seen (bounded by the caller).
+    ``cipher_for`` caches the ciphers of sessions already seen (bounded by the caller);
+    ``h`` is the packet's header when the caller parsed it already.
     """
-    h = parse_header(packet)
     if h is None:
-        return None, Drop.MALFORMED
+        h = parse_header(packet)
+        if h is None:
+            return None, Drop.MALFORMED
     if h.key_id != key.key_id:
         return None, Drop.WRONG_KEY
     c = cipher_for.get(h.session)
