@@ -256,18 +256,21 @@ def sustained(rate: int = 50_000, seconds: float = 10.0, size: int = 64) -> dict
     tn_a, tn_b = ra.get("tunnel", {}), rb.get("tunnel", {})
     dropped_in_a = (ra.get("kernel_drops", 0) + rt.get("filtered", 0)
                     + rt.get("loop_suppressed", 0) + rt.get("rate_limited", 0)
-                    + rt.get("too_big", 0) + rt.get("send_errors", 0))
-    lost_on_wire = tn_a.get("data_out", 0) - tn_b.get("data_in", 0)  # rb's kernel drops
+                    + rt.get("no_target", 0) + rt.get("too_big", 0) + rt.get("send_errors", 0))
+    # DATA counters are gapless, so rb counts every tunnel packet that never arrived
+    # (its socket buffer overflowed, or the path lost it) as "lost"
     dropped_in_b = (rb.get("kernel_drops", 0) + sum(tn_b.get(k, 0) for k in (
-        "wrong_key", "auth_failed", "replayed", "stale_session", "malformed", "oversized"))
+        "wrong_key", "auth_failed", "replayed", "stale_session", "malformed", "oversized",
+        "lost"))
         + bt.get("too_big", 0) + bt.get("send_errors", 0) + bt.get("filtered", 0)
-        + bt.get("loop_suppressed", 0) + bt.get("rate_limited", 0))
+        + bt.get("loop_suppressed", 0) + bt.get("rate_limited", 0) + bt.get("no_target", 0))
     relayed = bt.get("relayed", 0)
     counted = dropped_in_a + dropped_in_b
     return {"rate": rate, "seconds": seconds, "size": size, "sent": r["sent"],
             "relayed": relayed, "counted_drops": counted, "received_at_d": r["received"],
             "receiver_drops": r["receiver_drops"],
-            "tunnel_out_minus_in": lost_on_wire,
+            "tunnel_sent": tn_a.get("data_out", 0), "tunnel_received": tn_b.get("data_in", 0),
+            "tunnel_lost": tn_b.get("lost", 0), "tunnel_send_errors": tn_a.get("send_errors", 0),
             "accounted": relayed + counted == r["sent"],
             "relays": [{"totals": x.get("totals"), "kernel_drops": x.get("kernel_drops"),
                         "tunnel": x.get("tunnel")} for x in (ra, rb)]}

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from mcastkit.relay import load_key_file, make_key_file
-from mcastkit.relay._wire import Kind, TunnelKey, encode_inner, parse_header
+from mcastkit.relay._wire import CONTROL, Kind, TunnelKey, encode_inner, parse_header
 from tests.lab.topology import new_group, new_port
 
 from .topo import RelayProc, Sites, mcast_socket, receiver, wait_joined
@@ -116,11 +116,15 @@ class FakePeer:
         self.sid = int.from_bytes(os.urandom(8), "big")
         self.tx = key.session(self.sid)
         self.n = 0
+        self.data_n = -1
         self.dest = (LISTEN, 7777)
 
     def seal(self, kind: Kind, body: bytes, flags: int = 0) -> bytes:
         self.n += 1
-        return self.tx.seal(kind, self.n, body, flags)
+        if kind is Kind.DATA:
+            self.data_n += 1
+            return self.tx.seal(kind, self.data_n, body, flags)
+        return self.tx.seal(kind, CONTROL + self.n, body, flags)
 
     def handshake(self) -> None:
         self.s.sendto(self.seal(Kind.HELLO, bytes(9)), self.dest)
@@ -211,3 +215,29 @@ def test_key_file_readable_by_others_is_refused_by_the_cli(sites: Sites, key_fil
                      "--group", "239.255.0.1:5000", check=False)
     assert r.returncode == 2
     assert "chmod 600" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_data_packets_that_never_arrive_are_counted_lost(sites: Sites, key_file: str) -> None:
+    port, g = new_port(), new_group()
+    ra = RelayProc(sites.ra, "--tunnel-listen", "7777", "--key-file", key_file, "-i", "lan",
+                   "--group", f"{g}:{port}")
+    try:
+        wait_joined(sites.ra, g, "lan")
+        ra.wait_stats(lambda s: "tunnel" in s)
+        peer = FakePeer(sites, load_key_file(key_file))
+        peer.handshake()
+        ra.wait_stats(_up)
+        pkts = [peer.data(g, port, f"p{i}".encode()) for i in range(6)]  # counters 0..5
+        with receiver(sites.a, f"{g}:{port}") as rxa:
+            for i in (0, 1, 3):  # 2 is late, 4 never comes
+                peer.s.sendto(pkts[i], peer.dest)
+            assert [rxa.recv(timeout_s=5).data for _ in range(3)] == [b"p0", b"p1", b"p3"]
+            st = ra.wait_stats(lambda s: s["tunnel"]["data_in"] == 3)
+            assert st["tunnel"]["lost"] == 1
+            peer.s.sendto(pkts[2], peer.dest)  # late, but inside the replay window
+            peer.s.sendto(pkts[5], peer.dest)
+            assert [rxa.recv(timeout_s=5).data for _ in range(2)] == [b"p2", b"p5"]
+        st = ra.wait_stats(lambda s: s["tunnel"]["data_in"] == 5)
+        assert st["tunnel"]["lost"] == 1  # 4: 2 arrived late and was taken back
+    finally:
+        ra.stop()

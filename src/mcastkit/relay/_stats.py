@@ -25,7 +25,7 @@ OUT_COUNTERS: Final = ("relayed", "too_big", "send_errors")
 TUNNEL_COUNTERS: Final = (
     "packets_in", "packets_out", "data_in", "data_out", "keepalives_in", "keepalives_out",
     "wrong_key", "auth_failed", "replayed", "stale_session", "malformed", "oversized",
-    "send_errors", "link_changes",
+    "lost", "send_errors", "link_changes",
 )
 (R_RECEIVED, R_FILTERED, R_LOOP, R_RATE, R_NOTARGET) = range(5)
 (O_RELAYED, O_TOO_BIG, O_SEND_ERR) = range(3)
@@ -115,7 +115,8 @@ class RelayStats:
         if self.tunnel is not None:
             tn = self.tunnel
             drops = {k: tn[k] for k in ("wrong_key", "auth_failed", "replayed",
-                                        "stale_session", "malformed", "oversized") if tn[k]}
+                                        "stale_session", "malformed", "oversized", "lost")
+                     if tn[k]}
             s += f"; tunnel {tn['state']}, {len(tn['peers'])} peer(s)"
             if drops:
                 s += ", dropped " + ", ".join(f"{k} {v}" for k, v in drops.items())

@@ -33,6 +33,7 @@ from mcastkit.aio import AsyncMulticastSocket
 from ._rules import TunnelSpec
 from ._stats import Counters
 from ._wire import (
+    CONTROL,
     Drop,
     Inner,
     Kind,
@@ -59,7 +60,8 @@ class Peer:
 
     session: int
     addr: tuple[Any, ...]
-    window: ReplayWindow = field(default_factory=ReplayWindow)
+    window: ReplayWindow = field(default_factory=ReplayWindow)  # DATA counters
+    control: ReplayWindow = field(default_factory=ReplayWindow)  # HELLO / BYE counters
     established: bool = False  # it echoed our session: it is live and holds the key
     has_us: bool = False  # it says it has established us
     last_rx: float = 0.0
@@ -94,7 +96,8 @@ class Tunnel:
         self._rcvbuf = rcvbuf_bytes
         self.session = int.from_bytes(os.urandom(8), "big") or 1
         self._tx: SessionCipher = key.session(self.session)
-        self._counter = 0
+        self._counter = -1  # DATA packets: 0, 1, 2... (gaps at the peer count as lost)
+        self._control = CONTROL  # HELLO / BYE: their own range, so DATA has no gaps
         self._ciphers: dict[int, SessionCipher] = {}
         self.peers: dict[int, Peer] = {}
         self._ep: AsyncMulticastSocket | None = None
@@ -204,6 +207,7 @@ class Tunnel:
                 "local": f"{self.local_address[0]}:{self.local_address[1]}",
                 "key_id": self._key.key_id.hex(),
                 "peers": [p.describe() for p in self.peers.values() if p.established and up],
+                "kernel_drops": self.kernel_drops(),
                 **self._c}
 
     def _set_link(self) -> None:
@@ -225,6 +229,10 @@ class Tunnel:
         self._counter += 1
         return self._counter
 
+    def _next_control(self) -> int:
+        self._control += 1
+        return self._control
+
     def _send(self, kind: Kind, body: bytes, addr: tuple[Any, ...], flags: int = 0) -> None:
         """Send one control packet now (a full socket buffer drops it, counted: the
         keepalive timer sends another)."""
@@ -232,7 +240,8 @@ class Tunnel:
         if ep is None or ep.closed:
             return
         try:
-            ep.socket.sendto(self._tx.seal(kind, self._next(), body, flags), addr[0], addr[1])
+            ep.socket.sendto(self._tx.seal(kind, self._next_control(), body, flags), addr[0],
+                             addr[1])
         except (McastError, OSError):
             self._c["send_errors"] += 1
             return
@@ -357,7 +366,12 @@ class Tunnel:
                 self._drop(Drop.STALE_SESSION, addr, f" (session {h.session:016x} not "
                                                      "established)")
             return
-        if peer is not None and not peer.window.check(h.counter):
+        is_control = h.counter >= CONTROL
+        if is_control != (h.kind != Kind.DATA):
+            self._drop(Drop.MALFORMED, addr, " (counter range)")
+            return
+        window = None if peer is None else peer.control if is_control else peer.window
+        if window is not None and not window.check(h.counter):
             self._drop(Drop.REPLAYED, addr, f" (counter {h.counter})")
             return
         opened, why = open_packet(packet, self._key, self._ciphers, h)
@@ -369,7 +383,13 @@ class Tunnel:
             return
         if peer is None:
             peer = self._candidate(h.session, addr)
-        peer.window.accept(h.counter)
+        w = peer.control if is_control else peer.window
+        if not is_control:  # data counters have no gaps: a gap is a lost packet
+            if w.top >= 0 and h.counter > w.top:
+                self._c["lost"] += h.counter - w.top - 1
+            elif h.counter < w.top:  # a late one, counted lost when the gap appeared
+                self._c["lost"] -= 1
+        w.accept(h.counter)
         peer.addr = addr  # authentic: follow the peer across NAT rebinding
         peer.last_rx = time.monotonic()
         if opened.kind is Kind.DATA:

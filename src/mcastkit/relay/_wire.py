@@ -39,6 +39,7 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from mcastkit import ErrorCode, McastValueError
 
 __all__ = [
+    "CONTROL",
     "HEADER",
     "OVERHEAD_MAX",
     "TAG",
@@ -64,6 +65,9 @@ _INNER: Final = struct.Struct("!BBHHB")  # family, flags, port, source port, ttl
 OVERHEAD_MAX: Final = HEADER + TAG + _INNER.size + 32
 KEY_BYTES: Final = 32
 REPLAY_WINDOW: Final = 4096
+#: HELLO and BYE packets count from here; DATA from 0 (both under one session key, so
+#: no nonce repeats), which keeps DATA counters gapless: a gap is a lost packet
+CONTROL: Final = 1 << 63
 
 
 class Kind(enum.IntEnum):
