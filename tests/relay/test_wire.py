@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import stat
+import struct
 from pathlib import Path
 
 import pytest
@@ -152,3 +153,39 @@ def test_key_file_missing_and_symlink(tmp_path: Path) -> None:
     (tmp_path / "link").symlink_to(tmp_path / "real")
     with pytest.raises(McastValueError, match="symlink"):
         load_key_file(str(tmp_path / "link"))
+
+
+def _set_acl(path: Path, entries: list[tuple[int, int, int]]) -> None:
+    data = struct.pack("<I", 2) + b"".join(struct.pack("<HHI", *e) for e in entries)
+    try:
+        os.setxattr(path, "system.posix_acl_access", data)
+    except OSError as exc:
+        pytest.skip(f"this file system takes no POSIX ACLs here ({exc.strerror})")
+
+
+ANY = 0xFFFFFFFF
+
+
+def test_key_file_as_a_systemd_credential_is_accepted(tmp_path: Path) -> None:
+    """systemd writes credentials 0400 with a read ACL for the service's user, so the group
+    bits show the ACL mask (0440): only the named user (us) may read it."""
+    p = tmp_path / "k"
+    make_key_file(str(p))
+    p.chmod(0o400)
+    _set_acl(p, [(1, 4, ANY), (2, 4, os.geteuid()), (4, 0, ANY), (16, 4, ANY), (32, 0, ANY)])
+    assert stat.S_IMODE(os.stat(p).st_mode) == 0o440
+    assert load_key_file(str(p)).key_id
+
+
+@pytest.mark.parametrize(("entry", "who"), [
+    ((2, 4, 4242), "user 4242"), ((8, 4, 4242), "group 4242"), ((4, 4, ANY), "its group")])
+def test_key_file_acl_granting_someone_else_is_refused(tmp_path: Path,
+                                                       entry: tuple[int, int, int],
+                                                       who: str) -> None:
+    p = tmp_path / "k"
+    make_key_file(str(p))
+    base = [(1, 6, ANY), (4, 0, ANY), (16, 4, ANY), (32, 0, ANY)]
+    base = [e for e in base if e[0] != entry[0]] + [entry]
+    _set_acl(p, sorted(base, key=lambda e: e[0]))
+    with pytest.raises(McastValueError, match=who):
+        load_key_file(str(p))

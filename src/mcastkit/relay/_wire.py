@@ -134,15 +134,46 @@ def load_key_file(path: str) -> TunnelKey:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
             raise _fail(f"key file {path} is not a regular file")
-        if st.st_mode & 0o077:
+        who = _exposed_to(fd, st.st_mode)
+        if who is not None:
             raise _fail(
-                f"key file {path} is accessible by group or others (mode "
-                f"{stat.S_IMODE(st.st_mode):04o}); refusing it. Run 'chmod 600 {path}' and "
-                "consider the key exposed if others could read it")
+                f"key file {path} is accessible by {who} (mode "
+                f"{stat.S_IMODE(st.st_mode):04o}); refusing it. Run 'chmod 600 {path}' (and "
+                f"'setfacl -b {path}' if it has an ACL) and consider the key exposed if "
+                "others could read it")
         raw = os.read(fd, 4096)
     finally:
         os.close(fd)
     return TunnelKey(_decode_key(raw, path))
+
+
+_ACL_USER, _ACL_GROUP_OBJ, _ACL_GROUP, _ACL_MASK, _ACL_OTHER = 2, 4, 8, 16, 32
+_ACL_ENTRY = struct.Struct("<HHI")
+
+
+def _exposed_to(fd: int, mode: int) -> str | None:
+    """Who other than the file's owner, root and this process's user may read or write
+    the file: None, or a description. Without an ACL the mode bits tell; with one (a
+    systemd credential is 0400 plus a read ACL for the service's user) the entries do."""
+    try:
+        raw = os.getxattr(fd, "system.posix_acl_access")
+    except OSError:  # no ACL (ENODATA) or none supported: the mode bits are the truth
+        raw = b""
+    if len(raw) < 4 or (len(raw) - 4) % _ACL_ENTRY.size:
+        return "group or others" if mode & 0o077 else None
+    entries = [_ACL_ENTRY.unpack_from(raw, off) for off in range(4, len(raw), 8)]
+    mask = next((perm for tag, perm, _ in entries if tag == _ACL_MASK), 7)
+    me = os.geteuid()
+    for tag, perm, ident in entries:
+        if tag == _ACL_OTHER and perm:
+            return "others"
+        if tag == _ACL_GROUP_OBJ and perm & mask:
+            return "its group"
+        if tag == _ACL_GROUP and perm & mask:
+            return f"group {ident} (ACL)"
+        if tag == _ACL_USER and perm & mask and ident != me:
+            return f"user {ident} (ACL)"
+    return None
 
 
 def make_key_file(path: str) -> None:
