@@ -1,4 +1,5 @@
-"""Fixtures for relay tests (namespaces come from tests/conftest_lab.py)."""
+"""Fixtures for relay tests (namespaces come from tests/conftest_lab.py): one per
+topology of tests/relay/topo.py, each torn down after its test."""
 
 from __future__ import annotations
 
@@ -8,14 +9,12 @@ import pytest
 
 from tests.conftest_lab import ensure_netns
 
-from .topo import Lans, Sites
+from .topo import Bridged, Lans, Parallel, Sites, _Topo
 
 
-@pytest.fixture
-def lans() -> Iterator[Lans]:
-    """LAN A <-> relay namespace <-> LAN B (see tests/relay/topo.py)."""
+def _topology(kind: type[_Topo]) -> Iterator[_Topo]:
     ensure_netns()
-    t = Lans()
+    t = kind()
     try:
         yield t
     finally:
@@ -23,11 +22,24 @@ def lans() -> Iterator[Lans]:
 
 
 @pytest.fixture
-def sites() -> Iterator[Sites]:
-    """Two sites joined by a unicast-only router (see tests/relay/topo.py)."""
-    ensure_netns()
-    t = Sites()
-    try:
-        yield t
-    finally:
-        t.close()
+def lans() -> Iterator[_Topo]:
+    """LAN A <-> relay namespace <-> LAN B."""
+    yield from _topology(Lans)
+
+
+@pytest.fixture
+def sites() -> Iterator[_Topo]:
+    """Two sites joined by a unicast-only router."""
+    yield from _topology(Sites)
+
+
+@pytest.fixture
+def parallel() -> Iterator[_Topo]:
+    """Two LANs (bridges) joined by two relays."""
+    yield from _topology(Parallel)
+
+
+@pytest.fixture
+def bridged() -> Iterator[_Topo]:
+    """One LAN and a relay with both interfaces on it."""
+    yield from _topology(Bridged)

@@ -7,11 +7,14 @@ import shutil
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 
+from mcastkit.relay import make_key_file
 from tests.conftest_lab import require_or_skip
 from tests.lab.topology import new_group, new_port
+from tests.netns import Netns
 
 from .topo import A4, Lans, RelayProc, Sites, wait_joined
 
@@ -112,33 +115,38 @@ def _socat() -> str:
     return path
 
 
-def test_socat_sender_in_a_socat_receiver_in_b(lans: Lans) -> None:
+def _socat_through(sender: Netns, sender_addr: str, rx_ns: Netns, relay_ns: Netns,
+                   relay_if: str, g: str, port: int, text: str) -> None:
+    """socat sends ``text`` in one LAN; socat in the other LAN must print it."""
     socat = _socat()
+    wait_joined(relay_ns, g, relay_if)
+    recv = rx_ns.popen(socat, "-u", f"UDP4-RECV:{port},ip-add-membership={g}:eth0",
+                       "STDOUT", stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        wait_joined(rx_ns, g, "eth0")
+        sender.run(socat, "-u", "-", f"UDP4-DATAGRAM:{g}:{port},ip-multicast-if={sender_addr}",
+                   input=text)
+        assert recv.stdout is not None
+        assert recv.stdout.readline() == text.encode()
+    finally:
+        recv.kill()
+        recv.wait()
+
+
+def test_socat_sender_in_a_socat_receiver_in_b(lans: Lans) -> None:
+    _socat()
     port, g = new_port(), new_group()
     rp = RelayProc(lans.r, "lan-a", "lan-b", "--group", f"{g}:{port}")
     try:
-        wait_joined(lans.r, g, "lan-a")
-        recv = lans.b.popen(socat, "-u", f"UDP4-RECV:{port},ip-add-membership={g}:eth0",
-                            "STDOUT", stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        wait_joined(lans.b, g, "eth0")
-        lans.a.run(socat, "-u", "-", f"UDP4-DATAGRAM:{g}:{port},ip-multicast-if={A4}",
-                   input="hello through the relay\n")
-        assert recv.stdout is not None
-        line = recv.stdout.readline()
-        recv.kill()
-        recv.wait()
-        assert line == b"hello through the relay\n"
+        _socat_through(lans.a, A4, lans.b, lans.r, "lan-a", g, port,
+                       "hello through the relay\n")
     finally:
         rp.stop()
 
 
-def test_socat_through_the_tunnel(sites: Sites, tmp_path: object) -> None:
-    socat = _socat()
-    from pathlib import Path
-
-    from mcastkit.relay import make_key_file
-
-    key = str(Path(str(tmp_path)) / "k")
+def test_socat_through_the_tunnel(sites: Sites, tmp_path: Path) -> None:
+    _socat()
+    key = str(tmp_path / "k")
     make_key_file(key)
     port, g = new_port(), new_group()
     ra = RelayProc(sites.ra, "--tunnel-listen", "7777", "--key-file", key, "-i", "lan",
@@ -148,17 +156,8 @@ def test_socat_through_the_tunnel(sites: Sites, tmp_path: object) -> None:
     try:
         for r in (ra, rb):
             r.wait_stats(lambda s: s.get("tunnel", {}).get("state") == "up")
-        wait_joined(sites.ra, g, "lan")
-        recv = sites.b.popen(socat, "-u", f"UDP4-RECV:{port},ip-add-membership={g}:eth0",
-                             "STDOUT", stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        wait_joined(sites.b, g, "eth0")
-        sites.a.run(socat, "-u", "-", f"UDP4-DATAGRAM:{g}:{port},ip-multicast-if=198.18.31.10",
-                    input="across the tunnel\n")
-        assert recv.stdout is not None
-        line = recv.stdout.readline()
-        recv.kill()
-        recv.wait()
-        assert line == b"across the tunnel\n"
+        _socat_through(sites.a, "198.18.31.10", sites.b, sites.ra, "lan", g, port,
+                       "across the tunnel\n")
     finally:
         ra.stop()
         rb.stop()

@@ -4,36 +4,14 @@ bridged together. Every copy is counted; the bounds are those of docs/relay.md."
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 
 import pytest
 
-from tests.conftest_lab import ensure_netns
 from tests.lab.topology import new_group, new_port
 
 from .topo import Bridged, Parallel, RelayProc, mcast_socket, receiver, totals, wait_joined
 
 pytestmark = pytest.mark.kernel
-
-
-@pytest.fixture
-def parallel() -> Iterator[Parallel]:
-    ensure_netns()
-    t = Parallel()
-    try:
-        yield t
-    finally:
-        t.close()
-
-
-@pytest.fixture
-def bridged() -> Iterator[Bridged]:
-    ensure_netns()
-    t = Bridged()
-    try:
-        yield t
-    finally:
-        t.close()
 
 
 def _count(counts: dict[bytes, int], n: int) -> int:

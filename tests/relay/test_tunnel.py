@@ -141,9 +141,9 @@ class FakePeer:
                                                  payload))
 
 
-def test_wrong_key_tampered_replayed_stale_oversized_dropped_and_counted(
-        sites: Sites, key_file: str, tmp_path: Path) -> None:
-    port, g = new_port(), new_group()
+def _listener_with_fake_peer(sites: Sites, key_file: str, g: str, port: int
+                             ) -> tuple[RelayProc, FakePeer]:
+    """A listening relay in site A, and the test as its established peer."""
     ra = RelayProc(sites.ra, "--tunnel-listen", "7777", "--key-file", key_file, "-i", "lan",
                    "--group", f"{g}:{port}")
     try:
@@ -152,6 +152,17 @@ def test_wrong_key_tampered_replayed_stale_oversized_dropped_and_counted(
         peer = FakePeer(sites, load_key_file(key_file))
         peer.handshake()
         ra.wait_stats(_up, what="fake peer established")
+    except BaseException:
+        ra.stop()
+        raise
+    return ra, peer
+
+
+def test_wrong_key_tampered_replayed_stale_oversized_dropped_and_counted(
+        sites: Sites, key_file: str, tmp_path: Path) -> None:
+    port, g = new_port(), new_group()
+    ra, peer = _listener_with_fake_peer(sites, key_file, g, port)
+    try:
         with receiver(sites.a, f"{g}:{port}") as rxa:
             good = peer.data(g, port, b"one")
             peer.s.sendto(good, peer.dest)
@@ -219,14 +230,8 @@ def test_key_file_readable_by_others_is_refused_by_the_cli(sites: Sites, key_fil
 
 def test_data_packets_that_never_arrive_are_counted_lost(sites: Sites, key_file: str) -> None:
     port, g = new_port(), new_group()
-    ra = RelayProc(sites.ra, "--tunnel-listen", "7777", "--key-file", key_file, "-i", "lan",
-                   "--group", f"{g}:{port}")
+    ra, peer = _listener_with_fake_peer(sites, key_file, g, port)
     try:
-        wait_joined(sites.ra, g, "lan")
-        ra.wait_stats(lambda s: "tunnel" in s)
-        peer = FakePeer(sites, load_key_file(key_file))
-        peer.handshake()
-        ra.wait_stats(_up)
         pkts = [peer.data(g, port, f"p{i}".encode()) for i in range(6)]  # counters 0..5
         with receiver(sites.a, f"{g}:{port}") as rxa:
             for i in (0, 1, 3):  # 2 is late, 4 never comes

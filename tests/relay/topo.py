@@ -31,28 +31,19 @@ from tests.netns import Netns, veth, wait_until
 A4, R_A4, R_B4, B4 = "198.18.21.10", "198.18.21.1", "198.18.22.1", "198.18.22.10"
 
 
-class Lans:
-    """Two LANs and one relay namespace between them."""
+class _Topo:
+    """Namespaces made by one topology; ``close()`` deletes them all."""
 
     def __init__(self) -> None:
         self.made: list[Netns] = []
         try:
-            self.a = self._ns("ra")
-            self.r = self._ns("rr")
-            self.b = self._ns("rb")
-            veth(self.a, "eth0", self.r, "lan-a")
-            veth(self.r, "lan-b", self.b, "eth0")
-            self.a.addr_add("eth0", A4 + "/24")
-            self.r.addr_add("lan-a", R_A4 + "/24")
-            self.r.addr_add("lan-b", R_B4 + "/24")
-            self.b.addr_add("eth0", B4 + "/24")
-            self.ll_a = self.a.link_local("eth0")
-            self.ll_b = self.b.link_local("eth0")
-            self.r.link_local("lan-a")
-            self.r.link_local("lan-b")
+            self._build()
         except BaseException:
             self.close()
             raise
+
+    def _build(self) -> None:
+        raise NotImplementedError
 
     def _ns(self, tag: str) -> Netns:
         ns = Netns.fresh(tag)
@@ -62,6 +53,25 @@ class Lans:
     def close(self) -> None:
         for ns in self.made:
             ns.delete()
+
+
+class Lans(_Topo):
+    """Two LANs and one relay namespace between them."""
+
+    def _build(self) -> None:
+        self.a = self._ns("ra")
+        self.r = self._ns("rr")
+        self.b = self._ns("rb")
+        veth(self.a, "eth0", self.r, "lan-a")
+        veth(self.r, "lan-b", self.b, "eth0")
+        self.a.addr_add("eth0", A4 + "/24")
+        self.r.addr_add("lan-a", R_A4 + "/24")
+        self.r.addr_add("lan-b", R_B4 + "/24")
+        self.b.addr_add("eth0", B4 + "/24")
+        self.ll_a = self.a.link_local("eth0")
+        self.ll_b = self.b.link_local("eth0")
+        self.r.link_local("lan-a")
+        self.r.link_local("lan-b")
 
 
 def route_table(ns: Netns, *specs: str) -> None:
@@ -69,46 +79,32 @@ def route_table(ns: Netns, *specs: str) -> None:
         ns.ip("route", "add", *s.split())
 
 
-class Sites:
+class Sites(_Topo):
     """Two sites, each a LAN plus a relay, joined by a router that forwards unicast only."""
 
-    def __init__(self) -> None:
-        self.made: list[Netns] = []
-        try:
-            self.a, self.ra, self.rt = self._ns("sa"), self._ns("sra"), self._ns("srt")
-            self.rb, self.b = self._ns("srb"), self._ns("sb")
-            veth(self.a, "eth0", self.ra, "lan")
-            veth(self.ra, "wan", self.rt, "wa")
-            veth(self.rt, "wb", self.rb, "wan")
-            veth(self.rb, "lan", self.b, "eth0")
-            for ns, ifn, cidr in ((self.a, "eth0", "198.18.31.10/24"),
-                                  (self.ra, "lan", "198.18.31.1/24"),
-                                  (self.ra, "wan", "198.18.41.2/24"),
-                                  (self.rt, "wa", "198.18.41.1/24"),
-                                  (self.rt, "wb", "198.18.42.1/24"),
-                                  (self.rb, "wan", "198.18.42.2/24"),
-                                  (self.rb, "lan", "198.18.32.1/24"),
-                                  (self.b, "eth0", "198.18.32.10/24")):
-                ns.addr_add(ifn, cidr)
-            self.rt.sysctl("net.ipv4.ip_forward", 1)
-            route_table(self.ra, "198.18.42.0/24 via 198.18.41.1")
-            route_table(self.rb, "198.18.41.0/24 via 198.18.42.1")
-            self.ll_a = self.a.link_local("eth0")
-            self.ll_b = self.b.link_local("eth0")
-            self.ra.link_local("lan")
-            self.rb.link_local("lan")
-        except BaseException:
-            self.close()
-            raise
-
-    def _ns(self, tag: str) -> Netns:
-        ns = Netns.fresh(tag)
-        self.made.append(ns)
-        return ns
-
-    def close(self) -> None:
-        for ns in self.made:
-            ns.delete()
+    def _build(self) -> None:
+        self.a, self.ra, self.rt = self._ns("sa"), self._ns("sra"), self._ns("srt")
+        self.rb, self.b = self._ns("srb"), self._ns("sb")
+        veth(self.a, "eth0", self.ra, "lan")
+        veth(self.ra, "wan", self.rt, "wa")
+        veth(self.rt, "wb", self.rb, "wan")
+        veth(self.rb, "lan", self.b, "eth0")
+        for ns, ifn, cidr in ((self.a, "eth0", "198.18.31.10/24"),
+                              (self.ra, "lan", "198.18.31.1/24"),
+                              (self.ra, "wan", "198.18.41.2/24"),
+                              (self.rt, "wa", "198.18.41.1/24"),
+                              (self.rt, "wb", "198.18.42.1/24"),
+                              (self.rb, "wan", "198.18.42.2/24"),
+                              (self.rb, "lan", "198.18.32.1/24"),
+                              (self.b, "eth0", "198.18.32.10/24")):
+            ns.addr_add(ifn, cidr)
+        self.rt.sysctl("net.ipv4.ip_forward", 1)
+        route_table(self.ra, "198.18.42.0/24 via 198.18.41.1")
+        route_table(self.rb, "198.18.41.0/24 via 198.18.42.1")
+        self.ll_a = self.a.link_local("eth0")
+        self.ll_b = self.b.link_local("eth0")
+        self.ra.link_local("lan")
+        self.rb.link_local("lan")
 
 
 def memberships(ns: Netns) -> set[tuple[str, str]]:
@@ -230,67 +226,39 @@ def enslave(ns: Netns, port: str, br: str = "br0") -> None:
     ns.ip("link", "set", port, "master", br)
 
 
-class Parallel:
+class Parallel(_Topo):
     """LAN A and LAN B (each a bridge in the host's namespace, address on the bridge)
     joined by two relays r1 and r2 (lan-a / lan-b each)."""
 
-    def __init__(self) -> None:
-        self.made: list[Netns] = []
-        try:
-            self.a, self.b = self._ns("pa"), self._ns("pb")
-            self.r1, self.r2 = self._ns("pr1"), self._ns("pr2")
-            for host, lan, net in ((self.a, "lan-a", "21"), (self.b, "lan-b", "22")):
-                bridge(host)
-                host.addr_add("br0", f"198.18.{net}.10/24")
-                for k, r in ((1, self.r1), (2, self.r2)):
-                    veth(host, f"p{k}", r, lan)
-                    enslave(host, f"p{k}")
-                    r.addr_add(lan, f"198.18.{net}.{k}/24")
-            for ns, ifn in ((self.a, "br0"), (self.b, "br0"), (self.r1, "lan-a"),
-                            (self.r1, "lan-b"), (self.r2, "lan-a"), (self.r2, "lan-b")):
-                ns.link_local(ifn)
-        except BaseException:
-            self.close()
-            raise
-
-    def _ns(self, tag: str) -> Netns:
-        ns = Netns.fresh(tag)
-        self.made.append(ns)
-        return ns
-
-    def close(self) -> None:
-        for ns in self.made:
-            ns.delete()
+    def _build(self) -> None:
+        self.a, self.b = self._ns("pa"), self._ns("pb")
+        self.r1, self.r2 = self._ns("pr1"), self._ns("pr2")
+        for host, lan, net in ((self.a, "lan-a", "21"), (self.b, "lan-b", "22")):
+            bridge(host)
+            host.addr_add("br0", f"198.18.{net}.10/24")
+            for k, r in ((1, self.r1), (2, self.r2)):
+                veth(host, f"p{k}", r, lan)
+                enslave(host, f"p{k}")
+                r.addr_add(lan, f"198.18.{net}.{k}/24")
+        for ns, ifn in ((self.a, "br0"), (self.b, "br0"), (self.r1, "lan-a"),
+                        (self.r1, "lan-b"), (self.r2, "lan-a"), (self.r2, "lan-b")):
+            ns.link_local(ifn)
 
 
-class Bridged:
+class Bridged(_Topo):
     """One LAN (a bridge in namespace ``lan`` with host address 198.18.23.10) and a relay
     whose two interfaces lan-a and lan-b are both ports of that bridge: a loop."""
 
-    def __init__(self) -> None:
-        self.made: list[Netns] = []
-        try:
-            self.lan, self.r = self._ns("bl"), self._ns("br")
-            bridge(self.lan)
-            self.lan.addr_add("br0", "198.18.23.10/24")
-            for k, ifn in ((1, "lan-a"), (2, "lan-b")):
-                veth(self.lan, f"p{k}", self.r, ifn)
-                enslave(self.lan, f"p{k}")
-                self.r.addr_add(ifn, f"198.18.23.{k}/24")
-                self.r.link_local(ifn)
-            self.lan.link_local("br0")
-        except BaseException:
-            self.close()
-            raise
-
-    def _ns(self, tag: str) -> Netns:
-        ns = Netns.fresh(tag)
-        self.made.append(ns)
-        return ns
-
-    def close(self) -> None:
-        for ns in self.made:
-            ns.delete()
+    def _build(self) -> None:
+        self.lan, self.r = self._ns("bl"), self._ns("br")
+        bridge(self.lan)
+        self.lan.addr_add("br0", "198.18.23.10/24")
+        for k, ifn in ((1, "lan-a"), (2, "lan-b")):
+            veth(self.lan, f"p{k}", self.r, ifn)
+            enslave(self.lan, f"p{k}")
+            self.r.addr_add(ifn, f"198.18.23.{k}/24")
+            self.r.link_local(ifn)
+        self.lan.link_local("br0")
 
 
 def drain_count(rx: Any, want_sentinel: bytes, timeout: float = 10.0) -> dict[bytes, int]:

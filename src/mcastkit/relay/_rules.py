@@ -11,7 +11,7 @@ from __future__ import annotations
 import ipaddress
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Literal
 
 from mcastkit import Endpoint, ErrorCode, McastValueError
@@ -207,7 +207,6 @@ class RelayConfig:
     preserve_source: bool = False
     health: tuple[str, int] | None = None
     rcvbuf_bytes: int | None = None
-    warnings: tuple[str, ...] = field(default=(), compare=False)
 
     def __post_init__(self) -> None:
         names = [i.name for i in self.interfaces]
