@@ -7,11 +7,14 @@ import io
 import json
 import os
 import stat
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from mcastkit.cli import Env, ExitStatus, main
+from mcastkit.relay import make_key_file
 from tests.cli.helpers import cli
 from tests.lab.topology import new_group, new_port
 
@@ -115,3 +118,28 @@ def test_stats_live_line_on_a_terminal(veth_loop: object) -> None:
     text = out.getvalue()
     assert "stats:" not in text  # the live line replaced the periodic lines
     assert "summary: received 0" in text
+
+
+def test_cli_does_not_need_cryptography() -> None:
+    """``mcastkit`` (every verb) and a relay between interfaces work without the relay
+    extra; only the tunnel needs ``cryptography``."""
+    code = ("import sys; import mcastkit.cli._app, mcastkit.relay; "
+            "print('cryptography' in sys.modules)")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                       timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "False"
+
+
+@pytest.mark.kernel
+def test_tunnel_without_cryptography_names_the_extra(veth_loop: object, tmp_path: Path
+                                                     ) -> None:
+    key = tmp_path / "k"
+    make_key_file(str(key))
+    code = ("import sys; sys.modules['cryptography'] = None; "
+            "from mcastkit.cli import main; sys.exit(int(main(sys.argv[1:])))")
+    r = subprocess.run([sys.executable, "-c", code, "relay", "--tunnel-listen", "7777",
+                        "--key-file", str(key), "-i", "va", "--preset", "mdns"],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 4, r.stderr
+    assert "pip install 'mcastkit[relay]'" in r.stderr and "Traceback" not in r.stderr

@@ -40,7 +40,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar, cast
 
-from mcastkit import Endpoint, ErrorCode, McastError, McastValueError, parse_endpoint
+from mcastkit import (
+    Endpoint,
+    ErrorCode,
+    McastError,
+    McastValueError,
+    UnsupportedError,
+    parse_endpoint,
+)
 
 from ._presets import preset_rules
 from ._rules import (
@@ -57,7 +64,10 @@ from ._rules import (
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover - exercised on 3.10 only
-    import tomli as tomllib
+    try:
+        import tomli as tomllib
+    except ImportError:
+        tomllib = None
 
 T = TypeVar("T")
 
@@ -233,6 +243,9 @@ def read_config(path: str) -> ConfigDraft:
             raw = f.read()
     except OSError as exc:
         raise ConfigError(path, 0, f"cannot read it: {exc.strerror}") from None
+    if tomllib is None:  # pragma: no cover - Python 3.10 without the extra
+        raise UnsupportedError("reading --config needs the 'tomli' package on Python 3.10; "
+                               "install it with pip install 'mcastkit[relay]'")
     try:
         text = raw.decode("utf-8")
         data = tomllib.loads(text)

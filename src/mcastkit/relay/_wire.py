@@ -29,14 +29,12 @@ import ipaddress
 import os
 import stat
 import struct
-from typing import Final, NamedTuple
+from typing import TYPE_CHECKING, Any, Final, NamedTuple
 
-from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from mcastkit import ErrorCode, McastValueError, UnsupportedError
 
-from mcastkit import ErrorCode, McastValueError
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 
 __all__ = [
     "CONTROL",
@@ -195,6 +193,27 @@ def make_key_file(path: str) -> None:
         os.close(fd)
 
 
+_CRYPTO: dict[str, Any] = {}
+
+
+def _crypto() -> dict[str, Any]:
+    """The ``cryptography`` names the tunnel uses, imported on first use: a relay between
+    interfaces (and the rest of mcastkit) works without the package."""
+    if not _CRYPTO:
+        try:
+            from cryptography.exceptions import InvalidTag
+            from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
+            from cryptography.hazmat.primitives.hashes import SHA256
+            from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+        except ImportError:
+            raise UnsupportedError(
+                "the relay tunnel needs the 'cryptography' package; install it with "
+                "pip install 'mcastkit[relay]'") from None
+        _CRYPTO.update(InvalidTag=InvalidTag, ChaCha20Poly1305=ChaCha20Poly1305,
+                       SHA256=SHA256, HKDF=HKDF)
+    return _CRYPTO
+
+
 class TunnelKey:
     """The pre-shared key: its public id and the per-session ciphers derived from it.
     ``repr`` never shows the key."""
@@ -211,11 +230,18 @@ class TunnelKey:
         return f"<TunnelKey id={self.key_id.hex()}>"
 
     def session(self, session_id: int) -> SessionCipher:
-        """The cipher for packets sent by session ``session_id``."""
-        okm = HKDF(algorithm=hashes.SHA256(), length=KEY_BYTES, salt=None,
-                   info=b"mcastkit-relay-v1 session " + session_id.to_bytes(8, "big")
-                   ).derive(self._key)
-        return SessionCipher(self.key_id, session_id, ChaCha20Poly1305(okm))
+        """The cipher for packets sent by session ``session_id``.
+
+        Raises:
+            UnsupportedError: the ``cryptography`` package is missing (the message names
+                the ``relay`` extra).
+        """
+        c = _crypto()
+        okm = c["HKDF"](algorithm=c["SHA256"](), length=KEY_BYTES, salt=None,
+                        info=b"mcastkit-relay-v1 session " + session_id.to_bytes(8, "big")
+                        ).derive(self._key)
+        return SessionCipher(self.key_id, session_id, c["ChaCha20Poly1305"](okm),
+                             c["InvalidTag"])
 
 
 class Header(NamedTuple):
@@ -241,12 +267,14 @@ def parse_header(packet: bytes) -> Header | None:
 class SessionCipher:
     """Seals (as the sending session) or opens (a peer session's) packets."""
 
-    __slots__ = ("_aead", "key_id", "session")
+    __slots__ = ("_aead", "_invalid", "key_id", "session")
 
-    def __init__(self, key_id: bytes, session: int, aead: ChaCha20Poly1305) -> None:
+    def __init__(self, key_id: bytes, session: int, aead: ChaCha20Poly1305,
+                 invalid_tag: type[Exception]) -> None:
         self.key_id = key_id
         self.session = session
         self._aead = aead
+        self._invalid = invalid_tag
 
     def seal(self, kind: Kind, counter: int, body: bytes, flags: int = 0) -> bytes:
         """One packet: header + encrypted ``body`` + tag. ``counter`` must never repeat."""
@@ -258,7 +286,7 @@ class SessionCipher:
         try:
             return self._aead.decrypt(b"\0\0\0\0" + counter.to_bytes(8, "big"),
                                       packet[HEADER:], packet[:HEADER])
-        except InvalidTag:
+        except self._invalid:
             return None
 
 
