@@ -61,7 +61,7 @@ from ._socket import open_sender as open_sender
 
 __version__ = "0.1.0"
 
-_COMPAT_NAMES = frozenset({"MCast", "MCastError", "IPWorksError"})
+_COMPAT_NAMES = frozenset({"MCast", "MCastError", "IPWorksError", "IPWorksMcastError"})
 
 
 def __getattr__(name: str) -> Any:  # Any: type checkers see no error, only less detail
