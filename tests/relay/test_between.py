@@ -3,8 +3,12 @@ through the real ``mcastkit relay`` command; SIGTERM leaves no membership behind
 
 from __future__ import annotations
 
+import shutil
+import sys
+
 import pytest
 
+from tests.conftest_lab import require_or_skip
 from tests.lab.topology import new_group, new_port
 
 from .topo import (
@@ -95,3 +99,43 @@ def test_relay_both_directions_asm(lans: Lans) -> None:
         assert st["rules"]["group1"]["out"]["lan-b->lan-a"]["relayed"] == 1
     finally:
         rp.stop()
+
+
+@pytest.mark.parametrize("v6", [False, True], ids=["v4", "v6"])
+def test_preserve_source_keeps_the_original_sender(lans: Lans, v6: bool) -> None:
+    port, g = new_port(), new_group(v6=v6)
+    ep = f"[{g}]:{port}" if v6 else f"{g}:{port}"
+    rp = RelayProc(lans.r, "lan-a", "lan-b", "--group", ep, "--preserve-source")
+    try:
+        wait_joined(lans.r, g, "lan-a")
+        wait_joined(lans.r, g, "lan-b")
+        with receiver(lans.b, ep) as rx:
+            tx = mcast_socket(lans.a, 6 if v6 else 4, "eth0")
+            tx.bind(("", 0))
+            sport = tx.getsockname()[1]
+            for i in range(5):
+                tx.sendto(f"p{i}".encode(), (g, port))
+            got = [rx.recv(timeout_s=5) for _ in range(5)]
+            tx.close()
+        assert [d.data for d in got] == [f"p{i}".encode() for i in range(5)]
+        src = lans.ll_a.split("%")[0] if v6 else A4
+        assert {d.source.split("%")[0] for d in got} == {src}  # not the relay's address
+        assert {d.port for d in got} == {sport}
+        assert {d.ttl for d in got} == {1}
+        st = rp.wait_stats(lambda s: totals(s)["relayed"] == 5)
+        assert totals(st)["loop_suppressed"] == 0
+    finally:
+        rp.stop()
+
+
+def test_preserve_source_without_cap_net_raw_says_so(lans: Lans) -> None:
+    setpriv = shutil.which("setpriv")
+    if setpriv is None:
+        require_or_skip("setpriv (util-linux) is not installed")
+    r = lans.r.run(setpriv, "--bounding-set", "-net_raw", sys.executable, "-m", "mcastkit",
+                   "relay", "lan-a", "lan-b", "--preset", "mdns", "--preserve-source",
+                   check=False)
+    assert r.returncode == 1, r.stderr
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and "CAP_NET_RAW" in lines[0] and "--preserve-source" in lines[0]
+    assert not [m for m in memberships(lans.r) if m[1] == "224.0.0.251"]

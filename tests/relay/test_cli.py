@@ -44,8 +44,6 @@ def _err_line(r: object) -> str:
     (["relay", "eth1", "eth1", "--preset", "mdns"], 2, "listed twice"),
     (["relay", "eth1", "eth2", "--group", "239.255.0.1:5000", "--group",
       "239.255.0.1:5000"], 2, "one rule only"),
-    (["relay", "eth1", "eth2", "--preset", "mdns", "--preserve-source"], 4,
-     "raw send path"),
     (["relay", "eth1", "eth2", "--preset", "mdns", "--health", "nonsense"], 2, "--health"),
 ])
 def test_usage_errors(argv: list[str], status: int, words: str) -> None:

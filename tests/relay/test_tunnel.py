@@ -246,3 +246,21 @@ def test_data_packets_that_never_arrive_are_counted_lost(sites: Sites, key_file:
         assert st["tunnel"]["lost"] == 1  # 4: 2 arrived late and was taken back
     finally:
         ra.stop()
+
+
+def test_preserve_source_across_the_tunnel(sites: Sites, key_file: str) -> None:
+    """Site B's hosts see site A's sender as the source (and could answer it by unicast
+    across the router), not the relay."""
+    port, g = new_port(), new_group()
+    ra, rb = _pair(sites, key_file, f"{g}:{port}", extra=("--preserve-source",))
+    try:
+        wait_joined(sites.ra, g, "lan")
+        with receiver(sites.b, f"{g}:{port}") as rxb:
+            ta = mcast_socket(sites.a, 4, "eth0")
+            ta.sendto(b"from site a", (g, port))
+            d = rxb.recv(timeout_s=5)
+            ta.close()
+        assert d.data == b"from site a" and d.source == "198.18.31.10"
+    finally:
+        ra.stop()
+        rb.stop()

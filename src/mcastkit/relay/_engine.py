@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
-import importlib.util
 import ipaddress
 import logging
 import socket
@@ -29,11 +28,12 @@ from mcastkit import (
     Interface,
     InterfaceError,
     McastError,
+    McastOSError,
     MulticastSocket,
-    UnsupportedError,
     list_interfaces,
     resolve_interface,
 )
+from mcastkit._rawsend import RawDatagram, RawSender
 from mcastkit.aio import AsyncMulticastSocket, InterfaceEvent
 
 from ._health import HealthServer
@@ -63,6 +63,7 @@ _BATCH = 512
 _OutKey = tuple[str, str, int, str, int, str]  # rule, ingress, version, egress, port, group
 
 
+
 class Relay:
     """A multicast relay, between interfaces and/or through an encrypted tunnel.
 
@@ -74,18 +75,12 @@ class Relay:
     Args:
         config: a validated :class:`RelayConfig` (see :func:`load_config`).
 
-    Raises:
-        UnsupportedError: ``preserve_source`` without mcastkit's raw send path.
+    With ``preserve_source`` the relay sends through mcastkit's raw path (whole Ethernet
+    frames over AF_PACKET, needing CAP_NET_RAW): relayed datagrams keep their original
+    source address and port, so unicast replies go straight to the original sender.
     """
 
     def __init__(self, config: RelayConfig) -> None:
-        if config.preserve_source:
-            missing = importlib.util.find_spec("mcastkit._rawsend") is None
-            raise UnsupportedError(
-                "--preserve-source needs mcastkit's raw send path (mcastkit._rawsend, "
-                + ("not in this build" if missing else "not wired into the relay yet")
-                + ") and CAP_NET_RAW; run without --preserve-source (replies then go to "
-                "the relay's address)")
         self.config = config
         self.counters = Counters()
         self.guard = LoopGuard(config.dedup_window_s)
@@ -101,9 +96,11 @@ class Relay:
         self._rx: dict[tuple[int, int], AsyncMulticastSocket] = {}
         self._pending_joins: set[tuple[int, int, Endpoint, str]] = set()
         self._ifaces: dict[str, Interface] = {}  # sending interfaces, resolved once
+        self._preserve = config.preserve_source
+        self._raw: dict[str, RawSender] = {}  # --preserve-source: one per interface
         self._targets: dict[tuple[str, str], tuple[str, ...]] = {}
         self._ifnames: dict[int, str] = {}
-        self._out: dict[_OutKey, list[bytes]] = {}
+        self._out: dict[_OutKey, list[bytes | RawDatagram]] = {}
         self._tunnel: Tunnel | None = None
         self._tunnel_in: collections.deque[Inner] = collections.deque()
         self._tunnel_wake: asyncio.Event | None = None
@@ -112,6 +109,7 @@ class Relay:
         self._closed: asyncio.Event | None = None
         self._started = 0.0
         self._stopping = False
+        self._running = False
         self._final_kernel_drops = 0
 
     # ------------------------------------------------------------------ life cycle
@@ -136,6 +134,8 @@ class Relay:
         self._started = time.monotonic()
         try:
             self.refresh_own_addresses()
+            if self._preserve:  # fail now (CAP_NET_RAW, link type), not per datagram
+                self._open_raw()
             self._open_receivers()
             if self.config.tunnel is not None:
                 key = load_key_file(self.config.tunnel.key_file)
@@ -153,6 +153,7 @@ class Relay:
         for (ver, port), ep in self._rx.items():
             self._tasks.append(loop.create_task(self._rx_loop(ep), name=f"relay-rx-v{ver}-{port}"))
         self._tasks.append(loop.create_task(self._maintenance()))
+        self._running = True
         _log.info("relay started: %d rule(s), interfaces %s%s", len(self.config.rules),
                   ", ".join(f"{i.name}({i.mode})" for i in self.config.interfaces),
                   f", tunnel {self.config.tunnel.mode}" if self.config.tunnel else "")
@@ -178,9 +179,12 @@ class Relay:
         self._final_kernel_drops = self._kernel_drops()
         for ep in self._rx.values():
             ep.close()
+        for raw in self._raw.values():
+            raw.close()
         if self._closed is not None:
             self._closed.set()
-        _log.info("relay stopped: %s", self.stats().line())
+        if self._running:  # a start that failed has said why already
+            _log.info("relay stopped: %s", self.stats().line())
 
     async def wait_closed(self) -> None:
         """Wait until :meth:`close` has run."""
@@ -402,11 +406,14 @@ class Relay:
                 self._to_tunnel(rule, ingress, group, port, source, sport, ttl, data)
                 continue
             k = (rule.name, ingress, ver, eg, port, group)
+            item: bytes | RawDatagram = data
+            if self._preserve:  # the original source address and port go out unchanged
+                item = RawDatagram(data, group, port, sport, source.split("%", 1)[0])
             lst = self._out.get(k)
             if lst is None:
-                self._out[k] = [data]
+                self._out[k] = [item]
             else:
-                lst.append(data)
+                lst.append(item)
 
     def _to_tunnel(self, rule: Rule, ingress: str, group: str, port: int, source: str,
                    sport: int, ttl: int | None, data: bytes) -> None:
@@ -445,7 +452,59 @@ class Relay:
                 self._warn(row, f"interface {eg} is not there; {len(payloads)} datagram(s) "
                                 f"to {group}:{port} not sent")
                 continue
-            await self._send(ep, iface, row, payloads, group, port)
+            if self._preserve:
+                self._send_raw(eg, row, payloads, group, port)  # type: ignore[arg-type]
+            else:
+                await self._send(ep, iface, row, payloads, group, port)  # type: ignore[arg-type]
+
+    def _open_raw(self) -> None:
+        for i in self.config.interfaces:
+            if i.sends and self._egress_iface(i.name) is not None:
+                try:
+                    self._raw_for(i.name, strict=True)
+                except McastOSError as exc:
+                    raise McastOSError(
+                        exc.errno or 0, f"--preserve-source: {exc.message}; or run without "
+                        "--preserve-source (replies then go to the relay's address)",
+                        code=exc.code, op="raw_open", interface=i.name) from None
+
+    def _raw_for(self, name: str, strict: bool = False) -> RawSender | None:
+        """The raw sender of interface ``name`` (made on first use; None while the
+        interface is missing). ``strict``: raise what the raw path refuses (no
+        CAP_NET_RAW, not Ethernet-like) instead of returning None."""
+        raw = self._raw.get(name)
+        if raw is None:
+            try:
+                raw = self._raw[name] = RawSender(name, ttl=self.config.ttl)
+            except McastError as exc:
+                if strict:
+                    raise
+                _log.warning("--preserve-source: no raw sender on %s: %s", name, exc.message)
+                return None
+        return raw
+
+    def _send_raw(self, eg: str, row: list[int], items: list[RawDatagram], group: str,
+                  port: int) -> None:
+        rest = items
+        while rest:
+            raw = self._raw_for(eg)
+            if raw is None:
+                row[O_SEND_ERR] += len(rest)
+                return
+            try:
+                raw.send_batch(rest)
+                row[O_RELAYED] += len(rest)
+                return
+            except McastError as exc:
+                done = exc.datagrams_sent or 0
+                row[O_RELAYED] += done
+                row[O_TOO_BIG if isinstance(exc, DatagramTooLargeError) else O_SEND_ERR] += 1
+                self._warn(row, f"raw send to {group}:{port} on {eg} failed: {exc.message}")
+                if isinstance(exc, InterfaceError):  # re-created: a new sender next time
+                    self._raw.pop(eg).close()
+                    row[O_SEND_ERR] += len(rest) - done - 1
+                    return
+                rest = rest[done + 1:]
 
     def _warn(self, row: list[int], msg: str) -> None:
         n = row[O_SEND_ERR] + row[O_TOO_BIG]
