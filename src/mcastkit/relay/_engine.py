@@ -20,6 +20,8 @@ import ipaddress
 import logging
 import socket
 import time
+from collections.abc import Coroutine
+from typing import Any
 
 from mcastkit import (
     Datagram,
@@ -110,6 +112,8 @@ class Relay:
         self._started = 0.0
         self._stopping = False
         self._running = False
+        #: why the relay stopped by itself (a task failed), or None
+        self.failure: str | None = None
         self._final_kernel_drops = 0
 
     # ------------------------------------------------------------------ life cycle
@@ -129,7 +133,7 @@ class Relay:
             McastError: a join or bind the kernel refuses (nothing stays open).
             McastValueError: the key file is unusable.
         """
-        loop = asyncio.get_running_loop()
+        asyncio.get_running_loop()  # raises RuntimeError outside a running loop
         self._closed = asyncio.Event()
         self._started = time.monotonic()
         try:
@@ -143,7 +147,7 @@ class Relay:
                 self._tunnel = Tunnel(self.config.tunnel, key, self.counters, self._from_tunnel,
                                       self._wake_tunnel, self.config.rcvbuf_bytes)
                 await self._tunnel.start()
-                self._tasks.append(loop.create_task(self._tunnel_loop()))
+                self._spawn(self._tunnel_loop(), "relay-tunnel-ingress")
             if self.config.health is not None:
                 self._health = HealthServer(self)
                 await self._health.start(*self.config.health)
@@ -151,12 +155,27 @@ class Relay:
             await self.close()
             raise
         for (ver, port), ep in self._rx.items():
-            self._tasks.append(loop.create_task(self._rx_loop(ep), name=f"relay-rx-v{ver}-{port}"))
-        self._tasks.append(loop.create_task(self._maintenance()))
+            self._spawn(self._rx_loop(ep), f"relay-rx-v{ver}-{port}")
+        self._spawn(self._maintenance(), "relay-maintenance")
         self._running = True
         _log.info("relay started: %d rule(s), interfaces %s%s", len(self.config.rules),
                   ", ".join(f"{i.name}({i.mode})" for i in self.config.interfaces),
                   f", tunnel {self.config.tunnel.mode}" if self.config.tunnel else "")
+
+    def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
+        t = asyncio.get_running_loop().create_task(coro, name=name)
+        t.add_done_callback(self._task_done)
+        self._tasks.append(t)
+
+    def _task_done(self, t: asyncio.Task[None]) -> None:
+        """A task of the relay ended by itself: a bug or a lost socket. Stop the whole
+        relay (a service manager restarts it) rather than go on relaying half of it."""
+        if t.cancelled() or self._stopping:
+            return
+        exc = t.exception()
+        self.failure = f"{t.get_name()} stopped: {exc!r}" if exc else f"{t.get_name()} ended"
+        _log.error("relay: %s; stopping", self.failure, exc_info=exc)
+        asyncio.get_running_loop().create_task(self.close())
 
     async def close(self) -> None:
         """Stop: leave every group, close every socket, say goodbye on the tunnel.
@@ -185,6 +204,11 @@ class Relay:
             self._closed.set()
         if self._running:  # a start that failed has said why already
             _log.info("relay stopped: %s", self.stats().line())
+
+    @property
+    def closed(self) -> bool:
+        """True once :meth:`close` ran (also after a failure: see :attr:`failure`)."""
+        return self._stopping
 
     async def wait_closed(self) -> None:
         """Wait until :meth:`close` has run."""

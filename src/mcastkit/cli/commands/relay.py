@@ -195,7 +195,7 @@ async def _serve(cfg: RelayConfig, args: argparse.Namespace, env: Env) -> ExitSt
                     f"{t.local_address[1]}")
         deadline = loop.time() + args.duration if args.duration else None
         period = 0.25 if progress.enabled else args.interval
-        while not stop.is_set():
+        while not stop.is_set() and not relay.closed:
             wait = period if deadline is None else min(period, deadline - loop.time())
             if wait <= 0:
                 break
@@ -209,6 +209,9 @@ async def _serve(cfg: RelayConfig, args: argparse.Namespace, env: Env) -> ExitSt
             for s in (signal.SIGTERM, signal.SIGINT):
                 loop.remove_signal_handler(s)
     _report(relay, args, env, progress, final=True)
+    if relay.failure is not None:
+        raise CliError(f"the relay stopped: {relay.failure} (this is a bug; please report "
+                       "it with the log above)")
     return why[0] if why else ExitStatus.OK
 
 
