@@ -95,6 +95,8 @@ class _Net:
         if tunnel:
             self._veth("s", "eth0", "ra", "in0")
             self._veth("ra", "wan", "rb", "wan")
+            for ns in ("ra", "rb"):  # the tunnel's path carries 1400 B datagrams whole
+                _ip("-n", n[ns], "link", "set", "wan", "mtu", "9000")
             self._veth("rb", "out0", "d", "eth0")
             for ns, ifn, cidr in (("s", "eth0", "51.10"), ("ra", "in0", "51.1"),
                                   ("ra", "wan", "53.1"), ("rb", "wan", "53.2"),

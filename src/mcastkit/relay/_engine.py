@@ -1,14 +1,14 @@
-"""The relay engine: receive on some interfaces (and the tunnel), send on the others.
+"""The relay engine: receive on some interfaces (and the tunnel), decide, hand over.
 
-Owns: :class:`Relay` (start, run, stop, stats), its sockets (one receiving socket per IP
+Owns: :class:`Relay` (start, run, stop, stats, failure), its receiving sockets (one per IP
 version and port, joined on every receiving interface by *name*, so the asyncio layer
-re-joins a re-created interface; one sending socket per version, interface and port,
-bound to the port so replies reach the protocol's port, loopback off so the relay never
-hears its own output), the per-datagram decision (rule, direction, source filter, storm
-rules, rate limit, targets) with its counting, retrying joins on interfaces that do not
-exist yet, and the tunnel's ingress queue.
-Must not: parse configuration files or arguments, print, or make socket calls other than
-through :mod:`mcastkit` and :mod:`mcastkit.aio`.
+re-joins a re-created interface), the per-datagram decision (rule, direction, source
+filter, storm rules, rate limit, targets) with its counting, retrying joins on interfaces
+that do not exist yet, the tunnel's ingress queue, and the relay's tasks (one failing
+stops the relay).
+Must not: send to interfaces itself (``_egress`` does), parse configuration files or
+arguments, print, or make socket calls other than through :mod:`mcastkit` and
+:mod:`mcastkit.aio`.
 """
 
 from __future__ import annotations
@@ -25,19 +25,15 @@ from typing import Any
 
 from mcastkit import (
     Datagram,
-    DatagramTooLargeError,
     Endpoint,
-    Interface,
     InterfaceError,
     McastError,
-    McastOSError,
     MulticastSocket,
     list_interfaces,
-    resolve_interface,
 )
-from mcastkit._rawsend import RawDatagram, RawSender
 from mcastkit.aio import AsyncMulticastSocket, InterfaceEvent
 
+from ._egress import Egress
 from ._health import HealthServer
 from ._ratelimit import RateLimiter
 from ._rules import TUNNEL, RelayConfig, Rule
@@ -62,7 +58,6 @@ __all__ = ["Relay"]
 _log = logging.getLogger("mcastkit.relay")
 MAINTENANCE_S = 2.0  # how often missing interfaces are retried and own addresses re-read
 _BATCH = 512
-_OutKey = tuple[str, str, int, str, int, str]  # rule, ingress, version, egress, port, group
 
 
 
@@ -97,12 +92,10 @@ class Relay:
                 self._limiters[r.name] = RateLimiter(pps)
         self._rx: dict[tuple[int, int], AsyncMulticastSocket] = {}
         self._pending_joins: set[tuple[int, int, Endpoint, str]] = set()
-        self._ifaces: dict[str, Interface] = {}  # sending interfaces, resolved once
-        self._preserve = config.preserve_source
-        self._raw: dict[str, RawSender] = {}  # --preserve-source: one per interface
         self._targets: dict[tuple[str, str], tuple[str, ...]] = {}
         self._ifnames: dict[int, str] = {}
-        self._out: dict[_OutKey, list[bytes | RawDatagram]] = {}
+        self.egress = Egress(self.counters, self._rx, ttl=config.ttl,
+                             preserve_source=config.preserve_source)
         self._tunnel: Tunnel | None = None
         self._tunnel_in: collections.deque[Inner] = collections.deque()
         self._tunnel_wake: asyncio.Event | None = None
@@ -138,8 +131,8 @@ class Relay:
         self._started = time.monotonic()
         try:
             self.refresh_own_addresses()
-            if self._preserve:  # fail now (CAP_NET_RAW, link type), not per datagram
-                self._open_raw()
+            if self.config.preserve_source:  # fail now (CAP_NET_RAW...), not per datagram
+                self.egress.open_raw([i.name for i in self.config.interfaces if i.sends])
             self._open_receivers()
             if self.config.tunnel is not None:
                 key = load_key_file(self.config.tunnel.key_file)
@@ -147,6 +140,8 @@ class Relay:
                 self._tunnel = Tunnel(self.config.tunnel, key, self.counters, self._from_tunnel,
                                       self._wake_tunnel, self.config.rcvbuf_bytes)
                 await self._tunnel.start()
+                for t in self._tunnel.tasks:  # a tunnel task that fails stops the relay
+                    t.add_done_callback(self._task_done)
                 self._spawn(self._tunnel_loop(), "relay-tunnel-ingress")
             if self.config.health is not None:
                 self._health = HealthServer(self)
@@ -198,8 +193,7 @@ class Relay:
         self._final_kernel_drops = self._kernel_drops()
         for ep in self._rx.values():
             ep.close()
-        for raw in self._raw.values():
-            raw.close()
+        self.egress.close()
         if self._closed is not None:
             self._closed.set()
         if self._running:  # a start that failed has said why already
@@ -234,7 +228,7 @@ class Relay:
 
     def _missing_senders(self) -> list[str]:
         return [i.name for i in self.config.interfaces
-                if i.sends and self._egress_iface(i.name) is None]
+                if i.sends and self.egress.interface(i.name) is None]
 
     def stats(self) -> RelayStats:
         """A snapshot of every counter (see docs/relay.md for their meaning)."""
@@ -298,16 +292,6 @@ class Relay:
             self._pending_joins.discard(item)
             _log.info("joined %s on %s", e, ifn)
 
-    def _egress_iface(self, name: str) -> Interface | None:
-        """The sending interface ``name`` (cached; None while it does not exist)."""
-        i = self._ifaces.get(name)
-        if i is None:
-            try:
-                i = self._ifaces[name] = resolve_interface(name)
-            except McastError:
-                return None
-        return i
-
     def refresh_own_addresses(self) -> None:
         """Re-read this host's addresses (for the own-address storm rule)."""
         with contextlib.suppress(McastError, OSError):
@@ -316,7 +300,7 @@ class Relay:
 
     def _on_event(self, ev: InterfaceEvent) -> None:
         self._ifnames.clear()
-        self._ifaces.clear()
+        self.egress.forget_interfaces()
         self.refresh_own_addresses()
         if ev.kind == "rejoin_failed":
             _log.warning("interface %s re-created but joining failed: %s", ev.name, ev.error)
@@ -424,20 +408,12 @@ class Relay:
         if not targets:
             row[R_NOTARGET] += 1
             return
-        ver = 6 if ":" in group else 4
+        queue = self.egress.queue
         for eg in targets:
             if eg == TUNNEL:
                 self._to_tunnel(rule, ingress, group, port, source, sport, ttl, data)
-                continue
-            k = (rule.name, ingress, ver, eg, port, group)
-            item: bytes | RawDatagram = data
-            if self._preserve:  # the original source address and port go out unchanged
-                item = RawDatagram(data, group, port, sport, source.split("%", 1)[0])
-            lst = self._out.get(k)
-            if lst is None:
-                self._out[k] = [item]
             else:
-                lst.append(item)
+                queue(rule.name, ingress, eg, group, port, source, sport, data)
 
     def _to_tunnel(self, rule: Rule, ingress: str, group: str, port: int, source: str,
                    sport: int, ttl: int | None, data: bytes) -> None:
@@ -461,101 +437,7 @@ class Relay:
             row[O_SEND_ERR] += 1
 
     async def _flush(self) -> None:
-        """Send every queued copy (batched per interface, port and group)."""
+        """Send every queued copy: the tunnel's, then the interfaces'."""
         if self._tunnel is not None:
             await self._tunnel.flush()
-        if not self._out:
-            return
-        out, self._out = self._out, {}
-        for (rule, ingress, ver, eg, port, group), payloads in out.items():
-            row = self.counters.egress(rule, ingress, eg)
-            ep = self._rx.get((ver, port))
-            iface = self._egress_iface(eg)
-            if ep is None or ep.closed or iface is None:
-                row[O_SEND_ERR] += len(payloads)
-                self._warn(row, f"interface {eg} is not there; {len(payloads)} datagram(s) "
-                                f"to {group}:{port} not sent")
-                continue
-            if self._preserve:
-                self._send_raw(eg, row, payloads, group, port)  # type: ignore[arg-type]
-            else:
-                await self._send(ep, iface, row, payloads, group, port)  # type: ignore[arg-type]
-
-    def _open_raw(self) -> None:
-        for i in self.config.interfaces:
-            if i.sends and self._egress_iface(i.name) is not None:
-                try:
-                    self._raw_for(i.name, strict=True)
-                except McastOSError as exc:
-                    raise McastOSError(
-                        exc.errno or 0, f"--preserve-source: {exc.message}; or run without "
-                        "--preserve-source (replies then go to the relay's address)",
-                        code=exc.code, op="raw_open", interface=i.name) from None
-
-    def _raw_for(self, name: str, strict: bool = False) -> RawSender | None:
-        """The raw sender of interface ``name`` (made on first use; None while the
-        interface is missing). ``strict``: raise what the raw path refuses (no
-        CAP_NET_RAW, not Ethernet-like) instead of returning None."""
-        raw = self._raw.get(name)
-        if raw is None:
-            try:
-                raw = self._raw[name] = RawSender(name, ttl=self.config.ttl)
-            except McastError as exc:
-                if strict:
-                    raise
-                _log.warning("--preserve-source: no raw sender on %s: %s", name, exc.message)
-                return None
-        return raw
-
-    def _send_raw(self, eg: str, row: list[int], items: list[RawDatagram], group: str,
-                  port: int) -> None:
-        rest = items
-        while rest:
-            raw = self._raw_for(eg)
-            if raw is None:
-                row[O_SEND_ERR] += len(rest)
-                return
-            try:
-                raw.send_batch(rest)
-                row[O_RELAYED] += len(rest)
-                return
-            except McastError as exc:
-                done = exc.datagrams_sent or 0
-                row[O_RELAYED] += done
-                row[O_TOO_BIG if isinstance(exc, DatagramTooLargeError) else O_SEND_ERR] += 1
-                self._warn(row, f"raw send to {group}:{port} on {eg} failed: {exc.message}")
-                if isinstance(exc, InterfaceError):  # re-created: a new sender next time
-                    self._raw.pop(eg).close()
-                    row[O_SEND_ERR] += len(rest) - done - 1
-                    return
-                rest = rest[done + 1:]
-
-    def _warn(self, row: list[int], msg: str) -> None:
-        n = row[O_SEND_ERR] + row[O_TOO_BIG]
-        if n <= 10 or n % 1000 == 0:
-            _log.warning("%s (%d so far)", msg, n)
-
-    async def _send(self, ep: AsyncMulticastSocket, iface: Interface, row: list[int],
-                    payloads: list[bytes], group: str, port: int) -> None:
-        core = ep.socket
-        rest: list[bytes] = payloads
-        while rest:
-            try:
-                if core.interface is None or core.interface.index != iface.index:
-                    core.set_interface(iface)
-                row[O_RELAYED] += await ep.send_many(rest, group, port)
-                return
-            except McastError as exc:
-                done = exc.datagrams_sent or 0
-                row[O_RELAYED] += done
-                if isinstance(exc, DatagramTooLargeError):
-                    row[O_TOO_BIG] += 1
-                else:
-                    row[O_SEND_ERR] += 1
-                self._warn(row, f"send to {group}:{port} on {iface.name} failed: "
-                                f"{exc.message}")
-                if isinstance(exc, InterfaceError):  # re-created: look it up again
-                    self._ifaces.pop(iface.name, None)
-                    row[O_SEND_ERR] += len(rest) - done - 1
-                    return
-                rest = rest[done + 1:]
+        await self.egress.flush()

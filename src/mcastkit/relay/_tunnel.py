@@ -165,8 +165,13 @@ class Tunnel:
         while True:
             batch = await ep.recv_many(512)
             for d in batch:
-                on_packet(d.data, (d.source.split("%", 1)[0], d.port), d.truncated)
+                on_packet(d.data, (d.source, d.port), d.truncated)  # zone kept for replies
             self._batch_done()
+
+    @property
+    def tasks(self) -> tuple[asyncio.Task[None], ...]:
+        """The tunnel's running tasks (the relay watches them for failures)."""
+        return tuple(self._tasks)
 
     async def _resolve(self) -> tuple[Any, ...]:
         loop = asyncio.get_running_loop()
