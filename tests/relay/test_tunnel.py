@@ -127,14 +127,24 @@ class FakePeer:
         return self.tx.seal(kind, CONTROL + self.n, body, flags)
 
     def handshake(self) -> None:
-        self.s.sendto(self.seal(Kind.HELLO, bytes(9)), self.dest)
+        self.s.sendto(self.seal(Kind.HELLO, bytes(9) + self.last()), self.dest)
         pkt, _ = self.s.recvfrom(2048)
         h = parse_header(pkt)
         assert h is not None and h.kind == Kind.HELLO
         body = self.key.session(h.session).open(pkt, h.counter)
         assert body is not None and int.from_bytes(body[:8], "big") == self.sid
-        self.s.sendto(self.seal(Kind.HELLO, h.session.to_bytes(8, "big") + b"\x01"),
-                      self.dest)
+        self.listener = h.session
+        self.s.sendto(self.seal(Kind.HELLO, h.session.to_bytes(8, "big") + b"\x01"
+                                + self.last()), self.dest)
+
+    def last(self) -> bytes:
+        """The last DATA counter used, as HELLO and BYE carry it."""
+        return self.data_n.to_bytes(8, "big") if self.data_n >= 0 else b"\xff" * 8
+
+    def keepalive(self, last: int) -> None:
+        """A HELLO claiming DATA counters up to ``last`` were sent."""
+        self.s.sendto(self.seal(Kind.HELLO, self.listener.to_bytes(8, "big") + b"\x01"
+                                + last.to_bytes(8, "big")), self.dest)
 
     def data(self, group: str, port: int, payload: bytes) -> bytes:
         return self.seal(Kind.DATA, encode_inner(group, port, "198.18.32.10", 4000, 1,
@@ -244,6 +254,9 @@ def test_data_packets_that_never_arrive_are_counted_lost(sites: Sites, key_file:
             assert [rxa.recv(timeout_s=5).data for _ in range(2)] == [b"p2", b"p5"]
         st = ra.wait_stats(lambda s: s["tunnel"]["data_in"] == 5)
         assert st["tunnel"]["lost"] == 1  # 4: 2 arrived late and was taken back
+        peer.keepalive(7)  # "I sent up to 7": 6 and 7 never came (a lost tail)
+        st = ra.wait_stats(lambda s: s["tunnel"]["keepalives_in"] >= 3)
+        assert st["tunnel"]["lost"] == 3
     finally:
         ra.stop()
 

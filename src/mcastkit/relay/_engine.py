@@ -190,6 +190,8 @@ class Relay:
             await self._health.close()
         if self._tunnel is not None:
             await self._tunnel.close()
+            with contextlib.suppress(McastError, OSError):  # what it handed over last
+                await self._drain_tunnel_ingress()
         self._final_kernel_drops = self._kernel_drops()
         for ep in self._rx.values():
             ep.close()
@@ -245,7 +247,7 @@ class Relay:
         for ep in self._rx.values():
             with contextlib.suppress(McastError, OSError):
                 st = ep.stats
-                n += st.kernel_drops + st.queue_drops
+                n += max(0, st.kernel_drops) + st.queue_drops + st.discarded
         return n
 
     # ------------------------------------------------------------------ sockets
@@ -350,16 +352,18 @@ class Relay:
 
     async def _tunnel_loop(self) -> None:
         assert self._tunnel_wake is not None
-        q = self._tunnel_in
         while True:
             await self._tunnel_wake.wait()
             self._tunnel_wake.clear()
-            while q:
-                for _ in range(min(len(q), _BATCH)):
-                    i = q.popleft()
-                    self._ingest(TUNNEL, i.group, i.port, i.source, i.source_port, i.ttl,
-                                 i.data)
-                await self._flush()
+            await self._drain_tunnel_ingress()
+
+    async def _drain_tunnel_ingress(self) -> None:
+        q = self._tunnel_in
+        while q:
+            for _ in range(min(len(q), _BATCH)):
+                i = q.popleft()
+                self._ingest(TUNNEL, i.group, i.port, i.source, i.source_port, i.ttl, i.data)
+            await self._flush()
 
     def _targets_of(self, rule: Rule, ingress: str) -> tuple[str, ...]:
         key = (rule.name, ingress)

@@ -19,6 +19,7 @@ Must not: open sockets, keep payloads (only their hash), or grow without bound.
 from __future__ import annotations
 
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Iterable
 
 __all__ = ["LoopGuard"]
@@ -27,16 +28,20 @@ __all__ = ["LoopGuard"]
 class LoopGuard:
     """The recent-datagram cache and this host's own addresses."""
 
-    __slots__ = ("_clock", "_own", "_recent", "evictions", "max_entries", "window_s")
+    __slots__ = ("_clock", "_next_sweep", "_own", "_recent", "evictions", "max_entries",
+                 "window_s")
 
     def __init__(self, window_s: float = 5.0, *, max_entries: int = 65536,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.window_s = window_s
         self.max_entries = max_entries
         self._clock = clock
-        # key -> (expiry, ingress); insertion order == expiry order (re-inserted on update)
-        self._recent: dict[tuple[str, int, int, int], tuple[float, str]] = {}
+        # key -> (expiry, ingress), oldest first (an OrderedDict: taking from the front
+        # stays O(1) under churn, where a dict would rescan its deleted slots)
+        self._recent: OrderedDict[tuple[str, int, int, int], tuple[float, str]] = \
+            OrderedDict()
         self._own: dict[str, str] = {}
+        self._next_sweep = 0.0
         self.evictions = 0  # entries pushed out before their window ended (cache full)
 
     def __len__(self) -> int:
@@ -61,27 +66,27 @@ class LoopGuard:
         on another interface), False if it is to be relayed."""
         now = self._clock()
         recent = self._recent
-        if recent:
-            self._expire(now)
+        if now >= self._next_sweep:
+            self._sweep(now)
         key = (group, port, hash(data), len(data))
         hit = recent.get(key)
-        if hit is not None and hit[1] != ingress:
-            return True
         if hit is not None:
-            del recent[key]  # re-insert at the end: its window starts again
+            if hit[0] > now and hit[1] != ingress:
+                return True
+            recent.move_to_end(key)  # its window starts again
         elif len(recent) >= self.max_entries:
-            del recent[next(iter(recent))]
-            self.evictions += 1
+            _, (exp, _) = recent.popitem(last=False)
+            if exp > now:
+                self.evictions += 1
         recent[key] = (now + self.window_s, ingress)
         return False
 
-    def _expire(self, now: float) -> None:
+    def _sweep(self, now: float) -> None:
+        """Drop expired entries (from the front: oldest first); a few times a second."""
         recent = self._recent
-        it = iter(recent.items())
-        stale = []
-        for k, (exp, _) in it:
+        while recent:
+            exp = next(iter(recent.values()))[0]
             if exp > now:
                 break
-            stale.append(k)
-        for k in stale:
-            del recent[k]
+            recent.popitem(last=False)
+        self._next_sweep = now + min(0.25, self.window_s / 4)

@@ -22,6 +22,7 @@ import contextlib
 import logging
 import os
 import socket
+import struct
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -51,6 +52,9 @@ __all__ = ["Peer", "Tunnel"]
 
 _log = logging.getLogger("mcastkit.relay")
 _F_ESTABLISHED = 1
+_FAST = struct.Struct("!4sBB4sQQ")  # the header, magic and version read as one field
+_MAGIC_V1 = b"MKR\x01"
+_MIN = _FAST.size + 16  # header + tag
 _MAX_CANDIDATES = 64
 
 
@@ -66,6 +70,8 @@ class Peer:
     has_us: bool = False  # it says it has established us
     last_rx: float = 0.0
     since: float = 0.0
+    base: int = -1  # its last DATA counter when established (earlier ones are not ours)
+    counted_to: int = -1  # its DATA counters up to here are received or counted lost
 
     def describe(self) -> dict[str, Any]:
         return {"address": f"{self.addr[0]}:{self.addr[1]}", "session": f"{self.session:016x}",
@@ -173,6 +179,17 @@ class Tunnel:
         """The tunnel's running tasks (the relay watches them for failures)."""
         return tuple(self._tasks)
 
+    async def _drain_queued(self) -> None:
+        """Process the packets already read but not handled yet (at close: none is lost
+        without being counted)."""
+        ep = self._ep
+        if ep is None or ep.closed:
+            return
+        while ep.stats.queued:
+            for d in await ep.recv_many(512):
+                self._on_packet(d.data, (d.source, d.port), d.truncated)
+        self._batch_done()
+
     async def _resolve(self) -> tuple[Any, ...]:
         loop = asyncio.get_running_loop()
         infos = await loop.getaddrinfo(self.spec.host, self.spec.port, type=socket.SOCK_DGRAM)
@@ -189,11 +206,12 @@ class Tunnel:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await t
         if self._ep is not None:
+            await self._drain_queued()
             with contextlib.suppress(McastError, OSError):
                 await self.flush()
             for p in list(self.peers.values()):
                 if p.established:
-                    self._send(Kind.BYE, b"", p.addr)
+                    self._send(Kind.BYE, self._last_data(), p.addr)
             self._final_drops = self.kernel_drops()
             self._ep.close()
         self._set_link()
@@ -336,12 +354,14 @@ class Tunnel:
             for p in est:
                 self._hello(p)
         elif self._remote is not None:
-            self._send(Kind.HELLO, (0).to_bytes(8, "big") + b"\0", self._remote)
+            self._send(Kind.HELLO, (0).to_bytes(8, "big") + b"\0" + self._last_data(),
+                       self._remote)
             self._c["keepalives_out"] += 1
 
     def _hello(self, p: Peer) -> None:
         flags = _F_ESTABLISHED if p.established else 0
-        self._send(Kind.HELLO, p.session.to_bytes(8, "big") + bytes([flags]), p.addr)
+        self._send(Kind.HELLO, p.session.to_bytes(8, "big") + bytes([flags])
+                   + self._last_data(), p.addr)
         self._c["keepalives_out"] += 1
 
     # ------------------------------------------------------------------ receiving
@@ -354,7 +374,52 @@ class Tunnel:
                          addr[1], why.value.replace("_", " "), detail, n)
 
     def _on_packet(self, packet: bytes, addr: tuple[Any, ...], truncated: bool) -> None:
-        self._c["packets_in"] += 1
+        c = self._c
+        c["packets_in"] += 1
+        size = len(packet)
+        if not truncated and _MIN <= size <= self.spec.mtu:  # fast path: DATA, known peer
+            magic, kind, _f, key_id, session, counter = _FAST.unpack_from(packet)
+            peer = self.peers.get(session)
+            if (magic == _MAGIC_V1 and kind == 2 and counter < CONTROL and peer is not None
+                    and peer.established and key_id == self._key.key_id):
+                cipher = self._ciphers.get(session)
+                if cipher is not None:
+                    if not peer.window.check(counter):
+                        self._drop(Drop.REPLAYED, addr, f" (counter {counter})")
+                        return
+                    body = cipher.open(packet, counter)
+                    if body is None:
+                        self._drop(Drop.AUTH_FAILED, addr)
+                        return
+                    self._accept(peer, counter, False, addr)
+                    self._deliver(body, addr)
+                    return
+        self._on_other(packet, addr, truncated)
+
+    def _accept(self, peer: Peer, counter: int, control: bool, addr: tuple[Any, ...]) -> None:
+        """An authentic packet: move the window, count gaps, follow the peer's address."""
+        if control:
+            peer.control.accept(counter)
+        else:  # data counters have no gaps: a gap is a lost packet
+            if counter > peer.counted_to:
+                self._c["lost"] += counter - peer.counted_to - 1
+                peer.counted_to = counter
+            elif counter > peer.base:  # a late one, counted lost when the gap appeared
+                self._c["lost"] -= 1
+            peer.window.accept(counter)
+        peer.addr = addr  # authentic: follow the peer across NAT rebinding
+        peer.last_rx = time.monotonic()
+
+    def _deliver(self, body: bytes, addr: tuple[Any, ...]) -> None:
+        inner = decode_inner(body)
+        if inner is None:
+            self._drop(Drop.MALFORMED, addr, " (bad datagram inside)")
+            return
+        self._c["data_in"] += 1
+        self._on_data(inner)
+
+    def _on_other(self, packet: bytes, addr: tuple[Any, ...], truncated: bool) -> None:
+        """Everything the fast path does not take: control packets, new sessions, drops."""
         if truncated or len(packet) > self.spec.mtu:
             self._drop(Drop.OVERSIZED, addr, f" ({len(packet)} B > mtu {self.spec.mtu})")
             return
@@ -388,25 +453,14 @@ class Tunnel:
             return
         if peer is None:
             peer = self._candidate(h.session, addr)
-        w = peer.control if is_control else peer.window
-        if not is_control:  # data counters have no gaps: a gap is a lost packet
-            if w.top >= 0 and h.counter > w.top:
-                self._c["lost"] += h.counter - w.top - 1
-            elif h.counter < w.top:  # a late one, counted lost when the gap appeared
-                self._c["lost"] -= 1
-        w.accept(h.counter)
-        peer.addr = addr  # authentic: follow the peer across NAT rebinding
-        peer.last_rx = time.monotonic()
+        self._accept(peer, h.counter, is_control, addr)
         if opened.kind is Kind.DATA:
-            inner = decode_inner(opened.body)
-            if inner is None:
-                self._drop(Drop.MALFORMED, addr, " (bad datagram inside)")
-                return
-            self._c["data_in"] += 1
-            self._on_data(inner)
+            self._deliver(opened.body, addr)
         elif opened.kind is Kind.HELLO:
             self._on_hello(peer, opened.body, addr)
         else:  # BYE
+            if len(opened.body) == 8:
+                self._count_tail(peer, opened.body)
             _log.warning("tunnel: peer %s:%s said goodbye", addr[0], addr[1])
             self.peers.pop(peer.session, None)
             self._ciphers.pop(peer.session, None)
@@ -423,8 +477,22 @@ class Tunnel:
         self.peers[session] = p
         return p
 
+    def _last_data(self) -> bytes:
+        """The last DATA counter this side used (the peer counts a lost tail from it)."""
+        return self._counter.to_bytes(8, "big") if self._counter >= 0 else b"\xff" * 8
+
+    def _count_tail(self, peer: Peer, raw: bytes) -> None:
+        """The peer says its last DATA counter is ``raw``: packets up to it that never came
+        are lost (a tail that no later DATA packet would reveal)."""
+        last = int.from_bytes(raw, "big")
+        if last == (1 << 64) - 1 or not peer.established:
+            return
+        if last > peer.counted_to:
+            self._c["lost"] += last - peer.counted_to
+            peer.counted_to = last
+
     def _on_hello(self, peer: Peer, body: bytes, addr: tuple[Any, ...]) -> None:
-        if len(body) != 9:
+        if len(body) != 17:
             self._drop(Drop.MALFORMED, addr, " (bad hello)")
             return
         self._c["keepalives_in"] += 1
@@ -433,10 +501,14 @@ class Tunnel:
         if echo == self.session and not peer.established:
             peer.established = True
             peer.since = time.monotonic()
+            last = int.from_bytes(body[9:17], "big")
+            peer.base = peer.counted_to = -1 if last == (1 << 64) - 1 else last
             if self.spec.mode == "connect":  # one remote: a new session replaces the old
                 for sid in [s for s in self.peers if s != peer.session]:
                     del self.peers[sid]
                     self._ciphers.pop(sid, None)
             self._set_link()
+        else:
+            self._count_tail(peer, body[9:17])
         if not peer.has_us or echo != self.session:
             self._hello(peer)
