@@ -21,7 +21,7 @@ import logging
 import socket
 import time
 from collections.abc import Coroutine
-from typing import Any
+from typing import Any, NamedTuple
 
 from mcastkit import (
     Datagram,
@@ -54,6 +54,16 @@ from ._tunnel import Tunnel
 from ._wire import Inner, inner_overhead, load_key_file
 
 __all__ = ["Relay"]
+
+
+class _Plan(NamedTuple):
+    """The per-(group, port, ingress) part of the decision, worked out once."""
+
+    rule: Rule | None
+    row: list[int]
+    targets: tuple[str, ...]
+    blocked: bool  # the rule does not take this ingress
+    limiter: RateLimiter | None
 
 _log = logging.getLogger("mcastkit.relay")
 MAINTENANCE_S = 2.0  # how often missing interfaces are retried and own addresses re-read
@@ -92,7 +102,7 @@ class Relay:
                 self._limiters[r.name] = RateLimiter(pps)
         self._rx: dict[tuple[int, int], AsyncMulticastSocket] = {}
         self._pending_joins: set[tuple[int, int, Endpoint, str]] = set()
-        self._targets: dict[tuple[str, str], tuple[str, ...]] = {}
+        self._plans: dict[tuple[str, int, str], _Plan] = {}
         self._ifnames: dict[int, str] = {}
         self.egress = Egress(self.counters, self._rx, ttl=config.ttl,
                              preserve_source=config.preserve_source)
@@ -365,32 +375,35 @@ class Relay:
                 self._ingest(TUNNEL, i.group, i.port, i.source, i.source_port, i.ttl, i.data)
             await self._flush()
 
-    def _targets_of(self, rule: Rule, ingress: str) -> tuple[str, ...]:
-        key = (rule.name, ingress)
-        t = self._targets.get(key)
-        if t is None:
+    def _plan(self, group: str, port: int, ingress: str) -> _Plan:
+        """What to do with datagrams of (group, port) arriving on ``ingress`` (made once:
+        rule, counter row, targets, which checks apply)."""
+        rule = self._rule_of.get((group, port))
+        if rule is None:
+            plan = _Plan(None, self.counters.ingress("(no rule)", ingress), (), True, None)
+        else:
             names = [i.name for i in self.config.interfaces if i.sends and i.name != ingress
                      and (not rule.interfaces or i.name in rule.interfaces)]
             if self._tunnel is not None and rule.tunnel and ingress != TUNNEL:
                 names.append(TUNNEL)
-            t = self._targets[key] = tuple(names)
-        return t
+            blocked = ingress != TUNNEL and bool(rule.interfaces) and (
+                ingress not in rule.interfaces)
+            plan = _Plan(rule, self.counters.ingress(rule.name, ingress), tuple(names),
+                         blocked, self._limiters.get(rule.name))
+        self._plans[(group, port, ingress)] = plan
+        return plan
 
     def _ingest(self, ingress: str, group: str, port: int, source: str, sport: int,
                 ttl: int | None, data: bytes) -> None:
         """Decide one datagram's fate, count it, and queue its copies."""
-        rule = self._rule_of.get((group, port))
-        c = self.counters
-        if rule is None:
-            c.ingress("(no rule)", ingress)[R_RECEIVED] += 1
-            c.ingress("(no rule)", ingress)[R_FILTERED] += 1
-            return
-        row = c.ingress(rule.name, ingress)
+        plan = self._plans.get((group, port, ingress)) or self._plan(group, port, ingress)
+        row = plan.row
         row[R_RECEIVED] += 1
-        targets = self._targets_of(rule, ingress)
-        if ingress != TUNNEL and rule.interfaces and ingress not in rule.interfaces:
+        rule = plan.rule
+        if rule is None or plan.blocked:
             row[R_FILTERED] += 1
             return
+        targets = plan.targets
         src_ip: ipaddress.IPv4Address | ipaddress.IPv6Address | None = None
         if rule.allow_sources or rule.deny_sources or rule.targets:
             src_ip = ipaddress.ip_address(source.split("%", 1)[0])
@@ -401,7 +414,7 @@ class Relay:
         if guard.is_own_echo(source, ingress) or guard.check(group, port, data, ingress):
             row[R_LOOP] += 1
             return
-        lim = self._limiters.get(rule.name)
+        lim = plan.limiter
         if lim is not None and not lim.allow(group):
             row[R_RATE] += 1
             return
