@@ -379,17 +379,16 @@ class Relay:
         """What to do with datagrams of (group, port) arriving on ``ingress`` (made once:
         rule, counter row, targets, which checks apply)."""
         rule = self._rule_of.get((group, port))
-        if rule is None:
-            plan = _Plan(None, self.counters.ingress("(no rule)", ingress), (), True, None)
-        else:
-            names = [i.name for i in self.config.interfaces if i.sends and i.name != ingress
-                     and (not rule.interfaces or i.name in rule.interfaces)]
-            if self._tunnel is not None and rule.tunnel and ingress != TUNNEL:
-                names.append(TUNNEL)
-            blocked = ingress != TUNNEL and bool(rule.interfaces) and (
-                ingress not in rule.interfaces)
-            plan = _Plan(rule, self.counters.ingress(rule.name, ingress), tuple(names),
-                         blocked, self._limiters.get(rule.name))
+        if rule is None:  # not cached: a tunnel peer may name any group and port
+            return _Plan(None, self.counters.ingress("(no rule)", ingress), (), True, None)
+        names = [i.name for i in self.config.interfaces if i.sends and i.name != ingress
+                 and (not rule.interfaces or i.name in rule.interfaces)]
+        if self._tunnel is not None and rule.tunnel and ingress != TUNNEL:
+            names.append(TUNNEL)
+        blocked = ingress != TUNNEL and bool(rule.interfaces) and (
+            ingress not in rule.interfaces)
+        plan = _Plan(rule, self.counters.ingress(rule.name, ingress), tuple(names), blocked,
+                     self._limiters.get(rule.name))
         self._plans[(group, port, ingress)] = plan
         return plan
 
