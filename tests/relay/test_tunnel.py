@@ -189,10 +189,12 @@ def test_wrong_key_tampered_replayed_stale_oversized_dropped_and_counted(
             peer.s.sendto(stale, peer.dest)
             peer.s.sendto(b"\0" * 1600, peer.dest)  # over the listener's mtu (1472)
             peer.s.sendto(b"MKR\x09" + bytes(60), peer.dest)  # not our version
+            peer.s.sendto(peer.data("239.255.199.1", port, b"no rule"), peer.dest)
             peer.s.sendto(peer.data(g, port, b"sentinel"), peer.dest)
             # nothing between "one" and the sentinel got through
             assert rxa.recv(timeout_s=5).data == b"sentinel"
-        st = ra.wait_stats(lambda s: s["tunnel"]["data_in"] == 2)
+        st = ra.wait_stats(lambda s: s["tunnel"]["data_in"] == 3)
+        assert st["rules"]["(no rule)"]["in"]["tunnel"]["filtered"] == 1
         t = st["tunnel"]
         assert (t["replayed"], t["auth_failed"], t["wrong_key"], t["stale_session"],
                 t["oversized"], t["malformed"]) == (1, 1, 1, 1, 1, 1)
