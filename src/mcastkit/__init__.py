@@ -58,8 +58,7 @@ from ._socket import MulticastSocket as MulticastSocket
 from ._socket import RecvStats as RecvStats
 from ._socket import open_receiver as open_receiver
 from ._socket import open_sender as open_sender
-
-__version__ = "0.1.0"
+from ._version import __version__ as __version__
 
 _COMPAT_NAMES = frozenset({"MCast", "MCastError", "IPWorksError", "IPWorksMcastError"})
 
