@@ -137,6 +137,7 @@ class ConfigDraft:
             self.rules.append(Rule(name=f"group{n + i}", endpoints=(e,)))
 
     def add_preset(self, name: str) -> None:
+        """Add the rules of preset ``name`` (see :data:`PRESETS`)."""
         self.rules.extend(preset_rules(name))
 
     def build(self) -> RelayConfig:

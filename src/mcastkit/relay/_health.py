@@ -47,6 +47,7 @@ class HealthServer:
         self.address = (str(sock[0]), int(sock[1]))
 
     async def close(self) -> None:
+        """Stop serving (idempotent)."""
         if self._server is not None:
             self._server.close()
             with contextlib.suppress(Exception):

@@ -68,10 +68,12 @@ class InterfaceSpec:
 
     @property
     def receives(self) -> bool:
+        """The relay joins and receives on this interface."""
         return self.mode != "send-only"
 
     @property
     def sends(self) -> bool:
+        """The relay sends to this interface."""
         return self.mode != "listen-only"
 
 

@@ -80,6 +80,7 @@ class RelayStats:
     @classmethod
     def build(cls, c: Counters, *, kernel_drops: int, tunnel: dict[str, Any] | None,
               pending: tuple[str, ...], uptime_s: float) -> RelayStats:
+        """A snapshot of ``c`` with the totals summed (what :meth:`Relay.stats` returns)."""
         rules: dict[str, dict[str, dict[str, dict[str, int]]]] = {}
         totals = dict.fromkeys((*IN_COUNTERS, *OUT_COUNTERS), 0)
         for (rule, ing), row in c.ins.items():
