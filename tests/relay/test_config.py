@@ -6,9 +6,12 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from mcastkit import McastValueError, UnsupportedError
 from mcastkit.relay import ConfigError, load_config, preset_rules
+from mcastkit.relay._config import parse_host_port
 from mcastkit.relay._ratelimit import RateLimiter
 from mcastkit.relay._suppress import LoopGuard
 
@@ -141,3 +144,32 @@ def test_rate_limiter() -> None:
     now[0] = 0.5
     assert sum(r.allow("g") for _ in range(100)) == 5
     assert r.allow("other")
+
+
+@given(st.text(max_size=40))
+def test_parse_host_port_raises_only_value_errors(text: str) -> None:
+    try:
+        _host, port = parse_host_port(text, "x", port_only_ok=True)
+    except McastValueError:
+        return
+    assert 0 <= port <= 65535
+
+
+@given(st.sampled_from(["198.18.1.1", "::", "fe80::1", "relay.example.net", ""]),
+       st.integers(0, 65535))
+def test_parse_host_port_round_trip(host: str, port: int) -> None:
+    text = (f"[{host}]:{port}" if ":" in host else f"{host}:{port}") if host else str(port)
+    assert parse_host_port(text, "x", port_only_ok=True) == (host, port)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.text(alphabet=st.sampled_from(list('[]="\\n #.,:abcdefgrulentipo0123456789')),
+               max_size=120))
+def test_config_reader_raises_only_config_errors(tmp_path_factory: pytest.TempPathFactory,
+                                                 text: str) -> None:
+    p = tmp_path_factory.mktemp("cfg") / "r.toml"
+    p.write_text(text)
+    try:
+        load_config(str(p))
+    except ConfigError as exc:
+        assert str(exc).startswith(str(p))

@@ -105,7 +105,8 @@ def parse_host_port(text: str, what: str, *, port_only_ok: bool) -> tuple[str, i
         host, port_s = t.rsplit(":", 1)
     elif not port_only_ok:
         raise McastValueError(f"{what} {text!r}: expected HOST:PORT")
-    if not (port_s.isascii() and port_s.isdigit()) or not 0 <= int(port_s) <= 65535:
+    if not (port_s.isascii() and port_s.isdigit() and len(port_s) <= 5) or (
+            int(port_s) > 65535):
         raise McastValueError(f"{what} {text!r}: the port must be a number 0-65535")
     return host, int(port_s)
 
