@@ -52,7 +52,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    metavar="[SOURCE,]GROUP:PORT", help="a group to relay (repeatable)")
     p.add_argument("--preset", action="append", default=[], metavar="mdns|ssdp|sonos",
                    help="relay a protocol's groups: mdns (224.0.0.251 and ff02::fb, port "
-                        "5353), ssdp (239.255.255.250, ff02::c, ff05::c, port 1900), sonos")
+                        "5353), ssdp (239.255.255.250, ff02::c, ff05::c, port 1900), sonos "
+                        "(broadcast on udp/6969: not in this build yet)")
     t = p.add_argument_group("tunnel")
     t.add_argument("--tunnel-listen", metavar="[ADDR:]PORT",
                    help="wait for the other relay on this UDP port")
@@ -73,8 +74,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     c.add_argument("--rate-limit", type=positive_float, metavar="PPS",
                    help="most datagrams per second relayed per group (excess counted)")
     c.add_argument("--preserve-source", action="store_true",
-                   help="send with the original source address (needs CAP_NET_RAW and the "
-                        "raw send path)")
+                   help="send with the original source address and port, so unicast "
+                        "replies reach the original sender (raw path: needs CAP_NET_RAW)")
     c.add_argument("--rcvbuf", type=positive_int, metavar="BYTES",
                    help="receive (and tunnel send) buffer to request per socket (capped by "
                         "net.core.rmem_max); more absorbs longer bursts")
