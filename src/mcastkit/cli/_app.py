@@ -28,7 +28,7 @@ from mcastkit import (
 from ._common import CliError
 from ._env import Env
 from ._status import ExitStatus
-from .commands import doctor, interfaces, listen, perf, ping, record, replay, send
+from .commands import doctor, interfaces, listen, perf, ping, record, relay, replay, send
 
 __all__ = ["VERBS", "build_parser", "main"]
 
@@ -41,6 +41,7 @@ VERBS: dict[str, ModuleType] = {
     "doctor": doctor,
     "record": record,
     "replay": replay,
+    "relay": relay,
 }
 
 _EPILOG = """\
