@@ -121,3 +121,21 @@ def test_drop_counter_only_moves_forward(netns: Netns, mcast_port: int) -> None:
             seen(total)
         assert s.stats.kernel_drops == 25
         assert s.stats.datagrams == 18
+
+
+def test_a_subclass_override_of_a_hot_call_is_honoured(netns: Netns) -> None:
+    """The façade binds recv/sendto/... straight to its parts for speed, but never over a
+    subclass's own method."""
+
+    class Counting(MulticastSocket):
+        calls = 0
+
+        def recv(self, timeout_s: float | None = None) -> Datagram:
+            Counting.calls += 1
+            return super().recv(timeout_s)
+
+    with Counting(4, interface="lo") as s:
+        with pytest.raises(ReceiveTimeoutError):
+            s.recv(0)
+        assert Counting.calls == 1
+        assert s.recv_batch.__func__ is type(s._rx).recv_batch  # type: ignore[attr-defined]
