@@ -128,8 +128,8 @@ class MulticastSocket:
                 if reuse_port:
                     plat.setopt(sock, Op.REUSEPORT, 1)
             if iface is not None:
-                self._opts.set_interface(iface)
-                self._opts.iface_spec = interface if isinstance(interface, str | int) else None
+                self._opts.use_interface(
+                    iface, interface if isinstance(interface, str | int) else None)
             self._opts.set_ttl(ttl)
             self._opts.set_loopback(loopback)
             if dscp is not None:
