@@ -26,7 +26,9 @@ from mcastkit import (
     NotJoinedError,
     SourceFilterError,
 )
+from mcastkit import _platform as plat
 from mcastkit._errors import ErrOp, from_oserror
+from mcastkit._platform import Op
 from mcastkit._platform._structs import pack_group_req, pack_group_source_req
 from tests import kernelstate
 from tests.addrs import G4, G6, SRC4, SSM4
@@ -36,14 +38,6 @@ from tests.netns import Netns
 
 pytestmark = pytest.mark.kernel
 __all__ = ["env"]  # the fixture is used by parameter name
-
-MCAST_JOIN_GROUP = 42
-MCAST_LEAVE_GROUP = 45
-
-
-def _level(version: int) -> int:
-    return socket.IPPROTO_IP if version == 4 else socket.IPPROTO_IPV6
-
 
 # --------------------------------------------------------------------------- A1
 
@@ -69,8 +63,7 @@ def test_a1_kernel_eaddrinuse_becomes_already_joined(env: Env) -> None:
     turns it into AlreadyJoinedError and its book stays empty."""
     g = env.group()
     with env.rx() as rx:
-        rx.sock.setsockopt(_level(env.version), MCAST_JOIN_GROUP,
-                           pack_group_req(env.ifindex, _ip(g)))
+        plat.setopt(rx.sock, Op.JOIN, pack_group_req(env.ifindex, _ip(g)))
         with pytest.raises(AlreadyJoinedError) as ei:
             rx.join(g)
         assert ei.value.code is ErrorCode.ALREADY_JOINED
@@ -123,8 +116,7 @@ def test_a3_kernel_eaddrnotavail_becomes_not_joined(env: Env) -> None:
     g = env.group()
     with env.rx() as rx:
         rx.join(g)
-        rx.sock.setsockopt(_level(env.version), MCAST_LEAVE_GROUP,
-                           pack_group_req(env.ifindex, _ip(g)))
+        plat.setopt(rx.sock, Op.LEAVE, pack_group_req(env.ifindex, _ip(g)))
         with pytest.raises(NotJoinedError) as ei:
             rx.leave(g)
         assert ei.value.errno == errno.EADDRNOTAVAIL
