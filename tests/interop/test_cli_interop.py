@@ -12,6 +12,7 @@ import textwrap
 
 import pytest
 
+from mcastkit.cli._format import decode_json_payload
 from tests.cli.helpers import json_lines, mk, mk_popen, wait_joined
 from tests.conftest_lab import require_or_skip
 from tests.netns import Netns
@@ -116,7 +117,7 @@ def test_iperf2_server_and_mcastkit_share_the_group(netns: Netns) -> None:
     try:
         wait_joined(g)
         p = mk_popen("listen", f"{g}:6103", "-i", "lo", "--stats", "--seq", "iperf2",
-                     "--json", "--timeout", "6")
+                     "--json", "--timeout", "6", "--reuse")  # iperf holds the port too
         wait_until_two = __import__("tests.netns", fromlist=["wait_until"]).wait_until
         wait_until_two(lambda: _users(g) >= 2, 10, what="two members of the group")
         c = subprocess.run([iperf, "-c", g, "-u", "-T", "1", "-b", "200K", "-t", "1", "-l",
@@ -223,5 +224,9 @@ def test_zeroconf_announcement_seen_by_listen(veth_pair: object) -> None:
     _finish(pub)
     assert lis.returncode == 0, err
     o = json_lines(out)[0]
-    assert o["group"] == "224.0.0.251" and o["source"] == "198.18.9.1" and o["port"] == 5353
-    assert "mcastkit-interop" in o["data"] or "_mcastkit" in o["data"]
+    assert o["group"] == "224.0.0.251" and o["source"] == "198.18.9.1"
+    assert o["dest_port"] == 5353 and o["source_port"] == 5353
+    # mDNS is binary: base64 in JSON, with the encoding named
+    assert o["encoding"] == "base64"
+    data = decode_json_payload(o)
+    assert b"mcastkit-interop" in data or b"_mcastkit" in data
