@@ -18,12 +18,18 @@ from tests import kernelstate
 from tests.netns import wait_until
 
 
-def fake_env(stdin: str = "", *, stdin_isatty: bool = True, clock: Any = None) -> Env:
+def fake_env(stdin: str | bytes = "", *, stdin_isatty: bool = True, clock: Any = None,
+             stdout_isatty: bool = False, environ: dict[str, str] | None = None) -> Env:
+    """An Env with in-memory streams; ``bytes`` stdin behaves like a real binary stdin
+    (a text stream with a ``buffer``)."""
     kw: dict[str, Any] = {}
     if clock is not None:
         kw["monotonic"] = clock
-    return Env(stdin=io.StringIO(stdin), stdout=io.StringIO(), stderr=io.StringIO(),
-               stdin_isatty=stdin_isatty, stdout_isatty=False, environ={}, **kw)
+    sin: Any = (io.TextIOWrapper(io.BytesIO(stdin)) if isinstance(stdin, bytes)
+                else io.StringIO(stdin))
+    return Env(stdin=sin, stdout=io.StringIO(), stderr=io.StringIO(),
+               stdin_isatty=stdin_isatty, stdout_isatty=stdout_isatty,
+               environ={} if environ is None else environ, **kw)
 
 
 @dataclass
@@ -37,9 +43,11 @@ class Result:
         return [json.loads(line) for line in self.stdout.splitlines() if line.startswith("{")]
 
 
-def cli(*argv: str, stdin: str = "", stdin_isatty: bool = True) -> Result:
+def cli(*argv: str, stdin: str | bytes = "", stdin_isatty: bool = True,
+        stdout_isatty: bool = False, environ: dict[str, str] | None = None) -> Result:
     """Run ``mcastkit ARGV`` in-process."""
-    env = fake_env(stdin, stdin_isatty=stdin_isatty)
+    env = fake_env(stdin, stdin_isatty=stdin_isatty, stdout_isatty=stdout_isatty,
+                   environ=environ)
     status = main(list(argv), env=env)
     assert isinstance(status, ExitStatus)
     return Result(int(status), env.stdout.getvalue(), env.stderr.getvalue())  # type: ignore[attr-defined]
@@ -80,6 +88,16 @@ def mk(*argv: str, input: str | None = None, timeout: float = 60.0,
     """``python -m mcastkit ARGV`` as a child process (same namespace as this thread)."""
     return subprocess.run([sys.executable, "-m", "mcastkit", *argv], input=input,
                           capture_output=True, text=True, timeout=timeout)
+
+
+def mk_bytes(*argv: str, input: bytes, timeout: float = 60.0,
+             ) -> subprocess.CompletedProcess[bytes]:
+    """``python -m mcastkit ARGV`` with raw bytes on stdin (a C locale, as in a cron job)."""
+    import os
+
+    env = {**os.environ, "LC_ALL": "C"}
+    return subprocess.run([sys.executable, "-m", "mcastkit", *argv], input=input,
+                          capture_output=True, timeout=timeout, env=env)
 
 
 def _default_sigint() -> None:  # runs in the child between fork and exec
