@@ -40,9 +40,10 @@ def _unsafe(ch: str) -> bool:
 def escape_payload(data: bytes) -> str:
     """A payload as one line of terminal-safe text.
 
-    Valid UTF-8 is shown as text; every byte that is not is shown as ``\\xNN``;
-    controls as ``\\n``, ``\\r``, ``\\t``, ``\\xNN`` or ``\\uNNNN``; a backslash as
-    ``\\\\``, so the text can be read back without ambiguity.
+    Valid UTF-8 is shown as text; every byte that is not is shown as ``\\xNN`` (80-ff);
+    ASCII controls as ``\\n``, ``\\r``, ``\\t`` or ``\\xNN`` (00-1f, 7f); other
+    unsafe characters as ``\\uNNNN``; a backslash as ``\\\\``. Every escape means one
+    thing, so the bytes can be read back exactly.
     """
     text = data.decode("utf-8", "surrogateescape")
     out: list[str] = []
@@ -53,7 +54,8 @@ def escape_payload(data: bytes) -> str:
         elif ch in _NAMED:
             out.append(_NAMED[ch])
         elif _unsafe(ch):
-            out.append(f"\\x{o:02x}" if o <= 0xFF else f"\\u{o:04x}")
+            # \xNN only for ASCII controls: \x80-\xff always means an undecodable byte
+            out.append(f"\\x{o:02x}" if o < 0x80 else f"\\u{o:04x}")
         else:
             out.append(ch)
     return "".join(out)
