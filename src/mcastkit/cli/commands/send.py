@@ -16,7 +16,14 @@ import random
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from mcastkit import Interface, McastOSError, MulticastSocket, list_interfaces, open_sender
+from mcastkit import (
+    Endpoint,
+    Interface,
+    McastOSError,
+    MulticastSocket,
+    list_interfaces,
+    open_sender,
+)
 
 from .. import _sendinput as inp
 from .. import _seq
@@ -186,6 +193,16 @@ def _source_interface(source: str, version: int) -> Interface:
                    ExitStatus.USAGE)
 
 
+def _ipv6_needs_interface(ep: Endpoint, iface: Interface | None, exc: McastOSError) -> None:
+    """IPv6 without -i: the kernel's EINVAL / EADDRNOTAVAIL / ENETUNREACH mean "which
+    interface?"; say so with the CLI's option (a usage error, exit 2)."""
+    if ep.group.version == 6 and iface is None and exc.errno in (
+            errno.EADDRNOTAVAIL, errno.ENETUNREACH, errno.ENODEV, errno.EINVAL):
+        raise CliError(f"sending to [{ep.group}]:{ep.port}: IPv6 multicast needs the "
+                       "outgoing interface; give -i IFACE (see 'mcastkit interfaces')",
+                       ExitStatus.USAGE) from None
+
+
 def run(args: argparse.Namespace, env: Env) -> ExitStatus:
     ep = args.endpoint
     if ep.source is not None:
@@ -199,7 +216,11 @@ def run(args: argparse.Namespace, env: Env) -> ExitStatus:
         iface = iface or owner
     stream_id = random.getrandbits(32)
     it = _payloads(args, env, stream_id, ep.group.version)
-    sock = open_sender(ep, interface=iface, ttl=args.ttl, loopback=args.loop)
+    try:
+        sock = open_sender(ep, interface=iface, ttl=args.ttl, loopback=args.loop)
+    except McastOSError as exc:
+        _ipv6_needs_interface(ep, iface, exc)
+        raise
     tally = Tally()
     status = ExitStatus.OK
     start = env.monotonic()
@@ -220,11 +241,7 @@ def run(args: argparse.Namespace, env: Env) -> ExitStatus:
     except KeyboardInterrupt as exc:
         status = interrupt_status(exc)
     except McastOSError as exc:
-        if ep.group.version == 6 and iface is None and exc.errno in (
-                errno.EADDRNOTAVAIL, errno.ENETUNREACH, errno.ENODEV):
-            raise CliError(f"sending to {ep}: IPv6 multicast needs the outgoing interface; "
-                           "give -i IFACE (see 'mcastkit interfaces')", ExitStatus.USAGE
-                           ) from None
+        _ipv6_needs_interface(ep, iface, exc)
         raise
     finally:
         sock.close()
