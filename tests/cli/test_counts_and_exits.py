@@ -106,44 +106,36 @@ def test_perf_recv_says_why_it_exits_5(netns: Netns) -> None:
     assert "mcastkit: error: loss 25.00% (1 of 4) is above --max-loss 0%" in r.stderr
 
 
-def test_ping_notices_a_peer_that_left(netns: Netns) -> None:
-    g = "239.255.48.2:5305"
-    common = ["--interval", "0.2", "--json", "--timeout", "30", "--reuse", "-i", "lo"]
-    long = mk_popen("ping", g, "-c", "20", *common)
+def _ping_with_a_killed_peer(group: str, port: int, *extra: str) -> tuple[int, str]:
+    """A 15-probe ping and a second one that is killed after 1 s (crashed, host gone)."""
+    common = ["--interval", "0.2", "--timeout", "30", "--reuse", "-i", "lo", *extra]
+    long = mk_popen("ping", f"{group}:{port}", "-c", "15", *common)
+    short = None
     try:
-        wait_joined("239.255.48.2")
-        short = mk_popen("ping", g, *common)
+        wait_joined(group)
+        short = mk_popen("ping", f"{group}:{port}", *common)
         time.sleep(1.0)
-        short.kill()  # the peer quits early (killed, crashed, its host went away)
+        short.kill()
         short.communicate(timeout=10)
         out, err = long.communicate(timeout=60)
     finally:
         for q in (long, short):
-            if q.poll() is None:
+            if q is not None and q.poll() is None:
                 q.kill()
     assert long.returncode == 0, err  # its later probes are not counted as loss
+    return long.returncode, out
+
+
+def test_ping_notices_a_peer_that_left(netns: Netns) -> None:
+    _, out = _ping_with_a_killed_peer("239.255.48.2", 5305, "--json")
     objs = json_lines(out)
-    left = [o for o in objs if o["type"] == "left"]
-    assert len(left) == 1
+    assert len([o for o in objs if o["type"] == "left"]) == 1
     peer = next(o for o in objs if o["type"] == "peer")
     assert peer["left"] is True and peer["loss_pct"] == 0.0 and peer["received"] >= 1
 
 
 def test_ping_text_says_left(netns: Netns) -> None:
-    g = "239.255.48.3:5306"
-    common = ["--interval", "0.2", "--timeout", "30", "--reuse", "-i", "lo"]
-    long = mk_popen("ping", g, "-c", "15", *common)
-    try:
-        wait_joined("239.255.48.3")
-        short = mk_popen("ping", g, *common)
-        time.sleep(1.0)
-        short.kill()
-        short.communicate(timeout=10)
-        out, _err = long.communicate(timeout=60)
-    finally:
-        for q in (long, short):
-            if q.poll() is None:
-                q.kill()
+    _, out = _ping_with_a_killed_peer("239.255.48.3", 5306)
     assert ": left (nothing heard for 1 s)" in out, out
     assert "(left early)" in out
 
