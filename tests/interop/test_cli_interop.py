@@ -230,3 +230,56 @@ def test_zeroconf_announcement_seen_by_listen(veth_pair: object) -> None:
     assert o["encoding"] == "base64"
     data = decode_json_payload(o)
     assert b"mcastkit-interop" in data or b"_mcastkit" in data
+
+
+def test_socat_binary_payload_listen_json_and_text(netns: Netns) -> None:
+    """Issue 9 item 2 with a sender nobody here wrote: every byte value, through socat;
+    JSON carries it as base64 (exact), text mode shows it on one escaped line."""
+    socat = need("socat")
+    g = "239.255.44.7"
+    blob = bytes(range(256))
+    pj = mk_popen("listen", f"{g}:6106", "-i", "lo", "--json", "-c", "1", "--timeout", "10",
+                  "--reuse")
+    pt = mk_popen("listen", f"{g}:6106", "-i", "lo", "-c", "1", "--timeout", "10", "--reuse")
+    wait_joined(g)
+    import time
+
+    time.sleep(0.3)  # both listeners joined (the kernel shows one membership for both)
+    subprocess.run([socat, "-u", "-", f"UDP4-DATAGRAM:{g}:6106,ip-multicast-if=127.0.0.1,"
+                    "ip-multicast-loop=1,ip-multicast-ttl=1"], input=blob, check=True,
+                   timeout=10)
+    out, err = _finish(pj)
+    assert pj.returncode == 0, err
+    o = json_lines(out)[0]
+    assert o["encoding"] == "base64" and decode_json_payload(o) == blob
+    text, err = _finish(pt)
+    assert pt.returncode == 0, err
+    assert text.count("\n") == 1 and not re.search(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]", text)
+
+
+def test_mcastkit_send_file_socat_receives_exact_bytes(netns: Netns, tmp_path: object
+                                                      ) -> None:
+    """Issue 9 item 1: ``send --file`` and ``--split none`` are byte-exact for socat."""
+    import os
+    from pathlib import Path
+
+    socat = need("socat")
+    g = "239.255.44.8"
+    blob = os.urandom(1400).replace(b"\n", b"\x00")
+    f = Path(str(tmp_path)) / "blob.bin"
+    f.write_bytes(blob)
+    p = subprocess.Popen([socat, "-u", f"UDP4-RECV:6107,ip-add-membership={g}:lo,reuseaddr",
+                          "STDOUT"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        wait_joined(g)
+        r = mk("send", f"{g}:6107", "-i", "lo", "--file", str(f))
+        assert r.returncode == 0, r.stderr
+        r2 = subprocess.run([sys.executable, "-m", "mcastkit", "send", f"{g}:6107", "-i", "lo",
+                             "--split", "none"], input=blob, capture_output=True, timeout=30)
+        assert r2.returncode == 0, r2.stderr
+        assert p.stdout is not None
+        got = _read_exactly(p.stdout.fileno(), 2 * len(blob), timeout=10)
+    finally:
+        p.kill()
+        p.communicate()
+    assert got == blob + blob
