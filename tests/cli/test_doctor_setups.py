@@ -129,6 +129,23 @@ def test_igmp_drop_found_and_fixed(veth_pair: VethPair) -> None:
     assert status == ExitStatus.OK, _problems(findings)
 
 
+def test_ipv6_udp_and_mld_drops_found_and_fixed(veth_pair: VethPair) -> None:
+    _need_nft()
+    b = veth_pair.b
+    _table(b, "inet", "six", "in", "accept", "icmpv6 type mld-listener-query drop",
+           "ip6 daddr ff15::/16 udp dport 5409 drop")
+    _, findings = _doctor(b, "[ff15::49]:5409", "-i", "eth0")
+    titles = [f["title"] for f in _problems(findings, "firewall")]
+    assert any("MLD queries" in t and "handle 2" in t for t in titles), titles
+    assert any("UDP ff15::49 port 5409" in t and "handle 3" in t for t in titles), titles
+    _apply_all(b, findings)
+    _, findings = _doctor(b, "[ff15::49]:5409", "-i", "eth0")
+    assert not _problems(findings, "firewall"), findings
+    # IPv4 rules never apply to IPv6 packets and the other way round
+    _table(b, "ip", "v4only", "in", "drop")
+    assert not _problems(_doctor(b, "[ff15::49]:5409", "-i", "eth0")[1], "firewall")
+
+
 @pytest.mark.parametrize("rules", [
     ["udp dport 5402 accept", "udp dport 5402 drop"],           # an accept before the drop
     ['iifname "other0" drop'],                                    # a drop for another interface

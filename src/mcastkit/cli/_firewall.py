@@ -51,6 +51,10 @@ def _packets(ep: Endpoint | None, ifname: str) -> list[tuple[str, Packet, str]]:
         # stop forwarding after the membership times out
         out.append(("IGMP", Packet(4, ifname, "224.0.0.1", "igmp"),
                     f"{iif}ip protocol igmp accept"))
+    if ep is None or ep.group.version == 6:
+        # MLD queries (ff02::1, ICMPv6 130): the same for IPv6
+        out.append(("MLD queries", Packet(6, ifname, "ff02::1", "ipv6-icmp", icmp_type=130),
+                    f"{iif}icmpv6 type mld-listener-query accept"))
     return out
 
 
@@ -87,7 +91,8 @@ def check_firewall(ep: Endpoint | None, ifname: str,
     out = [_finding(what, v, match) for what, pkt, match in _packets(ep, ifname)
            if (v := evaluate(rs, pkt)) is not None]
     if not out:
-        what = f"UDP port {ep.port} of {ep.group}" if ep is not None and ep.port else "IGMP"
+        what = (f"UDP port {ep.port} of {ep.group}" if ep is not None and ep.port else
+                "IGMP and MLD queries")
         out.append(Finding("firewall", "ok",
                            f"nftables lets {what} in on {ifname or 'any interface'}"))
     return out

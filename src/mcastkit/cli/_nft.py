@@ -27,6 +27,8 @@ _HOOKS = {"netdev": ("ingress",), "ip": ("prerouting", "input"),
 _HOOK_ORDER = {"ingress": 0, "prerouting": 1, "input": 2}
 _PKTTYPE = {"host": 0, "broadcast": 1, "multicast": 2, "other": 3}
 _PROTO = {"igmp": 2, "udp": 17, "tcp": 6, "icmp": 1, "ipv6-icmp": 58, "icmpv6": 58}
+_ICMP6 = {"mld-listener-query": 130, "mld-listener-report": 131, "mld-listener-done": 132,
+          "mld-listener-reduction": 132, "mld2-listener-report": 143}
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,9 +38,10 @@ class Packet:
     version: int  # 4 or 6
     iifname: str
     daddr: str
-    l4proto: str  # "udp" or "igmp"
+    l4proto: str  # "udp", "igmp" or "ipv6-icmp" (MLD)
     dport: int | None = None
     pkttype: str = "multicast"
+    icmp_type: int | None = None  # MLD: 130 query
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +103,10 @@ def _value_of(left: Mapping[str, Any], p: Packet) -> tuple[bool, Any]:
             if field in ("protocol", "nexthdr"):
                 return True, p.l4proto
             return False, None
+        if proto == "icmpv6":
+            if p.l4proto != "ipv6-icmp":
+                return True, None
+            return (True, p.icmp_type) if field == "type" else (False, None)
         if proto in ("udp", "th"):
             if p.l4proto != "udp" and proto == "udp":
                 return True, None
@@ -141,6 +148,8 @@ def _one(right: Any, value: Any) -> bool:
         if right in _PROTO and value in _PROTO:
             return _PROTO[right] == _PROTO[value]
         return fnmatch.fnmatchcase(value, right.replace("\\*", "*"))
+    if isinstance(value, int) and isinstance(right, str):
+        return _ICMP6.get(right, -1) == value
     if isinstance(value, str) and isinstance(right, int):
         return _PROTO.get(value, _PKTTYPE.get(value, -1)) == right
     return bool(value == right)
