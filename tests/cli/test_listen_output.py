@@ -124,6 +124,15 @@ def test_applied_rcvbuf_in_summary(netns: Netns) -> None:
             "--rcvbuf", f"{asked // (1 << 20)}M")
     assert f"(asked {asked}, capped by net.core.rmem_max)" in t.stdout
     assert "net.core.rmem_max" in t.stderr  # and a notice at start
+    # just above rmem_max: the kernel reports twice what it grants, so the applied value
+    # is larger than asked, yet capped
+    near = rmem_max * 3 // 2
+    n = cli("listen", f"{G}:5207", "-i", "lo", "--stats", "--timeout", "0.3",
+            "--rcvbuf", str(near))
+    assert f"(asked {near}, capped by net.core.rmem_max)" in n.stdout
+    ok = cli("listen", f"{G}:5207", "-i", "lo", "--stats", "--timeout", "0.3",
+             "--rcvbuf", str(rmem_max // 2))
+    assert "capped" not in ok.stdout and "rmem_max" not in ok.stderr
 
 
 @pytest.mark.kernel

@@ -118,6 +118,13 @@ class Receivers:
         """The receive buffer the kernel applied (the smallest over the sockets)."""
         return min(s.rcvbuf_bytes for s in self.sockets)
 
+    @property
+    def rcvbuf_capped(self) -> bool:
+        """The kernel granted less than ``--rcvbuf`` asked: it reports twice the size it
+        accepted (bookkeeping overhead), and caps the request at net.core.rmem_max."""
+        asked = self.rcvbuf_requested
+        return asked is not None and self.rcvbuf_bytes < 2 * asked
+
     def interface_name(self, index: int | None) -> str | None:
         """The name of interface ``index`` (cached; the index itself if it vanished)."""
         if index is None:

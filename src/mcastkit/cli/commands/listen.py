@@ -188,7 +188,7 @@ class _Listener:
         b = self.buffers()
         asked = b["rcvbuf_requested"]
         capped = (f" (asked {asked}, capped by net.core.rmem_max)"
-                  if asked is not None and b["rcvbuf_applied"] < asked else "")
+                  if self.rx.rcvbuf_capped else "")
         self.env.out(
             f"{label} {tot.datagrams} datagrams {tot.bytes} B in {secs(tot.elapsed_s):.3f} s "
             f"({rate(tot.pps):.1f} pps, {mbps(tot.mbps):.3f} Mbit/s); lost "
@@ -222,7 +222,7 @@ def run(args: argparse.Namespace, env: Env) -> ExitStatus:
         lis = _Listener(args, env, rx)
         applied = rx.rcvbuf_bytes
         notice(env, args, f"{len(rx.sockets)} socket(s), rcvbuf {applied} B", level=1)
-        if args.rcvbuf is not None and applied < args.rcvbuf:
+        if rx.rcvbuf_capped:
             notice(env, args, f"--rcvbuf {args.rcvbuf}: the kernel applied {applied} B "
                               "(net.core.rmem_max caps it; raise it with sysctl -w "
                               f"net.core.rmem_max={args.rcvbuf})")

@@ -32,6 +32,7 @@ from .._common import (
     endpoint_arg,
     interface_of,
     interrupt_status,
+    notice,
     percent_arg,
     positive_float,
     rate_arg,
@@ -224,6 +225,10 @@ def _recv(args: argparse.Namespace, env: Env) -> ExitStatus:
     last = start
     received = 0
     with Receivers([ep], iface, rcvbuf_bytes=args.rcvbuf, reuse=args.reuse) as rx:
+        if rx.rcvbuf_capped:
+            notice(env, args, f"--rcvbuf {args.rcvbuf}: the kernel applied "
+                              f"{rx.rcvbuf_bytes} B (net.core.rmem_max caps it; raise it "
+                              f"with sysctl -w net.core.rmem_max={args.rcvbuf})")
         try:
             last_ui = start
             while True:
