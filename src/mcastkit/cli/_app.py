@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib
 import signal
 import sys
 import threading
@@ -31,20 +32,25 @@ from mcastkit import (
 from ._common import CliError, Terminated, add_output_options, cli_message, interrupt_status
 from ._env import Env
 from ._status import ExitStatus
-from .commands import completion, doctor, interfaces, listen, man, perf, ping, send
 
 __all__ = ["VERBS", "build_parser", "main"]
 
-VERBS: dict[str, ModuleType] = {
-    "listen": listen,
-    "send": send,
-    "ping": ping,
-    "perf": perf,
-    "interfaces": interfaces,
-    "doctor": doctor,
-    "completion": completion,
-    "man": man,
+# One line per verb: name -> module under mcastkit.cli.commands (a new verb is a new module
+# there and one line here). Order is the order of --help.
+VERB_MODULES: dict[str, str] = {
+    "listen": "listen",
+    "send": "send",
+    "ping": "ping",
+    "perf": "perf",
+    "interfaces": "interfaces",
+    "doctor": "doctor",
+    "completion": "completion",
+    "man": "man",
 }
+
+VERBS: dict[str, ModuleType] = {
+    name: importlib.import_module(f"{__package__}.commands.{mod}")
+    for name, mod in VERB_MODULES.items()}
 
 _EPILOG = """\
 Examples:
