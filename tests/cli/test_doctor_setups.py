@@ -174,6 +174,16 @@ def test_probe_confirms_delivery_through_the_input_path(netns: Netns) -> None:
     assert "counter shows 1 packet(s) dropped" in fw["detail"]  # the probe, counted
 
 
+def test_no_probe_sends_nothing(netns: Netns) -> None:
+    with open_receiver("239.255.49.9:5409", interface="lo", reuse_port=True) as rx:
+        _, findings = _doctor(netns, "239.255.49.9:5409", "-i", "lo", "--no-probe")
+        assert not [f for f in findings if f["check"] == "probe"]
+        with pytest.raises(ReceiveTimeoutError):
+            rx.recv(timeout_s=0.3)
+        _, findings = _doctor(netns, "239.255.49.9:5409", "-i", "lo")  # with the probe
+        assert rx.recv(timeout_s=2).data.startswith(b"mcastkit-doctor-probe ")
+
+
 def test_no_carrier(netns: Netns) -> None:
     netns.ip("link", "add", "nc0", "type", "veth", "peer", "name", "nc1")
     netns.ip("addr", "add", "198.18.49.1/24", "dev", "nc0")

@@ -174,3 +174,14 @@ def test_split_line_round_trip(records: list[bytes]) -> None:
 def test_split_null_round_trip(records: list[bytes]) -> None:
     stream = io.BytesIO(b"".join(r + b"\0" for r in records))
     assert list(split_stream(stream, "null", keep_empty=True)) == records
+
+
+@pytest.mark.kernel
+def test_error_part_way_says_what_had_left(rx: MulticastSocket) -> None:
+    """A stdin record too large for a datagram stops the run (exit 2), after the summary
+    of what had already been sent."""
+    data = b"one\ntwo\n" + b"x" * 70000 + b"\nnever\n"
+    r = cli("send", f"{G}:5100", "-i", "lo", stdin=data, stdin_isatty=False)
+    assert r.status == ExitStatus.USAGE
+    assert "sent 2 datagrams (6 B)" in r.stderr and "stdin record 3: 70000 bytes" in r.stderr
+    assert _drain(rx) == [b"one", b"two"]

@@ -5,7 +5,8 @@ membership limit, buffers, firewall, IP_MULTICAST_ALL, IPv6 DAD, TTL to a peer, 
 error counters over a time window), a probe datagram sent through this namespace's own
 input path, and the report (text, coloured on a terminal unless NO_COLOR; or JSON with
 each finding's fix commands). Exit 1 when any finding is a problem.
-Must not: change any setting; make socket calls outside the public core.
+Must not: change any setting (its only trace is the one probe datagram, which
+``--no-probe`` turns off); make socket calls outside the public core.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import argparse
 import errno
 import os
+import time
 from dataclasses import asdict
 
 from mcastkit import (
@@ -54,9 +56,10 @@ dropping the group's datagrams or IGMP (judged from 'nft -j list ruleset', with 
 table, chain and rule that drop), IPv6 addresses still in duplicate address detection,
 a TTL too low to reach a peer behind a router (--peer), and UDP buffer errors that
 grow while it runs. With GROUP:PORT it also sends a probe datagram through this host's
-own input path. Each finding has a severity (ok, info, warning, error), why it matters,
-and a fix; fixes that are commands are printed so they can be run as written. Exit 1
-when any warning or error is found. Nothing is changed."""
+own input path (one datagram with TTL 1; --no-probe skips it). Each finding has a
+severity (ok, info, warning, error), why it matters, and a fix; fixes that are commands
+are printed so they can be run as written. Exit 1 when any warning or error is found.
+Nothing is changed."""
 EXAMPLES = """\
   mcastkit doctor
   mcastkit doctor 239.255.0.1:5000 -i eth0
@@ -80,6 +83,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--window", type=nonneg_float, default=1.0, metavar="S",
                    help="watch the UDP error counters for S seconds: only growth is a "
                         "problem (default 1)")
+    p.add_argument("--no-probe", dest="probe", action="store_false",
+                   help="do not send the probe datagram (it goes to GROUP:PORT with TTL 1: "
+                        "local listeners and hosts on the link see one datagram)")
     p.add_argument("--all", action="store_true", help="also print the checks that passed")
 
 
@@ -145,39 +151,57 @@ def probe(ep: Endpoint | None, itf: Interface | None) -> list[Finding]:
     if ep.source is not None:
         return [Finding("probe", "info", "probe skipped for a source-specific group",
                         "only the source itself can send to it")]
-    g, port = ep.group, ep.port
     token = b"mcastkit-doctor-probe " + os.urandom(8).hex().encode()
     try:
-        with MulticastSocket(g.version, interface=itf, metadata=True) as rx, \
-                MulticastSocket(g.version, interface=itf, ttl=1, loopback=True) as tx:
-            rx.bind(port)
-            rx.join(g)
-            tx.sendto(token, str(g), port)
-            while True:
-                d = rx.recv(timeout_s=PROBE_WAIT_S)
-                if d.data == token:
-                    return [Finding("probe", "ok", f"a probe datagram to {ep} went out "
-                                    f"{itf.name} and came back in through this host's input "
-                                    "path (routing, firewall input hooks, socket lookup)")]
-    except ReceiveTimeoutError:
-        return [Finding("probe", "error",
-                        f"a probe datagram to {ep} sent out {itf.name} never came back in",
-                        "this host's own input path drops it: see the firewall and "
-                        "interface findings; if none explains it, an iptables-legacy rule, "
-                        "a tc/eBPF filter or an LSM policy does",
-                        "fix what the other findings name, then run doctor again")]
+        try:
+            came_back = _probe_once(ep, itf, token, share=False)
+        except McastError as exc:
+            if getattr(exc, "errno", None) != errno.EADDRINUSE:
+                raise
+            # the port is held; a holder that shares it (SO_REUSEPORT, same user) lets the
+            # probe in for half a second, one that does not leaves nothing to probe with
+            came_back = _probe_once(ep, itf, token, share=True)
     except McastError as exc:
         if getattr(exc, "errno", None) == errno.EADDRINUSE:
-            return [Finding("probe", "info", f"probe skipped: port {port} is in use",
+            return [Finding("probe", "info", f"probe skipped: port {ep.port} is in use",
                             "another program holds the port without sharing it; stop it to "
                             "let doctor probe, or run doctor with a free port")]
         return [Finding("probe", "info", "probe could not run", cli_message(exc.message))]
+    if came_back:
+        return [Finding("probe", "ok", f"a probe datagram to {ep} went out {itf.name} and "
+                        "came back in through this host's input path (routing, firewall "
+                        "input hooks, socket lookup)")]
+    return [Finding("probe", "error",
+                    f"a probe datagram to {ep} sent out {itf.name} never came back in",
+                    "this host's own input path drops it: see the firewall and interface "
+                    "findings; if none explains it, an iptables-legacy rule, a tc/eBPF "
+                    "filter or an LSM policy does",
+                    "fix what the other findings name, then run doctor again")]
+
+
+def _probe_once(ep: Endpoint, itf: Interface, token: bytes, *, share: bool) -> bool:
+    """Whether ``token`` sent to ``ep`` out of ``itf`` comes back within PROBE_WAIT_S."""
+    g = ep.group
+    with MulticastSocket(g.version, interface=itf, metadata=True, reuse_port=share) as rx, \
+            MulticastSocket(g.version, interface=itf, ttl=1, loopback=True) as tx:
+        rx.bind(ep.port)
+        rx.join(g)
+        tx.sendto(token, str(g), ep.port)
+        deadline = time.monotonic() + PROBE_WAIT_S  # one deadline, whatever else arrives
+        while (left := deadline - time.monotonic()) > 0:
+            try:
+                if rx.recv(timeout_s=left).data == token:
+                    return True
+            except ReceiveTimeoutError:
+                break
+        return False
 
 
 # ----------------------------------------------------------------------------- run
 
 def diagnose(ep: Endpoint | None, iface: Interface | None, *, peer: str | None = None,
-             ttl: int = 1, window_s: float = 1.0, env: Env | None = None) -> list[Finding]:
+             ttl: int = 1, window_s: float = 1.0, env: Env | None = None,
+             send_probe: bool = True) -> list[Finding]:
     """Every finding for ``ep`` on ``iface`` (None: the route's / all interfaces)."""
     t0 = env.monotonic() if env else 0.0
     before = read_counters()
@@ -193,7 +217,8 @@ def diagnose(ep: Endpoint | None, iface: Interface | None, *, peer: str | None =
     findings += check_rp_filter(targets, all_ifaces)
     findings += check_memberships()
     findings += check_buffers()
-    findings += probe(ep, chosen)  # before the firewall check: its counters include it
+    if send_probe:
+        findings += probe(ep, chosen)  # before the firewall check: its counters include it
     findings += check_firewall(ep, chosen.name if chosen is not None else "")
     findings += check_multicast_all()
     if ep is None or ep.group.version == 6:
@@ -216,7 +241,7 @@ def run(args: argparse.Namespace, env: Env) -> ExitStatus:
     if not 0 <= args.ttl <= 255:
         raise CliError(f"--ttl {args.ttl}: use 0-255", ExitStatus.USAGE)
     findings = diagnose(ep, iface, peer=args.peer, ttl=args.ttl, window_s=args.window,
-                        env=env)
+                        env=env, send_probe=args.probe)
     problems = [f for f in findings if f.problem]
     for f in findings:
         if args.json:

@@ -225,6 +225,7 @@ def run(args: argparse.Namespace, env: Env) -> ExitStatus:
     status = ExitStatus.OK
     start = env.monotonic()
     host = str(ep.group)
+    failed = True
     try:
         if args.rate == 0 and args.size is not None and args.source is None:
             _send_unpaced_batches(sock, it, host, ep.port, tally)
@@ -238,16 +239,27 @@ def run(args: argparse.Namespace, env: Env) -> ExitStatus:
                     sock.send(data)
                 tally.sent += 1
                 tally.bytes += len(data)
+        failed = False
     except KeyboardInterrupt as exc:
         status = interrupt_status(exc)
+        failed = False
     except McastOSError as exc:
         _ipv6_needs_interface(ep, iface, exc)
         raise
     finally:
         sock.close()
+        if failed and tally.sent:  # an error part way: say what had already left
+            _summary(args, env, tally, ep, iface, stream_id, start, ExitStatus.ERROR)
+    _summary(args, env, tally, ep, iface, stream_id, start, status)
+    return status
+
+
+def _summary(args: argparse.Namespace, env: Env, tally: Tally, ep: Endpoint,
+             iface: Interface | None, stream_id: int, start: float, status: ExitStatus
+             ) -> None:
     elapsed = env.monotonic() - start
     if args.json:
-        emit_json(env, {"type": "summary", "group": host, "port": ep.port,
+        emit_json(env, {"type": "summary", "group": str(ep.group), "port": ep.port,
                         "interface": iface.name if iface else None, "source": args.source,
                         "sent": tally.sent, "bytes": tally.bytes, "elapsed_s": secs(elapsed),
                         "stream": f"{stream_id:08x}" if args.size else None,
@@ -255,4 +267,3 @@ def run(args: argparse.Namespace, env: Env) -> ExitStatus:
     elif (args.size is not None or tally.sent != 1 or status is not ExitStatus.OK) and \
             not args.quiet:
         env.err(f"sent {tally.sent} datagrams ({tally.bytes} B) to {ep} in {elapsed:.3f} s")
-    return status
