@@ -56,7 +56,8 @@ def _blocks(text: str) -> list[str]:
 def _inline(text: str) -> list[str]:
     outside = re.sub(r"^```.*?^```", "", text, flags=re.S | re.M)
     return [m.group(1) for m in re.finditer(r"`([^`\n]+)`", outside)
-            if m.group(1).split()[0] in ("nstat", "scripts/in-netns")]
+            if m.group(1).split()[0] in ("nstat", "scripts/in-netns")
+            and len(m.group(1).split()) > 1]  # a bare program name is prose, not a command
 
 
 def _is_command(line: str) -> bool:
@@ -80,6 +81,8 @@ def commands() -> list[tuple[str, str]]:
 
 
 def _fill(cmd: str) -> str:
+    """Placeholders filled in; an optional part in brackets (``[--uvloop]``) left out."""
+    cmd = re.sub(r"\s\[--?[a-z][^\]]*\]", "", cmd)
     for k in sorted(FILL, key=len, reverse=True):
         cmd = re.sub(rf"\b{re.escape(k)}\b", FILL[k], cmd)
     return cmd
