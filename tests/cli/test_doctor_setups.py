@@ -17,11 +17,11 @@ from typing import Any
 
 import pytest
 
-from mcastkit import ReceiveTimeoutError, open_receiver, open_sender
+from mcastkit import McastError, ReceiveTimeoutError, open_receiver, open_sender
 from mcastkit.cli import ExitStatus
 from tests.conftest_lab import require_or_skip
 from tests.lab.topology import H2, Lab, VethPair
-from tests.netns import Netns
+from tests.netns import Netns, wait_until
 
 from .helpers import cli
 
@@ -291,3 +291,39 @@ def test_ttl_too_low_to_cross_a_router() -> None:
             else:
                 assert a.returncode == ExitStatus.TIMEOUT
                 assert "no peer answered" in a.stderr and "--ttl" in a.stderr
+
+
+def _delivered_or_refused(pair: VethPair, group: str, port: int) -> bool:
+    try:
+        return _delivered(pair, group, port)
+    except (McastError, subprocess.CalledProcessError):
+        return False  # the receiver could not even join, or the sender could not send
+
+
+HOST_SETUPS = {
+    # name: (namespace to break, commands that break it)
+    "receiver_interface_down": ("b", ["ip link set dev eth0 down"]),
+    "sender_interface_down": ("a", ["ip link set dev eth0 down"]),
+    "receiver_membership_limit_0": ("b", ["sysctl -w net.ipv4.igmp_max_memberships=0"]),
+}
+
+
+@pytest.mark.parametrize("name", list(HOST_SETUPS))
+def test_host_setup_fix_commands_make_delivery_work(veth_pair: VethPair, name: str) -> None:
+    """Not only the firewall: every fix command doctor prints for a broken host, run as
+    written, makes delivery work."""
+    side, breaks = HOST_SETUPS[name]
+    ns = veth_pair.a if side == "a" else veth_pair.b
+    g, port = "239.255.49.10", 5411
+    for c in breaks:
+        ns.run("sh", "-c", c)
+    assert not _delivered_or_refused(veth_pair, g, port)
+    status, findings = _doctor(ns, f"{g}:{port}", "-i", "eth0")
+    assert status == ExitStatus.ERROR
+    cmds = _apply_all(ns, findings)
+    assert cmds, _problems(findings)
+    wait_until(lambda: _delivered_or_refused(veth_pair, g, port), 10,
+               what=f"delivery after {cmds}")
+    # the kernel sets RUNNING (carrier) a moment after the link is up (linkwatch)
+    wait_until(lambda: _doctor(ns, f"{g}:{port}", "-i", "eth0")[0] == ExitStatus.OK, 10,
+               what="doctor clean after the fix")

@@ -92,9 +92,11 @@ def check_interface(itf: Interface, version: int | None) -> list[Finding]:
                                "loopback still delivers IPv4 multicast locally when the "
                                "socket is pinned to it (-i lo)"))
         else:
-            out.append(Finding("interface", "error", f"{n} lacks the MULTICAST flag",
-                               "the kernel refuses to send multicast out of it and will not "
-                               "report joins on it", f"ip link set dev {n} multicast on",
+            out.append(Finding("interface", "warning", f"{n} lacks the MULTICAST flag",
+                               "Linux still joins and sends through it when a program names "
+                               "it (-i), but software that picks interfaces by this flag "
+                               "(multicast routing daemons such as smcroute, mDNS daemons) "
+                               "leaves it out", f"ip link set dev {n} multicast on",
                                (f"ip link set dev {n} multicast on",)))
     if version == 6 and fl.loopback:
         out.append(Finding("interface", "error", f"IPv6 multicast does not work over {n}",
