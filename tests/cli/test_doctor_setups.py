@@ -305,6 +305,11 @@ HOST_SETUPS = {
     "receiver_interface_down": ("b", ["ip link set dev eth0 down"]),
     "sender_interface_down": ("a", ["ip link set dev eth0 down"]),
     "receiver_membership_limit_0": ("b", ["sysctl -w net.ipv4.igmp_max_memberships=0"]),
+    # multi-homed receiver whose route back to the sender points out of another interface
+    "receiver_strict_rp_filter": ("b", [
+        "ip link add x1 type veth peer name x2", "ip addr add 198.18.44.1/24 dev x1",
+        "ip link set x1 up", "ip link set x2 up", "ip route add 198.18.9.1/32 dev x1",
+        "sysctl -w net.ipv4.conf.all.rp_filter=1"]),
 }
 
 
