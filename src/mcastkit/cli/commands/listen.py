@@ -97,7 +97,6 @@ class _Listener:
         self.stats = _seq.StreamStats()
         self.count = 0
         self.last_report = env.monotonic()
-        self.prev_total: _seq.StreamSummary | None = None
         # --stats on a terminal: one live line (rich, or \r) instead of periodic lines
         self.progress = Progress(env, bool(args.stats) and not args.json and not args.quiet)
         self.last_ui: float | None = None
