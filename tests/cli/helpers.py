@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -114,3 +115,26 @@ def mk_popen(*argv: str) -> subprocess.Popen[str]:
 
 def json_lines(text: str) -> list[dict[str, Any]]:
     return [json.loads(line) for line in text.splitlines() if line.startswith("{")]
+
+
+def group_users(group: str, ifname: str = "lo") -> int:
+    """How many sockets of this namespace hold ``group`` on ``ifname`` (the Users column
+    of /proc/net/igmp or igmp6)."""
+    if ":" in group:
+        want = socket.inet_pton(socket.AF_INET6, group).hex()
+        with open("/proc/thread-self/net/igmp6") as f:
+            for line in f:
+                cols = line.split()
+                if len(cols) >= 4 and cols[1] == ifname and cols[2] == want:
+                    return int(cols[3])
+        return 0
+    want = f"{int.from_bytes(socket.inet_aton(group), sys.byteorder):08X}"
+    dev = ""
+    with open("/proc/thread-self/net/igmp") as f:
+        for line in f:
+            cols = line.split()
+            if line[:1].isdigit():
+                dev = cols[1]
+            elif line.startswith("\t") and cols and cols[0] == want and dev == ifname:
+                return int(cols[1])
+    return 0

@@ -17,9 +17,9 @@ from hypothesis import strategies as st
 from mcastkit import open_sender
 from mcastkit.cli._format import decode_json_payload, escape_payload, json_payload
 from tests.lab.topology import VethLoop
-from tests.netns import Netns
+from tests.netns import Netns, wait_until
 
-from .helpers import Background, cli, json_lines, mk_popen, wait_joined
+from .helpers import Background, cli, group_users, json_lines, mk_popen, wait_joined
 
 G = "239.255.47.1"
 
@@ -70,7 +70,7 @@ def test_destination_port_and_time_are_shown(netns: Netns) -> None:
     before = dt.datetime.now(dt.timezone.utc)
     bg = Background("listen", f"{G}:5202", f"{G}:5203", "-i", "lo", "-c", "2",
                     "--timeout", "10")
-    wait_joined(G)
+    wait_until(lambda: group_users(G) == 2, 10, what="both sockets joined")  # one per port
     _send_raw([b"to-5202"], 5202)
     _send_raw([b"to-5203"], 5203)
     r = bg.join()
@@ -101,7 +101,7 @@ def test_ipv6_link_local_source_bracketed_with_zone_name(veth_loop: VethLoop) ->
     bg = Background("listen", f"[{g6}]:5205", "-i", "vb", "-c", "1", "--timeout", "10")
     bj = Background("listen", f"[{g6}]:5206", "-i", "vb", "-c", "1", "--timeout", "10",
                     "--json")
-    wait_joined(g6, "vb")
+    wait_until(lambda: group_users(g6, "vb") == 2, 10, what="both listeners joined")
     _send_raw([b"six"], 5205, "va", g6)
     _send_raw([b"six"], 5206, "va", g6)
     line = bg.join().stdout

@@ -13,7 +13,7 @@ import textwrap
 import pytest
 
 from mcastkit.cli._format import decode_json_payload
-from tests.cli.helpers import json_lines, mk, mk_popen, wait_joined
+from tests.cli.helpers import group_users, json_lines, mk, mk_popen, wait_joined
 from tests.conftest_lab import require_or_skip
 from tests.netns import Netns
 
@@ -119,7 +119,7 @@ def test_iperf2_server_and_mcastkit_share_the_group(netns: Netns) -> None:
         p = mk_popen("listen", f"{g}:6103", "-i", "lo", "--stats", "--seq", "iperf2",
                      "--json", "--timeout", "6", "--reuse")  # iperf holds the port too
         wait_until_two = __import__("tests.netns", fromlist=["wait_until"]).wait_until
-        wait_until_two(lambda: _users(g) >= 2, 10, what="two members of the group")
+        wait_until_two(lambda: group_users(g) >= 2, 10, what="two members of the group")
         c = subprocess.run([iperf, "-c", g, "-u", "-T", "1", "-b", "200K", "-t", "1", "-l",
                             "100", "-p", "6103"], capture_output=True, text=True, timeout=30)
         out, err = _finish(p)
@@ -128,19 +128,6 @@ def test_iperf2_server_and_mcastkit_share_the_group(netns: Netns) -> None:
         srv.communicate()
     sent = int(re.search(r"Sent (\d+) datagrams", c.stdout).group(1))  # type: ignore[union-attr]
     assert json_lines(out)[-1]["datagrams"] == sent - 2, err  # see the test above
-
-
-def _users(group: str) -> int:
-    import socket
-    import sys as _sys
-    with open("/proc/thread-self/net/igmp") as f:
-        for line in f:
-            cols = line.split()
-            if cols and cols[0] != "Idx" and not line[0].isdigit() and len(cols) >= 2:
-                addr = socket.inet_ntoa(int(cols[0], 16).to_bytes(4, _sys.byteorder))
-                if addr == group:
-                    return int(cols[1])
-    return 0
 
 
 def test_ssm_listen_receives_iperf2_over_veth(veth_pair: object) -> None:
@@ -241,10 +228,9 @@ def test_socat_binary_payload_listen_json_and_text(netns: Netns) -> None:
     pj = mk_popen("listen", f"{g}:6106", "-i", "lo", "--json", "-c", "1", "--timeout", "10",
                   "--reuse")
     pt = mk_popen("listen", f"{g}:6106", "-i", "lo", "-c", "1", "--timeout", "10", "--reuse")
-    wait_joined(g)
-    import time
+    from tests.netns import wait_until
 
-    time.sleep(0.3)  # both listeners joined (the kernel shows one membership for both)
+    wait_until(lambda: group_users(g) >= 2, 10, what="both listeners joined")
     subprocess.run([socat, "-u", "-", f"UDP4-DATAGRAM:{g}:6106,ip-multicast-if=127.0.0.1,"
                     "ip-multicast-loop=1,ip-multicast-ttl=1"], input=blob, check=True,
                    timeout=10)
