@@ -33,6 +33,7 @@ from .._common import (
     positive_int,
 )
 from .._env import Env
+from .._format import pct
 from .._status import ExitStatus
 
 HELP = "probe a group from several hosts at once; per-peer loss and latency"
@@ -115,7 +116,7 @@ class Peer:
         return {
             "type": "peer", "peer": self.address, "peer_id": f"{self.responder:08x}",
             "left": self.left_at is not None,
-            "sent": expected, "received": got, "loss_pct": round(loss, 2),
+            "sent": expected, "received": got, "loss_pct": pct(loss),
             "rtt_min_ms": round(min(r), 3) if r else None,
             "rtt_avg_ms": round(sum(r) / len(r), 3) if r else None,
             "rtt_max_ms": round(max(r), 3) if r else None,
@@ -315,10 +316,11 @@ def _report(pg: _Pinger, env: Env, args: argparse.Namespace, status: ExitStatus)
             emit_json(env, s)
             continue
         left = " (left early)" if s["left"] else ""
-        rtt = (f"min/avg/max/jitter = {s['rtt_min_ms']}/{s['rtt_avg_ms']}/{s['rtt_max_ms']}/"
-               f"{s['jitter_ms']} ms" if s["rtt_min_ms"] is not None else "no replies")
+        rtt = (f"min/avg/max/jitter = {s['rtt_min_ms']:.3f}/{s['rtt_avg_ms']:.3f}/"
+               f"{s['rtt_max_ms']:.3f}/{s['jitter_ms']:.3f} ms" if s["rtt_min_ms"] is not None
+               else "no replies")
         env.out(f"{s['peer']} ({s['peer_id']}){left}: {args.reply}, xmt/rcv/%loss = {s['sent']}/"
-                f"{s['received']}/{s['loss_pct']}%, {rtt}; multicast probes seen "
+                f"{s['received']}/{s['loss_pct']:.2f}%, {rtt}; multicast probes seen "
                 f"{s['mcast_probes_received']} (lost {s['mcast_probes_lost']})")
     if args.json:
         emit_json(env, {"type": "summary", "sent": pg.sent - pg.count_from,
