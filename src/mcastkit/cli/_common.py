@@ -27,6 +27,7 @@ __all__ = [
     "Progress",
     "Terminated",
     "add_output_options",
+    "add_reuse_option",
     "cli_message",
     "emit_json",
     "endpoint_arg",
@@ -73,6 +74,15 @@ def add_output_options(p: argparse.ArgumentParser) -> None:
                    help="print only results and errors (no notices, no progress)")
     g.add_argument("--traceback", action="store_true",
                    help="re-raise errors with a Python traceback (for debugging)")
+
+
+def add_reuse_option(p: argparse.ArgumentParser) -> None:
+    """``--reuse``: the one way a receiving verb shares its port (issue: G7)."""
+    p.add_argument("--reuse", action="store_true",
+                   help="share the port with other programs (SO_REUSEADDR and SO_REUSEPORT, "
+                        "as iperf and socat need); off by default, so nobody else can bind "
+                        "it and take copies or replies. With it, any local user who sets "
+                        "SO_REUSEADDR can bind the port too")
 
 
 def notice(env: Env, args: argparse.Namespace, line: str, level: int = 0) -> None:

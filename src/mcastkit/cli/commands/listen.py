@@ -19,6 +19,7 @@ from .. import _seq
 from .._common import (
     CliError,
     Progress,
+    add_reuse_option,
     emit_json,
     endpoint_arg,
     interface_of,
@@ -84,9 +85,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--rcvbuf", type=size_arg, metavar="BYTES",
                    help="receive buffer to request (4M, 256K; capped by net.core.rmem_max: "
                         "the summary shows what was applied)")
-    p.add_argument("--reuse", action="store_true",
-                   help="share the port with other listeners (SO_REUSEADDR/SO_REUSEPORT); "
-                        "off by default, so no other program can bind it and take copies")
+    add_reuse_option(p)
 
 
 class _Listener:

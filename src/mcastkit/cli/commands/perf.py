@@ -27,6 +27,7 @@ from .._common import (
     Pacer,
     Progress,
     add_output_options,
+    add_reuse_option,
     count_arg,
     emit_json,
     endpoint_arg,
@@ -95,9 +96,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
             sp.add_argument("--rcvbuf", type=size_arg, default=4 * 1024 * 1024,
                             metavar="BYTES", help="receive buffer to request (default 4M; "
                                                   "capped by net.core.rmem_max)")
-            sp.add_argument("--reuse", action="store_true",
-                            help="share the port with other listeners (SO_REUSEADDR/"
-                                 "SO_REUSEPORT; off by default)")
+            add_reuse_option(sp)
             sp.add_argument("--max-loss", type=percent_arg, metavar="PCT",
                             help="exit 5 if loss is above PCT percent")
 

@@ -23,6 +23,7 @@ from mcastkit import Datagram, MulticastSocket, open_receiver
 from .. import _seq
 from .._common import (
     CliError,
+    add_reuse_option,
     emit_json,
     endpoint_arg,
     interface_of,
@@ -78,9 +79,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--ttl", type=int, default=1, metavar="N", help="TTL of probes (default 1)")
     p.add_argument("--max-loss", type=percent_arg, default=0.0, metavar="PCT",
                    help="exit 5 if any peer's loss is above PCT percent (default 0)")
-    p.add_argument("--reuse", action="store_true",
-                   help="share the port with other programs (SO_REUSEADDR/SO_REUSEPORT); "
-                        "off by default, so nobody else can take the probes or replies")
+    add_reuse_option(p)
 
 
 def left_after(interval: float) -> float:
