@@ -87,7 +87,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="serve /healthz, /readyz and /stats over HTTP (container probes)")
     c.add_argument("--duration", type=positive_float, metavar="S",
                    help="stop after S seconds (default: run until SIGTERM / SIGINT)")
-    c.add_argument("-q", "--quiet", action="store_true", help="log warnings only")
 
 
 def _usage(msg: str) -> CliError:
