@@ -61,16 +61,22 @@ class SendOptions:
             ClosedError: the socket is closed (``CLOSED``).
             McastOSError: the kernel refused the option (the message names it).
         """
+        self._h.check_open()
+        return self.use_interface(resolve_interface(interface),
+                                  interface if isinstance(interface, str | int) else None)
+
+    def use_interface(self, iface: Interface, spec: str | int | None) -> Interface:
+        """Apply an interface already resolved (the constructor resolves it before it
+        opens the socket); ``spec`` is how the user named it (a name is re-resolved when
+        the interface is re-created, B3)."""
         h = self._h
-        h.check_open()
-        iface = resolve_interface(interface)
         if h.family == socket.AF_INET:
             value: int | bytes = pack_ip_mreqn(ipaddress.IPv4Address(0), iface.index)
         else:
             value = iface.index
         h.setopt(Op.MULTICAST_IF, value, ErrOp.SET_INTERFACE, interface=iface.name)
         self.iface = iface
-        self.iface_spec = interface if isinstance(interface, str | int) else None
+        self.iface_spec = spec
         return iface
 
     def set_ttl(self, ttl: int) -> None:
