@@ -34,7 +34,7 @@ from typing import Any
 import griffe
 
 PUBLIC_MODULES = ("mcastkit", "mcastkit.aio", "mcastkit.compat", "mcastkit.capture",
-                  "mcastkit.seq")
+                  "mcastkit.relay", "mcastkit.seq")
 # classes whose public methods come from mixins: list inherited members too
 MIXED = {"MulticastSocket", "AsyncMulticastSocket", "MCast"}
 # calls that raise a typed error on bad input or a closed socket: a body making one

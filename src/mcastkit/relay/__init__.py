@@ -8,21 +8,23 @@ keep two relays or bridged interfaces from looping. Everything is counted per ru
 direction. The ``mcastkit relay`` command is built on this module; docs/relay.md has the
 recipes, the security model, the storm rules and every counter.
 
-Example (two interfaces, mDNS both families and one group)::
+Example (two interfaces, mDNS both families and one group):
 
-    import asyncio
-    from mcastkit.relay import Relay, RelayConfig, InterfaceSpec, Rule, preset_rules
-    from mcastkit import parse_endpoint
+```python
+import asyncio
+from mcastkit.relay import Relay, RelayConfig, InterfaceSpec, Rule, preset_rules
+from mcastkit import parse_endpoint
 
-    async def main() -> None:
-        cfg = RelayConfig(
-            interfaces=(InterfaceSpec(name="eth1"), InterfaceSpec(name="eth2")),
-            rules=(*preset_rules("mdns"),
-                   Rule(name="sensors", endpoints=(parse_endpoint("239.255.10.1:5000"),))))
-        async with Relay(cfg) as relay:
-            await relay.wait_closed()
+async def main() -> None:
+    cfg = RelayConfig(
+        interfaces=(InterfaceSpec(name="eth1"), InterfaceSpec(name="eth2")),
+        rules=(*preset_rules("mdns"),
+               Rule(name="sensors", endpoints=(parse_endpoint("239.255.10.1:5000"),))))
+    async with Relay(cfg) as relay:
+        await relay.wait_closed()
 
-    asyncio.run(main())
+asyncio.run(main())
+```
 
 Needs the ``relay`` extra for the tunnel and TOML on Python 3.10
 (``pip install 'mcastkit[relay]'``).

@@ -83,7 +83,17 @@ _IFACE = {"name", "mode"}
 
 
 class ConfigError(McastValueError):
-    """A configuration file problem; ``path`` and ``line`` say where (line 0: unknown)."""
+    """A configuration file problem; ``path`` and ``line`` say where (line 0: unknown).
+
+    Args:
+        path: the configuration file.
+        line: the line of the problem, or 0 when unknown.
+        message: what is wrong and how to fix it.
+
+    Attributes:
+        path: the configuration file.
+        line: the line of the problem, or 0 when unknown.
+    """
 
     def __init__(self, path: str, line: int, message: str) -> None:
         where = f"{path}:{line}" if line else path
@@ -113,7 +123,20 @@ def parse_host_port(text: str, what: str, *, port_only_ok: bool) -> tuple[str, i
 
 @dataclass
 class ConfigDraft:
-    """Settings before they are checked together (file first, command line on top)."""
+    """Settings before they are checked together (file first, command line on top).
+
+    Attributes:
+        interfaces: the interfaces to relay between.
+        rules: the rules (groups and presets) to relay.
+        tunnel: the encrypted tunnel to another relay, or None.
+        ttl: the TTL / hop limit of relayed datagrams.
+        rate_limit_pps: a rate limit per rule in datagrams per second, or None.
+        dedup_window_s: how long a relayed datagram is remembered (storm rule).
+        preserve_source: send from the original source address where possible.
+        health: (host, port) of the health endpoint, or None.
+        rcvbuf_bytes: the receive buffer request, or None.
+        source: the file the settings came from, for messages ("" for none).
+    """
 
     interfaces: list[InterfaceSpec] = field(default_factory=list)
     rules: list[Rule] = field(default_factory=list)
@@ -127,22 +150,41 @@ class ConfigDraft:
     source: str = ""  # the file it came from, for messages
 
     def add_interface(self, name: str, mode: InterfaceMode = "both") -> None:
-        """Add (or change the mode of) an interface."""
+        """Add (or change the mode of) an interface.
+
+        Args:
+            name: the interface name.
+            mode: ``"both"``, ``"listen-only"`` or ``"send-only"``.
+        """
         self.interfaces = [i for i in self.interfaces if i.name != name]
         self.interfaces.append(InterfaceSpec(name=name, mode=mode))
 
     def add_groups(self, endpoints: list[Endpoint]) -> None:
-        """One rule per endpoint (``--group``), named group1, group2..."""
+        """One rule per endpoint (``--group``), named group1, group2...
+
+        Args:
+            endpoints: the groups to relay.
+        """
         n = sum(1 for r in self.rules if r.name.startswith("group")) + 1
         for i, e in enumerate(endpoints):
             self.rules.append(Rule(name=f"group{n + i}", endpoints=(e,)))
 
     def add_preset(self, name: str) -> None:
-        """Add the rules of preset ``name`` (see :data:`PRESETS`)."""
+        """Add the rules of preset ``name`` (see :data:`PRESETS`).
+
+        Args:
+            name: a preset name (``"mdns"``, ``"ssdp"``...).
+
+        Raises:
+            McastValueError: no such preset (see :func:`preset_rules`).
+        """
         self.rules.extend(preset_rules(name))
 
     def build(self) -> RelayConfig:
         """The checked :class:`RelayConfig`.
+
+        Returns:
+            The configuration, every setting checked against the others.
 
         Raises:
             McastValueError: the settings do not make a relay (names the setting; with
@@ -235,6 +277,12 @@ class _Reader:
 
 def read_config(path: str) -> ConfigDraft:
     """Read a TOML configuration file into a draft (check it with ``.build()``).
+
+    Args:
+        path: the TOML file.
+
+    Returns:
+        The draft, for command-line settings to go on top.
 
     Raises:
         ConfigError: unreadable file, TOML syntax error, unknown setting or bad value;
@@ -397,6 +445,12 @@ def _nested_index(rd: _Reader, rule_n: int, target_n: int) -> int:
 
 def load_config(path: str) -> RelayConfig:
     """Read and check a TOML configuration file.
+
+    Args:
+        path: the TOML file.
+
+    Returns:
+        The checked configuration.
 
     Raises:
         ConfigError: see :func:`read_config`; settings that contradict each other name

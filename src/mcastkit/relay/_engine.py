@@ -74,17 +74,26 @@ _BATCH = 512
 class Relay:
     """A multicast relay, between interfaces and/or through an encrypted tunnel.
 
-    Use from asyncio::
+    Use from asyncio:
 
-        async with Relay(config) as relay:   # started; stopped (groups left) on exit
-            await relay.wait_closed()         # until relay.close() or cancellation
-
-    Args:
-        config: a validated :class:`RelayConfig` (see :func:`load_config`).
+    ```python
+    async with Relay(config) as relay:   # started; stopped (groups left) on exit
+        await relay.wait_closed()         # until relay.close() or cancellation
+    ```
 
     With ``preserve_source`` the relay sends through mcastkit's raw path (whole Ethernet
     frames over AF_PACKET, needing CAP_NET_RAW): relayed datagrams keep their original
     source address and port, so unicast replies go straight to the original sender.
+
+    Args:
+        config: a validated :class:`RelayConfig` (see :func:`load_config`).
+
+    Attributes:
+        config: the configuration it runs.
+        counters: the live counters (:meth:`stats` takes a snapshot).
+        guard: the loop guard (storm rules: own addresses, recent datagrams).
+        egress: the sending side (one socket per output interface).
+        failure: why the relay stopped by itself (a task failed), or None.
     """
 
     def __init__(self, config: RelayConfig) -> None:
@@ -217,7 +226,11 @@ class Relay:
         return self._stopping
 
     async def wait_closed(self) -> None:
-        """Wait until :meth:`close` has run."""
+        """Wait until :meth:`close` has run.
+
+        Raises:
+            RuntimeError: the relay was not started (use ``async with``).
+        """
         if self._closed is None:
             raise RuntimeError("the relay was not started")
         await self._closed.wait()
@@ -243,7 +256,11 @@ class Relay:
                 if i.sends and self.egress.interface(i.name) is None]
 
     def stats(self) -> RelayStats:
-        """A snapshot of every counter (see docs/relay.md for their meaning)."""
+        """A snapshot of every counter (see docs/relay.md for their meaning).
+
+        Returns:
+            The counters, per rule and direction, with totals.
+        """
         pend = sorted({f"{ifn} (join {ep})" for _, _, ep, ifn in self._pending_joins} |
                       {f"{ifn} (send)" for ifn in self._missing_senders()})
         kd = self._final_kernel_drops if self._stopping else self._kernel_drops()

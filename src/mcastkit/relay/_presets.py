@@ -23,10 +23,18 @@ PRESETS: Final[dict[str, tuple[tuple[str, ...], str]]] = {
              "SSDP / UPnP discovery (DLNA, smart TVs, Sonos's UPnP side)"),
     "sonos": ((), "Sonos discovery: SSDP plus the broadcast on udp/6969"),
 }
+"""The presets: name -> (endpoints, what they are for), as ``--preset`` takes them."""
 
 
 def preset_rules(name: str, *, rate_limit_pps: float | None = None) -> list[Rule]:
     """The rules of preset ``name``.
+
+    Args:
+        name: a key of :data:`PRESETS` (any case).
+        rate_limit_pps: a rate limit for the rules in datagrams per second, or None.
+
+    Returns:
+        The preset's rules (one rule holding its groups).
 
     Raises:
         McastValueError: no such preset (the message lists them).

@@ -118,7 +118,16 @@ class Rule:
                        "positive number of datagrams per second")
 
     def source_allowed(self, source: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
-        """Deny list first, then the allow list (empty: everything)."""
+        """Whether this rule relays datagrams from ``source``.
+
+        The deny list is checked first, then the allow list (empty: everything).
+
+        Args:
+            source: the sender's address.
+
+        Returns:
+            True when the datagram may be relayed.
+        """
         if any(source in n for n in self.deny_sources if n.version == source.version):
             return False
         if not self.allow_sources:
@@ -127,7 +136,14 @@ class Rule:
 
     def targets_for(self, source: ipaddress.IPv4Address | ipaddress.IPv6Address
                     ) -> tuple[str, ...] | None:
-        """The target interfaces for ``source`` (None: no per-source entry matches)."""
+        """The target interfaces for ``source``.
+
+        Args:
+            source: the sender's address.
+
+        Returns:
+            The interface names of the first per-source entry that matches, or None.
+        """
         for net, ifaces in self.targets:
             if net.version == source.version and source in net:
                 return ifaces
@@ -250,7 +266,17 @@ class RelayConfig:
                 seen[key] = r.name
 
     def interface(self, name: str) -> InterfaceSpec:
-        """The spec of interface ``name``."""
+        """The spec of interface ``name``.
+
+        Args:
+            name: an interface of this configuration.
+
+        Returns:
+            Its spec.
+
+        Raises:
+            KeyError: ``name`` is not an interface of this configuration.
+        """
         for i in self.interfaces:
             if i.name == name:
                 return i

@@ -80,7 +80,18 @@ class RelayStats:
     @classmethod
     def build(cls, c: Counters, *, kernel_drops: int, tunnel: dict[str, Any] | None,
               pending: tuple[str, ...], uptime_s: float) -> RelayStats:
-        """A snapshot of ``c`` with the totals summed (what :meth:`Relay.stats` returns)."""
+        """A snapshot of ``c`` with the totals summed (what :meth:`Relay.stats` returns).
+
+        Args:
+            c: the relay's live counters.
+            kernel_drops: the kernel's drop count of the relay's sockets.
+            tunnel: the tunnel's counters, or None without a tunnel.
+            pending: joins or senders waiting for an interface to appear.
+            uptime_s: seconds since the relay started.
+
+        Returns:
+            The snapshot.
+        """
         rules: dict[str, dict[str, dict[str, dict[str, int]]]] = {}
         totals = dict.fromkeys((*IN_COUNTERS, *OUT_COUNTERS), 0)
         for (rule, ing), row in c.ins.items():
@@ -97,7 +108,11 @@ class RelayStats:
                    pending=pending, uptime_s=uptime_s)
 
     def as_dict(self) -> dict[str, Any]:
-        """A JSON-ready dict (what ``--json`` prints and the health endpoint serves)."""
+        """The snapshot as a dict.
+
+        Returns:
+            A JSON-ready dict (what ``--json`` prints and the health endpoint serves).
+        """
         out: dict[str, Any] = {"uptime_s": round(self.uptime_s, 3), "totals": self.totals,
                                "kernel_drops": self.kernel_drops, "rules": self.rules}
         if self.tunnel is not None:
@@ -107,7 +122,11 @@ class RelayStats:
         return out
 
     def line(self) -> str:
-        """One human line: totals, kernel drops and the tunnel's state and drops."""
+        """One human line: totals, kernel drops and the tunnel's state and drops.
+
+        Returns:
+            The line.
+        """
         t = self.totals
         s = (f"received {t['received']}, relayed {t['relayed']}, filtered {t['filtered']}, "
              f"loop-suppressed {t['loop_suppressed']}, rate-limited {t['rate_limited']}, "

@@ -116,6 +116,12 @@ def _decode_key(raw: bytes, path: str) -> bytes:
 def load_key_file(path: str) -> TunnelKey:
     """Read the pre-shared key; refuse a file that group or others may read or write.
 
+    Args:
+        path: the key file (base64, hex or 32 raw bytes), mode 0600.
+
+    Returns:
+        The key.
+
     Raises:
         McastValueError: the file is missing, not a regular file, readable or writable
             by others (the message names ``chmod 600``), or holds no valid key.
@@ -176,6 +182,9 @@ def _exposed_to(fd: int, mode: int) -> str | None:
 
 def make_key_file(path: str) -> None:
     """Write a fresh random key (base64) to ``path`` with mode 0600; never overwrites.
+
+    Args:
+        path: the file to create.
 
     Raises:
         McastValueError: ``path`` exists already or cannot be created.
