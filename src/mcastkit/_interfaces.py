@@ -45,6 +45,7 @@ __all__ = [
     "InterfaceFlags",
     "check_interface_name",
     "descriptor_limit_error",
+    "is_broadcast_address",
     "list_interfaces",
     "resolve_interface",
     "route_interface",
@@ -327,6 +328,26 @@ def resolve_interface(spec: str | int | IPAddress | Interface) -> Interface:
         f"(interfaces here: {_known()})",
         interface=str(kind),
     )
+
+
+def is_broadcast_address(addr: str) -> bool:
+    """True for the limited broadcast 255.255.255.255 and for the broadcast address of a
+    subnet of this host (its IPv4 addresses with a prefix shorter than /31), read from
+    one rtnetlink address dump; False for anything else, IPv6, or where netlink cannot
+    answer."""
+    if addr == "255.255.255.255":
+        return True
+    try:
+        target = int(ipaddress.IPv4Address(addr))
+        events = dump_addresses(0)
+    except (ValueError, McastError, OSError):
+        return False
+    for ev in events:
+        if ev.family == 4 and ev.address is not None and ev.prefixlen < 31:
+            host_bits = (1 << (32 - ev.prefixlen)) - 1
+            if int(ipaddress.IPv4Address(ev.address)) | host_bits == target:
+                return True
+    return False
 
 
 def route_interface(group: IPAddress) -> Interface:

@@ -25,10 +25,17 @@ from collections.abc import Sequence
 from types import TracebackType
 
 from . import _platform as plat
-from ._addr import Endpoint, IPAddress, parse_endpoint, parse_ip
+from ._addr import (
+    LIMITED_BROADCAST,
+    Endpoint,
+    IPAddress,
+    parse_destination,
+    parse_endpoint,
+    parse_ip,
+)
 from ._errors import ErrOp, ErrorCode, McastOSError, McastValueError, translate
 from ._handle import Handle
-from ._interfaces import Interface, resolve_interface
+from ._interfaces import Interface, is_broadcast_address, resolve_interface
 from ._joins import GroupArg, Memberships
 from ._membership import Membership, MembershipBook
 from ._options import SendOptions
@@ -66,6 +73,10 @@ class MulticastSocket:
         min_ttl: drop (and count in ``stats.ttl_filtered``) datagrams that arrive with a
             smaller TTL / hop limit; 255 accepts only senders on this link (GTSM, RFC 5082;
             security goal G4). Turns metadata on.
+        broadcast: IPv4 only: allow sends to 255.255.255.255 (out of ``interface``,
+            which it then needs) and to a local subnet's broadcast address
+            (SO_BROADCAST), and admit received broadcasts (with metadata on they are
+            otherwise dropped and counted in ``stats.filtered``).
 
     Raises:
         McastValueError: a bad argument (nothing is created).
@@ -92,6 +103,7 @@ class MulticastSocket:
         recv_size: int = 65535,
         blocking: bool = True,
         min_ttl: int | None = None,
+        broadcast: bool = False,
     ) -> None:
         fam = _family_of(family)
         _check_range("ttl", ttl, 0, 255)
@@ -107,6 +119,7 @@ class MulticastSocket:
         sock = socket.socket(fam, socket.SOCK_DGRAM)
         self._h = h = Handle(sock, fam)
         book = MembershipBook()
+        book.is_broadcast = is_broadcast_address
         self.stats = RecvStats()
         self._opts = SendOptions(h, book)
         self._members = Memberships(h, book, self._opts)
@@ -131,9 +144,11 @@ class MulticastSocket:
                     plat.setopt(sock, Op.REUSEADDR, 1)
                 if reuse_port:
                     plat.setopt(sock, Op.REUSEPORT, 1)
+            if broadcast:
+                self._opts.set_broadcast()
+                book.broadcast = True
             if iface is not None:
-                self._opts.set_interface(iface)
-                self._opts.iface_spec = interface if isinstance(interface, str | int) else None
+                self._opts.set_interface(interface)  # type: ignore[arg-type]
             self._opts.set_ttl(ttl)
             self._opts.set_loopback(loopback)
             if dscp is not None:
@@ -204,6 +219,11 @@ class MulticastSocket:
         return self._members.held()
 
     @property
+    def broadcast(self) -> bool:
+        """True when the socket was opened with ``broadcast=True`` (SO_BROADCAST)."""
+        return self._opts.broadcast
+
+    @property
     def interface(self) -> Interface | None:
         """The default interface (for joins and sends), or None for the route's choice."""
         return self._opts.iface
@@ -240,6 +260,8 @@ class MulticastSocket:
         _check_range("port", port, 1, 65535)
         ip = parse_ip(str(address), what="peer address")
         h.check_family(ip, "peer address")
+        if ip == LIMITED_BROADCAST:
+            self._opts.check_limited_broadcast()
         with translate(ErrOp.CONNECT, group=f"{ip}:{port}", family=h.family,
                        interface=self._opts.iface_name):
             h.sock.connect((str(ip), port))
@@ -485,18 +507,33 @@ def open_sender(
     **options: object,
 ) -> MulticastSocket:
     """A socket connected to ``GROUP:PORT`` for :meth:`MulticastSocket.send` without a
-    destination. ``interface`` sets the outgoing interface (recommended: C1)."""
+    destination. ``interface`` sets the outgoing interface (recommended: C1). With
+    ``broadcast=True`` the endpoint may be a broadcast address (``255.255.255.255:PORT``
+    needs ``interface``)."""
+    if isinstance(endpoint, str) and options.get("broadcast"):
+        try:
+            parse_endpoint(endpoint)
+        except McastValueError as exc:
+            if exc.code is not ErrorCode.NOT_MULTICAST:
+                raise
+            return _connected(*parse_destination(endpoint), interface, options)
     ep = parse_endpoint(endpoint) if isinstance(endpoint, str) else endpoint
     if ep.source is not None:
         raise McastValueError(
             f"open_sender({str(endpoint)!r}): a sender has no source to choose; drop the "
             "'SOURCE,' part (receivers use it for source-specific joins)",
             code=ErrorCode.BAD_VALUE)
-    _check_options("open_sender", options)
     iface: InterfaceArg | None = interface if interface is not None else ep.interface
-    sock = MulticastSocket(ep.group.version, interface=iface, **options)  # type: ignore[arg-type]
+    return _connected(str(ep.group), ep.port, iface, options)
+
+
+def _connected(host: str, port: int, interface: InterfaceArg | None,
+               options: dict[str, object]) -> MulticastSocket:
+    """A socket connected to (host, port); closed again if anything fails."""
+    _check_options("open_sender", options)
+    sock = MulticastSocket(6 if ":" in host else 4, interface=interface, **options)  # type: ignore[arg-type]
     try:
-        sock.connect(ep.group.address, ep.port)
+        sock.connect(host, port)
     except BaseException:
         sock.close()
         raise
