@@ -18,6 +18,7 @@ netlink socket per namespace, kept open, which keeps a deleted namespace alive).
 from __future__ import annotations
 
 import _socket
+import contextlib
 import errno
 import fcntl
 import ipaddress
@@ -38,7 +39,7 @@ from ._errors import (
     McastOSError,
     McastValueError,
 )
-from ._netlink import dump_addresses
+from ._netlink import dump_addresses, route_oif
 
 __all__ = [
     "Interface",
@@ -354,10 +355,22 @@ def route_interface(group: IPAddress) -> Interface:
     """The interface the routing table would send ``group`` out of (a deterministic,
     reported choice instead of the kernel's hidden "any interface": field notes A10).
 
+    Asks the kernel for the route's device (rtnetlink ``RTM_GETROUTE`` → ``RTA_OIF``), so
+    a route without a source address (``224.0.0.0/4 dev eth1`` on an interface without
+    an IPv4 address) is found too; where netlink cannot answer, the source address a
+    connected probe socket gets is looked up instead.
+
     Raises:
         InterfaceError: no route to the group (typical of containers); the message says to
             pass an interface.
     """
+    try:
+        oif = route_oif(str(group))
+    except (McastError, OSError, ValueError):
+        oif = None  # no route, or no netlink: the probe below says which
+    if oif is not None:
+        with contextlib.suppress(InterfaceNotFoundError):  # deleted since: probe
+            return resolve_interface(oif)
     fam = socket.AF_INET if group.version == 4 else socket.AF_INET6
     s = _lookup_socket(fam)
     try:

@@ -48,6 +48,7 @@ MCAST_LEAVE_SOURCE_GROUP: Final = 47
 IPV6_MTU_DISCOVER: Final = 23
 IPV6_RECVERR: Final = 25
 IPV6_V6ONLY: Final = 26
+IPV6_UNICAST_IF: Final = 76
 IPV6_MULTICAST_IF: Final = 17
 IPV6_MULTICAST_HOPS: Final = 18
 IPV6_MULTICAST_LOOP: Final = 19
@@ -92,6 +93,7 @@ _COMMON: Final[dict[Op, Opt]] = {
     Op.RCVBUF: Opt(SOL_SOCKET, SO_RCVBUF),
     Op.SNDBUF: Opt(SOL_SOCKET, SO_SNDBUF),
     Op.UDP_SEGMENT: Opt(SOL_UDP, UDP_SEGMENT),
+    Op.BROADCAST: Opt(SOL_SOCKET, SO_BROADCAST),  # the core refuses it on IPv6
 }
 
 OPTIONS: Final[dict[int, dict[Op, Opt]]] = {
@@ -113,7 +115,6 @@ OPTIONS: Final[dict[int, dict[Op, Opt]]] = {
         Op.MTU_DISCOVER: Opt(IPPROTO_IP, IP_MTU_DISCOVER, IP_PMTUDISC_DO, IP_PMTUDISC_DONT),
         Op.TOS: Opt(IPPROTO_IP, IP_TOS),
         Op.RECVERR: Opt(IPPROTO_IP, IP_RECVERR),
-        Op.BROADCAST: Opt(SOL_SOCKET, SO_BROADCAST),
         Op.UNICAST_IF: Opt(IPPROTO_IP, IP_UNICAST_IF),
     },
     socket.AF_INET6: {
@@ -135,6 +136,7 @@ OPTIONS: Final[dict[int, dict[Op, Opt]]] = {
         Op.TOS: Opt(IPPROTO_IPV6, IPV6_TCLASS),
         Op.V6ONLY: Opt(IPPROTO_IPV6, IPV6_V6ONLY),
         Op.RECVERR: Opt(IPPROTO_IPV6, IPV6_RECVERR),
+        Op.UNICAST_IF: Opt(IPPROTO_IPV6, IPV6_UNICAST_IF),  # host byte order (unused)
     },
 }
 

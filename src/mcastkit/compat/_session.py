@@ -26,7 +26,6 @@ from typing import Any, Final
 
 from .. import (
     Datagram,
-    ErrorCode,
     Group,
     Interface,
     McastError,
@@ -40,7 +39,6 @@ from ._codes import MCastError, component_error, from_core
 from ._events import DataInHandler, ErrorHandler, ReadyToSendHandler
 from ._kinds import TRAFFIC_DSCP, Value, codec_for
 from ._report import ErrorLog, MCastStats
-from ._routes import route_device
 
 __all__ = ["Session"]
 
@@ -313,18 +311,11 @@ class Session:
         self.values[S.MULTICAST_GROUP.key] = text
 
     def join(self, core: MulticastSocket, g: Group) -> None:
-        """Join on receive_interface, else local_host's interface, else the route's device
-        (found even when the route has no source address: ``_routes``)."""
+        """Join on receive_interface, else local_host's interface, else the device of
+        the kernel's route for the group (the core finds it even when the route has no
+        source address)."""
         where: object = self.values[S.RECEIVE_INTERFACE.key] or self.default_iface
-        try:
-            self.call(core.join, g, where)
-        except MCastError as exc:
-            if where or exc.core_code != ErrorCode.NO_ROUTE:
-                raise
-            dev = route_device(str(g))
-            if dev is None:
-                raise
-            self.call(core.join, g, dev)
+        self.call(core.join, g, where)
 
     def _leave_everywhere(self, key: str) -> None:
         """Leave ``key`` on every interface this instance joined it on (receive_interface
