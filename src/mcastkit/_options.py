@@ -69,7 +69,8 @@ class SendOptions:
         h.check_open()
         iface = resolve_interface(interface)
         if h.family == socket.AF_INET:
-            value: int | bytes = pack_ip_mreqn(_source_of(interface, iface), iface.index)
+            value: int | bytes = pack_ip_mreqn(ipaddress.IPv4Address(0), iface.index,
+                                               _source_of(interface, iface))
         else:
             value = iface.index
         h.setopt(Op.MULTICAST_IF, value, ErrOp.SET_INTERFACE, interface=iface.name)
