@@ -473,21 +473,25 @@ def open_receiver(
     """Open, bind and join in one call: ``open_receiver("239.255.0.1:5000", interface="lo")``.
 
     Every endpoint must share one port and IP version. ``SOURCE,GROUP:PORT`` joins
-    source-specifically. On failure nothing stays joined or open.
+    source-specifically. With ``broadcast=True`` an endpoint may be a broadcast address
+    (``255.255.255.255:PORT``): the port is bound and broadcasts to it are admitted,
+    with nothing to join. On failure nothing stays joined or open.
     """
     if not endpoints:
         raise McastValueError("open_receiver needs at least one GROUP:PORT endpoint")
     _check_options("open_receiver", options)
-    eps = [parse_endpoint(e) if isinstance(e, str) else e for e in endpoints]
-    ports = {e.port for e in eps}
-    versions = {e.group.version for e in eps}
+    bcast = [e for e in endpoints if isinstance(e, str) and _is_broadcast_ep(e, options)]
+    eps = [parse_endpoint(e) if isinstance(e, str) else e for e in endpoints
+           if e not in bcast]
+    ports = {e.port for e in eps} | {parse_destination(str(e))[1] for e in bcast}
+    versions = {e.group.version for e in eps} | ({4} if bcast else set())
     if len(ports) > 1 or len(versions) > 1:
         raise McastValueError(
             "all endpoints of one socket need the same port and IP version; open one socket "
             "per port", code=ErrorCode.BAD_VALUE)
-    sock = MulticastSocket(eps[0].group.version, interface=interface, **options)  # type: ignore[arg-type]
+    sock = MulticastSocket(versions.pop(), interface=interface, **options)  # type: ignore[arg-type]
     try:
-        sock.bind(eps[0].port)
+        sock.bind(ports.pop())
         for e in eps:
             where: InterfaceArg | None = e.interface if e.interface else None
             if e.source is not None:
@@ -500,6 +504,17 @@ def open_receiver(
     return sock
 
 
+def _is_broadcast_ep(text: str, options: dict[str, object]) -> bool:
+    """True for a ``HOST:PORT`` that is not a group, given with ``broadcast=True``."""
+    if not options.get("broadcast"):
+        return False
+    try:
+        parse_endpoint(text)
+    except McastValueError as exc:
+        return exc.code is ErrorCode.NOT_MULTICAST
+    return False
+
+
 def open_sender(
     endpoint: str | Endpoint,
     *,
@@ -510,13 +525,8 @@ def open_sender(
     destination. ``interface`` sets the outgoing interface (recommended: C1). With
     ``broadcast=True`` the endpoint may be a broadcast address (``255.255.255.255:PORT``
     needs ``interface``)."""
-    if isinstance(endpoint, str) and options.get("broadcast"):
-        try:
-            parse_endpoint(endpoint)
-        except McastValueError as exc:
-            if exc.code is not ErrorCode.NOT_MULTICAST:
-                raise
-            return _connected(*parse_destination(endpoint), interface, options)
+    if isinstance(endpoint, str) and _is_broadcast_ep(endpoint, options):
+        return _connected(*parse_destination(endpoint), interface, options)
     ep = parse_endpoint(endpoint) if isinstance(endpoint, str) else endpoint
     if ep.source is not None:
         raise McastValueError(

@@ -232,3 +232,31 @@ def test_a_broadcast_address_is_not_a_group_to_join(three: Three, addr: str) -> 
             s.join(addr)
         assert e.value.code == ErrorCode.NOT_MULTICAST
         assert s.memberships == ()
+
+
+# ------------------------------------------------------------------ the one-call openers
+
+
+def test_open_receiver_and_aio_take_a_broadcast_endpoint(three: Three) -> None:
+    import asyncio
+
+    from mcastkit import aio, open_receiver
+
+    port = three.port
+    with three.b.enter(), open_receiver(f"{LIMITED}:{port}", broadcast=True,
+                                        metadata=True) as rb:
+        assert rb.local_address[1] == port and rb.memberships == ()
+        with three.tx(broadcast=True, interface="eth0") as tx:
+            tx.sendto(b"one-call", LIMITED, port)
+            assert (rb.recv(WAIT_S).data, rb.stats.filtered) == (b"one-call", 0)
+
+    async def main() -> bytes:
+        async with aio.open_multicast(f"{LIMITED}:{port}", broadcast=True,
+                                      watch_interfaces=False) as ep, \
+                aio.open_sender(f"{DIRECTED_B}:{port}", broadcast=True,
+                                watch_interfaces=False) as snd:
+            await snd.send(b"async")
+            return (await ep.recv(WAIT_S)).data
+
+    with three.b.enter():  # a sender in b to b's own subnet broadcast: looped back
+        assert asyncio.run(main()) == b"async"
