@@ -260,3 +260,31 @@ def test_open_receiver_and_aio_take_a_broadcast_endpoint(three: Three) -> None:
 
     with three.b.enter():  # a sender in b to b's own subnet broadcast: looped back
         assert asyncio.run(main()) == b"async"
+
+
+# ------------------------------------------------------------------ the CLI
+
+
+def test_cli_send_to_a_broadcast_address_and_listen_broadcast(three: Three) -> None:
+    from tests.cli.helpers import Background, cli, wait_joined
+
+    port, g = three.port, "239.255.77.1"
+    with three.rx(three.b, broadcast=True) as rb:
+        with three.a.enter():
+            r = cli("send", f"{LIMITED}:{port}", "-i", "eth0", "limited")
+            assert r.status == 0, r.stderr
+            r = cli("send", f"{DIRECTED_B}:{port}", "directed")
+            assert r.status == 0, r.stderr
+            r = cli("send", f"{LIMITED}:{port}", "nowhere")  # no -i: refused, named
+            assert r.status != 0 and "interface=" in r.stderr
+        assert [(d.data, d.group) for d in (rb.recv(WAIT_S), rb.recv(WAIT_S))] == [
+            (b"limited", LIMITED), (b"directed", DIRECTED_B)]
+    with three.b.enter():
+        bg = Background("listen", f"{g}:{port}", "-i", "eth0", "--broadcast", "--json",
+                        "-c", "1", "--timeout", "20")
+        wait_joined(g, "eth0")
+    with three.a.enter():
+        assert cli("send", f"{DIRECTED_B}:{port}", "--broadcast", "to-listen").status == 0
+    out = bg.join()
+    assert out.status == 0, out.stderr
+    assert [o["data"] for o in out.json()] == ["to-listen"]

@@ -30,7 +30,7 @@ class Receivers:
     """One receiving socket per (IP version, port); iterate over arriving datagrams."""
 
     def __init__(self, endpoints: Sequence[Endpoint], interface: Interface | None,
-                 rcvbuf_bytes: int | None = None) -> None:
+                 rcvbuf_bytes: int | None = None, broadcast: bool = False) -> None:
         groups: dict[tuple[int, int], list[Endpoint]] = {}
         for ep in endpoints:
             groups.setdefault((ep.group.version, ep.port), []).append(ep)
@@ -43,6 +43,8 @@ class Receivers:
                                            "reuse_address": True}
                 if rcvbuf_bytes is not None:
                     opts["rcvbuf_bytes"] = rcvbuf_bytes
+                if broadcast and eps[0].group.version == 4:
+                    opts["broadcast"] = True  # broadcasts to the port are admitted too
                 s = open_receiver(*eps, interface=interface, **opts)
                 self.sockets.append(s)
                 self._sel.register(s.fileno(), selectors.EVENT_READ, s)
