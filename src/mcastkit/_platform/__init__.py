@@ -19,27 +19,18 @@ from .._packet import CmsgKind
 from ._table import Op, Opt
 
 if sys.platform == "linux":
-    from ._linux import (
-        AF_PACKET,
-        ARPHRD_ETHER,
-        ARPHRD_LOOPBACK,
-        CMSG_KINDS,
-        LINK_TYPES,
-        OPTIONS,
-        PLATFORM,
-        SIOCGIFHWADDR,
-    )
+    from . import _linux as _impl
 else:  # pragma: no cover - untested platforms
-    from ._fallback import (
-        AF_PACKET,
-        ARPHRD_ETHER,
-        ARPHRD_LOOPBACK,
-        CMSG_KINDS,
-        LINK_TYPES,
-        OPTIONS,
-        PLATFORM,
-        SIOCGIFHWADDR,
-    )
+    from . import _fallback as _impl
+
+PLATFORM: Final = _impl.PLATFORM
+OPTIONS: Final = _impl.OPTIONS
+CMSG_KINDS: Final = _impl.CMSG_KINDS
+AF_PACKET: Final = _impl.AF_PACKET
+SIOCGIFHWADDR: Final = _impl.SIOCGIFHWADDR
+ARPHRD_ETHER: Final = _impl.ARPHRD_ETHER
+ARPHRD_LOOPBACK: Final = _impl.ARPHRD_LOOPBACK
+LINK_TYPES: Final = _impl.LINK_TYPES
 
 __all__ = ["AF_PACKET", "ARPHRD_ETHER", "ARPHRD_LOOPBACK", "CMSG_KINDS", "LINK_TYPES",
            "PLATFORM", "SIOCGIFHWADDR", "CmsgKind", "Op", "Opt", "cmsg_type", "getopt", "lookup",
