@@ -74,9 +74,10 @@ class MulticastSocket:
             smaller TTL / hop limit; 255 accepts only senders on this link (GTSM, RFC 5082;
             security goal G4). Turns metadata on.
         broadcast: IPv4 only: allow sends to 255.255.255.255 (out of ``interface``,
-            which it then needs) and to a local subnet's broadcast address
-            (SO_BROADCAST), and admit received broadcasts (with metadata on they are
-            otherwise dropped and counted in ``stats.filtered``).
+            which it then needs; unicast sends then leave through it too) and to a
+            local subnet's broadcast address (SO_BROADCAST), and admit received
+            broadcasts (with metadata on they are otherwise dropped and counted in
+            ``stats.filtered``).
 
     Raises:
         McastValueError: a bad argument (nothing is created).
