@@ -156,3 +156,20 @@ def test_source_mac_address_without_cap_net_raw_names_it_and_sends_nothing(
         assert peer.next() == [b"sentinel"]
     finally:
         tx.active = False
+
+
+def test_ipv6_has_no_broadcast_121_naming_it(veth_pair: VethPair) -> None:
+    with veth_pair.a.enter():
+        mc = MCast()
+        mc.config("UseIPv6=True")
+        mc.send_interface = "eth0"
+        mc.remote_host, mc.remote_port = "255.255.255.255", 5000
+        mc.active = True
+        try:
+            with pytest.raises(MCastError) as ei:
+                mc.send(b"no")
+            assert ei.value.code == 121 and "UseIPv6=False" in ei.value.message
+            assert "IPv6 has no broadcast" in ei.value.message
+            assert mc.remote_host == "255.255.255.255"  # unchanged
+        finally:
+            mc.active = False

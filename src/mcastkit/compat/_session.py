@@ -226,6 +226,13 @@ class Session:
             raise component_error(_codes.REMOTE_ADDRESS_NOT_SET,
                                   "remote_port is 0; set the destination port.")
         ip = self.resolve(host)
+        if (":" in ip) != (self.family() == 6):
+            v = 6 if ":" in ip else 4
+            extra = " (IPv6 has no broadcast: use the all-nodes group ff02::1)" if (
+                v == 4 and is_broadcast_address(ip)) else ""
+            raise component_error(
+                _codes.BAD_VALUE, f"remote_host {ip} is IPv{v} but UseIPv6 is "
+                f"{self.values[S.USE_IPV6.key]}; set UseIPv6={v == 6} while inactive{extra}.")
         if ip == "255.255.255.255":
             self._check_limited_broadcast()
         return ip, port
