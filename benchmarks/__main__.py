@@ -1,4 +1,4 @@
-"""``python -m benchmarks [--quick] [--runs N] [--only drain|send|e2e|memory]``.
+"""``python -m benchmarks [--quick] [--runs N] [--only drain|send|e2e|memory|record|relay]``.
 
 Prints a table (datagrams/s, median of the runs, ratio to the baseline measured in the
 same run), writes benchmarks/out/report.json and benchmarks/out/report.png.
@@ -15,7 +15,7 @@ import time
 from dataclasses import asdict
 from typing import Any
 
-from . import e2e, rx, tx
+from . import e2e, relay, rx, tx
 from . import record as record_bench
 from ._util import OUT, Result
 
@@ -61,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m benchmarks")
     ap.add_argument("--quick", action="store_true", help="fewer datagrams, one size")
     ap.add_argument("--runs", type=int, default=3, help="runs per scenario (median)")
-    ap.add_argument("--only", choices=["drain", "send", "e2e", "memory", "record"],
+    ap.add_argument("--only", choices=["drain", "send", "e2e", "memory", "record", "relay"],
                     action="append")
     a = ap.parse_args(argv)
     if os.environ.get("MCAST_IN_NETNS") != "1":
@@ -69,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr)
     count = 30_000 if a.quick else 150_000
     sizes = [64] if a.quick else [64, 1400]
-    only = set(a.only or ["drain", "send", "e2e", "memory", "record"])
+    only = set(a.only or ["drain", "send", "e2e", "memory", "record", "relay"])
     results: list[Result] = []
     extra: dict[str, Any] = {}
     t0 = time.time()
@@ -79,7 +79,12 @@ def main(argv: list[str] | None = None) -> int:
         results += tx.run(count * 2, sizes, a.runs)
     if "record" in only:
         results += record_bench.run(count, sizes, a.runs)
+    if "relay" in only:
+        results += relay.run(count // 3, sizes, a.runs)
     print(_table(results))
+    if "relay" in only:
+        extra["relay_50k"] = relay.sustained(50_000, 2.0 if a.quick else 10.0)
+        print("relay, 50k/s through the tunnel:", extra["relay_50k"])
     if "e2e" in only:
         secs = 1.0 if a.quick else 5.0
         extra["e2e_200k"] = e2e.offered(200_000, secs)

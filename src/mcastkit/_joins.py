@@ -8,7 +8,8 @@ after an interface came back (field notes B3, B4). The kernel is asked first; th
 records only what it accepted.
 Must not: send or receive, or keep membership state outside the book; set send options
 (it asks :class:`~mcastkit._options.SendOptions` for the default interface and the G3
-scope warnings).
+scope warnings, and, in ``refresh_interfaces``, to re-apply a default interface that
+was re-created).
 """
 
 from __future__ import annotations

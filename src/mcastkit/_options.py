@@ -65,19 +65,28 @@ class SendOptions:
         Raises:
             InterfaceNotFoundError: no such interface.
         """
+        self._h.check_open()
+        return self.use_interface(resolve_interface(interface),
+                                  interface if isinstance(interface, str | int) else None,
+                                  interface)
+
+    def use_interface(self, iface: Interface, spec: str | int | None,
+                      named: InterfaceArg | None = None) -> Interface:
+        """Apply an interface already resolved (the constructor resolves it before it
+        opens the socket); ``spec`` is how the user named it (a name is re-resolved when
+        the interface is re-created, B3); ``named`` what the user passed (an address
+        named there becomes the IPv4 source; default ``spec``)."""
         h = self._h
-        h.check_open()
-        iface = resolve_interface(interface)
         if h.family == socket.AF_INET:
-            value: int | bytes = pack_ip_mreqn(ipaddress.IPv4Address(0), iface.index,
-                                               _source_of(interface, iface))
+            src = _source_of(named if named is not None else spec, iface)
+            value: int | bytes = pack_ip_mreqn(ipaddress.IPv4Address(0), iface.index, src)
         else:
             value = iface.index
         h.setopt(Op.MULTICAST_IF, value, ErrOp.SET_INTERFACE, interface=iface.name)
         if self.broadcast:
             self._unicast_if(iface)
         self.iface = iface
-        self.iface_spec = interface if isinstance(interface, str | int) else None
+        self.iface_spec = spec
         return iface
 
     def set_broadcast(self) -> None:
@@ -236,7 +245,7 @@ class SendOptions:
         return self._h.getopt(Op.SNDBUF)
 
 
-def _source_of(spec: InterfaceArg, iface: Interface) -> ipaddress.IPv4Address:
+def _source_of(spec: InterfaceArg | None, iface: Interface) -> ipaddress.IPv4Address:
     """The IPv4 source for sends out of ``iface``: the address ``spec`` names, else the
     interface's primary address, else 0.0.0.0 (the kernel picks)."""
     named: object = spec

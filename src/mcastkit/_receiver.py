@@ -109,6 +109,15 @@ class ReceivePath:
             ClosedError: the socket was closed.
             McastValueError: ``timeout_s`` is not a number >= 0 or None.
         """
+        if timeout_s is None and not self._h.closed:  # the common call: read first
+            try:
+                got, summary = self._one.read(self._h.sock, 1)
+            except OSError:
+                pass  # nothing queued (or a failure): the loop below waits or raises
+            else:
+                kept = self._admit(got, summary) if got else None
+                if kept:
+                    return kept[0]
         return self.take(1, timeout_s, self._one)[0]
 
     def recv_many(self, max_count: int = 64, timeout_s: float | None = None
@@ -197,12 +206,11 @@ class ReceivePath:
     def _timed_out(self, timeout_s: float | None) -> ReceiveTimeoutError:
         h = self._h
         t = h.timeout if timeout_s is None else timeout_s
-        where = h.local_or_none()
-        if t == 0:
-            return NothingQueuedError(errno.EAGAIN, f"recv: no datagram queued on {where}",
+        if t == 0:  # the common end of a non-blocking drain: cheap, no syscall
+            return NothingQueuedError(errno.EAGAIN, "recv: no datagram queued (not waiting)",
                                       op=ErrOp.RECV.value)
         return ReceiveTimeoutError(errno.ETIMEDOUT, f"recv: no datagram within {t} s on "
-                                   f"{where}", op=ErrOp.RECV.value)
+                                   f"{h.local_or_none()}", op=ErrOp.RECV.value)
 
     def _failed(self, exc: OSError) -> Exception:
         """The typed error of a failed read (closed by another thread, kernel errors)."""
@@ -217,18 +225,19 @@ class ReceivePath:
         for the batch; otherwise one pass, one decision per (group, interface)."""
         st = self.stats
         floor = self._min_ttl
-        book = self._book
         if summary is not None and not floor:
             g, ifx, dr, nbytes, ntrunc = summary
             if dr is not None and dr > self._last_drops:
                 self._note_drops(dr)
-            if g is not None and not book.admits(g, ifx):
+            if g is not None and not self._book.admits(g, ifx):
                 st.filtered += len(got)
                 return []
             st.datagrams += len(got)
             st.bytes += nbytes
-            st.truncated += ntrunc
+            if ntrunc:
+                st.truncated += ntrunc
             return got
+        book = self._book
         kept: list[Datagram] = []
         verdict: dict[tuple[str, int | None], bool] = {}
         nbytes = ntrunc = 0

@@ -84,8 +84,6 @@ class MulticastSocket:
         InterfaceNotFoundError: ``interface`` does not exist.
     """
 
-    stats: RecvStats
-
     def __init__(
         self,
         family: int | str = 4,
@@ -121,20 +119,19 @@ class MulticastSocket:
         self._h = h = Handle(sock, fam)
         book = MembershipBook()
         book.is_broadcast = is_broadcast_address
-        self.stats = RecvStats()
+        self.stats = RecvStats()  # shared by the receive and send paths (their own fields)
         self._opts = SendOptions(h, book)
         self._members = Memberships(h, book, self._opts)
         self._rx = ReceivePath(h, book, self.stats, recv_size)
         self._tx = SendPath(h, self.stats, self._opts)
-        # the hot calls go straight to their part (no façade frame); the class methods
-        # below stay the documented, equivalent entry points. A subclass's override wins.
-        cls = type(self)
+        # the hot calls go straight to their part (no façade frame) unless a subclass
+        # overrides them; the class methods below are the documented, equivalent ones
         hot = {"recv": self._rx.recv, "recv_many": self._rx.recv_many,
                "recv_batch": self._rx.recv_batch, "sendto": self._tx.sendto,
                "send": self._tx.send, "send_batch": self._tx.send_batch}
-        self.__dict__.update({name: fn for name, fn in hot.items()
-                              if cls is MulticastSocket
-                              or getattr(cls, name) is getattr(MulticastSocket, name)})
+        cls = type(self)
+        self.__dict__.update({k: f for k, f in hot.items()
+                              if getattr(cls, k) is getattr(MulticastSocket, k)})
         try:
             with translate(ErrOp.OPEN, family=fam):
                 if fam == socket.AF_INET6:
@@ -149,7 +146,8 @@ class MulticastSocket:
                 self._opts.set_broadcast()
                 book.broadcast = True
             if iface is not None:
-                self._opts.set_interface(interface)  # type: ignore[arg-type]
+                self._opts.use_interface(
+                    iface, interface if isinstance(interface, str | int) else None, interface)
             self._opts.set_ttl(ttl)
             self._opts.set_loopback(loopback)
             if dscp is not None:

@@ -15,7 +15,6 @@ from tests.netns import Netns
 
 G = "239.255.5.11"
 G2 = "239.255.5.12"
-IP_MULTICAST_ALL = 49
 
 
 def _read_all(sock: MulticastSocket, impl: str) -> list[Datagram]:

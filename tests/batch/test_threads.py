@@ -9,6 +9,7 @@ import contextlib
 import struct
 import sys
 import threading
+import time
 import zlib
 
 import pytest
@@ -176,7 +177,9 @@ def test_batch_reader_never_makes_a_concurrent_recv_non_blocking(
             tx.send(b"%d" % i)
             if i % 50 == 0 and errors:
                 break
-        while len(got) < total and not errors and threads[0].is_alive():
+        end = time.monotonic() + 10  # a bound, not a speed check: all arrive long before
+        while (len(got) < total and not errors and threads[0].is_alive()
+               and time.monotonic() < end):
             threads[1].join(timeout=0.01)
         done.set()
         rx.close()  # wakes the blocking recv

@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -18,12 +19,18 @@ from tests import kernelstate
 from tests.netns import wait_until
 
 
-def fake_env(stdin: str = "", *, stdin_isatty: bool = True, clock: Any = None) -> Env:
+def fake_env(stdin: str | bytes = "", *, stdin_isatty: bool = True, clock: Any = None,
+             stdout_isatty: bool = False, environ: dict[str, str] | None = None) -> Env:
+    """An Env with in-memory streams; ``bytes`` stdin behaves like a real binary stdin
+    (a text stream with a ``buffer``)."""
     kw: dict[str, Any] = {}
     if clock is not None:
         kw["monotonic"] = clock
-    return Env(stdin=io.StringIO(stdin), stdout=io.StringIO(), stderr=io.StringIO(),
-               stdin_isatty=stdin_isatty, stdout_isatty=False, environ={}, **kw)
+    sin: Any = (io.TextIOWrapper(io.BytesIO(stdin)) if isinstance(stdin, bytes)
+                else io.StringIO(stdin))
+    return Env(stdin=sin, stdout=io.StringIO(), stderr=io.StringIO(),
+               stdin_isatty=stdin_isatty, stdout_isatty=stdout_isatty,
+               environ={} if environ is None else environ, **kw)
 
 
 @dataclass
@@ -37,9 +44,11 @@ class Result:
         return [json.loads(line) for line in self.stdout.splitlines() if line.startswith("{")]
 
 
-def cli(*argv: str, stdin: str = "", stdin_isatty: bool = True) -> Result:
+def cli(*argv: str, stdin: str | bytes = "", stdin_isatty: bool = True,
+        stdout_isatty: bool = False, environ: dict[str, str] | None = None) -> Result:
     """Run ``mcastkit ARGV`` in-process."""
-    env = fake_env(stdin, stdin_isatty=stdin_isatty)
+    env = fake_env(stdin, stdin_isatty=stdin_isatty, stdout_isatty=stdout_isatty,
+                   environ=environ)
     status = main(list(argv), env=env)
     assert isinstance(status, ExitStatus)
     return Result(int(status), env.stdout.getvalue(), env.stderr.getvalue())  # type: ignore[attr-defined]
@@ -82,6 +91,16 @@ def mk(*argv: str, input: str | None = None, timeout: float = 60.0,
                           capture_output=True, text=True, timeout=timeout)
 
 
+def mk_bytes(*argv: str, input: bytes, timeout: float = 60.0,
+             ) -> subprocess.CompletedProcess[bytes]:
+    """``python -m mcastkit ARGV`` with raw bytes on stdin (a C locale, as in a cron job)."""
+    import os
+
+    env = {**os.environ, "LC_ALL": "C"}
+    return subprocess.run([sys.executable, "-m", "mcastkit", *argv], input=input,
+                          capture_output=True, timeout=timeout, env=env)
+
+
 def _default_sigint() -> None:  # runs in the child between fork and exec
     # A test run started in the background by a non-interactive shell has SIGINT ignored,
     # and the child would inherit that (Python then installs no KeyboardInterrupt
@@ -96,3 +115,26 @@ def mk_popen(*argv: str) -> subprocess.Popen[str]:
 
 def json_lines(text: str) -> list[dict[str, Any]]:
     return [json.loads(line) for line in text.splitlines() if line.startswith("{")]
+
+
+def group_users(group: str, ifname: str = "lo") -> int:
+    """How many sockets of this namespace hold ``group`` on ``ifname`` (the Users column
+    of /proc/net/igmp or igmp6)."""
+    if ":" in group:
+        want = socket.inet_pton(socket.AF_INET6, group).hex()
+        with open("/proc/thread-self/net/igmp6") as f:
+            for line in f:
+                cols = line.split()
+                if len(cols) >= 4 and cols[1] == ifname and cols[2] == want:
+                    return int(cols[3])
+        return 0
+    want = f"{int.from_bytes(socket.inet_aton(group), sys.byteorder):08X}"
+    dev = ""
+    with open("/proc/thread-self/net/igmp") as f:
+        for line in f:
+            cols = line.split()
+            if line[:1].isdigit():
+                dev = cols[1]
+            elif line.startswith("\t") and cols and cols[0] == want and dev == ifname:
+                return int(cols[1])
+    return 0

@@ -48,12 +48,12 @@ def test_no_verb_is_usage_error() -> None:
     ("argv", "needle"),
     [
         (["listen", "239.255.0.1"], "missing ':PORT'"),
-        (["listen", "239.255.0.1:99999"], "0-65535"),
+        (["listen", "239.255.0.1:99999"], "1-65535"),
         (["listen", "198.18.0.1:5000"], "not a multicast address"),
         (["listen", "ff15::1:5000"], "brackets"),
         (["listen", "239.255.0.1:0"], "port 0"),
         (["listen", "239.255.0.1:5000", "-c", "0"], "at least 1"),
-        (["listen", "239.255.0.1:5000", "--timeout", "-1"], ">= 0"),
+        (["listen", "239.255.0.1:5000", "--timeout", "-1"], "above 0"),
         (["send", "239.255.0.1:5000", "--rate", "fast", "x"], "packets per second"),
         (["send", "239.255.0.1:5000", "--rate", "-5", "x"], "positive"),
         (["ping", "239.255.0.1:5000", "--interval", "abc"], "number of seconds"),
@@ -86,7 +86,7 @@ def test_unknown_interface_names_the_choices() -> None:
 def test_send_without_message_on_a_terminal() -> None:
     r = cli("send", "239.255.0.1:5000", "-i", "lo")
     assert r.status == ExitStatus.USAGE
-    assert "give a MESSAGE, pipe lines on stdin, or use --size N" in r.stderr
+    assert "give a MESSAGE, --hex, --file, --size N, or pipe data on stdin" in r.stderr
 
 
 def test_send_rejects_source_prefix() -> None:
@@ -101,7 +101,7 @@ def test_send_size_below_header() -> None:
 
 def test_send_message_and_size_conflict() -> None:
     r = cli("send", "239.255.0.1:5000", "-i", "lo", "--size", "64", "hello")
-    assert r.status == ExitStatus.USAGE and "not both" in r.stderr
+    assert r.status == ExitStatus.USAGE and "not MESSAGE and --size" in r.stderr
 
 
 def test_traceback_option_reraises() -> None:
@@ -113,7 +113,7 @@ def test_traceback_option_reraises() -> None:
 def test_exit_status_values_are_the_documented_contract() -> None:
     assert {s.name: int(s) for s in ExitStatus} == {
         "OK": 0, "ERROR": 1, "USAGE": 2, "TIMEOUT": 3, "UNSUPPORTED": 4, "LOSS": 5,
-        "CTRL_C": 130}
+        "CTRL_C": 130, "TERMINATED": 143}
 
 
 def test_import_mcastkit_cli_does_not_load_argparse_or_compat() -> None:

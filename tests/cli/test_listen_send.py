@@ -21,10 +21,11 @@ def test_listen_json_fields_in_process(netns: object) -> None:
     objs = r.json()
     assert len(objs) == 2
     for o in objs:
-        assert o["data"] == "hello world"
+        assert o["type"] == "datagram"
+        assert o["data"] == "hello world" and o["encoding"] == "utf-8"
         assert o["group"] == G and o["interface"] == "lo" and o["ttl"] == 1
-        assert o["size"] == 11 and o["truncated"] is False
-        assert {"source", "port"} <= o.keys()
+        assert o["size"] == 11 and o["truncated"] is False and o["dest_port"] == 5000
+        assert {"source", "source_port", "time", "timestamp_ns"} <= o.keys()
 
 
 def test_listen_text_and_hex(netns: object) -> None:
@@ -34,7 +35,7 @@ def test_listen_text_and_hex(netns: object) -> None:
     r = bg.join()
     assert r.status == 0
     assert r.stdout.strip().endswith(": 41 42")
-    assert f"-> {G} on lo ttl=1 2B" in r.stdout
+    assert f"-> {G}:5001 on lo ttl=1 2B" in r.stdout
 
 
 def test_send_stdin_one_datagram_per_line(netns: object) -> None:
@@ -77,8 +78,9 @@ def test_several_groups_one_port_and_another_port(netns: object) -> None:
 def test_listen_ignores_groups_it_did_not_join(netns: object) -> None:
     other = "239.255.40.9"
     bg = Background("listen", f"{G}:5007", "-i", "lo", "-c", "1", "--timeout", "10",
-                    "--json")
-    bg2 = Background("listen", f"{other}:5007", "-i", "lo", "-c", "1", "--timeout", "10")
+                    "--json", "--reuse")
+    bg2 = Background("listen", f"{other}:5007", "-i", "lo", "-c", "1", "--timeout", "10",
+                     "--reuse")
     wait_joined(G)
     wait_joined(other)
     cli("send", f"{other}:5007", "-i", "lo", "forbidden")

@@ -17,7 +17,8 @@ pytestmark = pytest.mark.kernel
 
 def _two_pings(extra: list[str], veth: tuple[str, str] = ("lo", "lo")) -> list[dict[str, Any]]:
     g = "239.255.41.1:4321"
-    args = [g, "-c", "8", "--interval", "0.2", "--json", "--timeout", "30"]
+    # two pings on one host share the port: only with --reuse (issue 14 item 8)
+    args = [g, "-c", "8", "--interval", "0.2", "--json", "--timeout", "30", "--reuse"]
     p = mk_popen("ping", *args, "-i", veth[0], *extra)
     try:
         wait_joined("239.255.41.1", veth[0])
@@ -33,8 +34,9 @@ def _two_pings(extra: list[str], veth: tuple[str, str] = ("lo", "lo")) -> list[d
 
 def test_ping_two_processes_no_loss(netns: object) -> None:
     objs = _two_pings([])
-    sums = [o for o in objs if o["type"] == "summary"]
+    sums = [o for o in objs if o["type"] == "peer"]
     assert len(sums) == 2  # each process saw exactly one peer
+    assert [o["peers"] for o in objs if o["type"] == "summary"] == [1, 1]
     for s in sums:
         assert s["loss_pct"] == 0.0 and s["received"] >= 1
         assert s["received"] == s["sent"]
@@ -44,7 +46,7 @@ def test_ping_two_processes_no_loss(netns: object) -> None:
 
 
 def test_ping_multicast_replies(netns: object) -> None:
-    sums = [o for o in _two_pings(["--reply", "multicast"]) if o["type"] == "summary"]
+    sums = [o for o in _two_pings(["--reply", "multicast"]) if o["type"] == "peer"]
     assert len(sums) == 2 and all(s["loss_pct"] == 0.0 for s in sums)
 
 
@@ -75,8 +77,8 @@ def test_ping_across_a_veth_pair(veth_pair: object) -> None:
             a.kill()
     assert a.returncode == 0, err
     assert rb.returncode == 0, rb.stderr
-    sa = [o for o in json_lines(out) if o["type"] == "summary"]
-    sb = [o for o in json_lines(rb.stdout) if o["type"] == "summary"]
+    sa = [o for o in json_lines(out) if o["type"] == "peer"]
+    sb = [o for o in json_lines(rb.stdout) if o["type"] == "peer"]
     assert sa[0]["peer"] == "198.18.9.2" and sb[0]["peer"] == "198.18.9.1"
     assert sa[0]["loss_pct"] == 0.0 and sb[0]["loss_pct"] == 0.0
 
@@ -168,7 +170,7 @@ def test_ping_peers_waits_for_a_late_peer(netns: object) -> None:
 
     g = "239.255.41.10:4330"
     args = [g, "-i", "lo", "-c", "8", "--interval", "0.2", "--json", "--timeout", "30",
-            "--peers", "1"]
+            "--peers", "1", "--reuse"]
     p = mk_popen("ping", *args)
     try:
         wait_joined("239.255.41.10")
@@ -180,7 +182,7 @@ def test_ping_peers_waits_for_a_late_peer(netns: object) -> None:
             p.kill()
     assert p.returncode == 0, err
     assert q.returncode == 0, q.stderr
-    sums = [o for o in [*json_lines(out), *json_lines(q.stdout)] if o["type"] == "summary"]
+    sums = [o for o in [*json_lines(out), *json_lines(q.stdout)] if o["type"] == "peer"]
     assert len(sums) == 2  # each saw exactly the other
     for s in sums:
         assert s["sent"] == 8 and s["received"] == 8 and s["loss_pct"] == 0.0, s

@@ -8,7 +8,6 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from mcastkit.cli import _procnet, _seq
-from mcastkit.cli.commands import doctor
 
 
 def test_pack_parse_roundtrip_and_padding() -> None:
@@ -113,19 +112,73 @@ def test_procnet_parsers() -> None:
     assert _procnet.parse_snmp6("Udp6RcvbufErrors 4\nbad line here\n") == {"Udp6RcvbufErrors": 4}
 
 
-def test_firewall_scanners() -> None:
-    nft = """table inet filter {
-        chain input {
-                type filter hook input priority filter; policy accept;
-                udp dport { 4000, 5000-5010 } drop
-                ip protocol igmp drop
-                tcp dport 22 drop
-        }
-}"""
-    hits = doctor.scan_nft(nft, 5005)
-    assert len(hits) == 2
-    assert doctor.scan_nft(nft, 6000) == ["ip protocol igmp drop"]
+def _rs(*rules: list[dict[str, object]], policy: str = "accept") -> dict[str, object]:
+    items: list[dict[str, object]] = [
+        {"chain": {"family": "inet", "table": "t", "name": "in", "hook": "input",
+                   "prio": 0, "type": "filter", "policy": policy}},
+        {"chain": {"family": "inet", "table": "t", "name": "sub"}}]
+    for i, expr in enumerate(rules, 2):
+        chain = "sub" if any("sub-rule" in e for e in expr) else "in"
+        items.append({"rule": {"family": "inet", "table": "t", "chain": chain, "handle": i,
+                               "expr": [e for e in expr if "sub-rule" not in e]}})
+    return {"nftables": items}
+
+
+def _m(left: dict[str, object], right: object, op: str = "==") -> dict[str, object]:
+    return {"match": {"op": op, "left": left, "right": right}}
+
+
+DPORT = {"payload": {"protocol": "udp", "field": "dport"}}
+DADDR = {"payload": {"protocol": "ip", "field": "daddr"}}
+SADDR = {"payload": {"protocol": "ip", "field": "saddr"}}
+IIF = {"meta": {"key": "iifname"}}
+DROP: dict[str, object] = {"drop": None}
+ACCEPT: dict[str, object] = {"accept": None}
+
+
+def test_nft_evaluator_on_json() -> None:
+    from mcastkit.cli._nft import Packet, evaluate
+
+    p = Packet(4, "eth0", "239.255.0.1", "udp", 5005)
+    igmp = Packet(4, "eth0", "224.0.0.1", "igmp")
+    ports = {"set": [4000, {"range": [5000, 5010]}]}
+    v = evaluate(_rs([_m(DPORT, ports), DROP]), p)
+    assert v is not None and v.handle == 2 and v.certain and (v.table, v.chain) == ("t", "in")
+    assert evaluate(_rs([_m(DPORT, ports), DROP]), Packet(4, "eth0", "239.255.0.1", "udp",
+                                                          6000)) is None
+    assert evaluate(_rs([_m(DPORT, ports), DROP]), igmp) is None
+    pfx = {"prefix": {"addr": "239.0.0.0", "len": 8}}
+    assert evaluate(_rs([_m(DADDR, pfx), DROP]), p) is not None
+    assert evaluate(_rs([_m(DADDR, pfx, "!="), DROP]), p) is None
+    # an IPv4 match never applies to an IPv6 packet
+    assert evaluate(_rs([_m(DADDR, pfx), DROP]), Packet(6, "eth0", "ff15::1", "udp", 1)) is None
+    # accept before the drop; a drop for another interface (wildcard too)
+    assert evaluate(_rs([_m(DPORT, 5005), ACCEPT], [_m(DPORT, 5005), DROP]), p) is None
+    assert evaluate(_rs([_m(IIF, "wlan*"), DROP]), p) is None
+    assert evaluate(_rs([_m(IIF, "eth*"), DROP]), p) is not None
+    # the policy, and a jump into a chain that drops
+    v = evaluate(_rs(policy="drop"), p)
+    assert v is not None and v.handle is None and v.rule == "policy drop"
+    v = evaluate(_rs([{"jump": {"target": "sub"}}], [{"sub-rule": 1}, _m(DPORT, 5005),
+                                                     {"reject": None}]), p)
+    assert v is not None and v.chain == "sub" and v.handle == 3
+    # a source address cannot be judged: "may drop" (not certain)
+    v = evaluate(_rs([_m(SADDR, "198.18.0.9"), _m(DPORT, 5005), DROP]), p)
+    assert v is not None and not v.certain
+    # an accept that may not apply does not hide a later drop, which is then uncertain
+    v = evaluate(_rs([_m(SADDR, "198.18.0.9"), ACCEPT], [_m(DPORT, 5005), DROP]), p)
+    assert v is not None and v.handle == 3 and not v.certain
+    # IGMP by protocol name or number, pkttype multicast
+    proto = {"payload": {"protocol": "ip", "field": "protocol"}}
+    assert evaluate(_rs([_m(proto, "igmp"), DROP]), igmp) is not None
+    assert evaluate(_rs([_m({"meta": {"key": "l4proto"}}, 2), DROP]), igmp) is not None
+    assert evaluate(_rs([_m({"meta": {"key": "pkttype"}}, "multicast"), DROP]), p) is not None
+
+
+def test_iptables_scanner_when_nft_is_unreadable() -> None:
+    from mcastkit.cli._firewall import scan_iptables
+
     ipt = ("*filter\n:INPUT ACCEPT [0:0]\n-A INPUT -p udp -m udp --dport 5000 -j DROP\n"
            "-A INPUT -p igmp -j REJECT\n-A INPUT -p tcp --dport 5000 -j DROP\nCOMMIT\n")
-    assert len(doctor.scan_iptables(ipt, 5000)) == 2
-    assert len(doctor.scan_iptables(ipt, 5001)) == 1
+    assert len(scan_iptables(ipt, 5000)) == 2
+    assert len(scan_iptables(ipt, 5001)) == 1

@@ -12,7 +12,8 @@ import textwrap
 
 import pytest
 
-from tests.cli.helpers import json_lines, mk, mk_popen, wait_joined
+from mcastkit.cli._format import decode_json_payload
+from tests.cli.helpers import group_users, json_lines, mk, mk_popen, wait_joined
 from tests.conftest_lab import require_or_skip
 from tests.netns import Netns
 
@@ -116,9 +117,9 @@ def test_iperf2_server_and_mcastkit_share_the_group(netns: Netns) -> None:
     try:
         wait_joined(g)
         p = mk_popen("listen", f"{g}:6103", "-i", "lo", "--stats", "--seq", "iperf2",
-                     "--json", "--timeout", "6")
+                     "--json", "--timeout", "6", "--reuse")  # iperf holds the port too
         wait_until_two = __import__("tests.netns", fromlist=["wait_until"]).wait_until
-        wait_until_two(lambda: _users(g) >= 2, 10, what="two members of the group")
+        wait_until_two(lambda: group_users(g) >= 2, 10, what="two members of the group")
         c = subprocess.run([iperf, "-c", g, "-u", "-T", "1", "-b", "200K", "-t", "1", "-l",
                             "100", "-p", "6103"], capture_output=True, text=True, timeout=30)
         out, err = _finish(p)
@@ -127,19 +128,6 @@ def test_iperf2_server_and_mcastkit_share_the_group(netns: Netns) -> None:
         srv.communicate()
     sent = int(re.search(r"Sent (\d+) datagrams", c.stdout).group(1))  # type: ignore[union-attr]
     assert json_lines(out)[-1]["datagrams"] == sent - 2, err  # see the test above
-
-
-def _users(group: str) -> int:
-    import socket
-    import sys as _sys
-    with open("/proc/thread-self/net/igmp") as f:
-        for line in f:
-            cols = line.split()
-            if cols and cols[0] != "Idx" and not line[0].isdigit() and len(cols) >= 2:
-                addr = socket.inet_ntoa(int(cols[0], 16).to_bytes(4, _sys.byteorder))
-                if addr == group:
-                    return int(cols[1])
-    return 0
 
 
 def test_ssm_listen_receives_iperf2_over_veth(veth_pair: object) -> None:
@@ -223,5 +211,61 @@ def test_zeroconf_announcement_seen_by_listen(veth_pair: object) -> None:
     _finish(pub)
     assert lis.returncode == 0, err
     o = json_lines(out)[0]
-    assert o["group"] == "224.0.0.251" and o["source"] == "198.18.9.1" and o["port"] == 5353
-    assert "mcastkit-interop" in o["data"] or "_mcastkit" in o["data"]
+    assert o["group"] == "224.0.0.251" and o["source"] == "198.18.9.1"
+    assert o["dest_port"] == 5353 and o["source_port"] == 5353
+    # mDNS is binary: base64 in JSON, with the encoding named
+    assert o["encoding"] == "base64"
+    data = decode_json_payload(o)
+    assert b"mcastkit-interop" in data or b"_mcastkit" in data
+
+
+def test_socat_binary_payload_listen_json_and_text(netns: Netns) -> None:
+    """Issue 9 item 2 with a sender nobody here wrote: every byte value, through socat;
+    JSON carries it as base64 (exact), text mode shows it on one escaped line."""
+    socat = need("socat")
+    g = "239.255.44.7"
+    blob = bytes(range(256))
+    pj = mk_popen("listen", f"{g}:6106", "-i", "lo", "--json", "-c", "1", "--timeout", "10",
+                  "--reuse")
+    pt = mk_popen("listen", f"{g}:6106", "-i", "lo", "-c", "1", "--timeout", "10", "--reuse")
+    from tests.netns import wait_until
+
+    wait_until(lambda: group_users(g) >= 2, 10, what="both listeners joined")
+    subprocess.run([socat, "-u", "-", f"UDP4-DATAGRAM:{g}:6106,ip-multicast-if=127.0.0.1,"
+                    "ip-multicast-loop=1,ip-multicast-ttl=1"], input=blob, check=True,
+                   timeout=10)
+    out, err = _finish(pj)
+    assert pj.returncode == 0, err
+    o = json_lines(out)[0]
+    assert o["encoding"] == "base64" and decode_json_payload(o) == blob
+    text, err = _finish(pt)
+    assert pt.returncode == 0, err
+    assert text.count("\n") == 1 and not re.search(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]", text)
+
+
+def test_mcastkit_send_file_socat_receives_exact_bytes(netns: Netns, tmp_path: object
+                                                      ) -> None:
+    """Issue 9 item 1: ``send --file`` and ``--split none`` are byte-exact for socat."""
+    import os
+    from pathlib import Path
+
+    socat = need("socat")
+    g = "239.255.44.8"
+    blob = os.urandom(1400).replace(b"\n", b"\x00")
+    f = Path(str(tmp_path)) / "blob.bin"
+    f.write_bytes(blob)
+    p = subprocess.Popen([socat, "-u", f"UDP4-RECV:6107,ip-add-membership={g}:lo,reuseaddr",
+                          "STDOUT"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        wait_joined(g)
+        r = mk("send", f"{g}:6107", "-i", "lo", "--file", str(f))
+        assert r.returncode == 0, r.stderr
+        r2 = subprocess.run([sys.executable, "-m", "mcastkit", "send", f"{g}:6107", "-i", "lo",
+                             "--split", "none"], input=blob, capture_output=True, timeout=30)
+        assert r2.returncode == 0, r2.stderr
+        assert p.stdout is not None
+        got = _read_exactly(p.stdout.fileno(), 2 * len(blob), timeout=10)
+    finally:
+        p.kill()
+        p.communicate()
+    assert got == blob + blob

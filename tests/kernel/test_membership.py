@@ -26,23 +26,18 @@ from mcastkit import (
     NotJoinedError,
     SourceFilterError,
 )
+from mcastkit import _platform as plat
 from mcastkit._errors import ErrOp, from_oserror
+from mcastkit._platform import Op
 from mcastkit._platform._structs import pack_group_req, pack_group_source_req
 from tests import kernelstate
+from tests.addrs import G4, G6, SRC4, SSM4
 from tests.kernel._helpers import WAIT_S, Env, drain, env, group4, group6, groups_on
 from tests.lab.topology import VethLoop, VethPair
 from tests.netns import Netns
 
 pytestmark = pytest.mark.kernel
 __all__ = ["env"]  # the fixture is used by parameter name
-
-MCAST_JOIN_GROUP = 42
-MCAST_LEAVE_GROUP = 45
-
-
-def _level(version: int) -> int:
-    return socket.IPPROTO_IP if version == 4 else socket.IPPROTO_IPV6
-
 
 # --------------------------------------------------------------------------- A1
 
@@ -68,8 +63,7 @@ def test_a1_kernel_eaddrinuse_becomes_already_joined(env: Env) -> None:
     turns it into AlreadyJoinedError and its book stays empty."""
     g = env.group()
     with env.rx() as rx:
-        rx.sock.setsockopt(_level(env.version), MCAST_JOIN_GROUP,
-                           pack_group_req(env.ifindex, _ip(g)))
+        plat.setopt(rx.sock, Op.JOIN, pack_group_req(env.ifindex, _ip(g)))
         with pytest.raises(AlreadyJoinedError) as ei:
             rx.join(g)
         assert ei.value.code is ErrorCode.ALREADY_JOINED
@@ -122,8 +116,7 @@ def test_a3_kernel_eaddrnotavail_becomes_not_joined(env: Env) -> None:
     g = env.group()
     with env.rx() as rx:
         rx.join(g)
-        rx.sock.setsockopt(_level(env.version), MCAST_LEAVE_GROUP,
-                           pack_group_req(env.ifindex, _ip(g)))
+        plat.setopt(rx.sock, Op.LEAVE, pack_group_req(env.ifindex, _ip(g)))
         with pytest.raises(NotJoinedError) as ei:
             rx.leave(g)
         assert ei.value.errno == errno.EADDRNOTAVAIL
@@ -249,13 +242,13 @@ def test_a7_ipv6_option_memory_limit(veth_loop: VethLoop) -> None:
 @pytest.mark.parametrize(
     ("version", "group", "code"),
     [
-        (4, "198.18.0.1", ErrorCode.NOT_MULTICAST),
+        (4, SRC4, ErrorCode.NOT_MULTICAST),
         (4, "0.0.0.0", ErrorCode.NOT_MULTICAST),
         (4, "255.255.255.255", ErrorCode.NOT_MULTICAST),
-        (4, "ff15::1", ErrorCode.WRONG_FAMILY),
+        (4, G6, ErrorCode.WRONG_FAMILY),
         (6, "::1", ErrorCode.NOT_MULTICAST),
         (6, "fe80::1", ErrorCode.NOT_MULTICAST),
-        (6, "239.255.0.1", ErrorCode.WRONG_FAMILY),
+        (6, G4, ErrorCode.WRONG_FAMILY),
     ],
 )
 def test_a8_non_multicast_group_rejected_before_syscall(
@@ -280,7 +273,7 @@ def test_a8_garbage_group_text(netns: Netns) -> None:
 
 def test_a8_multicast_source_rejected(netns: Netns) -> None:
     with MulticastSocket(4, interface="lo") as s, pytest.raises(McastValueError) as ei:
-        s.join_source("239.255.0.1", "232.200.250.2")
+        s.join_source(G4, "232.200.250.2")
     assert ei.value.code is ErrorCode.BAD_ADDRESS
 
 
@@ -342,10 +335,10 @@ def test_a10_default_join_v6_is_deterministic(veth_loop: VethLoop) -> None:
 
 def test_a11_struct_sizes_match_the_kernel_abi() -> None:
     # struct group_req / group_source_req on LP64: u32 + pad + sockaddr_storage(s)
-    assert len(pack_group_req(1, ipaddress.ip_address("239.255.0.1"))) == 136
-    assert len(pack_group_source_req(1, ipaddress.ip_address("232.1.1.1"),
+    assert len(pack_group_req(1, ipaddress.ip_address(G4))) == 136
+    assert len(pack_group_source_req(1, ipaddress.ip_address(SSM4),
                                      ipaddress.ip_address("198.18.1.1"))) == 264
-    assert len(pack_group_req(1, ipaddress.ip_address("ff15::1"))) == 136
+    assert len(pack_group_req(1, ipaddress.ip_address(G6))) == 136
 
 
 def test_a11_short_buffer_is_einval_and_typed(netns: Netns) -> None:
@@ -353,9 +346,9 @@ def test_a11_short_buffer_is_einval_and_typed(netns: Netns) -> None:
         with pytest.raises(OSError) as raw:
             s.sock.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP, b"\xef\xff\x00")
         assert raw.value.errno == errno.EINVAL
-        typed = from_oserror(raw.value, ErrOp.JOIN, group="239.255.0.1", interface="lo")
+        typed = from_oserror(raw.value, ErrOp.JOIN, group=G4, interface="lo")
         assert type(typed) is McastOSError and typed.errno == errno.EINVAL
-        assert "239.255.0.1" in str(typed)
+        assert G4 in str(typed)
 
 
 def test_a11_every_packed_request_is_accepted(env: Env) -> None:

@@ -16,6 +16,8 @@ import threading
 import pytest
 
 from mcastkit import ClosedError, Datagram, ErrorCode, MulticastSocket
+from mcastkit import _platform as plat
+from mcastkit._platform import Op
 from tests import kernelstate
 from tests.kernel._helpers import (
     WAIT_S,
@@ -31,8 +33,6 @@ from tests.netns import wait_until
 pytestmark = pytest.mark.kernel
 __all__ = ["env"]
 
-IP_MULTICAST_ALL = 49
-IPV6_MULTICAST_ALL = 29
 
 
 def _family(env: Env) -> socket.AddressFamily:
@@ -172,8 +172,8 @@ def test_d3_decoys_get_exactly_what_they_joined(env: Env, position: str,
         if not ut.memberships:
             ut.join(g1)
 
-        level, opt = ((socket.IPPROTO_IP, IP_MULTICAST_ALL) if env.version == 4
-                      else (socket.IPPROTO_IPV6, IPV6_MULTICAST_ALL))
+        row = plat.lookup(_family(env), Op.MULTICAST_ALL)
+        level, opt = row.level, row.name
         assert raw_any.getsockopt(level, opt) == 1  # the Linux default
         for s in (ut, our_g2, our_none):
             assert s.sock.getsockopt(level, opt) == 0  # ours turns it off

@@ -24,6 +24,8 @@ from mcastkit import (
     NotJoinedError,
     SourceFilterError,
 )
+from mcastkit import _platform as plat
+from mcastkit._platform import Op
 from mcastkit._platform._structs import pack_group_source_req
 from tests import kernelstate
 from tests.kernel._helpers import WAIT_S, Env, add_sources, drain, env, sender_from, ssm_group
@@ -31,16 +33,13 @@ from tests.kernel._helpers import WAIT_S, Env, add_sources, drain, env, sender_f
 pytestmark = pytest.mark.kernel
 __all__ = ["env"]
 
-MCAST_BLOCK_SOURCE = 43
-MCAST_JOIN_SOURCE_GROUP = 46
-MCAST_LEAVE_SOURCE_GROUP = 47
 
 
-def _raw(env: Env, optname: int, sock: socket.socket, source: str, group: str) -> None:
-    level = socket.IPPROTO_IP if env.version == 4 else socket.IPPROTO_IPV6
+def _raw(env: Env, op: Op, sock: socket.socket, source: str, group: str) -> None:
+    """Set ``op`` directly, behind the membership book's back."""
     req = pack_group_source_req(env.ifindex, ipaddress.ip_address(group),
                                 ipaddress.ip_address(source))
-    sock.setsockopt(level, optname, req)
+    plat.setopt(sock, op, req)
 
 
 def _filters(env: Env, group: str) -> set[tuple[str, int, int]]:
@@ -136,7 +135,7 @@ def test_kernel_eaddrnotavail_on_source_rejoin_is_source_filter_error(env: Env) 
     s1, _ = add_sources(env)
     g = ssm_group(env)
     with env.rx() as rx:
-        _raw(env, MCAST_JOIN_SOURCE_GROUP, rx.sock, s1, g)  # behind the book's back
+        _raw(env, Op.JOIN_SOURCE, rx.sock, s1, g)  # behind the book's back
         with pytest.raises(SourceFilterError) as ei:
             rx.join_source(s1, g)
         assert ei.value.errno == errno.EADDRNOTAVAIL
@@ -162,7 +161,7 @@ def test_kernel_eaddrinuse_on_asm_over_ssm_is_typed(env: Env) -> None:
     s1, _ = add_sources(env)
     g = ssm_group(env)
     with env.rx() as rx:
-        _raw(env, MCAST_JOIN_SOURCE_GROUP, rx.sock, s1, g)
+        _raw(env, Op.JOIN_SOURCE, rx.sock, s1, g)
         with pytest.raises(AlreadyJoinedError) as ei:
             rx.join(g)
         assert ei.value.errno == errno.EADDRINUSE
@@ -200,7 +199,7 @@ def test_kernel_einval_on_source_leave_again_is_not_joined(env: Env) -> None:
     with env.rx() as rx:
         rx.join_source(s1, g)
         rx.join_source(s2, g)
-        _raw(env, MCAST_LEAVE_SOURCE_GROUP, rx.sock, s1, g)
+        _raw(env, Op.LEAVE_SOURCE, rx.sock, s1, g)
         with pytest.raises(NotJoinedError) as ei:
             rx.leave_source(s1, g)
         assert ei.value.errno in (errno.EINVAL, errno.EADDRNOTAVAIL)
@@ -212,7 +211,7 @@ def test_kernel_block_twice_is_source_filter_error(env: Env) -> None:
     g = env.group()
     with env.rx() as rx:
         rx.join(g)
-        _raw(env, MCAST_BLOCK_SOURCE, rx.sock, s1, g)
+        _raw(env, Op.BLOCK_SOURCE, rx.sock, s1, g)
         with pytest.raises(SourceFilterError) as ei:
             rx.block_source(s1, g)
         assert ei.value.errno == errno.EADDRNOTAVAIL

@@ -73,7 +73,7 @@ def test_third_party_capture_replayed_byte_for_byte(veth_pair: VethPair, tmp_pat
                                "reuseaddr", f"OPEN:{tmp_path / 'socat.out'},creat,append"],
                               stderr=subprocess.PIPE)
         try:
-            bg = Background("listen", f"{g2}:{p2}", "-i", "lo", "--json", "--hex", "-c",
+            bg = Background("listen", f"{g2}:{p2}", "-i", "lo", "--json", "--hex", "--reuse", "-c",
                             str(len(payloads)), "--timeout", "20")
             wait_joined(g2, "lo")
             wait_bound(p2, 2)

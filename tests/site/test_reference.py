@@ -20,7 +20,7 @@ import pytest
 
 from tests.site.conftest import ROOT
 
-PUBLIC_MODULES = ("mcastkit", "mcastkit.aio", "mcastkit.compat")
+PUBLIC_MODULES = ("mcastkit", "mcastkit.aio", "mcastkit.compat", "mcastkit.relay")
 PUBLIC_NAMES = [f"{m}.{n}" for m in PUBLIC_MODULES for n in importlib.import_module(m).__all__]
 
 

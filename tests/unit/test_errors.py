@@ -33,6 +33,7 @@ from mcastkit import (
     WouldBlockError,
 )
 from mcastkit._errors import _TABLE, ErrOp, from_oserror, translate
+from tests.addrs import G4, G6, SRC4, SSM4
 
 V4, V6 = int(socket.AF_INET), int(socket.AF_INET6)
 
@@ -102,6 +103,7 @@ ROWS: list[tuple[str, int, int, type[McastOSError], ErrorCode, tuple[str, ...]]]
     ("bind", E.EADDRNOTAVAIL, V4, McastOSError, ErrorCode.OS_ERROR, ("not local",)),
     ("bind", E.EACCES, V4, McastOSError, ErrorCode.PERMISSION, ("CAP_NET_BIND_SERVICE",)),
     ("recv", E.ECONNREFUSED, V4, McastOSError, ErrorCode.OS_ERROR, ("port unreachable",)),
+    ("recv", E.ESHUTDOWN, V4, McastOSError, ErrorCode.OS_ERROR, ("shut down", "forked")),
 ]
 
 
@@ -115,14 +117,14 @@ def _raise_in(op: str, err: int, family: int, **ctx: str) -> McastOSError:
                                                ("send", ("interface=",))])
 def test_no_route_without_an_interface_says_to_set_one(op: str, fragments: tuple[str, ...]
                                                        ) -> None:
-    exc = _raise_in(op, E.ENETUNREACH, V4, group="239.255.0.1")
+    exc = _raise_in(op, E.ENETUNREACH, V4, group=G4)
     assert "no route to the group" in str(exc)
     for frag in fragments:
         assert frag in str(exc)
 
 
 def test_no_route_on_lo_for_ipv6_names_the_cause() -> None:
-    exc = _raise_in("send", E.ENETUNREACH, V6, group="ff15::1", interface="lo")
+    exc = _raise_in("send", E.ENETUNREACH, V6, group=G6, interface="lo")
     assert "IPv6 multicast does not work over lo" in str(exc)
 
 
@@ -135,12 +137,12 @@ def test_table_row(
     op: str, err: int, family: int, cls: type[McastOSError], code: ErrorCode,
     fragments: tuple[str, ...],
 ) -> None:
-    exc = _raise_in(op, err, family, group="239.255.0.1", interface="lo")
+    exc = _raise_in(op, err, family, group=G4, interface="lo")
     assert type(exc) is cls
     assert exc.code is code
     assert exc.errno == err
     assert isinstance(exc, OSError) and isinstance(exc, McastError)
-    assert exc.op == op and exc.group == "239.255.0.1" and exc.interface == "lo"
+    assert exc.op == op and exc.group == G4 and exc.interface == "lo"
     msg = str(exc)
     assert msg.startswith(f"[Errno {err}] {op} 239.255.0.1 on lo: ")
     for frag in fragments:
@@ -156,16 +158,16 @@ def test_every_table_row_is_covered() -> None:
 
 
 def test_limit_message_quotes_the_sysctl_value() -> None:
-    exc = _raise_in("join", E.ENOBUFS, V4, group="239.255.0.1")
+    exc = _raise_in("join", E.ENOBUFS, V4, group=G4)
     with open("/proc/sys/net/ipv4/igmp_max_memberships") as f:
         value = f.read().strip()
     assert f"net.ipv4.igmp_max_memberships={value};" in str(exc)
 
 
 def test_source_context_in_message() -> None:
-    exc = _raise_in("join_source", E.EADDRNOTAVAIL, V4, group="232.1.1.1", source="198.18.0.1")
+    exc = _raise_in("join_source", E.EADDRNOTAVAIL, V4, group=SSM4, source=SRC4)
     assert "join_source (198.18.0.1, 232.1.1.1)" in str(exc)
-    assert exc.source == "198.18.0.1"
+    assert exc.source == SRC4
 
 
 @pytest.mark.parametrize(

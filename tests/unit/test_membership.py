@@ -24,9 +24,10 @@ from mcastkit import _platform as plat
 from mcastkit._errors import AlreadyJoinedError, ErrorCode, McastValueError
 from mcastkit._membership import Membership, MembershipBook
 from mcastkit._platform import Op
+from tests.addrs import G4, SRC4, SSM4
 
-IDX, IFN, G = 1, "lo", "232.1.1.1"
-S1, S2 = "198.18.0.1", "198.18.0.2"
+IDX, IFN, G = 1, "lo", SSM4
+S1, S2 = SRC4, "198.18.0.2"
 
 State = tuple[FilterMode, frozenset[str]] | None
 EMPTY: State = None
@@ -170,11 +171,11 @@ def test_interfaces_and_groups_are_independent() -> None:
 
 def test_membership_records_what_was_asked() -> None:
     b = MembershipBook()
-    by_name = b.commit_join(1, "239.255.0.1", "lo", "lo")
+    by_name = b.commit_join(1, G4, "lo", "lo")
     by_index = b.commit_join(1, "239.255.0.2", "lo", 1)
     by_route = b.commit_join(1, "239.255.0.3", "lo", None)
     assert by_name.by_name and not by_index.by_name and not by_route.by_name
-    assert by_name == Membership(group="239.255.0.1", ifindex=1, ifname="lo",
+    assert by_name == Membership(group=G4, ifindex=1, ifname="lo",
                                  mode=FilterMode.EXCLUDE, interface_spec="lo")
 
 
@@ -187,14 +188,14 @@ def test_join_source_keeps_the_first_spec() -> None:
 
 def test_clear_returns_everything_and_empties() -> None:
     b = _book(SSM12)
-    b.commit_join(2, "239.255.0.1", "eth9", None)
+    b.commit_join(2, G4, "eth9", None)
     out = b.clear()
     assert len(out) == 2 and len(b) == 0 and list(b) == []
 
 
 def test_iteration_is_a_snapshot() -> None:
     b = _book(ASM)
-    b.commit_join(IDX, "239.255.0.1", IFN, None)
+    b.commit_join(IDX, G4, IFN, None)
     for m in b:
         b.commit_leave(m.ifindex, m.group)
     assert len(b) == 0
@@ -239,33 +240,33 @@ def test_refused_join_leaves_no_membership(kernel: dict[Op, int | None]) -> None
     with MulticastSocket(4, interface="lo") as s:
         kernel[Op.JOIN] = E.ENOBUFS
         with pytest.raises(MembershipLimitError, match="igmp_max_memberships"):
-            s.join("239.255.0.1")
+            s.join(G4)
         assert _held(s) == ()
         kernel[Op.JOIN] = None
-        m = s.join("239.255.0.1")
+        m = s.join(G4)
         assert _held(s) == (m,)
-        assert s.join("239.255.0.1") == m  # second join: no-op, no syscall needed
+        assert s.join(G4) == m  # second join: no-op, no syscall needed
         kernel[Op.JOIN] = E.ENOBUFS
-        assert s.join("239.255.0.1") == m  # still a no-op: the book answers first
+        assert s.join(G4) == m  # still a no-op: the book answers first
 
 
 def test_refused_leave_keeps_the_membership(kernel: dict[Op, int | None]) -> None:
     with MulticastSocket(4, interface="lo") as s:
-        s.join("239.255.0.1")
+        s.join(G4)
         kernel[Op.LEAVE] = E.EADDRNOTAVAIL
         with pytest.raises(NotJoinedError):
-            s.leave("239.255.0.1")
+            s.leave(G4)
         assert len(_held(s)) == 1
         kernel[Op.LEAVE] = None
-        s.leave("239.255.0.1")
+        s.leave(G4)
         assert _held(s) == ()
 
 
 def test_leave_of_a_vanished_interface_still_forgets(kernel: dict[Op, int | None]) -> None:
     with MulticastSocket(4, interface="lo") as s:
-        s.join("239.255.0.1")
+        s.join(G4)
         kernel[Op.LEAVE] = E.ENODEV  # the interface went away with the membership
-        s.leave("239.255.0.1")
+        s.leave(G4)
         assert _held(s) == ()
 
 
@@ -286,22 +287,22 @@ def test_refused_source_join_and_block_change_nothing(kernel: dict[Op, int | Non
         s.leave_source(S1, G)  # the last source: the group goes
         assert _held(s) == ()
 
-        s.join("239.255.0.1")
+        s.join(G4)
         kernel[Op.BLOCK_SOURCE] = E.ENOBUFS
         with pytest.raises(SourceFilterError):
-            s.block_source(S1, "239.255.0.1")
+            s.block_source(S1, G4)
         assert _held(s)[0].sources == frozenset()
         kernel[Op.BLOCK_SOURCE] = None
-        s.block_source(S1, "239.255.0.1")
+        s.block_source(S1, G4)
         kernel[Op.UNBLOCK_SOURCE] = E.EINVAL
         with pytest.raises(SourceFilterError):
-            s.unblock_source(S1, "239.255.0.1")
+            s.unblock_source(S1, G4)
         assert _held(s)[0].sources == {S1}
 
 
 def test_close_forgets_everything_even_if_leave_fails(kernel: dict[Op, int | None]) -> None:
     s = MulticastSocket(4, interface="lo")
-    s.join("239.255.0.1")
+    s.join(G4)
     s.join_source(S1, G)
     kernel[Op.LEAVE] = E.EINVAL
     s.close()

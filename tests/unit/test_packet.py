@@ -17,6 +17,7 @@ from mcastkit import Datagram
 from mcastkit import _platform as plat
 from mcastkit._packet import CmsgKind, decode_ancillary
 from mcastkit._platform import CMSG_KINDS
+from tests.addrs import G4, G6, SRC4, SSM4
 
 # The (level, type) pairs from Python's socket module where it has them, so a wrong
 # number in mcastkit._platform._linux fails a test here; the ones Python lacks come from
@@ -33,7 +34,7 @@ TIMESTAMPNS = plat.cmsg_type(CmsgKind.TIMESTAMPNS)
 
 
 def _d() -> Datagram:
-    return Datagram(b"x", "198.18.0.1", 4000)
+    return Datagram(b"x", SRC4, 4000)
 
 
 def _in_pktinfo(ifindex: int, dst: str, spec: str = "0.0.0.0") -> bytes:
@@ -62,10 +63,10 @@ def test_no_ancillary_data_leaves_metadata_none() -> None:
 @pytest.mark.parametrize(
     ("cmsg", "field", "value"),
     [
-        ((*PKTINFO4, _in_pktinfo(3, "239.255.0.1")), "group", "239.255.0.1"),
-        ((*PKTINFO4, _in_pktinfo(3, "239.255.0.1", "198.18.0.1")), "interface", 3),
-        ((*PKTINFO6, _in6_pktinfo(7, "ff15::1")), "group", "ff15::1"),
-        ((*PKTINFO6, _in6_pktinfo(7, "ff15::1")), "interface", 7),
+        ((*PKTINFO4, _in_pktinfo(3, G4)), "group", G4),
+        ((*PKTINFO4, _in_pktinfo(3, G4, SRC4)), "interface", 3),
+        ((*PKTINFO6, _in6_pktinfo(7, G6)), "group", G6),
+        ((*PKTINFO6, _in6_pktinfo(7, G6)), "interface", 7),
         ((*TTL, struct.pack("=i", 64)), "ttl", 64),
         ((*TTL, b"\x05"), "ttl", 5),
         ((*HOPLIMIT, struct.pack("=i", 255)), "ttl", 255),
@@ -100,13 +101,13 @@ def test_longer_buffers_read_the_prefix() -> None:
     d = _d()
     decode_ancillary(d, [(*PKTINFO4, _in_pktinfo(2, "232.1.1.1") + b"\xff" * 4),
                          (*RXQ_OVFL, struct.pack("=I", 9) + b"\xff" * 4)], CMSG_KINDS)
-    assert (d.group, d.interface, d.drops) == ("232.1.1.1", 2, 9)
+    assert (d.group, d.interface, d.drops) == (SSM4, 2, 9)
 
 
 @pytest.mark.parametrize(
     "cmsg",
-    [(IP, 99, b"\x01" * 16), (SOL, 1, b"\x01" * 4), (IP6, 8, _in_pktinfo(3, "239.255.0.1")),
-     (IP, 50, _in6_pktinfo(3, "ff15::1")), (12345, 8, b"")],
+    [(IP, 99, b"\x01" * 16), (SOL, 1, b"\x01" * 4), (IP6, 8, _in_pktinfo(3, G4)),
+     (IP, 50, _in6_pktinfo(3, G6)), (12345, 8, b"")],
 )
 def test_unknown_pairs_are_ignored(cmsg: tuple[int, int, bytes]) -> None:
     d = _d()
@@ -124,7 +125,7 @@ def test_all_kinds_together() -> None:
         (*TIMESTAMPNS, struct.pack("=qq", 2, 5)),
         (IP, 99, b"junk"),
     ], CMSG_KINDS)
-    assert d == Datagram(b"x", "198.18.0.1", 4000, group="239.255.0.9", interface=1, ttl=1,
+    assert d == Datagram(b"x", SRC4, 4000, group="239.255.0.9", interface=1, ttl=1,
                          drops=0, timestamp_ns=2_000_000_005, tos=0)
 
 
@@ -168,7 +169,7 @@ _cmsgs = st.lists(
 def test_arbitrary_cmsg_lists_never_raise(cmsgs: list[tuple[int, int, bytes]]) -> None:
     d = _d()
     decode_ancillary(d, cmsgs, CMSG_KINDS)
-    assert d.data == b"x" and d.source == "198.18.0.1" and d.port == 4000
+    assert d.data == b"x" and d.source == SRC4 and d.port == 4000
     assert d.ttl is None or isinstance(d.ttl, int)
     assert d.group is None or isinstance(d.group, str)
     assert d.drops is None or 0 <= d.drops < 1 << 32

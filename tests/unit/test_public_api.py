@@ -75,8 +75,9 @@ def test_version() -> None:
 
 
 def _own_parts(cls: type) -> list[type]:
-    """``cls`` and the private mixins it is composed of (MulticastSocket's ``_JoinsMixin``
-    and friends), in MRO order; public or foreign bases answer for themselves."""
+    """``cls`` and any private bases it is built on, in MRO order; public or foreign bases
+    answer for themselves. (MulticastSocket is a façade: its parts are attributes, so
+    every public member is declared, and documented, on the class itself.)"""
     return [c for c in cls.__mro__ if c is cls or (
         c.__module__.startswith("mcastkit.") and c.__name__.startswith("_"))]
 

@@ -24,6 +24,7 @@ from mcastkit import (
     open_receiver,
     open_sender,
 )
+from tests.addrs import G4, G6, SRC4, SSM4
 
 NO_SUCH_IF = "nosuchif0"
 
@@ -169,22 +170,22 @@ def test_refused_buffer_sizes_change_nothing(sock: MulticastSocket, kwargs: dict
 @pytest.mark.parametrize(
     ("call", "code", "fragment"),
     [
-        (lambda s: s.join("198.18.0.1"), ErrorCode.NOT_MULTICAST, "not a multicast"),
-        (lambda s: s.join("ff15::1"), ErrorCode.WRONG_FAMILY, "MulticastSocket(6)"),
+        (lambda s: s.join(SRC4), ErrorCode.NOT_MULTICAST, "not a multicast"),
+        (lambda s: s.join(G6), ErrorCode.WRONG_FAMILY, "MulticastSocket(6)"),
         (lambda s: s.join("not-an-ip"), ErrorCode.BAD_ADDRESS, "not a numeric"),
-        (lambda s: s.join_source("239.1.1.1", "232.1.1.1"), ErrorCode.BAD_ADDRESS,
+        (lambda s: s.join_source("239.1.1.1", SSM4), ErrorCode.BAD_ADDRESS,
          "unicast sender"),
-        (lambda s: s.join_source("0.0.0.0", "232.1.1.1"), ErrorCode.BAD_ADDRESS,
+        (lambda s: s.join_source("0.0.0.0", SSM4), ErrorCode.BAD_ADDRESS,
          "unicast sender"),
-        (lambda s: s.join_source("2001:db8::1", "232.1.1.1"), ErrorCode.WRONG_FAMILY,
+        (lambda s: s.join_source("2001:db8::1", SSM4), ErrorCode.WRONG_FAMILY,
          "IPv6"),
-        (lambda s: s.block_source("239.1.1.1", "239.255.0.1"), ErrorCode.BAD_ADDRESS,
+        (lambda s: s.block_source("239.1.1.1", G4), ErrorCode.BAD_ADDRESS,
          "unicast sender"),
         (lambda s: s.bind(70000), ErrorCode.BAD_VALUE, "port"),
         (lambda s: s.bind(-1), ErrorCode.BAD_VALUE, "port"),
-        (lambda s: s.bind(0, "ff15::1"), ErrorCode.WRONG_FAMILY, "bind address"),
-        (lambda s: s.connect("239.255.0.1", 0), ErrorCode.BAD_VALUE, "port"),
-        (lambda s: s.connect("ff15::1", 5000), ErrorCode.WRONG_FAMILY, "peer address"),
+        (lambda s: s.bind(0, G6), ErrorCode.WRONG_FAMILY, "bind address"),
+        (lambda s: s.connect(G4, 0), ErrorCode.BAD_VALUE, "port"),
+        (lambda s: s.connect(G6, 5000), ErrorCode.WRONG_FAMILY, "peer address"),
         (lambda s: s.settimeout(-1), ErrorCode.BAD_VALUE, "timeout_s"),
         (lambda s: s.recv_many(0), ErrorCode.BAD_VALUE, "max_count"),
     ],
@@ -205,12 +206,12 @@ def test_leave_not_joined_is_refused_without_a_syscall(sock: MulticastSocket) ->
     from mcastkit import NotJoinedError
 
     with pytest.raises(NotJoinedError) as info:
-        sock.leave("239.255.0.1")
+        sock.leave(G4)
     assert info.value.errno == 0 and "not joined" in str(info.value)
     with pytest.raises(NotJoinedError):
-        sock.leave_source("198.18.0.1", "232.1.1.1")
+        sock.leave_source(SRC4, SSM4)
     with pytest.raises(NotJoinedError):
-        sock.block_source("198.18.0.1", "239.255.0.1")
+        sock.block_source(SRC4, G4)
 
 
 def test_closed_socket_refuses_everything() -> None:
@@ -220,7 +221,7 @@ def test_closed_socket_refuses_everything() -> None:
     assert _open_fds() == fd_count - 1
     s.close()  # idempotent
     assert s.closed
-    for call in (lambda: s.join("239.255.0.1"), lambda: s.set_ttl(1), lambda: s.bind(0),
+    for call in (lambda: s.join(G4), lambda: s.set_ttl(1), lambda: s.bind(0),
                  lambda: s.fileno(), lambda: s.recv(0), lambda: s.sock,
                  lambda: s.set_interface("lo"), lambda: s.ttl):
         with pytest.raises(ClosedError) as info:
@@ -243,7 +244,7 @@ def test_context_manager_closes_and_leaks_nothing() -> None:
      (("239.255.0.1:5000", "239.255.0.2:5001"), "same port"),
      (("239.255.0.1:5000", "[ff15::1]:5000"), "same port and IP version"),
      (("198.18.0.1:5000",), "not a multicast"),
-     (("239.255.0.1",), "missing ':PORT'")],
+     ((G4,), "missing ':PORT'")],
 )
 def test_open_receiver_validates_before_opening(
     socket_calls: list[tuple[Any, ...]], endpoints: tuple[str, ...], fragment: str
@@ -270,11 +271,11 @@ def test_open_sender_validates_before_opening(socket_calls: list[tuple[Any, ...]
 @pytest.mark.parametrize(
     ("version", "address", "port", "fragment"),
     [(4, "not-an-ip", 5000, "not a numeric"),
-     (4, "239.255.0.1", 70000, "0-65535"),
-     (4, "239.255.0.1", -1, "0-65535"),
-     (4, "239.255.0.1", True, "0-65535"),
-     (4, "ff15::1", 5000, "IPv6 but this socket is IPv4"),
-     (6, "239.255.0.1", 5000, "IPv4 but this socket is IPv6"),
+     (4, G4, 70000, "0-65535"),
+     (4, G4, -1, "0-65535"),
+     (4, G4, True, "0-65535"),
+     (4, G6, 5000, "IPv6 but this socket is IPv4"),
+     (6, G4, 5000, "IPv4 but this socket is IPv6"),
      (6, "example.com", 5000, "not a numeric")],
 )
 def test_sendto_refuses_bad_destinations_before_sending(

@@ -27,6 +27,7 @@ from mcastkit._platform._structs import (
     unpack_in6_pktinfo,
     unpack_in_pktinfo,
 )
+from tests.addrs import G4, G6, SRC4, SSM4
 
 V4 = ipaddress.IPv4Address
 V6 = ipaddress.IPv6Address
@@ -145,7 +146,7 @@ def test_field_offsets() -> None:
 
 @pytest.mark.parametrize(
     ("addr", "size"),
-    [(V4("239.255.0.1"), SOCKADDR_STORAGE_SIZE), (V6("ff15::1"), SOCKADDR_STORAGE_SIZE)],
+    [(V4(G4), SOCKADDR_STORAGE_SIZE), (V6(G6), SOCKADDR_STORAGE_SIZE)],
 )
 def test_sockaddr_is_padded_to_storage(addr: V4 | V6, size: int) -> None:
     raw = pack_sockaddr(addr, 5000)
@@ -155,13 +156,13 @@ def test_sockaddr_is_padded_to_storage(addr: V4 | V6, size: int) -> None:
 
 
 def test_packed_sizes() -> None:
-    assert len(pack_group_req(1, V4("239.255.0.1"))) == GROUP_REQ_SIZE
-    assert len(pack_group_req(1, V6("ff15::1"))) == GROUP_REQ_SIZE
-    assert len(pack_group_source_req(1, V4("232.1.1.1"), V4("198.18.0.1"))) == (
+    assert len(pack_group_req(1, V4(G4))) == GROUP_REQ_SIZE
+    assert len(pack_group_req(1, V6(G6))) == GROUP_REQ_SIZE
+    assert len(pack_group_source_req(1, V4(SSM4), V4(SRC4))) == (
         GROUP_SOURCE_REQ_SIZE
     )
-    assert len(pack_ip_mreqn(V4("239.255.0.1"), 1)) == 12
-    assert len(pack_in_pktinfo(1, V4("198.18.0.1"))) == 12
+    assert len(pack_ip_mreqn(V4(G4), 1)) == 12
+    assert len(pack_in_pktinfo(1, V4(SRC4))) == 12
     assert len(pack_in6_pktinfo(1, V6("fe80::1"))) == 20
 
 
@@ -248,4 +249,4 @@ def test_in6_pktinfo_round_trip(ifindex: int, addr: V6) -> None:
 
 def test_unpack_reads_only_the_struct_prefix() -> None:
     raw = pack_in6_pktinfo(3, V6("ff15::1")) + b"\xff" * 8  # cmsg padding
-    assert unpack_in6_pktinfo(raw) == (3, "ff15::1")
+    assert unpack_in6_pktinfo(raw) == (3, G6)

@@ -1,7 +1,8 @@
 """The ctypes backend's system calls: ``recvmmsg(2)`` / ``sendmmsg(2)`` from libc.
 
 Owns: loading them once (Linux only; elsewhere both are None and the backend is not
-offered), and the address of a bytearray for building ``mmsghdr`` arrays in place.
+offered), the address of a bytearray for building ``mmsghdr`` arrays in place, and
+raising the errno of a failed call.
 Must not: keep any other state, or raise at import (a missing symbol only means the
 ctypes backend is unavailable).
 """
@@ -12,7 +13,7 @@ import ctypes
 import sys
 from typing import Any
 
-__all__ = ["addr_of", "recvmmsg", "sendmmsg"]
+__all__ = ["addr_of", "raise_errno", "recvmmsg", "sendmmsg"]
 
 recvmmsg: Any = None
 sendmmsg: Any = None

@@ -13,6 +13,8 @@ import socket
 import struct
 import sys
 import threading
+from collections.abc import Iterable
+from itertools import repeat
 from typing import Final
 
 from .. import _platform as plat
@@ -79,6 +81,9 @@ class MmsgReader:
             pack_mmsghdr(n + i * NAME_SIZE, NAME_SIZE, iov + i * IOVEC.size, 1,
                          c + i * CTRL_SIZE, CTRL_SIZE) for i in range(slots))
         self._hv = memoryview(self._hdr).cast("I")  # u32 words of the fields the kernel sets
+        self._dmv = memoryview(self._data)
+        self._nmv = memoryview(self._names)
+        self._cmv = memoryview(self._ctrl)
         self.slots = slots
 
     def read(self, sock: socket.socket, max_count: int) -> tuple[list[Datagram], Summary | None]:
@@ -96,39 +101,67 @@ class MmsgReader:
             return self._build(got)
 
     def _build(self, n: int) -> tuple[list[Datagram], Summary | None]:
+        """Datagrams of the first ``n`` slots, built column by column (``map``, no
+        per-message Python loop); each distinct control block is decoded once."""
         st = MMSGHDR.size // 4
         hv = self._hv
         lens = hv[MMSG_LEN_OFFSET // 4: n * st: st].tolist()
         flags = hv[MSG_FLAGS_OFFSET // 4: n * st: st].tolist()
         clens = hv[(MSG_CONTROLLEN_OFFSET + _HI) // 4: n * st: st].tolist()
         rs = self._rs
-        data, names, ctrl = self._data, self._names, self._ctrl
+        dmv = self._dmv
+        datas = [dmv[o: o + ln].tobytes() for o, ln in zip(range(0, n * rs, rs), lens,
+                                                            strict=False)]
+        nbytes = sum(lens)
+        srcs, ports = self._sources(n)
+        trunc = [bool(f & _TRUNC) for f in flags] if any(flags) else repeat(False, n)
+        ntrunc = sum(1 for f in flags if f & _TRUNC)
+        metas = self._metas(n, clens)
+        if isinstance(metas, tuple):  # one control block for the whole batch
+            m = metas
+            cols: list[Iterable[object]] = [repeat(v, n) for v in m]
+            summary: Summary | None = (m[0], m[1], m[3], nbytes, ntrunc)
+        else:
+            cols = [list(c) for c in zip(*metas, strict=True)]
+            summary = None
+        group, iface, ttl, drops, ts, tos = cols
+        return list(map(Datagram, datas, srcs, ports, group, iface, ttl, trunc, drops, ts,
+                        tos)), summary
+
+    def _sources(self, n: int) -> tuple[Iterable[str], Iterable[int]]:
         kl = self._keylen
-        src, meta = self._src, self._meta
-        out: list[Datagram] = []
-        first: _Meta | None = None
-        same = True
-        nbytes = ntrunc = 0
-        for i in range(n):
-            ln = min(lens[i], rs)
-            key = bytes(names[i * NAME_SIZE: i * NAME_SIZE + kl])
-            s = src.get(key) or self._source(key)
-            cl = min(clens[i], CTRL_SIZE)
-            m = _NO_META
-            if cl:
-                raw = bytes(ctrl[i * CTRL_SIZE: i * CTRL_SIZE + cl])
-                m = meta.get(raw) or self._decode(raw)
-            if first is None:
-                first = m
-            elif m is not first:
-                same = False
-            trunc = bool(flags[i] & _TRUNC)
-            nbytes += ln
-            ntrunc += trunc
-            out.append(Datagram(bytes(data[i * rs: i * rs + ln]), s[0], s[1], m[0], m[1],
-                                m[2], trunc, m[3], m[4], m[5]))
-        summary = (first[0], first[1], first[3], nbytes, ntrunc) if same and first else None
-        return out, summary
+        names = self._nmv[: n * NAME_SIZE].tobytes()
+        src = self._src
+        if names == names[:NAME_SIZE] * n:  # one sender for the whole batch (common)
+            key = names[:kl]
+            host, port = src.get(key) or self._source(key)
+            return repeat(host, n), repeat(port, n)
+        pairs = [src.get(k) or self._source(k)
+                 for k in [names[o: o + kl] for o in range(0, n * NAME_SIZE, NAME_SIZE)]]
+        return [p[0] for p in pairs], [p[1] for p in pairs]
+
+    def _metas(self, n: int, clens: list[int]) -> _Meta | list[_Meta]:
+        """The decoded control block of each slot, or one tuple when all are the same."""
+        cmv = self._cmv
+        meta = self._meta
+        cl = min(clens[0], CTRL_SIZE)
+        if clens.count(clens[0]) == n:
+            if cl == 0:
+                return _NO_META
+            raws = cmv[: n * CTRL_SIZE].tobytes()
+            first = raws[:cl]
+            if all(raws.startswith(first, o) for o in range(CTRL_SIZE, n * CTRL_SIZE,
+                                                             CTRL_SIZE)):
+                return meta.get(first) or self._decode(first)
+        out: list[_Meta] = []
+        for i, c in enumerate(clens):
+            c = min(c, CTRL_SIZE)
+            if not c:
+                out.append(_NO_META)
+                continue
+            raw = cmv[i * CTRL_SIZE: i * CTRL_SIZE + c].tobytes()
+            out.append(meta.get(raw) or self._decode(raw))
+        return out
 
     def _source(self, key: bytes) -> tuple[str, int]:
         host, port, scope = unpack_sockaddr(key)

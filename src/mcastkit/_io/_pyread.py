@@ -58,8 +58,10 @@ class PyReader:
         data, addr = sock.recvfrom(self._rs, _DONTWAIT)
         if addr is None:
             raise _shut()
-        out = [Datagram(data, source_of(addr), addr[1])]
+        out = [Datagram(data, addr[0] if len(addr) == 2 else source_of(addr), addr[1])]
         nbytes = len(data)
+        if max_count == 1:  # recv(): no loop
+            return out, (None, None, None, nbytes, 0)
         while len(out) < max_count:
             try:
                 data, addr = sock.recvfrom(self._rs, _DONTWAIT)

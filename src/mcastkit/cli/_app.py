@@ -11,7 +11,11 @@ Must not: make socket calls, import mcastkit.compat, print tracebacks unless
 from __future__ import annotations
 
 import argparse
+import contextlib
+import importlib
+import signal
 import sys
+import threading
 from collections.abc import Sequence
 from types import ModuleType
 from typing import Any, NoReturn
@@ -25,23 +29,31 @@ from mcastkit import (
     UnsupportedError,
 )
 
-from ._common import CliError
+from ._common import CliError, Terminated, add_output_options, cli_message, interrupt_status
 from ._env import Env
 from ._status import ExitStatus
-from .commands import doctor, interfaces, listen, perf, ping, record, replay, send
 
 __all__ = ["VERBS", "build_parser", "main"]
 
-VERBS: dict[str, ModuleType] = {
-    "listen": listen,
-    "send": send,
-    "ping": ping,
-    "perf": perf,
-    "interfaces": interfaces,
-    "doctor": doctor,
-    "record": record,
-    "replay": replay,
+# One line per verb: name -> module under mcastkit.cli.commands (a new verb is a new module
+# there and one line here). Order is the order of --help.
+VERB_MODULES: dict[str, str] = {
+    "listen": "listen",
+    "send": "send",
+    "ping": "ping",
+    "perf": "perf",
+    "interfaces": "interfaces",
+    "doctor": "doctor",
+    "completion": "completion",
+    "man": "man",
+    "record": "record",
+    "replay": "replay",
+    "relay": "relay",
 }
+
+VERBS: dict[str, ModuleType] = {
+    name: importlib.import_module(f"{__package__}.commands.{mod}")
+    for name, mod in VERB_MODULES.items()}
 
 _EPILOG = """\
 Examples:
@@ -50,7 +62,8 @@ Examples:
   mcastkit ping 239.255.0.9:4321 -i eth0 -c 10
   mcastkit doctor 239.255.0.1 -i eth0
 
-Exit statuses: 0 ok, 1 error, 2 usage, 3 timeout, 4 unsupported, 5 loss, 130 Ctrl-C.
+Exit statuses: 0 ok, 1 error, 2 usage, 3 timeout, 4 unsupported, 5 loss, 130 Ctrl-C,
+143 SIGTERM.
 Run 'mcastkit VERB --help' for a verb's options and examples."""
 
 
@@ -87,17 +100,6 @@ class _Parser(argparse.ArgumentParser):
         raise _UsageError(message, self.prog)
 
 
-def _common_options(env: Env) -> _Parser:
-    common = _Parser(add_help=False)
-    common.env = env
-    g = common.add_argument_group("output and debugging")
-    g.add_argument("--json", action="store_true",
-                   help="print JSON lines (one object per line) instead of text")
-    g.add_argument("--traceback", action="store_true",
-                   help="re-raise errors with a Python traceback (for debugging)")
-    return common
-
-
 def build_parser(env: Env) -> argparse.ArgumentParser:
     """The full parser; help and errors go to ``env``."""
 
@@ -117,15 +119,16 @@ def build_parser(env: Env) -> argparse.ArgumentParser:
     parser.add_argument("--traceback", dest="traceback_top", action="store_true",
                         help="re-raise errors with a Python traceback (for debugging)")
     subs = parser.add_subparsers(dest="verb", metavar="VERB", parser_class=_Parser)
-    common = _common_options(env)
     for name, mod in VERBS.items():
         sp = subs.add_parser(
             name, help=mod.HELP, description=mod.DESCRIPTION,
             epilog="Examples:\n" + mod.EXAMPLES.rstrip() + "\n",
-            formatter_class=argparse.RawDescriptionHelpFormatter, parents=[common],
+            formatter_class=argparse.RawDescriptionHelpFormatter,
         )
         sp.env = env
         mod.add_arguments(sp)
+        if not getattr(mod, "OWN_OUTPUT_OPTIONS", False):  # perf adds them per mode
+            add_output_options(sp)
         sp.set_defaults(_verb=mod)
     return parser
 
@@ -169,13 +172,37 @@ def _status_of(exc: McastError) -> ExitStatus:
     return ExitStatus.ERROR
 
 
+def _on_sigterm(signum: int, frame: object) -> None:
+    raise Terminated
+
+
+@contextlib.contextmanager
+def _sigterm_like_ctrl_c() -> Any:
+    """SIGTERM raises :class:`Terminated` (a KeyboardInterrupt) in the main thread while
+    a verb runs, so it prints its summary and exits 143 instead of dying silently."""
+    if threading.current_thread() is not threading.main_thread():
+        yield  # signals reach only the main thread; an in-process test on a thread
+        return
+    old = signal.signal(signal.SIGTERM, _on_sigterm)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, old)
+
+
 def main(argv: Sequence[str] | None = None, env: Env | None = None) -> ExitStatus:
     """Run ``mcastkit`` with ``argv`` (default: ``sys.argv[1:]``) against ``env``.
 
     Never raises for user mistakes or network errors: they become one
     ``mcastkit: error: ...`` line on stderr and an :class:`ExitStatus`. With
-    ``--traceback`` anything unexpected is re-raised.
+    ``--traceback`` anything unexpected is re-raised. SIGTERM is handled like Ctrl-C
+    (exit 143) when called from the main thread.
     """
+    with _sigterm_like_ctrl_c():
+        return _main(argv, env)
+
+
+def _main(argv: Sequence[str] | None, env: Env | None) -> ExitStatus:
     args_list = list(sys.argv[1:] if argv is None else argv)
     env = env if env is not None else Env()
     debug = _wants_traceback(args_list)
@@ -196,11 +223,12 @@ def main(argv: Sequence[str] | None = None, env: Env | None = None) -> ExitStatu
                          ExitStatus.USAGE)
         status: ExitStatus = mod.run(ns, env)
         return status
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         if debug:
             raise
-        env.err("mcastkit: interrupted")
-        return ExitStatus.CTRL_C
+        env.err("mcastkit: terminated (SIGTERM)" if isinstance(exc, Terminated)
+                else "mcastkit: interrupted")
+        return interrupt_status(exc)
     except CliError as exc:
         if debug:
             raise
@@ -208,7 +236,7 @@ def main(argv: Sequence[str] | None = None, env: Env | None = None) -> ExitStatu
     except McastError as exc:
         if debug:
             raise
-        return _fail(env, exc.message, _status_of(exc))
+        return _fail(env, cli_message(exc.message), _status_of(exc))
     except BrokenPipeError:
         return ExitStatus.OK  # the reader went away (mcastkit listen | head)
     except OSError as exc:

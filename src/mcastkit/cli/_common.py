@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -20,16 +21,23 @@ from ._env import Env
 from ._status import ExitStatus
 
 __all__ = [
+    "PORTS",
     "CliError",
     "Pacer",
     "Progress",
+    "Terminated",
+    "add_output_options",
+    "add_reuse_option",
+    "cli_message",
     "emit_json",
     "endpoint_arg",
     "interface_of",
+    "interrupt_status",
     "nonneg_float",
     "percent_arg",
     "positive_int",
     "rate_arg",
+    "size_arg",
 ]
 
 
@@ -41,15 +49,82 @@ class CliError(Exception):
         self.status = status
 
 
+PORTS = "1-65535"
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (``timeout``, systemd, docker), raised in the main thread so that every
+    verb ends as on Ctrl-C: summary printed, exit 143."""
+
+
+def interrupt_status(exc: BaseException) -> ExitStatus:
+    """The exit status of an interruption: 143 for SIGTERM, 130 for Ctrl-C."""
+    return ExitStatus.TERMINATED if isinstance(exc, Terminated) else ExitStatus.CTRL_C
+
+
+def add_output_options(p: argparse.ArgumentParser) -> None:
+    """The options every verb has: ``--json``, ``-v``, ``-q`` and ``--traceback``."""
+    g = p.add_argument_group("output and debugging")
+    g.add_argument("--json", action="store_true",
+                   help="print JSON lines (one object per line, each with a 'type'; schema "
+                        "in docs/cli.md) instead of text")
+    g.add_argument("-v", "--verbose", action="count", default=0,
+                   help="say more (sockets opened, buffer sizes applied, interfaces chosen)")
+    g.add_argument("-q", "--quiet", action="store_true",
+                   help="print only results and errors (no notices, no progress)")
+    g.add_argument("--traceback", action="store_true",
+                   help="re-raise errors with a Python traceback (for debugging)")
+
+
+def add_reuse_option(p: argparse.ArgumentParser) -> None:
+    """``--reuse``: the one way a receiving verb shares its port (issue: G7)."""
+    p.add_argument("--reuse", action="store_true",
+                   help="share the port with other programs (SO_REUSEADDR and SO_REUSEPORT, "
+                        "as iperf and socat need); off by default, so nobody else can bind "
+                        "it and take copies or replies. With it, any local user who sets "
+                        "SO_REUSEADDR can bind the port too")
+
+
+def notice(env: Env, args: argparse.Namespace, line: str, level: int = 0) -> None:
+    """A notice on stderr (``mcastkit: ...``) unless ``-q``; ``level`` 1 needs ``-v``."""
+    if getattr(args, "quiet", False) or getattr(args, "verbose", 0) < level:
+        return
+    env.err(f"mcastkit: {line}")
+
+
 def endpoint_arg(text: str) -> Endpoint:
-    """argparse type for ``[SOURCE,]GROUP:PORT`` (IPv6 in brackets)."""
+    """argparse type for ``[SOURCE,]GROUP:PORT`` (IPv6 in brackets); ports are 1-65535."""
     try:
         ep = parse_endpoint(text)
     except McastError as exc:
-        raise argparse.ArgumentTypeError(exc.message) from None
+        raise argparse.ArgumentTypeError(cli_message(exc.message)) from None
     if ep.port == 0:
-        raise argparse.ArgumentTypeError(f"{text!r}: port 0 is not a port to use; give 1-65535")
+        raise argparse.ArgumentTypeError(f"{text!r}: port 0 is not a port to use; give {PORTS}")
     return ep
+
+
+# The core names its own keyword arguments in messages; the CLI user knows its options.
+# One table, applied to every library message the CLI shows (see :func:`cli_message`).
+_KNOBS: tuple[tuple[str, str], ...] = (
+    ("(interface= / set_interface(), or -i on the command line)", "(-i IFACE)"),
+    ("(interface= / set_interface())", "(-i IFACE)"),
+    ("pass interface=", "give -i IFACE"),
+    ("interface=", "-i IFACE"),
+    ("pass reuse_port=True on every socket that shares the port",
+     "give --reuse to every mcastkit that shares the port (and SO_REUSEPORT to other "
+     "programs)"),
+    ("rcvbuf_bytes", "--rcvbuf"),
+    ("sndbuf_bytes", "--sndbuf"),
+    ("in 0-65535", f"in {PORTS}"),
+    ("range 0-65535", f"range {PORTS}"),
+)
+
+
+def cli_message(message: str) -> str:
+    """A library message with the core's keyword names replaced by the CLI's options."""
+    for lib, cli in _KNOBS:
+        message = message.replace(lib, cli)
+    return message
 
 
 def _int_at_least(text: str, low: int, rule: str) -> int:
@@ -95,11 +170,33 @@ def percent_arg(text: str) -> float:
 
 
 def positive_float(text: str) -> float:
-    """argparse type: seconds > 0."""
-    v = nonneg_float(text)
-    if v <= 0:
-        raise argparse.ArgumentTypeError(f"{text!r} must be more than 0")
+    """argparse type: seconds > 0 (the message says so, not ">= 0")."""
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not math.isfinite(v) or v <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be a finite number of seconds "
+                                         "above 0 (e.g. 0.5)")
     return v
+
+
+_SIZE = {"": 1, "B": 1, "K": 1024, "KB": 1000, "KIB": 1024, "M": 1 << 20, "MB": 10**6,
+         "MIB": 1 << 20, "G": 1 << 30, "GB": 10**9, "GIB": 1 << 30}
+
+
+def size_arg(text: str) -> int:
+    """argparse type: a byte count >= 1 with an optional suffix: ``4096``, ``64K``,
+    ``4M``, ``1G`` (K/M/G and KiB/MiB/GiB are powers of 1024; kB/MB/GB of 1000)."""
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([A-Za-z]*)\s*", text)
+    mult = _SIZE.get(m.group(2).upper()) if m else None
+    if m is None or mult is None:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a size in bytes (e.g. 1200, 64K, 4M, 1G)")
+    v = float(m.group(1)) * mult
+    if v < 1 or v > 1 << 40:
+        raise argparse.ArgumentTypeError(f"{text!r}: give a size from 1 byte up")
+    return int(v)
 
 
 _SUFFIX = {"k": 1e3, "K": 1e3, "m": 1e6, "M": 1e6}
@@ -129,7 +226,8 @@ def interface_of(spec: str | None) -> Interface | None:
     try:
         return resolve_interface(spec)
     except McastError as exc:
-        raise CliError(f"-i/--interface {spec!r}: {exc.message}", ExitStatus.USAGE) from None
+        raise CliError(f"-i/--interface {spec!r}: {cli_message(exc.message)}",
+                       ExitStatus.USAGE) from None
 
 
 def emit_json(env: Env, obj: dict[str, Any]) -> None:

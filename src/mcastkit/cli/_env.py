@@ -13,7 +13,7 @@ import sys
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TextIO
+from typing import BinaryIO, TextIO
 
 __all__ = ["Env"]
 
@@ -36,6 +36,8 @@ class Env:
         time_ns: wall clock in ns (timestamps carried in payloads).
         sleep: how to wait (pacing, probe intervals).
         environ: environment variables (``NO_COLOR`` and friends).
+
+    Payloads on stdin are read as bytes through :meth:`stdin_bytes`.
     """
 
     stdin: TextIO = field(default_factory=lambda: sys.stdin)
@@ -53,6 +55,26 @@ class Env:
             self.stdin_isatty = _isatty(self.stdin)
         if self.stdout_isatty is None:
             self.stdout_isatty = _isatty(self.stdout)
+
+    @property
+    def color(self) -> bool:
+        """Colour on stdout: only on a terminal, never with ``NO_COLOR`` set (any value,
+        see no-color.org) or ``TERM=dumb``."""
+        return (bool(self.stdout_isatty) and "NO_COLOR" not in self.environ
+                and self.environ.get("TERM") != "dumb")
+
+    def stdin_bytes(self) -> BinaryIO:
+        """Standard input as bytes (payloads are binary: never decode them).
+
+        The text stream's ``buffer`` when it has one; a test's ``StringIO`` is encoded
+        back with ``surrogateescape`` (what Python uses for undecodable input).
+        """
+        buf = getattr(self.stdin, "buffer", None)
+        if buf is not None:
+            return buf  # type: ignore[no-any-return]
+        import io
+
+        return io.BytesIO(self.stdin.read().encode("utf-8", "surrogateescape"))
 
     def out(self, line: str = "") -> None:
         """Write one line to stdout and flush (output is often piped to another tool)."""

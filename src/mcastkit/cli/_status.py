@@ -25,6 +25,7 @@ class ExitStatus(enum.IntEnum):
     4     UNSUPPORTED  the platform lacks what the command needs
     5     LOSS         ping/perf saw loss beyond the allowed threshold
     130   CTRL_C       interrupted by the user (SIGINT)
+    143   TERMINATED   stopped by SIGTERM (timeout, systemd, docker); summary printed
     ====  ===========  ==========================================================
     """
 
@@ -35,3 +36,4 @@ class ExitStatus(enum.IntEnum):
     UNSUPPORTED = 4
     LOSS = 5
     CTRL_C = 130
+    TERMINATED = 143

@@ -1,20 +1,21 @@
 """``mcastkit doctor``: find and explain what stops multicast on this host.
 
-Owns: the checks (route and join, interface flags, rp_filter, membership limit, buffer
-sysctls, firewall rules, IP_MULTICAST_ALL, IPv6 DAD, UDP error counters), each a
-:class:`Finding` with a severity and a fix. Exit 1 when any finding is a problem
-(warning or error).
-Must not: change any setting; make socket calls outside the public core.
+Owns: the verb: which checks run for a target (route and join, interface, rp_filter,
+membership limit, buffers, firewall, IP_MULTICAST_ALL, IPv6 DAD, TTL to a peer, UDP
+error counters over a time window), a probe datagram sent through this namespace's own
+input path, and the report (text, coloured on a terminal unless NO_COLOR; or JSON with
+each finding's fix commands). Exit 1 when any finding is a problem.
+Must not: change any setting (its only trace is the one probe datagram, which
+``--no-probe`` turns off); make socket calls outside the public core.
 """
 
 from __future__ import annotations
 
 import argparse
-import re
-import shutil
-import subprocess
-from collections.abc import Iterable
-from dataclasses import asdict, dataclass
+import errno
+import os
+import time
+from dataclasses import asdict
 
 from mcastkit import (
     Endpoint,
@@ -23,55 +24,68 @@ from mcastkit import (
     Interface,
     McastError,
     MulticastSocket,
+    ReceiveTimeoutError,
     list_interfaces,
     parse_endpoint,
 )
 
-from .._common import CliError, emit_json, interface_of
+from .._common import CliError, cli_message, emit_json, interface_of, nonneg_float
+from .._doctor_checks import (
+    Finding,
+    check_buffers,
+    check_counters,
+    check_dad,
+    check_interface,
+    check_memberships,
+    check_rp_filter,
+    check_ttl,
+    read_counters,
+)
 from .._env import Env
-from .._procnet import parse_if_inet6, parse_snmp, parse_snmp6, read_net, read_sysctl
+from .._firewall import check_firewall
 from .._status import ExitStatus
+from .._style import paint
 
 HELP = "check this host for common multicast problems and explain the fixes"
 DESCRIPTION = """\
 Check the current network namespace for what commonly breaks multicast: no route or
-no usable interface for the group, an interface that is down or lacks the MULTICAST
-flag, strict reverse-path filtering on a multi-homed host, a low
-igmp_max_memberships, small socket buffers, firewall rules dropping IGMP or the port,
-IPv6 addresses still in duplicate address detection, and UDP buffer error counters.
-Each finding has a severity (ok, info, warning, error) and a fix. Exit status 1 when
-any warning or error is found. Nothing is changed."""
+no usable interface for the group, an interface that is down, lacks the MULTICAST flag,
+has no carrier or no IPv4 address, IPv6 over lo, strict reverse-path filtering on a
+multi-homed host, a low igmp_max_memberships, small socket buffers, nftables rules
+dropping the group's datagrams or IGMP (judged from 'nft -j list ruleset', with the
+table, chain and rule that drop), IPv6 addresses still in duplicate address detection,
+a TTL too low to reach a peer behind a router (--peer), and UDP buffer errors that
+grow while it runs. With GROUP:PORT it also sends a probe datagram through this host's
+own input path (one datagram with TTL 1; --no-probe skips it). Each finding has a
+severity (ok, info, warning, error), why it matters, and a fix; fixes that are commands
+are printed so they can be run as written. Exit 1 when any warning or error is found.
+Nothing is changed."""
 EXAMPLES = """\
   mcastkit doctor
   mcastkit doctor 239.255.0.1:5000 -i eth0
   mcastkit doctor [ff15::1]:5000 -i eth0 --json
+  mcastkit doctor 239.255.0.9:4321 -i eth0 --peer 198.18.2.10 --ttl 1   # across a router?
   mcastkit doctor 239.255.0.1 --all        # also show the checks that passed"""
 
-SEVERITIES = ("ok", "info", "warning", "error")
-USEFUL_RMEM = 8 * 1024 * 1024
-DEFAULT_MAX_MEMBERSHIPS = 20
-
-
-@dataclass(frozen=True, slots=True)
-class Finding:
-    """One result: ``check`` is a stable id (``rp_filter``, ``firewall``...)."""
-
-    check: str
-    severity: str
-    title: str
-    detail: str = ""
-    fix: str = ""
-
-    @property
-    def problem(self) -> bool:
-        return self.severity in ("warning", "error")
+PROBE_WAIT_S = 0.5
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("target", nargs="?", metavar="GROUP[:PORT]",
-                   help="group (and port) to check the route, join and firewall for")
+                   help="group (and port) to check the route, join, firewall and probe for")
     p.add_argument("-i", "--interface", metavar="IFACE",
                    help="interface to check (name, index or address); default: the route's")
+    p.add_argument("--peer", metavar="ADDRESS",
+                   help="a host that should receive (or send) the group: is it behind a "
+                        "router that --ttl cannot cross?")
+    p.add_argument("--ttl", type=int, default=1, metavar="N",
+                   help="the TTL your senders use, judged against --peer (default 1)")
+    p.add_argument("--window", type=nonneg_float, default=1.0, metavar="S",
+                   help="watch the UDP error counters for S seconds: only growth is a "
+                        "problem (default 1)")
+    p.add_argument("--no-probe", dest="probe", action="store_false",
+                   help="do not send the probe datagram (it goes to GROUP:PORT with TTL 1: "
+                        "local listeners and hosts on the link see one datagram)")
     p.add_argument("--all", action="store_true", help="also print the checks that passed")
 
 
@@ -81,10 +95,11 @@ def _target(text: str | None) -> Endpoint | None:
     try:
         return parse_endpoint(text, default_port=0)
     except McastError as exc:
-        raise CliError(f"GROUP {text!r}: {exc.message}", ExitStatus.USAGE) from None
+        msg = cli_message(exc.message)
+        for echo in (f"{text!r}: ", f"{text}: "):  # the core quotes the input; say it once
+            msg = msg.removeprefix(echo)
+        raise CliError(f"GROUP[:PORT] {text!r}: {msg}", ExitStatus.USAGE) from None
 
-
-# ----------------------------------------------------------------------------- checks
 
 def check_join(ep: Endpoint | None, iface: Interface | None) -> tuple[list[Finding],
                                                                          Interface | None]:
@@ -118,180 +133,6 @@ def check_join(ep: Endpoint | None, iface: Interface | None) -> tuple[list[Findi
         return out, iface
 
 
-def check_interface(itf: Interface) -> list[Finding]:
-    fl = itf.flags
-    if fl is None:
-        return [Finding("interface", "warning", f"{itf.name}: flags unreadable")]
-    out: list[Finding] = []
-    if not fl.up:
-        out.append(Finding("interface", "error", f"{itf.name} is down",
-                           "nothing is sent or received on an interface that is down",
-                           f"ip link set dev {itf.name} up"))
-    if not fl.multicast:
-        if fl.loopback:
-            out.append(Finding("interface", "info", f"{itf.name} has no MULTICAST flag",
-                               "loopback still delivers multicast locally when the socket "
-                               "is pinned to it (-i lo)"))
-        else:
-            out.append(Finding("interface", "error", f"{itf.name} lacks the MULTICAST flag",
-                               "the kernel refuses to send multicast out of it and will not "
-                               "report joins on it",
-                               f"ip link set dev {itf.name} multicast on"))
-    if not out:
-        out.append(Finding("interface", "ok", f"{itf.name} is up with MULTICAST (mtu {itf.mtu})"))
-    return out
-
-
-def check_rp_filter(targets: list[Interface], all_ifaces: list[Interface]) -> list[Finding]:
-    homed = [i for i in all_ifaces
-             if not (i.flags and i.flags.loopback) and any(a.version == 4 for a in i.addresses)]
-    all_v = read_sysctl("net.ipv4.conf.all.rp_filter")
-    out: list[Finding] = []
-    for itf in targets:
-        own = read_sysctl(f"net.ipv4.conf.{itf.name}.rp_filter")
-        vals = [int(v) for v in (all_v, own) if v is not None and v.isdigit()]
-        eff = max(vals) if vals else 0
-        if eff == 1 and len(homed) >= 2:
-            out.append(Finding(
-                "rp_filter", "warning",
-                f"strict reverse-path filtering (rp_filter=1) on {itf.name} of a multi-homed host",
-                f"{len(homed)} interfaces have IPv4 addresses; multicast from a source whose "
-                f"unicast route points out of another interface is dropped silently "
-                f"(all={all_v}, {itf.name}={own}; the higher value wins)",
-                f"sysctl -w net.ipv4.conf.all.rp_filter=2 net.ipv4.conf.{itf.name}.rp_filter=2 "
-                "(loose), or route the sources via this interface"))
-        else:
-            out.append(Finding("rp_filter", "ok", f"rp_filter={eff} on {itf.name}"
-                               + (" (single-homed)" if eff == 1 else "")))
-    return out
-
-
-def check_memberships() -> list[Finding]:
-    v = read_sysctl("net.ipv4.igmp_max_memberships")
-    if v is None or not v.isdigit():
-        return [Finding("igmp_max_memberships", "info", "igmp_max_memberships unreadable")]
-    n = int(v)
-    if n < DEFAULT_MAX_MEMBERSHIPS:
-        return [Finding(
-            "igmp_max_memberships", "warning",
-            f"net.ipv4.igmp_max_memberships is {n} (default {DEFAULT_MAX_MEMBERSHIPS})",
-            f"one socket cannot join more than {n} IPv4 groups; further joins fail with "
-            "ENOBUFS",
-            "sysctl -w net.ipv4.igmp_max_memberships=1024")]
-    return [Finding("igmp_max_memberships", "ok", f"igmp_max_memberships={n}")]
-
-
-def check_buffers() -> list[Finding]:
-    out: list[Finding] = []
-    for key in ("net.core.rmem_max", "net.core.rmem_default"):
-        v = read_sysctl(key)
-        if v is None or not v.isdigit():
-            out.append(Finding("buffers", "info", f"{key} unreadable here"))
-            continue
-        n = int(v)
-        if n < USEFUL_RMEM:
-            out.append(Finding(
-                "buffers", "info", f"{key} = {n} B ({n // 1024} KiB)",
-                "a high-rate stream (tens of thousands of datagrams/s) overflows a small "
-                "receive buffer in bursts; see RcvbufErrors",
-                f"sysctl -w {key}={USEFUL_RMEM}; then 'mcastkit listen --rcvbuf {USEFUL_RMEM}'"
-                if key.endswith("max") else f"sysctl -w {key}=1048576"))
-        else:
-            out.append(Finding("buffers", "ok", f"{key} = {n} B"))
-    return out
-
-
-def _ports_in(spec: str) -> Iterable[tuple[int, int]]:
-    for part in re.split(r"[,{}\s]+", spec):
-        if not part:
-            continue
-        a, _, b = part.partition("-")
-        if a.isdigit():
-            yield int(a), int(b) if b.isdigit() else int(a)
-
-
-_NFT_DPORT = re.compile(r"udp\s+dport\s+(\{[^}]*\}|\S+)")
-_IPT_DPORT = re.compile(r"--dports?\s+(\S+)")
-
-
-def scan_nft(text: str, port: int) -> list[str]:
-    """Rules of an ``nft list ruleset`` that drop IGMP or UDP ``port`` (or a drop policy)."""
-    hits: list[str] = []
-    for raw in text.splitlines():
-        line = raw.strip()
-        if "policy drop" in line and "input" in line:
-            hits.append(line)
-            continue
-        if not re.search(r"\b(drop|reject)\b", line):
-            continue
-        if "igmp" in line or "ip protocol 2 " in line:
-            hits.append(line)
-            continue
-        m = _NFT_DPORT.search(line)
-        if port and m and any(lo <= port <= hi for lo, hi in _ports_in(m.group(1))):
-            hits.append(line)
-    return hits
-
-
-def scan_iptables(text: str, port: int) -> list[str]:
-    """Rules of ``iptables-save`` output that drop IGMP or UDP ``port`` (or a drop policy)."""
-    hits: list[str] = []
-    for raw in text.splitlines():
-        line = raw.strip()
-        if line.startswith(":INPUT DROP"):
-            hits.append(line)
-            continue
-        if not re.search(r"-j (DROP|REJECT)\b", line):
-            continue
-        if re.search(r"-p (igmp|2)\b", line):
-            hits.append(line)
-            continue
-        m = _IPT_DPORT.search(line)
-        if port and "udp" in line and m and any(
-                lo <= port <= hi for lo, hi in _ports_in(m.group(1).replace(":", "-"))):
-            hits.append(line)
-    return hits
-
-
-def _run_tool(*cmd: str) -> str | None:
-    if shutil.which(cmd[0]) is None:
-        return None
-    try:
-        r = subprocess.run(cmd, capture_output=True, text=True, timeout=10)
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return r.stdout if r.returncode == 0 else None
-
-
-def check_firewall(port: int) -> list[Finding]:
-    out: list[Finding] = []
-    readable = False
-    for tool, cmd, scan in (("nft", ("nft", "list", "ruleset"), scan_nft),
-                            ("iptables", ("iptables-save",), scan_iptables),
-                            ("ip6tables", ("ip6tables-save",), scan_iptables)):
-        text = _run_tool(*cmd)
-        if text is None:
-            continue
-        readable = True
-        for rule in scan(text, port):
-            what = f"UDP port {port} or IGMP" if port else "IGMP"
-            out.append(Finding(
-                "firewall", "warning", f"{tool} rule may drop {what}: {rule}",
-                "a firewall that drops IGMP hides joins from switches and routers; one that "
-                "drops the port hides the datagrams from every receiver",
-                "add an accept rule before it, e.g. nft add rule inet filter input "
-                f"ip protocol igmp accept; nft add rule inet filter input udp dport "
-                f"{port or 'PORT'} accept"))
-    if not readable:
-        out.append(Finding("firewall", "info", "firewall rules not readable here",
-                           "neither 'nft list ruleset' nor 'iptables-save' could be run",
-                           "run as root to include the firewall checks"))
-    elif not out:
-        out.append(Finding("firewall", "ok", "no firewall rule drops IGMP"
-                           + (f" or UDP port {port}" if port else "")))
-    return out
-
-
 def check_multicast_all() -> list[Finding]:
     return [Finding(
         "multicast_all", "info", "IP_MULTICAST_ALL defaults to 1 on Linux",
@@ -300,93 +141,129 @@ def check_multicast_all() -> list[Finding]:
         "in other programs set IP_MULTICAST_ALL=0 or bind to the group address")]
 
 
-def check_dad(targets: list[Interface]) -> list[Finding]:
-    text = read_net("if_inet6")
-    if text is None:
+def probe(ep: Endpoint | None, itf: Interface | None) -> list[Finding]:
+    """Send one datagram to GROUP:PORT out of ``itf`` with loopback on, and see whether
+    it comes back in through this namespace's input path (routing, the nftables input
+    hooks, the socket lookup): the kernel's own answer. Rules on ``meta pkttype
+    multicast`` do not see it (a looped copy is ``loopback``); the ruleset check does."""
+    if ep is None or not ep.port or itf is None:
         return []
-    names = {i.name for i in targets}
-    out: list[Finding] = []
-    for a in parse_if_inet6(text):
-        if names and a.ifname not in names:
-            continue
-        if a.dad_failed:
-            out.append(Finding("ipv6_dad", "error", f"{a.address} on {a.ifname} failed DAD",
-                               "another host has the same address; it is unusable",
-                               "change the address (or the MAC behind the link-local)"))
-        elif a.tentative:
-            out.append(Finding("ipv6_dad", "warning",
-                               f"{a.address} on {a.ifname} is tentative (DAD in progress)",
-                               "until DAD ends, binding to it fails and MLD reports go out "
-                               "from ::; early IPv6 joins and sends can fail",
-                               "wait a second, or turn DAD off for lab links: sysctl -w "
-                               f"net.ipv6.conf.{a.ifname}.accept_dad=0"))
-    return out
+    if ep.source is not None:
+        return [Finding("probe", "info", "probe skipped for a source-specific group",
+                        "only the source itself can send to it")]
+    token = b"mcastkit-doctor-probe " + os.urandom(8).hex().encode()
+    try:
+        try:
+            came_back = _probe_once(ep, itf, token, share=False)
+        except McastError as exc:
+            if getattr(exc, "errno", None) != errno.EADDRINUSE:
+                raise
+            # the port is held; a holder that shares it (SO_REUSEPORT, same user) lets the
+            # probe in for half a second, one that does not leaves nothing to probe with
+            came_back = _probe_once(ep, itf, token, share=True)
+    except McastError as exc:
+        if getattr(exc, "errno", None) == errno.EADDRINUSE:
+            return [Finding("probe", "info", f"probe skipped: port {ep.port} is in use",
+                            "another program holds the port without sharing it; stop it to "
+                            "let doctor probe, or run doctor with a free port")]
+        return [Finding("probe", "info", "probe could not run", cli_message(exc.message))]
+    if came_back:
+        return [Finding("probe", "ok", f"a probe datagram to {ep} went out {itf.name} and "
+                        "came back in through this host's input path (routing, firewall "
+                        "input hooks, socket lookup)")]
+    return [Finding("probe", "error",
+                    f"a probe datagram to {ep} sent out {itf.name} never came back in",
+                    "this host's own input path drops it: see the firewall and interface "
+                    "findings; if none explains it, an iptables-legacy rule, a tc/eBPF "
+                    "filter or an LSM policy does",
+                    "fix what the other findings name, then run doctor again")]
 
 
-def check_counters() -> list[Finding]:
-    out: list[Finding] = []
-    snmp = read_net("snmp")
-    udp = parse_snmp(snmp).get("Udp", {}) if snmp else {}
-    snmp6 = read_net("snmp6")
-    u6 = parse_snmp6(snmp6) if snmp6 else {}
-    for label, val in (("Udp RcvbufErrors", udp.get("RcvbufErrors", 0)),
-                       ("Udp SndbufErrors", udp.get("SndbufErrors", 0)),
-                       ("Udp6 RcvbufErrors", u6.get("Udp6RcvbufErrors", 0)),
-                       ("Udp6 SndbufErrors", u6.get("Udp6SndbufErrors", 0))):
-        if val > 0:
-            rcv = "Rcv" in label
-            out.append(Finding(
-                "udp_errors", "warning", f"{label} = {val}",
-                "datagrams were dropped because a socket buffer was full"
-                if rcv else "sends failed because the send buffer was full",
-                "raise net.core.rmem_max and use a bigger receive buffer (--rcvbuf), or read "
-                "faster" if rcv else "pace the sender (--rate) or raise net.core.wmem_max"))
-    if not out:
-        out.append(Finding("udp_errors", "ok", "no UDP buffer errors counted"))
-    return out
+def _probe_once(ep: Endpoint, itf: Interface, token: bytes, *, share: bool) -> bool:
+    """Whether ``token`` sent to ``ep`` out of ``itf`` comes back within PROBE_WAIT_S."""
+    g = ep.group
+    with MulticastSocket(g.version, interface=itf, metadata=True, reuse_port=share) as rx, \
+            MulticastSocket(g.version, interface=itf, ttl=1, loopback=True) as tx:
+        rx.bind(ep.port)
+        rx.join(g)
+        tx.sendto(token, str(g), ep.port)
+        deadline = time.monotonic() + PROBE_WAIT_S  # one deadline, whatever else arrives
+        while (left := deadline - time.monotonic()) > 0:
+            try:
+                if rx.recv(timeout_s=left).data == token:
+                    return True
+            except ReceiveTimeoutError:
+                break
+        return False
 
 
 # ----------------------------------------------------------------------------- run
 
-def diagnose(ep: Endpoint | None, iface: Interface | None) -> list[Finding]:
+def diagnose(ep: Endpoint | None, iface: Interface | None, *, peer: str | None = None,
+             ttl: int = 1, window_s: float = 1.0, env: Env | None = None,
+             send_probe: bool = True) -> list[Finding]:
     """Every finding for ``ep`` on ``iface`` (None: the route's / all interfaces)."""
+    t0 = env.monotonic() if env else 0.0
+    before = read_counters()
     findings, chosen = check_join(ep, iface)
     all_ifaces = list_interfaces()
     if chosen is not None:
         targets = [next((i for i in all_ifaces if i.index == chosen.index), chosen)]
     else:
         targets = [i for i in all_ifaces if not (i.flags and i.flags.loopback)] or all_ifaces
+    version = ep.group.version if ep is not None else None
     for itf in targets:
-        findings += check_interface(itf)
+        findings += check_interface(itf, version)
     findings += check_rp_filter(targets, all_ifaces)
     findings += check_memberships()
     findings += check_buffers()
-    findings += check_firewall(ep.port if ep is not None else 0)
+    if send_probe:
+        findings += probe(ep, chosen)  # before the firewall check: its counters include it
+    findings += check_firewall(ep, chosen.name if chosen is not None else "")
     findings += check_multicast_all()
     if ep is None or ep.group.version == 6:
         findings += check_dad(targets)
-    findings += check_counters()
+    findings += check_ttl(peer, ttl)
+    if env is not None:
+        left = window_s - (env.monotonic() - t0)
+        if left > 0:
+            env.sleep(left)
+    findings += check_counters(before, read_counters(), window_s)
     return findings
+
+
+_STYLE = {"ok": "green", "info": "cyan", "warning": "yellow", "error": "bold red"}
 
 
 def run(args: argparse.Namespace, env: Env) -> ExitStatus:
     ep = _target(args.target)
     iface = interface_of(args.interface)
-    findings = diagnose(ep, iface)
+    if not 0 <= args.ttl <= 255:
+        raise CliError(f"--ttl {args.ttl}: use 0-255", ExitStatus.USAGE)
+    findings = diagnose(ep, iface, peer=args.peer, ttl=args.ttl, window_s=args.window,
+                        env=env, send_probe=args.probe)
     problems = [f for f in findings if f.problem]
     for f in findings:
         if args.json:
-            emit_json(env, {"type": "finding", **asdict(f), "problem": f.problem})
+            d = asdict(f)
+            d["commands"] = list(f.commands)
+            emit_json(env, {"type": "finding", **d, "problem": f.problem})
             continue
         if f.severity == "ok" and not args.all:
             continue
-        env.out(f"[{f.severity.upper()}] {f.title}")
+        if args.quiet and not f.problem:
+            continue
+        tag = paint(env, f"[{f.severity.upper()}]", _STYLE[f.severity])
+        env.out(f"{tag} {f.title}")
         if f.detail:
             env.out(f"    why: {f.detail}")
         if f.fix:
             env.out(f"    fix: {f.fix}")
+        for c in f.commands:
+            env.out(f"    run: {c}")
     if args.json:
         emit_json(env, {"type": "summary", "findings": len(findings), "problems": len(problems)})
     else:
-        env.out(f"{len(problems)} problem(s) found" if problems else "no problems found")
+        env.out(paint(env, f"{len(problems)} problem(s) found", "bold red") if problems
+                else paint(env, "no problems found", "green"))
     return ExitStatus.ERROR if problems else ExitStatus.OK

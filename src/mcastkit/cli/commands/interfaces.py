@@ -43,7 +43,8 @@ def run(args: argparse.Namespace, env: Env) -> ExitStatus:
         joined = groups.get(itf.name, [])
         if args.json:
             emit_json(env, {
-                "index": itf.index, "name": itf.name, "flags": str(fl) if fl else None,
+                "type": "interface", "index": itf.index, "name": itf.name,
+                "flags": str(fl).split(",") if fl and str(fl) != "-" else [],
                 "up": fl.up if fl else None, "multicast": fl.multicast if fl else None,
                 "mtu": itf.mtu, "addresses": addrs, "groups": joined})
             continue

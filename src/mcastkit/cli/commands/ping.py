@@ -23,15 +23,18 @@ from mcastkit import Datagram, MulticastSocket, open_receiver
 from .. import _seq
 from .._common import (
     CliError,
+    add_reuse_option,
     emit_json,
     endpoint_arg,
     interface_of,
+    interrupt_status,
     nonneg_float,
     percent_arg,
     positive_float,
     positive_int,
 )
 from .._env import Env
+from .._format import pct
 from .._status import ExitStatus
 
 HELP = "probe a group from several hosts at once; per-peer loss and latency"
@@ -76,7 +79,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--ttl", type=int, default=1, metavar="N", help="TTL of probes (default 1)")
     p.add_argument("--max-loss", type=percent_arg, default=0.0, metavar="PCT",
                    help="exit 5 if any peer's loss is above PCT percent (default 0)")
-    p.add_argument("-q", "--quiet", action="store_true", help="print only the summary")
+    add_reuse_option(p)
+
+
+def left_after(interval: float) -> float:
+    """Seconds of silence (no probe, no reply) after which a peer has left."""
+    return max(3.0 * interval, 1.0)
 
 
 @dataclass
@@ -84,6 +92,9 @@ class Peer:
     responder: int
     address: str
     first_seq: int  # our probes from this one on count for this peer
+    last_heard: float = 0.0  # monotonic time of its last probe or reply
+    heard_at_sent: int = 0  # how many probes we had sent then
+    left_at: int | None = None  # our probes from this one on are not counted (it left)
     replies: set[int] = field(default_factory=set)
     rtts_ms: list[float] = field(default_factory=list)
     duplicates: int = 0
@@ -92,8 +103,9 @@ class Peer:
 
     def summary(self, sent: int, count_from: int = 0) -> dict[str, Any]:
         first = max(self.first_seq, count_from)  # probes before count_from were warm-up
-        counted = [s for s in self.replies if s >= first]
-        expected = max(sent - first, len(counted))
+        last = sent if self.left_at is None else min(sent, self.left_at)
+        counted = [s for s in self.replies if first <= s < last]
+        expected = max(last - first, len(counted))
         got = len(counted)
         loss = 100.0 * (expected - got) / expected if expected else 0.0
         r = self.rtts_ms
@@ -101,8 +113,9 @@ class Peer:
                   if len(r) > 1 else 0.0)
         mc = self.probes_seen.total()
         return {
-            "type": "summary", "peer": self.address, "peer_id": f"{self.responder:08x}",
-            "sent": expected, "received": got, "loss_pct": round(loss, 2),
+            "type": "peer", "peer": self.address, "peer_id": f"{self.responder:08x}",
+            "left": self.left_at is not None,
+            "sent": expected, "received": got, "loss_pct": pct(loss),
             "rtt_min_ms": round(min(r), 3) if r else None,
             "rtt_avg_ms": round(sum(r) / len(r), 3) if r else None,
             "rtt_max_ms": round(max(r), 3) if r else None,
@@ -130,14 +143,42 @@ class _Pinger:
         ep = args.endpoint
         self.group, self.port = str(ep.group), ep.port
 
+    def say(self, obj: dict[str, Any], text: str) -> None:
+        """A progress event: a JSON line or a text line (nothing with -q)."""
+        if self.args.quiet:
+            return
+        if self.args.json:
+            emit_json(self.env, obj)
+        else:
+            self.env.out(text)
+
     def peer(self, rid: int, address: str) -> Peer:
         p = self.peers.get(rid)
+        now = self.env.monotonic()
         if p is None:
             p = Peer(rid, address, first_seq=self.sent)
             self.peers[rid] = p
-            if not self.args.quiet and not self.args.json:
-                self.env.out(f"{address}: joined (peer {rid:08x})")
+            self.say({"type": "joined", "peer": address, "peer_id": f"{rid:08x}"},
+                     f"{address}: joined (peer {rid:08x})")
+        elif p.left_at is not None:
+            p.left_at = None
+            self.say({"type": "rejoined", "peer": address, "peer_id": f"{rid:08x}"},
+                     f"{address}: heard again (peer {rid:08x})")
+        p.last_heard, p.heard_at_sent = now, self.sent
         return p
+
+    def check_left(self) -> None:
+        """Mark peers silent for :func:`left_after` seconds as gone, and say so: their
+        later probes are not counted as loss."""
+        now = self.env.monotonic()
+        quiet = left_after(self.args.interval)
+        for p in self.peers.values():
+            if p.left_at is None and now - p.last_heard > quiet:
+                p.left_at = p.heard_at_sent
+                self.say({"type": "left", "peer": p.address, "peer_id": f"{p.responder:08x}",
+                          "after_seq": p.left_at},
+                         f"{p.address}: left (nothing heard for {quiet:g} s); probes from "
+                         f"seq {p.left_at} on are not counted for it")
 
     def start_counting(self) -> None:
         """--peers reached: count from our next probe; forget what warm-up saw."""
@@ -148,9 +189,9 @@ class _Pinger:
             p.rtts_ms.clear()
             p.duplicates = 0
             p.probes_seen = _seq.StreamStats(max_streams=1)
-        if not self.args.quiet and not self.args.json:
-            self.env.out(f"{len(self.peers)} peer(s) heard; counting the next "
-                         f"{self.args.count} probes")
+        self.say({"type": "counting", "peers": len(self.peers), "count": self.args.count},
+                 f"{len(self.peers)} peer(s) heard; counting the next {self.args.count} "
+                 "probes")
 
     def send_probe(self) -> None:
         data = _seq.pack(self.my_id, self.sent, self.env.time_ns(), kind=_seq.Kind.PROBE)
@@ -187,11 +228,8 @@ class _Pinger:
             p.replies.add(h.seq)
             rtt = (self.env.time_ns() - h.ts_ns) / 1e6
             p.rtts_ms.append(rtt)
-            if self.args.json and not self.args.quiet:
-                emit_json(self.env, {"type": "reply", "peer": p.address, "seq": h.seq,
-                                     "rtt_ms": round(rtt, 3)})
-            elif not self.args.quiet:
-                self.env.out(f"{p.address}: seq={h.seq} rtt={rtt:.3f} ms")
+            self.say({"type": "reply", "peer": p.address, "seq": h.seq,
+                      "rtt_ms": round(rtt, 3)}, f"{p.address}: seq={h.seq} rtt={rtt:.3f} ms")
 
 
 def run(args: argparse.Namespace, env: Env) -> ExitStatus:
@@ -203,7 +241,8 @@ def run(args: argparse.Namespace, env: Env) -> ExitStatus:
     iface = interface_of(args.interface)
     wait = args.wait if args.wait is not None else max(1.0, 2 * args.interval)
     hard = args.timeout if args.timeout is not None else args.count * args.interval + 30.0
-    rx = open_receiver(ep, interface=iface, metadata=True, reuse_port=True, reuse_address=True)
+    rx = open_receiver(ep, interface=iface, metadata=True, reuse_port=args.reuse,
+                       reuse_address=args.reuse)
     sel = selectors.DefaultSelector()
     try:
         tx = MulticastSocket(ep.group.version, interface=iface, ttl=args.ttl, loopback=True)
@@ -245,6 +284,8 @@ def _loop(pg: _Pinger, sel: selectors.BaseSelector, env: Env, args: argparse.Nam
                 until = quiet_since + wait
                 if now >= until:
                     break
+            if not pg.counting or pg.sent - pg.count_from < args.count:
+                pg.check_left()  # after our last probe, peers going quiet is the normal end
             for key, _ in sel.select(max(0.0, min(until, end) - now)):
                 sock: MulticastSocket = key.data
                 try:
@@ -253,8 +294,8 @@ def _loop(pg: _Pinger, sel: selectors.BaseSelector, env: Env, args: argparse.Nam
                     continue
                 for d in batch:
                     pg.handle(d)
-    except KeyboardInterrupt:
-        return ExitStatus.CTRL_C
+    except KeyboardInterrupt as exc:
+        return interrupt_status(exc)
     return ExitStatus.OK
 
 
@@ -275,18 +316,28 @@ def _report(pg: _Pinger, env: Env, args: argparse.Namespace, status: ExitStatus)
         if args.json:
             emit_json(env, s)
             continue
-        rtt = (f"min/avg/max/jitter = {s['rtt_min_ms']}/{s['rtt_avg_ms']}/{s['rtt_max_ms']}/"
-               f"{s['jitter_ms']} ms" if s["rtt_min_ms"] is not None else "no replies")
-        env.out(f"{s['peer']} ({s['peer_id']}): {args.reply}, xmt/rcv/%loss = {s['sent']}/"
-                f"{s['received']}/{s['loss_pct']}%, {rtt}; multicast probes seen "
+        left = " (left early)" if s["left"] else ""
+        rtt = (f"min/avg/max/jitter = {s['rtt_min_ms']:.3f}/{s['rtt_avg_ms']:.3f}/"
+               f"{s['rtt_max_ms']:.3f}/{s['jitter_ms']:.3f} ms" if s["rtt_min_ms"] is not None
+               else "no replies")
+        env.out(f"{s['peer']} ({s['peer_id']}){left}: {args.reply}, xmt/rcv/%loss = {s['sent']}/"
+                f"{s['received']}/{s['loss_pct']:.2f}%, {rtt}; multicast probes seen "
                 f"{s['mcast_probes_received']} (lost {s['mcast_probes_lost']})")
+    if args.json:
+        emit_json(env, {"type": "summary", "sent": pg.sent - pg.count_from,
+                        "peers": len(pg.peers),
+                        "left": sum(p.left_at is not None for p in pg.peers.values()),
+                        "worst_loss_pct": worst})
     if status is not ExitStatus.OK:
         return status
     if not pg.peers:
-        env.err(f"mcastkit: no peer answered: start 'mcastkit ping {args.endpoint}' on the "
-                "other hosts at the same time, with the same group, port and a reachable "
-                "interface")
-        return ExitStatus.TIMEOUT
+        ttl = (f"; peers behind a router need --ttl above the number of routers (now "
+               f"{args.ttl}: 'mcastkit doctor {args.endpoint} -i IFACE --peer ADDRESS' "
+               "checks)" if args.ttl <= 1 else "")
+        raise CliError(f"no peer answered: start 'mcastkit ping {args.endpoint}' on the "
+                       "other hosts at the same time, with the same group, port and a "
+                       f"reachable interface{ttl}", ExitStatus.TIMEOUT)
     if worst > args.max_loss:
+        env.err(f"mcastkit: error: loss {worst:.2f}% is above --max-loss {args.max_loss:g}%")
         return ExitStatus.LOSS
     return ExitStatus.OK
