@@ -98,6 +98,7 @@ class ErrOp(str, enum.Enum):
     SET_BUFFER_SIZES = "set_buffer_sizes"
     SET_METADATA = "set_metadata"
     RAW_OPEN = "raw_open"  # an AF_PACKET socket of the raw send path (_rawsend)
+    SET_BROADCAST = "set_broadcast"
 
 
 class McastError(Exception):
@@ -446,6 +447,11 @@ _TABLE: Final[dict[tuple[ErrOp, int], _Rule]] = {
         SendError,
         lambda c: f"{c.what()}: no destination; pass an endpoint (send(data, \"G:P\")) "
         "or connect() first",
+    ),
+    (ErrOp.SEND, _errno.EACCES): (  # the route is a broadcast one, SO_BROADCAST is off
+        SendError,
+        lambda c: f"{c.what()}: this is a broadcast address; open the socket with "
+        "broadcast=True (SO_BROADCAST) to send broadcasts",
     ),
     (ErrOp.SEND, _errno.EPERM): (
         SendError, lambda c: f"{c.what()}: refused by a firewall rule (EPERM); check nft/iptables"

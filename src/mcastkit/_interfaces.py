@@ -18,6 +18,7 @@ netlink socket per namespace, kept open, which keeps a deleted namespace alive).
 from __future__ import annotations
 
 import _socket
+import contextlib
 import errno
 import fcntl
 import ipaddress
@@ -38,13 +39,14 @@ from ._errors import (
     McastOSError,
     McastValueError,
 )
-from ._netlink import dump_addresses
+from ._netlink import dump_addresses, route_oif
 
 __all__ = [
     "Interface",
     "InterfaceFlags",
     "check_interface_name",
     "descriptor_limit_error",
+    "is_broadcast_address",
     "list_interfaces",
     "resolve_interface",
     "route_interface",
@@ -356,14 +358,46 @@ def resolve_interface(spec: str | int | IPAddress | Interface) -> Interface:
     )
 
 
+def is_broadcast_address(addr: str) -> bool:
+    """True for the limited broadcast 255.255.255.255 and for the broadcast address of a
+    subnet of this host (its IPv4 addresses with a prefix shorter than /31), read from
+    one rtnetlink address dump; False for anything else, IPv6, or where netlink cannot
+    answer."""
+    if addr == "255.255.255.255":
+        return True
+    try:
+        target = int(ipaddress.IPv4Address(addr))
+        events = dump_addresses(0)
+    except (ValueError, McastError, OSError):
+        return False
+    for ev in events:
+        if ev.family == 4 and ev.address is not None and ev.prefixlen < 31:
+            host_bits = (1 << (32 - ev.prefixlen)) - 1
+            if int(ipaddress.IPv4Address(ev.address)) | host_bits == target:
+                return True
+    return False
+
+
 def route_interface(group: IPAddress) -> Interface:
     """The interface the routing table would send ``group`` out of (a deterministic,
     reported choice instead of the kernel's hidden "any interface": field notes A10).
+
+    Asks the kernel for the route's device (rtnetlink ``RTM_GETROUTE`` → ``RTA_OIF``), so
+    a route without a source address (``224.0.0.0/4 dev eth1`` on an interface without
+    an IPv4 address) is found too; where netlink cannot answer, the source address a
+    connected probe socket gets is looked up instead.
 
     Raises:
         InterfaceError: no route to the group (typical of containers); the message says to
             pass an interface.
     """
+    try:
+        oif = route_oif(str(group))
+    except (McastError, OSError, ValueError):
+        oif = None  # no route, or no netlink: the probe below says which
+    if oif is not None:
+        with contextlib.suppress(InterfaceNotFoundError):  # deleted since: probe
+            return resolve_interface(oif)
     fam = socket.AF_INET if group.version == 4 else socket.AF_INET6
     s = _lookup_socket(fam)
     try:

@@ -20,8 +20,15 @@ from typing import Final, NoReturn
 
 from . import _io
 from . import _platform as plat
-from ._addr import Endpoint, IPAddress, parse_endpoint, parse_ip
-from ._errors import ErrOp, McastError, McastValueError, UnsupportedError, translate
+from ._addr import Endpoint, IPAddress, parse_destination, parse_endpoint, parse_ip
+from ._errors import (
+    ErrOp,
+    ErrorCode,
+    McastError,
+    McastValueError,
+    UnsupportedError,
+    translate,
+)
 from ._handle import Handle
 from ._interfaces import resolve_interface
 from ._options import SendOptions
@@ -75,6 +82,8 @@ class SendPath:
             if zone:
                 scope = int(zone) if zone.isdigit() else resolve_interface(zone).index
             return (host, port, 0, scope)
+        if host == "255.255.255.255":  # once per new target: the cache keeps the verdict
+            self._opts.check_limited_broadcast()
         return (host, port)
 
     def sendto(self, data: Payload, address: str | IPAddress, port: int) -> int:
@@ -135,7 +144,15 @@ class SendPath:
                 return self._sock.send(data, self._h.send_flags)
             except OSError as exc:
                 return self._failed(exc, data, None)
-        ep = parse_endpoint(endpoint) if isinstance(endpoint, str) else endpoint
+        if isinstance(endpoint, Endpoint):
+            return self.sendto(data, endpoint.group.address, endpoint.port)
+        try:
+            ep = parse_endpoint(endpoint)
+        except McastValueError as exc:  # a broadcast or unicast HOST:PORT
+            if exc.code is not ErrorCode.NOT_MULTICAST:
+                raise
+            host, port = parse_destination(endpoint)
+            return self.sendto(data, host, port)
         return self.sendto(data, ep.group.address, ep.port)
 
     def sendto_from(self, data: Payload, address: str | IPAddress, port: int,
@@ -206,7 +223,9 @@ class SendPath:
                     if again.errno != errno.ENOBUFS:
                         exc = again
                         break
-        if not isinstance(exc, BlockingIOError):  # would-block is flow control, not an error
+        if not isinstance(exc, BlockingIOError) and exc.errno != errno.EACCES:
+            # would-block is flow control; EACCES (broadcast without SO_BROADCAST) is
+            # refused bad input: neither is a failed send
             self.stats.send_errors += 1
         self._raise(exc, f"{dest[0]}:{dest[1]}" if dest else "connected peer")
 
