@@ -5,12 +5,20 @@ Sync: each socket is drained in turn until it is empty, mcastkit's ``recv_batch(
 against plain ``recvfrom`` loops. aio: every endpoint consumed at once, ``mcastkit.aio``
 (``recv_many``, stock loop, interface watching on as by default) against uvloop
 ``DatagramProtocol`` endpoints. "first pass" is the first burst after opening (buffers
-are made then); "steady" the best of the next two bursts on the same sockets. Side
-figures: resident and virtual memory per socket after the first pass (KiB)."""
+are made then); "steady" the best of the next two bursts on the same sockets.
+
+Memory per socket (KiB, lower is better) is measured in a fresh child process
+(``python -m benchmarks.sockets KIND N``: open N receivers, one burst, print the growth of
+VmRSS and VmSize per socket): a long-running process reuses memory that earlier rows
+freed, which would hide what a socket costs.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import json
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from typing import Any
@@ -31,38 +39,24 @@ from ._util import (
 )
 
 AXIS = [1, 16, 128, 512]
-#: (first-pass rate, steady rate, memory per socket)
-Passes = tuple[float, float, dict[str, float]]
+MEM_AXIS = [16, 512]
+#: (first-pass rate, steady rate)
+Passes = tuple[float, float]
 
 
-def _mem() -> tuple[int, int]:
-    return rss_kib("VmRSS"), rss_kib("VmSize")
-
-
-def _passes(drain: Callable[[], int], ports: list[int], each: int,
-            mem0: tuple[int, int]) -> tuple[float, float, dict[str, float]]:
-    """(first-pass rate, steady rate, memory per socket) for a drain over ``ports``."""
+def _timed_passes(drain: Callable[[], int], ports: list[int], each: int) -> list[float]:
     rates = []
-    side: dict[str, float] = {}
-    for i in range(3):
+    for _ in range(3):
         fill_each(ports, each, 64)
         t = time.perf_counter()
         n = drain()
         rates.append(n / (time.perf_counter() - t))
         if n != each * len(ports):
             raise RuntimeError(f"received {n} of {each * len(ports)}")
-        if i == 0:
-            rss, vsz = _mem()
-            side = {"rss_kib/sock": (rss - mem0[0]) / len(ports),
-                    "vsz_kib/sock": (vsz - mem0[1]) / len(ports)}
-    return rates[0], max(rates[1:]), side
+    return rates
 
 
-def _sync(kind: str, n: int, total: int) -> Passes:
-    each = max(1, total // n)
-    ports = [port() for _ in range(n)]
-    raise_nofile(4 * n + 64)
-    mem0 = _mem()
+def _open_sync(kind: str, ports: list[int]) -> tuple[list[Any], Callable[[], int]]:
     if kind == "plain":
         socks: list[Any] = [plain_receiver(p) for p in ports]
         for s in socks:
@@ -94,90 +88,107 @@ def _sync(kind: str, n: int, total: int) -> Passes:
                 except BlockingIOError:
                     pass
             return k
+    return socks, drain
+
+
+def _sync(kind: str, n: int, total: int) -> Passes:
+    each = max(1, total // n)
+    ports = [port() for _ in range(n)]
+    raise_nofile(4 * n + 64)
+    socks, drain = _open_sync(kind, ports)
     try:
-        return _passes(drain, ports, each, mem0)
+        rates = _timed_passes(drain, ports, each)
+        return rates[0], max(rates[1:])
     finally:
         for s in socks:
             s.close()
+
+
+async def _open_aio(kind: str, ports: list[int], each: int
+                    ) -> tuple[Callable[[], Any], list[Callable[[], object]]]:
+    """(consume: a coroutine function taking one burst, closers) for ``kind``."""
+    loop = asyncio.get_running_loop()
+    want = each * len(ports)
+    if kind == "uvloop":
+        got = [0]
+        done: list[asyncio.Future[None]] = [loop.create_future()]
+
+        class Proto(asyncio.DatagramProtocol):
+            def datagram_received(self, data: bytes, addr: object) -> None:
+                got[0] += 1
+                if got[0] >= want and not done[0].done():
+                    done[0].set_result(None)
+
+        trs = []
+        for p in ports:
+            s = plain_receiver(p)
+            s.setblocking(False)
+            tr, _ = await loop.create_datagram_endpoint(Proto, sock=s)
+            trs.append(tr)
+
+        async def consume() -> int:
+            got[0] = 0
+            done[0] = loop.create_future()
+            await asyncio.wait_for(done[0], 60)
+            return got[0]
+
+        return consume, [tr.close for tr in trs]
+    import mcastkit.aio as aio
+
+    eps = []
+    for p in ports:
+        ep = aio.open_multicast(f"{GROUP}:{p}", interface="lo", reuse_port=True,
+                                queue_size=each + 256)
+        await ep.__aenter__()
+        big_rcvbuf(ep.socket.sock)
+        eps.append(ep)
+
+    async def one(ep: Any) -> int:
+        k = 0
+        rm = ep.recv_many
+        while k < each:
+            k += len(await rm(256, 10))
+        return k
+
+    async def consume_all() -> int:
+        return sum(await asyncio.gather(*(one(ep) for ep in eps)))
+
+    return consume_all, [ep.close for ep in eps]
+
+
+def _new_loop(kind: str) -> asyncio.AbstractEventLoop:
+    if kind == "uvloop":
+        import uvloop
+
+        return uvloop.new_event_loop()
+    return asyncio.new_event_loop()
+
+
+async def _close_all(closers: list[Callable[[], object]]) -> None:
+    for c in closers:
+        r = c()
+        if asyncio.iscoroutine(r):
+            await r
 
 
 def _aio(kind: str, n: int, total: int) -> Passes:
     each = max(1, total // n)
     ports = [port() for _ in range(n)]
     raise_nofile(4 * n + 64)
-    if kind == "uvloop":
-        import uvloop
+    loop = _new_loop(kind)
 
-        loop: asyncio.AbstractEventLoop = uvloop.new_event_loop()
-    else:
-        loop = asyncio.new_event_loop()
-
-    async def main() -> tuple[float, float, dict[str, float]]:
-        mem0 = _mem()
-        want = each * n
-        if kind == "uvloop":
-            got = [0]
-            done: list[asyncio.Future[None]] = [loop.create_future()]
-
-            class Proto(asyncio.DatagramProtocol):
-                def datagram_received(self, data: bytes, addr: object) -> None:
-                    got[0] += 1
-                    if got[0] >= want and not done[0].done():
-                        done[0].set_result(None)
-
-            trs = []
-            for p in ports:
-                s = plain_receiver(p)
-                s.setblocking(False)
-                tr, _ = await loop.create_datagram_endpoint(Proto, sock=s)
-                trs.append(tr)
-            closers: list[Callable[[], object]] = [tr.close for tr in trs]
-
-            async def consume() -> int:
-                got[0] = 0
-                done[0] = loop.create_future()
-                await asyncio.wait_for(done[0], 60)
-                return got[0]
-        else:
-            import mcastkit.aio as aio
-
-            eps = []
-            for p in ports:
-                ep = aio.open_multicast(f"{GROUP}:{p}", interface="lo", reuse_port=True,
-                                        queue_size=each + 256)
-                await ep.__aenter__()
-                big_rcvbuf(ep.socket.sock)
-                eps.append(ep)
-
-            async def one(ep: Any) -> int:
-                k = 0
-                rm = ep.recv_many
-                while k < each:
-                    k += len(await rm(256, 10))
-                return k
-
-            async def consume() -> int:
-                return sum(await asyncio.gather(*(one(ep) for ep in eps)))
-
-            closers = [ep.close for ep in eps]
+    async def main() -> Passes:
+        consume, closers = await _open_aio(kind, ports, each)
         try:
             rates = []
-            side: dict[str, float] = {}
-            for i in range(3):
+            for _ in range(3):
                 fill_each(ports, each, 64)
                 t = time.perf_counter()
                 k = await consume()
                 rates.append(k / (time.perf_counter() - t))
-                if i == 0:
-                    rss, vsz = _mem()
-                    side = {"rss_kib/sock": (rss - mem0[0]) / n,
-                            "vsz_kib/sock": (vsz - mem0[1]) / n}
-            return rates[0], max(rates[1:]), side
+            return rates[0], max(rates[1:])
         finally:
-            for c in closers:
-                r = c()
-                if asyncio.iscoroutine(r):
-                    await r
+            await _close_all(closers)
 
     try:
         return loop.run_until_complete(main())
@@ -185,18 +196,18 @@ def _aio(kind: str, n: int, total: int) -> Passes:
         loop.close()
 
 
-#: a first-pass row leaves its run's three passes here for the steady row that follows it
+#: a first-pass row leaves its run's passes here for the steady row that follows it
 _memo: dict[tuple[str, int], Passes] = {}
 
 
 def _row(fn: Callable[[str, int, int], Passes], kind: str, phase: int, total: int
-         ) -> Callable[[int], tuple[float, dict[str, float]]]:
-    def one(n: int) -> tuple[float, dict[str, float]]:
+         ) -> Callable[[int], float]:
+    def one(n: int) -> float:
         if phase == 0:
             r = _memo[(kind, n)] = fn(kind, n, total)
-            return r[0], r[2]
+            return r[0]
         r = _memo.pop((kind, n), None) or fn(kind, n, total)
-        return r[1], {}
+        return r[1]
     return one
 
 
@@ -211,7 +222,61 @@ def rows(total: int) -> list[Row]:
     return out
 
 
+# --------------------------------------------------------------------------- memory
+
+def probe(kind: str, n: int) -> dict[str, float]:
+    """In this (fresh) process: open ``n`` receivers of ``kind``, take one burst of 64
+    datagrams each, and return the growth of VmRSS / VmSize per socket in KiB."""
+    ports = [port() for _ in range(n)]
+    raise_nofile(4 * n + 64)
+    rss0, vsz0 = rss_kib("VmRSS"), rss_kib("VmSize")
+    if kind in ("plain", "mcastkit"):
+        socks, drain = _open_sync(kind, ports)
+        fill_each(ports, 64, 64)
+        drain()
+        rss, vsz = rss_kib("VmRSS"), rss_kib("VmSize")
+        for s in socks:
+            s.close()
+    else:
+        loop = _new_loop(kind)
+
+        async def main() -> tuple[int, int]:
+            consume, closers = await _open_aio(kind, ports, 64)
+            fill_each(ports, 64, 64)
+            await consume()
+            out = rss_kib("VmRSS"), rss_kib("VmSize")
+            await _close_all(closers)
+            return out
+
+        rss, vsz = loop.run_until_complete(main())
+        loop.close()
+    return {"rss": (rss - rss0) / n, "vsz": (vsz - vsz0) / n}
+
+
+def _mem(kind: str, n: int) -> tuple[float, dict[str, float]]:
+    out = subprocess.run([sys.executable, "-m", "benchmarks.sockets", kind, str(n)],
+                         capture_output=True, text=True, timeout=300, check=True).stdout
+    got = json.loads(out.strip().splitlines()[-1])
+    return got["rss"], {"vsz_kib/sock": got["vsz"]}
+
+
+def mem_rows() -> list[Row]:
+    return [
+        ("memory: plain socket", "memory: plain socket", lambda n: _mem("plain", n)),
+        ("memory: mcastkit socket", "memory: plain socket", lambda n: _mem("mcastkit", n)),
+        ("memory: uvloop endpoint", "memory: uvloop endpoint", lambda n: _mem("uvloop", n)),
+        ("memory: mcastkit.aio endpoint", "memory: uvloop endpoint",
+         lambda n: _mem("mcastkit.aio", n)),
+    ]
+
+
 def run(o: Options) -> list[Result]:
     total = 15_000 if o.quick else 60_000
-    return measure("sockets", AXIS, lambda _n: rows(total), o.runs)
+    out = measure("sockets", AXIS, lambda _n: rows(total), o.runs)
+    out += measure("sockets", MEM_AXIS, lambda _n: mem_rows(), 1, unit="KiB/sock",
+                   lower_is_better=True)
+    return out
 
+
+if __name__ == "__main__":  # the memory probe's child process
+    print(json.dumps(probe(sys.argv[1], int(sys.argv[2]))))
