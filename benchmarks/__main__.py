@@ -1,4 +1,4 @@
-"""``python -m benchmarks [--quick] [--runs N] [--only GROUP ...]``.
+"""``python -m benchmarks [--quick] [--runs N] [--only GROUP ...] [--clock cpu|wall]``.
 
 Prints one table per scenario group (the median of the runs and the ratio to a baseline
 measured in the same run), writes benchmarks/out/report.json and benchmarks/out/report.png.
@@ -18,7 +18,7 @@ from dataclasses import asdict
 from typing import Any
 
 from . import e2e, groups, large, opening, rx, sendshapes, sockets, tx
-from ._util import OUT, Options, Result
+from ._util import CLOCKS, OUT, Options, Result, set_clock
 
 #: scenario group -> runner. A runner returns table rows, or a dict of figures for the
 #: report (e2e, memory). ``--only`` picks groups by these names; the default runs all.
@@ -90,7 +90,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--runs", type=int, default=3, help="runs per row (median)")
     ap.add_argument("--only", choices=list(SCENARIOS), action="append",
                     help="run only this scenario group (repeatable)")
+    ap.add_argument("--clock", choices=list(CLOCKS), default="cpu",
+                    help="time rows by this process's CPU time (default: steadier on a "
+                         "shared machine) or by the wall clock")
     a = ap.parse_args(argv)
+    set_clock(a.clock)
     if os.environ.get("MCAST_IN_NETNS") != "1":
         print("note: not inside scripts/in-netns; run `make bench` for an isolated run",
               file=sys.stderr)
@@ -113,7 +117,8 @@ def main(argv: list[str] | None = None) -> int:
     report = {
         "command": " ".join(["python -m benchmarks", *(argv or sys.argv[1:])]),
         "python": sys.version.split()[0], "kernel": platform.release(),
-        "cpus": os.cpu_count(), "load": os.getloadavg(), "seconds": round(time.time() - t0, 1),
+        "cpus": os.cpu_count(), "load": os.getloadavg(), "clock": a.clock,
+        "seconds": round(time.time() - t0, 1),
         "results": [dict(asdict(r), value=r.pps) for r in results], **extra,
     }
     (OUT / "report.json").write_text(json.dumps(report, indent=2))

@@ -8,7 +8,6 @@ raised for this (both are per namespace; outside one the larger rows are n/a).""
 from __future__ import annotations
 
 import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -21,6 +20,7 @@ from ._util import (
     fill,
     measure,
     netns_sysctl,
+    now,
     plain_join,
     plain_receiver,
     port,
@@ -100,16 +100,16 @@ def _close(kind: str, n: int) -> float:
         s = plain_receiver(p, join=False, big=False)
         for g in gs:
             plain_join(s, g)
-        t = time.perf_counter()
+        t = now()
         s.close()
     else:
         with mcastkit.MulticastSocket(4, interface="lo", reuse_port=True) as rx:
             rx.bind(p)
             for g in gs:
                 rx.join(g)
-            t = time.perf_counter()
+            t = now()
             rx.close()
-    return (time.perf_counter() - t) * 1000
+    return (now() - t) * 1000
 
 
 def run(o: Options) -> list[Result]:

@@ -6,9 +6,7 @@ the receiver's buffers live across rounds like in a real application."""
 
 from __future__ import annotations
 
-import time
-
-from ._util import Options, Result, Row, fill, measure, minflt, port, receiver
+from ._util import Options, Result, Row, fill, measure, minflt, now, port, receiver
 
 SIZES = [64, 1400, 8000, 65000]
 ROUND_BYTES = 64 << 20  # payload queued per round (well inside the 512 MiB queue)
@@ -29,7 +27,7 @@ def _drain(kind: str, count: int, size: int) -> tuple[float, dict[str, float]]:
         while got < total:
             fill(p, min(per_round, total - got), size)
             f0 = minflt()
-            t = time.perf_counter()
+            t = now()
             n = 0
             try:
                 if kind == "recvfrom loop":
@@ -48,7 +46,7 @@ def _drain(kind: str, count: int, size: int) -> tuple[float, dict[str, float]]:
                         n += len(rb(256))
             except BlockingIOError:
                 pass
-            secs += time.perf_counter() - t
+            secs += now() - t
             faults += minflt() - f0
             if n == 0:
                 raise RuntimeError("nothing queued (fill failed?)")

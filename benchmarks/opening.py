@@ -7,13 +7,12 @@ the row is n/a there) and removed afterwards."""
 from __future__ import annotations
 
 import subprocess
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import mcastkit
 
-from ._util import GROUP, Options, Result, Row, in_private_netns, measure, plain_receiver, port
+from ._util import GROUP, Options, Result, Row, in_private_netns, measure, now, plain_receiver, port
 
 AXIS = [1, 257]  # interfaces in the namespace
 MIN_SECONDS = 0.5
@@ -22,11 +21,11 @@ MIN_SECONDS = 0.5
 def _rate(op: Callable[[], None]) -> float:
     """Operations per second of ``op()`` over at least MIN_SECONDS (and 5 operations)."""
     n = 0
-    t = time.perf_counter()
+    t = now()
     while True:
         op()
         n += 1
-        el = time.perf_counter() - t
+        el = now() - t
         if el >= MIN_SECONDS and n >= 5:
             return n / el
 

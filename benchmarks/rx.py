@@ -8,7 +8,19 @@ import subprocess
 from mcastkit import _batch
 
 from . import _peers
-from ._util import GROUP, Result, Row, big_rcvbuf, build_c, fill, measure, port, receiver, timed
+from ._util import (
+    GROUP,
+    Result,
+    Row,
+    big_rcvbuf,
+    build_c,
+    fill,
+    measure,
+    now,
+    port,
+    receiver,
+    timed,
+)
 
 
 def _drain_plain(kind: str, count: int, size: int) -> float:
@@ -145,7 +157,6 @@ def _drain_asyncio(kind: str, count: int, size: int) -> float:
 def _drain_aio(kind: str, count: int, size: int) -> float:
     """mcastkit.aio on the stock loop: ``await ep.recv()``, ``async for`` or
     ``await ep.recv_many(256)`` (no wait_for per datagram: that creates a task each)."""
-    import time
 
     import mcastkit.aio as aio
 
@@ -156,7 +167,7 @@ def _drain_aio(kind: str, count: int, size: int) -> float:
                                       queue_size=count + 256, watch_interfaces=False) as ep:
             big_rcvbuf(ep.socket.sock)
             fill(p, count, size)
-            t = time.perf_counter()
+            t = now()
             n = 0
             if kind == "recv":
                 r = ep.recv
@@ -172,7 +183,7 @@ def _drain_aio(kind: str, count: int, size: int) -> float:
                 rm = ep.recv_many
                 while n < count:
                     n += len(await rm(256, 10))
-            return n / (time.perf_counter() - t)
+            return n / (now() - t)
 
     return asyncio.run(main())
 

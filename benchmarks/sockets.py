@@ -19,7 +19,6 @@ import asyncio
 import json
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -31,6 +30,7 @@ from ._util import (
     big_rcvbuf,
     fill_each,
     measure,
+    now,
     plain_receiver,
     port,
     raise_nofile,
@@ -48,9 +48,9 @@ def _timed_passes(drain: Callable[[], int], ports: list[int], each: int) -> list
     rates = []
     for _ in range(3):
         fill_each(ports, each, 64)
-        t = time.perf_counter()
+        t = now()
         n = drain()
-        rates.append(n / (time.perf_counter() - t))
+        rates.append(n / (now() - t))
         if n != each * len(ports):
             raise RuntimeError(f"received {n} of {each * len(ports)}")
     return rates
@@ -183,9 +183,9 @@ def _aio(kind: str, n: int, total: int) -> Passes:
             rates = []
             for _ in range(3):
                 fill_each(ports, each, 64)
-                t = time.perf_counter()
+                t = now()
                 k = await consume()
-                rates.append(k / (time.perf_counter() - t))
+                rates.append(k / (now() - t))
             return rates[0], max(rates[1:])
         finally:
             await _close_all(closers)
