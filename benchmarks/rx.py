@@ -206,7 +206,7 @@ def _drain_mcast(count: int, size: int) -> float:
     mc.config("SelectWaitMillis=0")
     mc.active = True
     try:
-        core = mc._core
+        core = mc._s.core  # the MulticastSocket the MCast wraps (private)
         assert core is not None
         big_rcvbuf(core.sock)
         fill(p, count, size)

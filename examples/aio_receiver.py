@@ -18,7 +18,8 @@ import mcastkit.aio as aio
 GROUP = "239.255.0.1"
 
 
-def on_event(ev: aio.InterfaceEvent) -> None:
+async def on_event(ev: aio.InterfaceEvent) -> None:
+    """Interface events (an ``async def`` callback runs as a task; a plain one works too)."""
     print(f"interface {ev.name} (#{ev.index}): {ev.kind}")
 
 

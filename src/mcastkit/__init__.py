@@ -58,10 +58,9 @@ from ._socket import MulticastSocket as MulticastSocket
 from ._socket import RecvStats as RecvStats
 from ._socket import open_receiver as open_receiver
 from ._socket import open_sender as open_sender
+from ._version import __version__ as __version__
 
-__version__ = "0.1.0"
-
-_COMPAT_NAMES = frozenset({"MCast", "MCastError", "IPWorksError"})
+_COMPAT_NAMES = frozenset({"MCast", "MCastError", "IPWorksError", "IPWorksMcastError"})
 
 
 def __getattr__(name: str) -> Any:  # Any: type checkers see no error, only less detail

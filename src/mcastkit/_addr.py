@@ -20,6 +20,7 @@ __all__ = [
     "Group",
     "IPAddress",
     "Scope",
+    "is_multicast_text",
     "parse_endpoint",
     "parse_interface_spec",
     "parse_ip",
@@ -135,6 +136,14 @@ class Group:
 
     def __str__(self) -> str:
         return str(self.address)
+
+
+def is_multicast_text(addr: str) -> bool:
+    """Cheap test of address *text* as the kernel reports it (per datagram: no parsing)."""
+    if ":" in addr:
+        return addr[:2].lower() == "ff"
+    head = addr.split(".", 1)[0]
+    return head.isdigit() and 224 <= int(head) <= 239
 
 
 def scope_ttl_warning(group: Group, ttl: int) -> str | None:

@@ -1,15 +1,14 @@
-"""Private helpers of :mod:`mcastkit.aio`: the bounded queue, event and stats values, and
-the pure decision of what a link change means for a socket.
+"""The bounded queue of :mod:`mcastkit.aio` and the argument checks its calls share.
 
 Owns: :class:`BoundedQueue`, a FIFO with a hard size limit and an explicit overflow
 policy (``"drop-newest"`` refuses the arriving item, ``"drop-oldest"`` evicts the head),
 counting every drop; waiting consumers are woken, never handed an item, so a cancelled
 ``get()`` loses nothing (the item stays queued for the next consumer). Closing fails
-every waiter with :class:`~mcastkit.ClosedError`. Also :class:`InterfaceEvent`,
-:class:`AsyncStats`, :class:`EventStream` (re-exported by :mod:`mcastkit.aio`) and
-:func:`link_action`.
-Must not: touch sockets, run user callbacks, or grow without limit. Not thread-safe:
-every method runs on the event loop's thread.
+every waiter with :class:`~mcastkit.ClosedError`. Also the checks every asyncio call
+makes before it changes anything: sizes, drop policies, timeouts and the running loop
+(:func:`check_int`, :func:`check_policy`, :func:`check_timeout`, :func:`running_loop`).
+Must not: touch sockets or netlink, run user callbacks, or grow without limit. Not
+thread-safe: every method runs on the event loop's thread.
 """
 
 from __future__ import annotations
@@ -17,46 +16,24 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import math
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Iterable
 from typing import Final, Generic, Literal, TypeVar
 
-from ._errors import (
-    ClosedError,
-    ErrorCode,
-    McastError,
-    McastStateError,
-    McastValueError,
-    ReceiveTimeoutError,
-)
-from ._membership import Membership
-from ._netlink import LinkEvent, NetlinkWatcher
-from ._packet import Datagram
-from ._socket import MulticastSocket
+from ._errors import ClosedError, ErrorCode, McastStateError, McastValueError, ReceiveTimeoutError
 
 __all__ = [
-    "AsyncStats",
     "BoundedQueue",
     "DropPolicy",
-    "EventStream",
-    "InterfaceEvent",
-    "LinkAction",
     "check_int",
     "check_policy",
-    "drain",
-    "link_action",
-    "open_watcher",
-    "rejoin",
-    "resync",
+    "check_timeout",
     "running_loop",
-    "watched",
 ]
 
 T = TypeVar("T")
 DropPolicy = Literal["drop-newest", "drop-oldest"]
-EventKind = Literal["up", "down", "removed", "rejoined", "rejoin_failed"]
-LinkAction = Literal["removed", "rejoin", "up", "down"]
 _POLICIES: Final = ("drop-newest", "drop-oldest")
 _TIMED_OUT: Final = object()
 
@@ -197,13 +174,15 @@ class BoundedQueue(Generic[T]):
         Raises:
             ClosedError: the queue was closed (before or while waiting).
             ReceiveTimeoutError: nothing arrived within ``timeout_s`` (a TimeoutError).
+            McastValueError: ``timeout_s`` is negative, NaN or not a number.
             asyncio.CancelledError: the waiting task was cancelled.
         """
+        timeout_s = check_timeout("timeout_s", timeout_s)
         items = self._items
         if items and not self._closed:
             return items.popleft()
         loop = asyncio.get_running_loop()
-        deadline = None if timeout_s is None else loop.time() + max(0.0, timeout_s)
+        deadline = None if timeout_s is None else loop.time() + timeout_s
         while not items:
             if self._closed:
                 raise ClosedError(f"closed while waiting for a {self._what}")
@@ -262,142 +241,6 @@ def _expire(fut: asyncio.Future[object]) -> None:
         fut.set_result(_TIMED_OUT)
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class InterfaceEvent:
-    """Something happened to an interface this socket uses.
-
-    Attributes:
-        kind: ``"down"`` / ``"up"`` (lost or regained carrier or admin state; memberships
-            stay, field notes B1/B2), ``"removed"`` (deleted), ``"rejoined"`` (re-created
-            with a new index; memberships chosen by name were joined again, B3), or
-            ``"rejoin_failed"`` (the new interface refused; ``error`` says why).
-        name: the interface name.
-        index: its interface index as of this event.
-        memberships: for ``"rejoined"``, the memberships joined again.
-        error: for ``"rejoin_failed"``, the error message.
-    """
-
-    kind: EventKind
-    name: str
-    index: int
-    memberships: tuple[Membership, ...] = ()
-    error: str | None = None
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class AsyncStats:
-    """A snapshot of an :class:`AsyncMulticastSocket`'s counters.
-
-    Every datagram the kernel accepted for the socket ends up in exactly one place:
-    ``received == delivered + queued + queue_drops + discarded``, and datagrams the kernel
-    itself dropped (socket buffer full) are ``kernel_drops``.
-
-    Attributes:
-        received: datagrams read from the socket (after the core's group filter).
-        bytes: payload bytes read.
-        delivered: datagrams handed to the consumer.
-        queued: datagrams waiting in the queue now.
-        queue_drops: datagrams dropped because the queue was full (the drop policy).
-        discarded: datagrams still queued when the socket was closed.
-        kernel_drops: datagrams the kernel dropped (receive buffer full), live.
-        truncated / filtered / ttl_filtered: as in :class:`~mcastkit.RecvStats`.
-        wakeups: reader wake-ups; ``max_batch``: most datagrams read in one wake-up.
-        recv_errors: receive errors counted and survived.
-        send_waits: sends that found the buffer full and waited for writability.
-        send_errors / send_retries: failed sends, transient retries (core counters).
-        events / event_drops: interface events emitted / dropped from a full events queue.
-        callback_errors: exceptions raised by ``on_event`` (logged, isolated).
-    """
-
-    received: int
-    bytes: int
-    delivered: int
-    queued: int
-    queue_drops: int
-    discarded: int
-    kernel_drops: int
-    truncated: int
-    filtered: int
-    ttl_filtered: int
-    wakeups: int
-    max_batch: int
-    recv_errors: int
-    send_waits: int
-    send_errors: int
-    send_retries: int
-    events: int
-    event_drops: int
-    callback_errors: int
-
-
-class EventStream:
-    """The interface events of one socket: ``async for ev in ep.events`` or
-    ``await ep.events.get()``. Bounded (oldest events are dropped, counted); the
-    iteration ends when the socket is closed."""
-
-    __slots__ = ("_q",)
-
-    def __init__(self, q: BoundedQueue[InterfaceEvent]) -> None:
-        self._q = q
-
-    def __len__(self) -> int:
-        return len(self._q)
-
-    def __aiter__(self) -> EventStream:
-        return self
-
-    async def __anext__(self) -> InterfaceEvent:
-        try:
-            return await self._q.get()
-        except ClosedError:
-            raise StopAsyncIteration from None
-
-    async def get(self, timeout_s: float | None = None) -> InterfaceEvent:
-        """The next event, waiting up to ``timeout_s``.
-
-        Raises:
-            ReceiveTimeoutError: none within ``timeout_s``.
-            ClosedError: the socket was closed.
-        """
-        return await self._q.get(timeout_s)
-
-    def get_nowait(self) -> InterfaceEvent | None:
-        """The next queued event, or None."""
-        try:
-            return self._q.get_nowait()
-        except IndexError:
-            return None
-
-
-def link_action(ev: LinkEvent, watched: Mapping[str, int], usable: dict[str, bool]
-                ) -> tuple[LinkAction, str] | None:
-    """What a link event means for a socket that holds ``watched`` (interface name -> the
-    index it uses). ``usable`` is the last known state per name; it is updated.
-
-    Returns ``("removed" | "rejoin" | "up" | "down", name)``, or None when the event is
-    about another interface or changes nothing. The first state seen for a name only
-    records it (a link dump at start-up must not produce events).
-    """
-    name = ev.name
-    if name is None:
-        name = next((n for n, i in watched.items() if i == ev.index), None)
-    if name is None or name not in watched:
-        return None
-    if ev.kind == "del":
-        if watched[name] != ev.index:
-            return None
-        usable[name] = False
-        return ("removed", name)
-    if watched[name] != ev.index:
-        usable[name] = ev.usable
-        return ("rejoin", name)
-    prev = usable.get(name)
-    usable[name] = ev.usable
-    if prev is not None and prev != ev.usable:
-        return ("up" if ev.usable else "down", name)
-    return None
-
-
 def running_loop(what: str) -> asyncio.AbstractEventLoop:
     """The running loop, or a :class:`McastStateError` saying how to get one."""
     try:
@@ -415,88 +258,18 @@ def check_int(name: str, value: object, lo: int) -> int:
     return value
 
 
-def watched(core: MulticastSocket) -> dict[str, int]:
-    """Interface name -> the index ``core`` currently holds for it (memberships, by the
-    name the user gave and the resolved one, and the default interface)."""
-    out: dict[str, int] = {}
-    for m in core.memberships:
-        out[m.ifname] = m.ifindex
-        if isinstance(m.interface_spec, str):
-            out[m.interface_spec] = m.ifindex
-    iface = core.interface
-    if iface is not None:
-        out.setdefault(iface.name, iface.index)
-    return out
-
-
-def rejoin(core: MulticastSocket, name: str, index: int) -> InterfaceEvent | None:
-    """``name`` was re-created as ``index``: re-join what was chosen by name. Returns the
-    event to emit ("rejoined" or "rejoin_failed"), or None when nothing changed."""
-    before = core.interface.index if core.interface is not None else None
-    try:
-        done = core.refresh_interfaces()
-    except (McastError, OSError) as exc:
-        return InterfaceEvent(kind="rejoin_failed", name=name, index=index, error=str(exc))
-    mine = tuple(m for m in done if m.ifname == name)
-    after = core.interface.index if core.interface is not None else None
-    if mine or before != after:
-        return InterfaceEvent(kind="rejoined", name=name, index=index, memberships=mine)
-    return None
-
-
-def resync(core: MulticastSocket) -> list[InterfaceEvent]:
-    """After lost notifications: re-join whatever is stale; one "rejoined" per membership."""
-    try:
-        done = core.refresh_interfaces()
-    except (McastError, OSError):
-        return []
-    return [InterfaceEvent(kind="rejoined", name=m.ifname, index=m.ifindex, memberships=(m,))
-            for m in done]
-
-
-def drain(core: MulticastSocket, batch: Callable[[int], list[Datagram]] | None, budget: int,
-          chunk: int = 256) -> tuple[list[Datagram], bool, Exception | None]:
-    """Read up to ``budget`` datagrams from a non-blocking ``core`` without waiting (with
-    ``batch``, i.e. ``core.recv_batch``, ``chunk`` at a time; else one ``recv`` each).
-
-    Returns (datagrams, the core is closed, the receive error survived or None)."""
-    got: list[Datagram] = []
-    try:
-        if batch is not None:
-            if budget <= chunk:  # the common case: one recvmmsg, its list used as is
-                return batch(budget), False, None
-            while budget > 0:
-                want = min(budget, chunk)
-                part = batch(want)
-                got.extend(part)
-                budget -= len(part)
-                if len(part) < want:
-                    break
-        else:
-            recv = core.recv
-            while budget > 0:
-                got.append(recv())
-                budget -= 1
-    except BlockingIOError:
-        pass
-    except ClosedError:
-        return got, True, None
-    except (OSError, McastError) as exc:
-        return got, False, exc
-    return got, False, None
-
-
-def open_watcher(loop: asyncio.AbstractEventLoop, on_ready: Callable[[], None]
-                 ) -> tuple[NetlinkWatcher | None, str | None]:
-    """A netlink watcher registered with ``loop`` (and a link dump requested), or
-    (None, why) where netlink is unavailable."""
-    watcher: NetlinkWatcher | None = None
-    try:
-        watcher = NetlinkWatcher()
-        loop.add_reader(watcher.fileno(), on_ready)
-        watcher.request_links()
-    except (McastError, OSError) as exc:
-        if watcher is not None:
-            watcher.close()
-        return None, str(exc)
-    return watcher, None
+def check_timeout(name: str, value: object) -> float | None:
+    """``value`` as a timeout in seconds: None (wait forever) or a finite number >= 0
+    (``inf`` also means forever). Anything else (negative, NaN, a bool, a string) raises
+    :class:`McastValueError` naming ``name``, before anything waits or changes.
+    """
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise McastValueError(f"{name} must be a number of seconds >= 0 or None, got "
+                              f"{value!r}", code=ErrorCode.BAD_VALUE)
+    t = float(value)
+    if math.isnan(t) or t < 0:
+        raise McastValueError(f"{name} must be a number of seconds >= 0 or None (to wait "
+                              f"forever), got {value!r}", code=ErrorCode.BAD_VALUE)
+    return None if math.isinf(t) else t

@@ -1,7 +1,8 @@
 """The error hierarchy and the one place where an errno becomes a typed error.
 
-Owns: :class:`ErrorCode`, every exception class, the (operation, errno) table and
-:func:`translate`. Every message names the cause and the knob to turn.
+Owns: :class:`ErrorCode`, :class:`ErrOp` (the operations errors are keyed by), every
+exception class, the (operation, errno) table and :func:`translate`. Every message
+names the cause and the knob to turn.
 Must not: import anything from mcastkit, make syscalls other than reading a sysctl
 to quote its value in a message.
 """
@@ -12,6 +13,7 @@ import contextlib
 import enum
 import errno as _errno
 import os
+import socket
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Final
@@ -20,6 +22,7 @@ __all__ = [
     "AlreadyJoinedError",
     "ClosedError",
     "DatagramTooLargeError",
+    "ErrOp",
     "ErrorCode",
     "InterfaceError",
     "InterfaceNotFoundError",
@@ -30,6 +33,7 @@ __all__ = [
     "McastValueError",
     "MembershipLimitError",
     "NotJoinedError",
+    "NothingQueuedError",
     "ReceiveTimeoutError",
     "SendError",
     "SourceFilterError",
@@ -67,6 +71,34 @@ class ErrorCode(enum.IntEnum):
     CLOSED = 601
     BAD_STATE = 602
     OS_ERROR = 901
+
+
+class ErrOp(str, enum.Enum):
+    """The operation a kernel error came from: with the errno, the key of the translation
+    table (the kernel reuses errnos across operations). A ``str`` enum, so ``error.op``
+    compares equal to the plain name (``"join"``)."""
+
+    OPEN = "open"
+    BIND = "bind"
+    CONNECT = "connect"
+    DISCONNECT = "disconnect"
+    JOIN = "join"
+    LEAVE = "leave"
+    JOIN_SOURCE = "join_source"  # a further source of a group already joined
+    JOIN_GROUP_SOURCE = "join_group_source"  # its first source: also joins the group
+    LEAVE_SOURCE = "leave_source"
+    BLOCK_SOURCE = "block_source"
+    UNBLOCK_SOURCE = "unblock_source"
+    SEND = "send"
+    RECV = "recv"
+    SET_INTERFACE = "set_interface"
+    SET_TTL = "set_ttl"
+    SET_LOOPBACK = "set_loopback"
+    SET_DSCP = "set_dscp"
+    SET_DONT_FRAGMENT = "set_dont_fragment"
+    SET_BUFFER_SIZES = "set_buffer_sizes"
+    SET_METADATA = "set_metadata"
+    RAW_OPEN = "raw_open"  # an AF_PACKET socket of the raw send path (_rawsend)
 
 
 class McastError(Exception):
@@ -215,6 +247,12 @@ class ReceiveTimeoutError(McastOSError, TimeoutError):
     code = ErrorCode.TIMEOUT
 
 
+class NothingQueuedError(ReceiveTimeoutError, BlockingIOError):
+    """A receive that was not to wait (``timeout_s=0``, or a non-blocking socket) found
+    nothing queued. Both a :class:`ReceiveTimeoutError` (what ``timeout_s=0`` promises)
+    and a :class:`BlockingIOError` (what event loops catch on a non-blocking socket)."""
+
+
 class McastScopeWarning(UserWarning):
     """A setting contradicts a group's scope (field notes G3), e.g. a TTL above 1 for a
     link-scope group (224.0.0.0/24, ff02::/16) that routers never forward, or a group with
@@ -235,14 +273,14 @@ def _sysctl(path: str) -> str:
 
 @dataclass(frozen=True, slots=True)
 class _Ctx:
-    op: str
+    op: ErrOp
     group: str | None
     source: str | None
     interface: str | None
     family: int | None
 
     def what(self) -> str:
-        parts = [self.op]
+        parts = [self.op.value]
         if self.source:
             parts.append(f"({self.source}, {self.group})")
         elif self.group:
@@ -256,7 +294,7 @@ _Rule = tuple[type[McastOSError], Callable[[_Ctx], str]]
 
 
 def _limit_hint(c: _Ctx) -> str:
-    if c.family == 10:  # AF_INET6: the limit is option memory, not a count
+    if c.family == socket.AF_INET6:  # AF_INET6: the limit is option memory, not a count
         return (
             f"{c.what()}: the kernel ran out of socket option memory "
             f"(net.core.optmem_max={_sysctl('net.core.optmem_max')}); raise that sysctl "
@@ -269,125 +307,125 @@ def _limit_hint(c: _Ctx) -> str:
     )
 
 
-def _no_route(c: _Ctx, op: str) -> str:
+def _no_route(c: _Ctx, op: ErrOp) -> str:
     if c.interface:  # an interface was set, yet the kernel found no route through it
         v6 = " (IPv6 multicast does not work over lo: use a real or veth interface)" \
-            if c.family == 10 and c.interface == "lo" else ""
+            if c.family == socket.AF_INET6 and c.interface == "lo" else ""
         return (f"{c.what()}: no multicast route out of {c.interface} for this group{v6}; "
                 "check the interface is up and has an address of this IP version")
-    hint = ", or -i on the command line" if op == "connect" else ""
+    hint = ", or -i on the command line" if op is ErrOp.CONNECT else ""
     return (f"{c.what()}: no route to the group; set the outgoing interface "
             f"(interface= / set_interface(){hint})")
 
 
 def _msf_hint(c: _Ctx) -> str:
-    key = "net.ipv6.mld_max_msf" if c.family == 10 else "net.ipv4.igmp_max_msf"
+    key = "net.ipv6.mld_max_msf" if c.family == socket.AF_INET6 else "net.ipv4.igmp_max_msf"
     return f"{c.what()}: too many sources for one group ({key}={_sysctl(key)}); raise the sysctl"
 
 
-_TABLE: Final[dict[tuple[str, int], _Rule]] = {
-    ("join", _errno.EADDRINUSE): (AlreadyJoinedError, lambda c: f"{c.what()}: already joined"),
-    ("join", _errno.ENOBUFS): (MembershipLimitError, _limit_hint),
-    ("join", _errno.ENOMEM): (MembershipLimitError, _limit_hint),
-    ("join", _errno.ENODEV): (
+_TABLE: Final[dict[tuple[ErrOp, int], _Rule]] = {
+    (ErrOp.JOIN, _errno.EADDRINUSE): (AlreadyJoinedError, lambda c: f"{c.what()}: already joined"),
+    (ErrOp.JOIN, _errno.ENOBUFS): (MembershipLimitError, _limit_hint),
+    (ErrOp.JOIN, _errno.ENOMEM): (MembershipLimitError, _limit_hint),
+    (ErrOp.JOIN, _errno.ENODEV): (
         InterfaceError,
         lambda c: f"{c.what()}: no such interface (it may have been removed); pass interface=",
     ),
-    ("join", _errno.EINVAL): (
+    (ErrOp.JOIN, _errno.EINVAL): (
         McastOSError,
         lambda c: f"{c.what()}: the kernel rejected the request (is the group multicast?)",
     ),
-    ("leave", _errno.EADDRNOTAVAIL): (NotJoinedError, lambda c: f"{c.what()}: not joined"),
-    ("leave", _errno.ENODEV): (
+    (ErrOp.LEAVE, _errno.EADDRNOTAVAIL): (NotJoinedError, lambda c: f"{c.what()}: not joined"),
+    (ErrOp.LEAVE, _errno.ENODEV): (
         InterfaceError, lambda c: f"{c.what()}: the interface no longer exists"
     ),
-    ("join_source", _errno.EADDRNOTAVAIL): (
+    (ErrOp.JOIN_SOURCE, _errno.EADDRNOTAVAIL): (
         SourceFilterError, lambda c: f"{c.what()}: this source is already joined"
     ),
-    ("join_source", _errno.EADDRINUSE): (
+    (ErrOp.JOIN_SOURCE, _errno.EADDRINUSE): (
         AlreadyJoinedError,
         lambda c: f"{c.what()}: the group is already joined in the other filter mode",
     ),
-    ("join_source", _errno.ENOBUFS): (SourceFilterError, _msf_hint),
-    ("join_source", _errno.ENOMEM): (MembershipLimitError, _limit_hint),
-    ("join_source", _errno.ENODEV): (
+    (ErrOp.JOIN_SOURCE, _errno.ENOBUFS): (SourceFilterError, _msf_hint),
+    (ErrOp.JOIN_SOURCE, _errno.ENOMEM): (MembershipLimitError, _limit_hint),
+    (ErrOp.JOIN_SOURCE, _errno.ENODEV): (
         InterfaceError, lambda c: f"{c.what()}: no such interface; pass interface="
     ),
     # the first source of a group on a socket also creates the group membership, so an
     # ENOBUFS there is the membership count, not the source count (field notes A5/A6)
-    ("join_group_source", _errno.EADDRINUSE): (
+    (ErrOp.JOIN_GROUP_SOURCE, _errno.EADDRINUSE): (
         AlreadyJoinedError,
         lambda c: f"{c.what()}: the group is already joined in the other filter mode",
     ),
-    ("join_group_source", _errno.EADDRNOTAVAIL): (
+    (ErrOp.JOIN_GROUP_SOURCE, _errno.EADDRNOTAVAIL): (
         SourceFilterError, lambda c: f"{c.what()}: this source is already joined"
     ),
-    ("join_group_source", _errno.ENOBUFS): (MembershipLimitError, _limit_hint),
-    ("join_group_source", _errno.ENOMEM): (MembershipLimitError, _limit_hint),
-    ("join_group_source", _errno.ENODEV): (
+    (ErrOp.JOIN_GROUP_SOURCE, _errno.ENOBUFS): (MembershipLimitError, _limit_hint),
+    (ErrOp.JOIN_GROUP_SOURCE, _errno.ENOMEM): (MembershipLimitError, _limit_hint),
+    (ErrOp.JOIN_GROUP_SOURCE, _errno.ENODEV): (
         InterfaceError, lambda c: f"{c.what()}: no such interface; pass interface="
     ),
-    ("leave_source", _errno.EINVAL): (
+    (ErrOp.LEAVE_SOURCE, _errno.EINVAL): (
         NotJoinedError, lambda c: f"{c.what()}: this source is not joined"
     ),
-    ("leave_source", _errno.EADDRNOTAVAIL): (
+    (ErrOp.LEAVE_SOURCE, _errno.EADDRNOTAVAIL): (
         NotJoinedError, lambda c: f"{c.what()}: this source is not joined"
     ),
-    ("block_source", _errno.EADDRNOTAVAIL): (
+    (ErrOp.BLOCK_SOURCE, _errno.EADDRNOTAVAIL): (
         SourceFilterError, lambda c: f"{c.what()}: source already blocked or group not joined"
     ),
-    ("block_source", _errno.ENOBUFS): (SourceFilterError, _msf_hint),
-    ("block_source", _errno.EINVAL): (
+    (ErrOp.BLOCK_SOURCE, _errno.ENOBUFS): (SourceFilterError, _msf_hint),
+    (ErrOp.BLOCK_SOURCE, _errno.EINVAL): (
         SourceFilterError, lambda c: f"{c.what()}: group not joined in any-source mode"
     ),
-    ("unblock_source", _errno.EADDRNOTAVAIL): (
+    (ErrOp.UNBLOCK_SOURCE, _errno.EADDRNOTAVAIL): (
         SourceFilterError, lambda c: f"{c.what()}: source is not blocked"
     ),
-    ("unblock_source", _errno.EINVAL): (
+    (ErrOp.UNBLOCK_SOURCE, _errno.EINVAL): (
         SourceFilterError, lambda c: f"{c.what()}: source is not blocked"
     ),
-    ("send", _errno.EMSGSIZE): (
+    (ErrOp.SEND, _errno.EMSGSIZE): (
         DatagramTooLargeError,
         lambda c: f"{c.what()}: datagram too large (over 65507 bytes for IPv4, or over the "
         "path MTU with don't-fragment set); send smaller datagrams",
     ),
-    ("send", _errno.ENETUNREACH): (SendError, lambda c: _no_route(c, "send")),
-    ("send", _errno.EADDRNOTAVAIL): (
+    (ErrOp.SEND, _errno.ENETUNREACH): (SendError, lambda c: _no_route(c, ErrOp.SEND)),
+    (ErrOp.SEND, _errno.EADDRNOTAVAIL): (
         SendError,
         lambda c: f"{c.what()}: no usable source address (an IPv6 link-local address may "
         "still be tentative for ~2 s after link up, or the interface has no address)",
     ),
-    ("send", _errno.ENOBUFS): (
+    (ErrOp.SEND, _errno.ENOBUFS): (
         SendError, lambda c: f"{c.what()}: no buffer space (transient); retry later"
     ),
-    ("send", _errno.EAGAIN): (
+    (ErrOp.SEND, _errno.EAGAIN): (
         SendError, lambda c: f"{c.what()}: send buffer full (transient); retry later"
     ),
-    ("send", _errno.ECONNREFUSED): (
+    (ErrOp.SEND, _errno.ECONNREFUSED): (
         SendError, lambda c: f"{c.what()}: the peer refused an earlier datagram (ICMP)"
     ),
-    ("send", _errno.EDESTADDRREQ): (
+    (ErrOp.SEND, _errno.EDESTADDRREQ): (
         SendError,
         lambda c: f"{c.what()}: no destination; pass an endpoint (send(data, \"G:P\")) "
         "or connect() first",
     ),
-    ("send", _errno.EPERM): (
+    (ErrOp.SEND, _errno.EPERM): (
         SendError, lambda c: f"{c.what()}: refused by a firewall rule (EPERM); check nft/iptables"
     ),
-    ("connect", _errno.ENETUNREACH): (McastOSError, lambda c: _no_route(c, "connect")),
-    ("bind", _errno.EADDRINUSE): (
+    (ErrOp.CONNECT, _errno.ENETUNREACH): (McastOSError, lambda c: _no_route(c, ErrOp.CONNECT)),
+    (ErrOp.BIND, _errno.EADDRINUSE): (
         McastOSError,
         lambda c: f"{c.what()}: address already in use; pass reuse_port=True on every socket "
         "that shares the port",
     ),
-    ("bind", _errno.EADDRNOTAVAIL): (
+    (ErrOp.BIND, _errno.EADDRNOTAVAIL): (
         McastOSError, lambda c: f"{c.what()}: that address is not local to this host"
     ),
-    ("bind", _errno.EACCES): (
+    (ErrOp.BIND, _errno.EACCES): (
         McastOSError,
         lambda c: f"{c.what()}: permission denied (ports below 1024 need CAP_NET_BIND_SERVICE)",
     ),
-    ("recv", _errno.ECONNREFUSED): (
+    (ErrOp.RECV, _errno.ECONNREFUSED): (
         McastOSError,
         lambda c: f"{c.what()}: the connected peer refused a datagram (ICMP port unreachable)",
     ),
@@ -403,7 +441,7 @@ _CODES_BY_ERRNO: Final[dict[int, ErrorCode]] = {
 
 def from_oserror(
     exc: OSError,
-    op: str,
+    op: ErrOp,
     *,
     group: str | None = None,
     source: str | None = None,
@@ -422,13 +460,14 @@ def from_oserror(
     cls2: type[McastOSError] = SendError if op == "send" else McastOSError
     code2 = _CODES_BY_ERRNO.get(err, ErrorCode.OS_ERROR) if cls2 is McastOSError else None
     reason = os.strerror(err) if err else str(exc)
-    return cls2(err, f"{ctx.what()}: {reason}", code=code2, op=op, group=group, source=source,
+    return cls2(err, f"{ctx.what()}: {reason}", code=code2, op=op.value, group=group,
+                source=source,
                 interface=interface)
 
 
 @contextlib.contextmanager
 def translate(
-    op: str,
+    op: ErrOp,
     *,
     group: str | None = None,
     source: str | None = None,
@@ -445,13 +484,13 @@ def translate(
     except McastError:
         raise
     except BlockingIOError as exc:
-        if op != "send":
+        if op is not ErrOp.SEND:
             raise
         raise WouldBlockError(
             exc.errno or _errno.EAGAIN,
             f"{_Ctx(op, group, source, interface, family).what()}: send buffer full; "
             "wait until the socket is writable and retry",
-            op=op, group=group, source=source, interface=interface,
+            op=op.value, group=group, source=source, interface=interface,
         ) from exc
     except TimeoutError:
         raise

@@ -2,17 +2,26 @@
 
 Owns: resolving a name, index or local address to one interface (always ending in an
 index, because joins and leaves go by index only: field notes B4), listing interfaces
-with flags and addresses, and finding the interface the routing table would use.
-Everything is read in the calling thread's network namespace (netlink and ioctl on
-sockets, never ``/sys``, whose view belongs to whoever mounted it).
-Must not: keep caches; interfaces come and go (B3), so every call asks the kernel.
+with flags and addresses, finding the interface the routing table would use, checking
+interface names before they reach the kernel (a NUL or an unencodable character is a
+:class:`~mcastkit.McastValueError` naming it), and the typed error for running out of
+descriptors (:func:`descriptor_limit_error`). Everything is read in the calling
+thread's network namespace (netlink and ioctl on sockets, never ``/sys``, whose view
+belongs to whoever mounted it). One lookup costs the same with 1 or 1000 interfaces:
+it asks the kernel about that interface only (an index lookup, two ioctls and an
+address dump the kernel filters to it); only an address lookup reads every address.
+Must not: keep caches; interfaces come and go and are re-addressed (B3), so every call
+asks the kernel and a result is never stale when it is returned (a cache would need a
+netlink socket per namespace, kept open, which keeps a deleted namespace alive).
 """
 
 from __future__ import annotations
 
+import _socket
 import errno
 import fcntl
 import ipaddress
+import os
 import socket
 import struct
 from dataclasses import dataclass
@@ -21,11 +30,21 @@ from typing import Final
 import ifaddr
 
 from ._addr import IPAddress, parse_interface_spec
-from ._errors import ErrorCode, InterfaceError, InterfaceNotFoundError
+from ._errors import (
+    ErrorCode,
+    InterfaceError,
+    InterfaceNotFoundError,
+    McastError,
+    McastOSError,
+    McastValueError,
+)
+from ._netlink import dump_addresses
 
 __all__ = [
     "Interface",
     "InterfaceFlags",
+    "check_interface_name",
+    "descriptor_limit_error",
     "list_interfaces",
     "resolve_interface",
     "route_interface",
@@ -33,6 +52,8 @@ __all__ = [
 
 _SIOCGIFFLAGS: Final = 0x8913
 _SIOCGIFMTU: Final = 0x8921
+_SIOCGIFNAME: Final = 0x8910
+_SIOCGIFINDEX: Final = 0x8933
 IFF_UP: Final = 0x1
 IFF_LOOPBACK: Final = 0x8
 IFF_RUNNING: Final = 0x40
@@ -81,22 +102,122 @@ class Interface:
         return cands[0] if cands else None
 
 
-def _ifreq_ioctl(name: str, request: int) -> int | None:
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    try:
-        buf = struct.pack("16s16x", name.encode()[:15])
+def descriptor_limit_error(exc: OSError, what: str) -> McastOSError:
+    """The typed error for EMFILE/ENFILE while trying to ``what``: names the limit and
+    how to raise it (``ulimit -n`` / ``RLIMIT_NOFILE``, or ``fs.file-max``)."""
+    err = exc.errno or errno.EMFILE
+    if err == errno.ENFILE:
+        hint = ("the system-wide limit of open files is reached (ENFILE); close files or "
+                "raise the sysctl fs.file-max")
+    else:
         try:
-            out = fcntl.ioctl(s.fileno(), request, buf)
-        except OSError:
-            return None
-        if request == _SIOCGIFFLAGS:
-            return int(struct.unpack_from("=H", out, 16)[0])
-        return int(struct.unpack_from("=i", out, 16)[0])
+            import resource
+
+            soft = f"{resource.getrlimit(resource.RLIMIT_NOFILE)[0]} "
+        except (ImportError, OSError, ValueError):  # not POSIX
+            soft = ""
+        hint = (f"this process has reached its limit of {soft}open files (RLIMIT_NOFILE); "
+                "raise it (`ulimit -n`, or resource.setrlimit(resource.RLIMIT_NOFILE, ...)) "
+                "or close sockets it no longer uses")
+    return McastOSError(err, f"cannot {what}: {hint}", op="socket")
+
+
+def _out_of_descriptors(exc: OSError) -> None:
+    """Raise the typed error if ``exc`` is EMFILE/ENFILE (else return: the caller decides)."""
+    if exc.errno in (errno.EMFILE, errno.ENFILE):
+        raise descriptor_limit_error(exc, "look up a network interface") from exc
+
+
+def _lookup_socket(family: int) -> _socket.socket:
+    """A datagram socket for a lookup. The C-level type: it is not a socket of the
+    caller's (nor does it go through a patched ``socket.socket``)."""
+    try:
+        return _socket.socket(family, socket.SOCK_DGRAM)
+    except OSError as exc:
+        _out_of_descriptors(exc)
+        raise
+
+
+def check_interface_name(name: str) -> bytes:
+    """``name`` as the kernel's bytes (a name listed by the kernel round-trips: bytes that
+    are not UTF-8 come back as lone surrogates U+DC80-U+DCFF).
+
+    Raises:
+        McastValueError: a NUL, a character that cannot be encoded (another lone
+            surrogate), or more than 15 bytes; the message shows the name escaped.
+    """
+    raw = _check_text(name)
+    if len(raw) > 15:
+        raise McastValueError(f"interface name {name!a} is {len(raw)} bytes long; "
+                              f"the kernel allows 15; {_FIX}", code=ErrorCode.BAD_VALUE,
+                              interface=ascii(name))
+    return raw
+
+
+_FIX: Final = "give the name as `ip link` shows it, an index or a local address"
+
+
+def _check_text(text: str) -> bytes:
+    """An interface given as text, as bytes: no NUL, no unencodable character."""
+    if "\0" in text:
+        raise McastValueError(f"interface {text!a} contains a NUL character; {_FIX}",
+                              code=ErrorCode.BAD_VALUE, interface=ascii(text))
+    try:
+        return os.fsencode(text)
+    except UnicodeEncodeError:
+        raise McastValueError(f"interface {text!a} contains a character that cannot "
+                              f"be encoded (a lone surrogate); {_FIX}",
+                              code=ErrorCode.BAD_VALUE, interface=ascii(text)) from None
+
+
+def _ifreq(spec: str | int) -> tuple[int, str, int | None, int | None] | None:
+    """(index, name, flags, mtu) of one interface, by name or index, with ioctls on one
+    socket (SIOCGIFINDEX or SIOCGIFNAME, then SIOCGIFFLAGS and SIOCGIFMTU), or None when
+    there is no such interface. Flags or MTU are None where the kernel refused them."""
+    s = _lookup_socket(socket.AF_INET)
+    try:
+        fd = s.fileno()
+        try:
+            if isinstance(spec, int):
+                out = fcntl.ioctl(fd, _SIOCGIFNAME, struct.pack("16si20x", b"", spec))
+                raw = out[:16].split(b"\0", 1)[0]
+                index, name = spec, os.fsdecode(raw)
+            else:
+                raw = check_interface_name(spec)
+                out = fcntl.ioctl(fd, _SIOCGIFINDEX, struct.pack("16s24x", raw))
+                index, name = int(struct.unpack_from("=i", out, 16)[0]), spec
+        except OSError as exc:
+            if exc.errno in (errno.ENODEV, errno.ENXIO):
+                return None
+            found = _by_libc(spec)  # these ioctl numbers are Linux's: ask libc instead
+            if found is None:
+                return None
+            index, name = found
+            raw = os.fsencode(name)
+        buf = struct.pack("16s24x", raw)
+        got: list[int | None] = []
+        for request, fmt in ((_SIOCGIFFLAGS, "=H"), (_SIOCGIFMTU, "=i")):
+            try:
+                got.append(int(struct.unpack_from(fmt, fcntl.ioctl(fd, request, buf), 16)[0]))
+            except OSError:
+                got.append(None)
     finally:
         s.close()
+    return index, name, got[0], got[1]
+
+
+def _by_libc(spec: str | int) -> tuple[int, str] | None:
+    """(index, name) through if_nametoindex / if_indextoname, or None (not found)."""
+    try:
+        if isinstance(spec, int):
+            return spec, socket.if_indextoname(spec)
+        return socket.if_nametoindex(spec), spec
+    except OSError:
+        return None
 
 
 def _addresses_by_name() -> dict[str, tuple[IPAddress, ...]]:
+    """Every interface's addresses through getifaddrs (where netlink is unavailable)."""
     out: dict[str, list[IPAddress]] = {}
     for ad in ifaddr.get_adapters():
         for ip in ad.ips:
@@ -108,21 +229,51 @@ def _addresses_by_name() -> dict[str, tuple[IPAddress, ...]]:
     return {k: tuple(v) for k, v in out.items()}
 
 
-def _describe(index: int, name: str, addrs: dict[str, tuple[IPAddress, ...]] | None) -> Interface:
-    bits = _ifreq_ioctl(name, _SIOCGIFFLAGS)
-    return Interface(
-        index=index,
-        name=name,
-        flags=InterfaceFlags.from_bits(bits) if bits is not None else None,
-        mtu=_ifreq_ioctl(name, _SIOCGIFMTU),
-        addresses=(addrs if addrs is not None else _addresses_by_name()).get(name, ()),
-    )
+def _addresses(index: int) -> dict[int, tuple[IPAddress, ...]] | None:
+    """Addresses by interface index from one netlink dump (``index`` 0: every
+    interface), or None where netlink cannot answer (then getifaddrs is used)."""
+    try:
+        events = dump_addresses(index)
+    except McastError:
+        return None
+    except OSError as exc:
+        _out_of_descriptors(exc)
+        return None
+    out: dict[int, list[IPAddress]] = {}
+    for ev in events:
+        a = ev.address
+        if a is not None:  # from the packed form: faster than parsing the text
+            out.setdefault(ev.index, []).append(
+                ipaddress.IPv6Address(socket.inet_pton(socket.AF_INET6, a)) if ev.family == 6
+                else ipaddress.IPv4Address(socket.inet_pton(socket.AF_INET, a)))
+    return {k: tuple(v) for k, v in out.items()}
+
+
+def _describe(spec: str | int,
+              addrs: dict[int, tuple[IPAddress, ...]] | None = None) -> Interface | None:
+    """The Interface named or numbered ``spec`` (None: no such interface); ``addrs`` from
+    a dump already made, if any."""
+    found = _ifreq(spec)
+    if found is None:
+        return None
+    index, name, bits, mtu = found
+    if addrs is None:
+        addrs = _addresses(index)
+    mine = addrs.get(index, ()) if addrs is not None else _addresses_by_name().get(name, ())
+    return Interface(index=index, name=name,
+                     flags=InterfaceFlags.from_bits(bits) if bits is not None else None,
+                     mtu=mtu, addresses=mine)
 
 
 def list_interfaces() -> list[Interface]:
     """All interfaces of the current network namespace, by index."""
-    addrs = _addresses_by_name()
-    return [_describe(i, n, addrs) for i, n in sorted(socket.if_nameindex())]
+    pairs = sorted(socket.if_nameindex())
+    addrs = _addresses(0)
+    if addrs is None:
+        by_name = _addresses_by_name()
+        addrs = {i: by_name.get(n, ()) for i, n in pairs}
+    found = (_describe(i, addrs) for i, _ in pairs)
+    return [itf for itf in found if itf is not None]  # none deleted since the listing
 
 
 def _known() -> str:
@@ -135,32 +286,41 @@ def resolve_interface(spec: str | int | IPAddress | Interface) -> Interface:
 
     Raises:
         InterfaceNotFoundError: nothing matches; the message lists the interfaces there are.
+        McastValueError: a malformed name (a NUL, an unencodable character, too long).
+        McastOSError: the process is out of descriptors (the message names the limit).
     """
     if isinstance(spec, Interface):
         return spec
+    if isinstance(spec, str):
+        _check_text(spec)
     kind = parse_interface_spec(spec) if isinstance(spec, str | int) else spec
     if isinstance(kind, int):
-        try:
-            name = socket.if_indextoname(kind)
-        except OSError:
+        itf = _describe(kind)
+        if itf is None:
             raise InterfaceNotFoundError(
                 errno.ENODEV, f"no interface with index {kind}; interfaces here: {_known()}",
                 interface=str(kind),
-            ) from None
-        return _describe(kind, name, None)
+            )
+        return itf
     if isinstance(kind, str):
-        try:
-            index = socket.if_nametoindex(kind)
-        except OSError:
+        itf = _describe(kind)
+        if itf is None:
             raise InterfaceNotFoundError(
                 errno.ENODEV, f"no interface named {kind!r}; interfaces here: {_known()}",
                 interface=kind,
-            ) from None
-        return _describe(index, kind, None)
-    addrs = _addresses_by_name()
-    for index, name in sorted(socket.if_nameindex()):
-        if kind in addrs.get(name, ()):
-            return _describe(index, name, addrs)
+            )
+        return itf
+    addrs = _addresses(0)
+    if addrs is not None:
+        for index in sorted(i for i, have in addrs.items() if kind in have):
+            itf = _describe(index, addrs)
+            if itf is not None:  # else deleted since the dump
+                return itf
+    else:
+        by_name = _addresses_by_name()
+        for index, name in sorted(socket.if_nameindex()):
+            if kind in by_name.get(name, ()) and (itf := _describe(index)) is not None:
+                return itf
     raise InterfaceNotFoundError(
         errno.EADDRNOTAVAIL,
         f"no interface has the address {kind}; give a local address, a name or an index "
@@ -178,7 +338,7 @@ def route_interface(group: IPAddress) -> Interface:
             pass an interface.
     """
     fam = socket.AF_INET if group.version == 4 else socket.AF_INET6
-    s = socket.socket(fam, socket.SOCK_DGRAM)
+    s = _lookup_socket(fam)
     try:
         try:
             s.connect((str(group), 9))

@@ -1,10 +1,14 @@
-"""Group memberships of :class:`~mcastkit.MulticastSocket`.
+"""The memberships part of :class:`~mcastkit.MulticastSocket`.
 
-Owns: join / leave (any-source), join_source / leave_source (SSM), block / unblock of
+Owns: the :class:`~mcastkit._membership.MembershipBook` of the socket and every change to
+it: join / leave (any-source), join_source / leave_source (SSM), block / unblock of
 sources on an any-source join, picking the interface of a membership, leaving by
-interface index, and re-joining name-chosen memberships after an interface came back
-(field notes B3, B4). The kernel is asked first; the book records only what it accepted.
-Must not: send or receive, or keep membership state outside the MembershipBook.
+interface index, leaving everything at close, and re-joining name-chosen memberships
+after an interface came back (field notes B3, B4). The kernel is asked first; the book
+records only what it accepted.
+Must not: send or receive, or keep membership state outside the book; set send options
+(it asks :class:`~mcastkit._options.SendOptions` for the default interface and the G3
+scope warnings).
 """
 
 from __future__ import annotations
@@ -12,79 +16,75 @@ from __future__ import annotations
 import contextlib
 import socket
 
-from . import _platform as plat
-from ._addr import Group, IPAddress
-from ._errors import ErrorCode, InterfaceError, McastError, McastValueError, translate
+from ._addr import Group, IPAddress, parse_ip
+from ._errors import ErrOp, ErrorCode, InterfaceError, McastError, McastValueError
+from ._handle import Handle
 from ._interfaces import Interface, resolve_interface, route_interface
-from ._membership import Membership
-from ._options import _OptionsMixin
+from ._membership import Membership, MembershipBook
+from ._options import SendOptions
 from ._platform import Op
 from ._platform._structs import pack_group_req, pack_group_source_req
 from ._sockbase import InterfaceArg
 
+__all__ = ["Memberships"]
 
-class _JoinsMixin(_OptionsMixin):
-    """Memberships (part of MulticastSocket). Built on the options for the default
-    interface and the TTL the G3 scope warnings compare against."""
+GroupArg = str | IPAddress | Group
 
-    def _join_iface(
-        self, g: Group, interface: InterfaceArg | None
-    ) -> tuple[Interface, str | int | None]:
+
+class Memberships:
+    """Joins, leaves and source filters of one socket, recorded in its book.
+
+    Args:
+        h: the socket's handle.
+        book: the book this part alone changes (others only read it).
+        opts: the send options, for the default interface and the G3 warnings.
+    """
+
+    def __init__(self, h: Handle, book: MembershipBook, opts: SendOptions) -> None:
+        self._h = h
+        self._book = book
+        self._opts = opts
+
+    def __len__(self) -> int:
+        return len(self._book)
+
+    def held(self) -> tuple[Membership, ...]:
+        """The memberships held, as committed after the kernel accepted them."""
+        return tuple(self._book)
+
+    # ------------------------------------------------------------------ arguments
+
+    def _group(self, group: GroupArg) -> Group:
+        g = Group.parse(group)
+        self._h.check_family(g.address, "group")
+        return g
+
+    def _source(self, source: str | IPAddress) -> IPAddress:
+        s = parse_ip(source, what="source") if isinstance(source, str) else source
+        self._h.check_family(s, "source")
+        if s.is_multicast or s.is_unspecified:
+            raise McastValueError(f"source {s} must be a unicast sender address",
+                                  code=ErrorCode.BAD_ADDRESS)
+        return s
+
+    def _join_iface(self, g: Group, interface: InterfaceArg | None
+                    ) -> tuple[Interface, str | int | None]:
         if interface is not None:
             spec = interface if isinstance(interface, str | int) else None
             return resolve_interface(interface), spec
-        if self._iface is not None:
-            return self._iface, self._iface_spec
+        if self._opts.iface is not None:
+            return self._opts.iface, self._opts.iface_spec
         return route_interface(g.address), None
 
-    def join(self, group: str | IPAddress | Group, interface: InterfaceArg | None = None
-             ) -> Membership:
-        """Join ``group`` (any source) on ``interface`` (by index). Joining again is a no-op
-        that returns the existing membership.
-
-        Raises:
-            McastValueError: not a multicast address, or the wrong IP version.
-            ModeConflictError: the group is joined source-specifically on this interface.
-            InterfaceNotFoundError / InterfaceError: no such interface, or no route.
-            MembershipLimitError: over ``net.ipv4.igmp_max_memberships`` (named, with its
-                value); the memberships already held stay intact.
-        """
-        self._check_open()
-        g = self._group(group)
-        iface, spec = self._join_iface(g, interface)
-        key = str(g)
-        if not self._book.check_join(iface.index, key, iface.name):
-            m = self._book.get(iface.index, key)
-            assert m is not None
-            return m
-        with translate("join", group=key, interface=iface.name, family=self._family):
-            plat.setopt(self._sock, Op.JOIN, pack_group_req(iface.index, g.address))
-        m = self._book.commit_join(iface.index, key, iface.name, spec)
-        self._warn_scope(g, self.ttl)  # G3
-        return m
-
-    def leave(self, group: str | IPAddress | Group, interface: InterfaceArg | None = None) -> None:
-        """Leave an any-source or source-specific membership (all its sources).
-
-        Raises:
-            NotJoinedError: this socket holds no such membership.
-        """
-        self._check_open()
-        g = self._group(group)
-        idx, name = self._lookup_membership_iface(g, interface)
-        self._book.check_leave(idx, str(g), name)
-        self._leave_index(idx, g.address, name)
-        self._book.commit_leave(idx, str(g))
-
-    def _lookup_membership_iface(self, g: Group, interface: InterfaceArg | None) -> tuple[int, str]:
+    def _lookup_iface(self, g: Group, interface: InterfaceArg | None) -> tuple[int, str]:
         """Find the membership's interface without requiring the interface still exists."""
         key = str(g)
         if interface is None:
             held = [m for m in self._book if m.group == key]
             if len(held) == 1:
                 return held[0].ifindex, held[0].ifname
-            if self._iface is not None:
-                return self._iface.index, self._iface.name
+            if self._opts.iface is not None:
+                return self._opts.iface.index, self._opts.iface.name
             if not held:
                 iface = route_interface(g.address)
                 return iface.index, iface.name
@@ -101,25 +101,69 @@ class _JoinsMixin(_OptionsMixin):
         iface = resolve_interface(interface)
         return iface.index, iface.name
 
-    def _drop_membership(self, ifindex: int, g: Group) -> None:
+    # ------------------------------------------------------------------ any-source
+
+    def join(self, group: GroupArg, interface: InterfaceArg | None = None) -> Membership:
+        """Join ``group`` (any source) on ``interface`` (by index). Joining again is a no-op
+        that returns the existing membership.
+
+        Raises:
+            McastValueError: not a multicast address, or the wrong IP version.
+            ModeConflictError: the group is joined source-specifically on this interface.
+            InterfaceNotFoundError / InterfaceError: no such interface, or no route.
+            MembershipLimitError: over ``net.ipv4.igmp_max_memberships`` (named, with its
+                value); the memberships already held stay intact.
+        """
+        self._h.check_open()
+        g = self._group(group)
+        iface, spec = self._join_iface(g, interface)
+        key = str(g)
+        if not self._book.check_join(iface.index, key, iface.name):
+            m = self._book.get(iface.index, key)
+            assert m is not None
+            return m
+        self._h.setopt(Op.JOIN, pack_group_req(iface.index, g.address), ErrOp.JOIN,
+                       group=key, interface=iface.name)
+        m = self._book.commit_join(iface.index, key, iface.name, spec)
+        self._opts.warn_scope(g)  # G3
+        return m
+
+    def leave(self, group: GroupArg, interface: InterfaceArg | None = None) -> None:
+        """Leave an any-source or source-specific membership (all its sources).
+
+        Raises:
+            NotJoinedError: this socket holds no such membership.
+        """
+        self._h.check_open()
+        g = self._group(group)
+        idx, name = self._lookup_iface(g, interface)
+        self._book.check_leave(idx, str(g), name)
+        self._leave_index(idx, g.address, name)
+        self._book.commit_leave(idx, str(g))
+
+    def _leave_index(self, ifindex: int, group: IPAddress, ifname: str) -> None:
+        # InterfaceError: the interface is gone, and the kernel dropped the membership (B3)
+        with contextlib.suppress(InterfaceError):
+            self._h.setopt(Op.LEAVE, pack_group_req(ifindex, group), ErrOp.LEAVE,
+                           group=str(group), interface=ifname)
+
+    def _drop(self, ifindex: int, g: Group) -> None:
         m = self._book.get(ifindex, str(g))
         if m is not None:
             self._leave_index(ifindex, g.address, m.ifname)
             self._book.commit_leave(ifindex, str(g))
 
-    def _leave_index(self, ifindex: int, group: IPAddress, ifname: str) -> None:
-        try:
-            with translate("leave", group=str(group), interface=ifname, family=self._family):
-                plat.setopt(self._sock, Op.LEAVE, pack_group_req(ifindex, group))
-        except InterfaceError:
-            pass  # the interface is gone, and the kernel dropped the membership with it (B3)
+    def leave_all(self) -> None:
+        """Leave every group (close): never raises, an interface may be gone (B3, G11)."""
+        for m in self._book.clear():
+            # closing drops the kernel's memberships anyway; leaving first is tidiness
+            with contextlib.suppress(OSError, McastValueError):
+                self._leave_index(m.ifindex, Group.parse(m.group).address, m.ifname)
 
-    def join_source(
-        self,
-        source: str | IPAddress,
-        group: str | IPAddress | Group,
-        interface: InterfaceArg | None = None,
-    ) -> Membership:
+    # ------------------------------------------------------------------ source-specific
+
+    def join_source(self, source: str | IPAddress, group: GroupArg,
+                    interface: InterfaceArg | None = None) -> Membership:
         """Source-specific join: receive ``group`` only from ``source`` (RFC 4607).
         Adding the same source again is a no-op.
 
@@ -127,7 +171,7 @@ class _JoinsMixin(_OptionsMixin):
             ModeConflictError: the group is joined any-source on this interface.
             SourceFilterError: over ``igmp_max_msf`` / ``mld_max_msf`` (named).
         """
-        self._check_open()
+        self._h.check_open()
         g = self._group(group)
         s = self._source(source)
         iface, spec = self._join_iface(g, interface)
@@ -136,73 +180,57 @@ class _JoinsMixin(_OptionsMixin):
             m = self._book.get(iface.index, key)
             assert m is not None
             return m
-        op = "join_source" if self._book.get(iface.index, key) else "join_group_source"
-        with translate(op, group=key, source=str(s), interface=iface.name,
-                       family=self._family):
-            plat.setopt(self._sock, Op.JOIN_SOURCE,
-                        pack_group_source_req(iface.index, g.address, s))
+        err = ErrOp.JOIN_SOURCE if self._book.get(iface.index, key) else ErrOp.JOIN_GROUP_SOURCE
+        self._h.setopt(Op.JOIN_SOURCE, pack_group_source_req(iface.index, g.address, s), err,
+                       group=key, source=str(s), interface=iface.name)
         m = self._book.commit_join_source(iface.index, key, str(s), iface.name, spec)
-        self._warn_scope(g, self.ttl)  # G3
+        self._opts.warn_scope(g)  # G3
         return m
 
-    def leave_source(
-        self,
-        source: str | IPAddress,
-        group: str | IPAddress | Group,
-        interface: InterfaceArg | None = None,
-    ) -> None:
+    def leave_source(self, source: str | IPAddress, group: GroupArg,
+                     interface: InterfaceArg | None = None) -> None:
         """Drop one source of a source-specific join (the last one leaves the group)."""
-        self._check_open()
+        self._h.check_open()
         g = self._group(group)
         s = self._source(source)
-        idx, name = self._lookup_membership_iface(g, interface)
+        idx, name = self._lookup_iface(g, interface)
         self._book.check_leave_source(idx, str(g), str(s), name)
-        try:
-            with translate("leave_source", group=str(g), source=str(s), interface=name,
-                           family=self._family):
-                plat.setopt(self._sock, Op.LEAVE_SOURCE,
-                            pack_group_source_req(idx, g.address, s))
-        except InterfaceError:
-            pass
+        with contextlib.suppress(InterfaceError):
+            self._h.setopt(Op.LEAVE_SOURCE, pack_group_source_req(idx, g.address, s),
+                           ErrOp.LEAVE_SOURCE, group=str(g), source=str(s), interface=name)
         self._book.commit_leave_source(idx, str(g), str(s))
 
-    def block_source(
-        self,
-        source: str | IPAddress,
-        group: str | IPAddress | Group,
-        interface: InterfaceArg | None = None,
-    ) -> None:
+    def block_source(self, source: str | IPAddress, group: GroupArg,
+                     interface: InterfaceArg | None = None) -> None:
         """Stop receiving ``source`` on an any-source join (EXCLUDE filter)."""
         self._filter(source, group, interface, block=True)
 
-    def unblock_source(
-        self,
-        source: str | IPAddress,
-        group: str | IPAddress | Group,
-        interface: InterfaceArg | None = None,
-    ) -> None:
+    def unblock_source(self, source: str | IPAddress, group: GroupArg,
+                       interface: InterfaceArg | None = None) -> None:
         """Undo :meth:`block_source`."""
         self._filter(source, group, interface, block=False)
 
-    def _filter(self, source: str | IPAddress, group: str | IPAddress | Group,
+    def _filter(self, source: str | IPAddress, group: GroupArg,
                 interface: InterfaceArg | None, *, block: bool) -> None:
-        self._check_open()
+        self._h.check_open()
         g = self._group(group)
         s = self._source(source)
-        idx, name = self._lookup_membership_iface(g, interface)
+        idx, name = self._lookup_iface(g, interface)
         if not self._book.check_block(idx, str(g), str(s), name, block):
             return
-        op = Op.BLOCK_SOURCE if block else Op.UNBLOCK_SOURCE
-        with translate(op.value, group=str(g), source=str(s), interface=name,
-                       family=self._family):
-            plat.setopt(self._sock, op, pack_group_source_req(idx, g.address, s))
+        op, err = ((Op.BLOCK_SOURCE, ErrOp.BLOCK_SOURCE) if block
+                   else (Op.UNBLOCK_SOURCE, ErrOp.UNBLOCK_SOURCE))
+        self._h.setopt(op, pack_group_source_req(idx, g.address, s), err, group=str(g),
+                       source=str(s), interface=name)
         self._book.commit_block(idx, str(g), str(s), block)
+
+    # ------------------------------------------------------------------ interface changes
 
     def refresh_interfaces(self) -> list[Membership]:
         """Re-join memberships made by interface *name* whose interface was re-created
         (new index; field notes B3). Returns the memberships re-joined. Memberships whose
         interface is still missing are kept and retried on the next call."""
-        self._check_open()
+        self._h.check_open()
         done: list[Membership] = []
         for m in self._book:
             if not m.by_name:
@@ -228,14 +256,15 @@ class _JoinsMixin(_OptionsMixin):
             except McastError:
                 # undo what the re-join did, keep the old record so the next call retries
                 with contextlib.suppress(McastError):
-                    self._drop_membership(idx, g)
+                    self._drop(idx, g)
                 self._book.restore(m)
                 raise
             done.append(nm)
-        if self._iface is not None and isinstance(self._iface_spec, str):
+        opts = self._opts
+        if opts.iface is not None and isinstance(opts.iface_spec, str):
             try:
-                if socket.if_nametoindex(self._iface_spec) != self._iface.index:
-                    self.set_interface(self._iface_spec)
+                if socket.if_nametoindex(opts.iface_spec) != opts.iface.index:
+                    opts.set_interface(opts.iface_spec)
             except (OSError, McastValueError):
                 pass
         return done

@@ -5,6 +5,7 @@ a no-op, leaving what was not joined is :class:`NotJoinedError`, any-source and
 source-specific modes never mix on one (interface, group). The book changes only
 after the kernel said yes (``commit_*``), so a refused call leaves it unchanged.
 Must not: touch sockets or import the platform layer.
+Also owns the G1 rule (:meth:`MembershipBook.admits`): which arriving groups it holds.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field, replace
 
+from ._addr import is_multicast_text
 from ._errors import ErrorCode, McastValueError, NotJoinedError
 
 __all__ = ["FilterMode", "Membership", "MembershipBook", "ModeConflictError"]
@@ -82,6 +84,18 @@ class MembershipBook:
     def groups(self) -> frozenset[str]:
         """The groups held on any interface (read per datagram: kept, not rebuilt)."""
         return self._groups
+
+    def admits(self, group: str, ifindex: int | None) -> bool:
+        """The G1 group rule of every receive path: False for a multicast ``group`` this
+        socket did not join, or did not join on the arrival interface ``ifindex`` (None:
+        unknown, any interface counts). IPv6 sockets get a joined group from *any*
+        interface some other socket joined it on (the kernel's per-socket check ignores
+        the ifindex): security goal G1."""
+        if not is_multicast_text(group):
+            return True
+        if ifindex is None:
+            return group in self._groups
+        return (ifindex, group) in self._m
 
     def _keys_changed(self) -> None:
         self._groups = frozenset(g for _, g in self._m)

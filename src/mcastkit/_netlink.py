@@ -1,13 +1,16 @@
 """Link and address change notifications from the kernel (rtnetlink), as typed events.
 
 Owns: the pure decoder of rtnetlink messages (``RTM_NEWLINK``/``DELLINK``/``NEWADDR``/
-``DELADDR``) into :class:`LinkEvent` / :class:`AddrEvent` / :class:`Overrun`, and
+``DELADDR``) into :class:`LinkEvent` / :class:`AddrEvent` / :class:`Overrun`,
 :class:`NetlinkWatcher`, a non-blocking ``NETLINK_ROUTE`` socket subscribed to
-``RTMGRP_LINK | RTMGRP_IPV4_IFADDR | RTMGRP_IPV6_IFADDR`` that an event loop polls.
+``RTMGRP_LINK | RTMGRP_IPV4_IFADDR | RTMGRP_IPV6_IFADDR`` that an event loop polls, and
+:func:`dump_addresses`, a one-shot address query on a short-lived socket (filtered by
+the kernel to one interface, so its cost does not grow with the number of interfaces).
 The decoder never raises, whatever bytes it is given (property-tested): malformed
 messages are skipped, a length that runs past the end stops the walk.
 Must not: know about memberships, asyncio or multicast sockets (field notes B1-B3 are
-handled by :mod:`mcastkit.aio`, which reacts to these events).
+handled by :mod:`mcastkit.aio`, which reacts to these events), or keep state between
+queries.
 
 Platform notes: Linux only. Elsewhere :class:`NetlinkWatcher` raises
 :class:`~mcastkit.UnsupportedError`; the parser itself is portable.
@@ -17,7 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import ipaddress
+import os
 import socket
 import struct
 from dataclasses import dataclass
@@ -32,6 +35,7 @@ __all__ = [
     "NetlinkEvent",
     "NetlinkWatcher",
     "Overrun",
+    "dump_addresses",
     "parse_messages",
 ]
 
@@ -45,12 +49,17 @@ RTM_DELLINK: Final = 17
 RTM_GETLINK: Final = 18
 RTM_NEWADDR: Final = 20
 RTM_DELADDR: Final = 21
+RTM_GETADDR: Final = 22
+SOL_NETLINK: Final = 270
+NETLINK_GET_STRICT_CHK: Final = 12
 RTMGRP_LINK: Final = 0x1
 RTMGRP_IPV4_IFADDR: Final = 0x10
 RTMGRP_IPV6_IFADDR: Final = 0x100
 DEFAULT_GROUPS: Final = RTMGRP_LINK | RTMGRP_IPV4_IFADDR | RTMGRP_IPV6_IFADDR
 NLM_F_REQUEST: Final = 0x1
 NLM_F_DUMP: Final = 0x300
+NLM_F_DUMP_INTR: Final = 0x10
+_DUMP_TRIES: Final = 3
 NETLINK_ROUTE: Final = 0
 
 IFLA_IFNAME: Final = 3
@@ -140,9 +149,9 @@ def _ip(raw: bytes | None) -> str | None:
     if raw is None:
         return None
     if len(raw) == 4:
-        return str(ipaddress.IPv4Address(raw))
+        return socket.inet_ntop(socket.AF_INET, raw)
     if len(raw) == 16:
-        return str(ipaddress.IPv6Address(raw))
+        return socket.inet_ntop(socket.AF_INET6, raw)
     return None
 
 
@@ -185,16 +194,31 @@ def parse_messages(buf: bytes | bytearray | memoryview) -> list[NetlinkEvent]:
     Returns:
         The events, in message order.
     """
+    return _decode(buf)[0]
+
+
+def _decode(buf: bytes | bytearray | memoryview
+            ) -> tuple[list[NetlinkEvent], int | None, bool]:
+    """:func:`parse_messages`, how the buffer ends a dump: None (it does not), 0
+    (NLMSG_DONE) or the errno of an NLMSG_ERROR, and whether the kernel marked a message
+    NLM_F_DUMP_INTR (the table changed during the dump: its answer may be inconsistent)."""
     data = bytes(buf)
     events: list[NetlinkEvent] = []
     pos = 0
     end = len(data)
     count = 0
+    done: int | None = None
+    interrupted = False
     while pos + _NLMSGHDR.size <= end and count < _MAX_MESSAGES:
         count += 1
-        mlen, mtype, _flags, _seq, _pid = _NLMSGHDR.unpack_from(data, pos)
+        mlen, mtype, mflags, _seq, _pid = _NLMSGHDR.unpack_from(data, pos)
         if mlen < _NLMSGHDR.size or pos + mlen > end:
             break
+        interrupted = interrupted or bool(mflags & NLM_F_DUMP_INTR)
+        if mtype == NLMSG_DONE:
+            done = 0
+        elif mtype == NLMSG_ERROR and mlen >= _NLMSGHDR.size + 4:
+            done = -struct.unpack_from("=i", data, pos + _NLMSGHDR.size)[0]
         body, mend = pos + _NLMSGHDR.size, pos + mlen
         ev: NetlinkEvent | None = None
         if mtype in (RTM_NEWLINK, RTM_DELLINK):
@@ -206,7 +230,7 @@ def parse_messages(buf: bytes | bytearray | memoryview) -> list[NetlinkEvent]:
         if ev is not None:
             events.append(ev)
         pos += (mlen + 3) & ~3
-    return events
+    return events, done, interrupted
 
 
 def link_dump_request(seq: int = 1) -> bytes:
@@ -214,6 +238,46 @@ def link_dump_request(seq: int = 1) -> bytes:
     body = _IFINFOMSG.pack(socket.AF_UNSPEC, 0, 0, 0, 0)
     return _NLMSGHDR.pack(_NLMSGHDR.size + len(body), RTM_GETLINK,
                           NLM_F_REQUEST | NLM_F_DUMP, seq, 0) + body
+
+
+def dump_addresses(index: int = 0) -> list[AddrEvent]:
+    """The addresses of interface ``index`` (0: of every interface), in the kernel's order
+    (IPv4 first), as ``"new"`` :class:`AddrEvent` s, from one ``RTM_GETADDR`` dump on a
+    short-lived socket. With an index the kernel filters (strict checking, Linux 4.20+)
+    so the cost does not grow with the number of interfaces; older kernels answer with
+    everything and the filter is applied here. A dump the kernel marks as interrupted
+    (addresses changed meanwhile) is made again, up to three times in all.
+
+    Raises:
+        UnsupportedError: no netlink on this platform.
+        OSError: the socket could not be made, or the kernel refused the dump.
+    """
+    fam = getattr(socket, "AF_NETLINK", None)
+    if fam is None:
+        raise UnsupportedError("address queries need Linux rtnetlink (AF_NETLINK)",
+                               code=ErrorCode.UNSUPPORTED)
+    body = _IFADDRMSG.pack(socket.AF_UNSPEC, 0, 0, 0, index)
+    out: list[AddrEvent] = []
+    with socket.socket(fam, socket.SOCK_RAW | socket.SOCK_CLOEXEC, NETLINK_ROUTE) as sock:
+        if index:
+            with contextlib.suppress(OSError):  # before 4.20: unfiltered, filtered below
+                sock.setsockopt(SOL_NETLINK, NETLINK_GET_STRICT_CHK, 1)
+        for seq in range(1, _DUMP_TRIES + 1):
+            sock.send(_NLMSGHDR.pack(_NLMSGHDR.size + len(body), RTM_GETADDR,
+                                     NLM_F_REQUEST | NLM_F_DUMP, seq, 0) + body)
+            out.clear()
+            done: int | None = None
+            torn = False
+            while done is None:
+                events, done, intr = _decode(sock.recv(_RECV_BYTES))
+                torn = torn or intr
+                out.extend(ev for ev in events if isinstance(ev, AddrEvent)
+                           and (not index or ev.index == index))
+            if done or not torn:
+                break
+    if done:
+        raise OSError(done, f"rtnetlink address dump: {os.strerror(done)}")
+    return out
 
 
 class NetlinkWatcher:

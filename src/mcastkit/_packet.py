@@ -1,8 +1,10 @@
 """Received datagrams and their per-packet metadata.
 
-Owns: the :class:`Datagram` value and the pure decoder of ancillary data (control
-messages) into its fields. The platform layer supplies which (level, type) pair means
-what, so this module has no platform numbers of its own.
+Owns: the :class:`Datagram` value, the reference decoder of ancillary data (control
+messages) into its fields (the compiled accelerator is the only other decoder, and
+tests/batch checks the two agree), and the one source formatter (``host%scope``). The
+platform layer supplies which (level, type) pair means what, so this module has no
+platform numbers of its own.
 Must not: make syscalls.
 """
 
@@ -15,7 +17,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Final
 
-__all__ = ["CmsgKind", "Datagram", "decode_ancillary"]
+__all__ = ["CmsgKind", "Datagram", "decode_ancillary", "format_source", "source_of"]
 
 _INT: Final = struct.Struct("=i")
 _U32: Final = struct.Struct("=I")
@@ -81,6 +83,17 @@ class Datagram:
         if self.drops:
             parts.append(f"drops={self.drops}")
         return " ".join(parts)
+
+
+def format_source(host: str, scope: int) -> str:
+    """A sender as :attr:`Datagram.source` shows it: ``host``, or ``host%scope`` for an
+    IPv6 sender with a scope id (link-local), so the text can be sent back to."""
+    return f"{host}%{scope}" if scope else host
+
+
+def source_of(addr: tuple[str, int] | tuple[str, int, int, int]) -> str:
+    """:func:`format_source` of an address tuple as ``socket.recvfrom`` returns it."""
+    return format_source(addr[0], addr[3]) if len(addr) == 4 else addr[0]
 
 
 def decode_ancillary(

@@ -31,6 +31,7 @@ from ._addr import IPAddress
 from ._errors import (
     ClosedError,
     DatagramTooLargeError,
+    ErrOp,
     ErrorCode,
     InterfaceError,
     McastError,
@@ -79,7 +80,7 @@ def _hw_address(name: str) -> tuple[int, bytes]:
     """(ARPHRD link type, hardware address) of ``name`` via SIOCGIFHWADDR."""
     s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     try:
-        with translate("raw_open", interface=name):
+        with translate(ErrOp.RAW_OPEN, interface=name):
             out = fcntl.ioctl(s.fileno(), _SIOCGIFHWADDR, struct.pack("16s16x", name.encode()))
     finally:
         s.close()
@@ -150,7 +151,7 @@ class RawSender:
                 "preserved source address); nothing was sent",
                 code=ErrorCode.PERMISSION, op="raw_open", interface=iface.name) from None
         try:
-            with translate("raw_open", interface=iface.name):
+            with translate(ErrOp.RAW_OPEN, interface=iface.name):
                 sock.bind((iface.name, 0))  # protocol 0: send only, nothing is queued to us
         except BaseException:
             sock.close()
@@ -295,7 +296,7 @@ class RawSender:
         total = 0
         for i, (d, frame) in enumerate(zip(items, frames, strict=True)):
             try:
-                with translate("send", group=str(d.group), interface=self._iface.name):
+                with translate(ErrOp.SEND, group=str(d.group), interface=self._iface.name):
                     total += sock.send(frame)
             except McastError as exc:
                 exc.datagrams_sent = i
@@ -317,7 +318,7 @@ class RawSender:
                 errno.EMSGSIZE, f"a frame of {len(frame)} bytes is over the MTU of {mtu} "
                 f"(+{ETH_HEADER.size} header bytes) of {self._iface.name}; the raw path "
                 "never fragments", op="send", interface=self._iface.name)
-        with translate("send", interface=self._iface.name):
+        with translate(ErrOp.SEND, interface=self._iface.name):
             n = sock.send(frame)
         self.frames_sent += 1
         return n

@@ -1,10 +1,14 @@
-"""The receive path of :class:`~mcastkit.MulticastSocket`.
+"""The receive path of :class:`~mcastkit.MulticastSocket`: one path for every receive call.
 
-Owns: metadata and timeout settings, recv / recv_many / recv_batch (recvmmsg through
-``_batch``), decoding ancillary data into a Datagram, counting every datagram and drop in
-``stats``, filtering datagrams of groups this socket never joined (G1), and the live
-kernel drop counter (D1).
-Must not: send, join, or change memberships.
+Owns: the receive settings (metadata, timestamps, ``min_ttl``, ``recv_size``), the
+readers (a single-datagram :class:`~mcastkit._io.PyReader` for ``recv`` / ``recv_many``
+and a batch reader of the selected backend for ``recv_batch``), the drop watermark, and
+:meth:`ReceivePath.take`, the one loop every receive call runs: read without waiting,
+wait on one deadline per call (filtered datagrams never restart it: issue 14.3), admit
+(count, G1 group filter, G4 TTL floor, truncation, kernel drops: written once here), and
+translate failures into typed errors.
+Must not: send, join, or change memberships (it reads the book's G1 rule); decode
+datagrams or control messages (the backends and ``_packet`` do).
 """
 
 from __future__ import annotations
@@ -12,38 +16,65 @@ from __future__ import annotations
 import errno
 import os
 import socket
-import time
-from typing import Final, NoReturn
+import threading
+from typing import Final
 
-from . import _batch
-from . import _platform as plat
-from ._errors import (
-    ClosedError,
-    McastValueError,
-    ReceiveTimeoutError,
-    from_oserror,
-    translate,
-)
-from ._packet import Datagram, decode_ancillary
+from . import _io
+from ._errors import ErrOp, NothingQueuedError, ReceiveTimeoutError, from_oserror
+from ._handle import Handle
+from ._membership import MembershipBook
+from ._packet import Datagram
 from ._platform import Op
-from ._sockbase import _check_range, _is_multicast_text, _SocketBase
+from ._sockbase import RecvStats, _check_range, _check_timeout
 
-_ANC_SIZE: Final = socket.CMSG_SPACE(20) + socket.CMSG_SPACE(4) * 3 + socket.CMSG_SPACE(16)
+__all__ = ["ReceivePath"]
+
+_RING_SLOTS_MAX: Final = 1024
 
 
-class _ReceiverMixin(_SocketBase):
-    """Receiving (part of MulticastSocket)."""
+class ReceivePath:
+    """Receiving (a part of MulticastSocket).
+
+    Args:
+        h: the socket's handle.
+        book: the memberships, read for the G1 group rule.
+        stats: the socket's counters (this part writes the receive fields).
+        recv_size: bytes kept per datagram (longer ones are cut and flagged).
+    """
+
+    def __init__(self, h: Handle, book: MembershipBook, stats: RecvStats,
+                 recv_size: int) -> None:
+        self._h = h
+        self._book = book
+        self.stats = stats
+        self.recv_size = recv_size
+        self._metadata = False
+        self._timestamps = False
+        self._min_ttl = 0  # 0: no check
+        self._last_drops = 0  # the highest SO_RXQ_OVFL total seen
+        self._drops_lock = threading.Lock()
+        self._one = _io.PyReader(recv_size, ancillary=False)
+        self._batch: _io.Reader | None = None  # made on the first recv_batch
+
+    # ------------------------------------------------------------------ settings
 
     def set_metadata(self, on: bool, *, timestamps: bool | None = None) -> None:
         """Turn per-datagram metadata on or off (may be toggled mid-stream)."""
-        self._check_open()
+        h = self._h
+        h.check_open()
         v = 1 if on else 0
-        with translate("set_metadata", family=self._family):
-            for op in (Op.RECV_PKTINFO, Op.RECV_TTL, Op.RXQ_OVFL):
-                plat.setopt(self._sock, op, v)
-            if timestamps is not None:
-                plat.setopt(self._sock, Op.TIMESTAMPNS, 1 if timestamps else 0)
+        for op in (Op.RECV_PKTINFO, Op.RECV_TTL, Op.RXQ_OVFL):
+            h.setopt(op, v, ErrOp.SET_METADATA)
+        if timestamps is not None:
+            h.setopt(Op.TIMESTAMPNS, 1 if timestamps else 0, ErrOp.SET_METADATA)
+            self._timestamps = timestamps
         self._metadata = on
+        self._one = _io.PyReader(self.recv_size, ancillary=on or self._timestamps)
+
+    @property
+    def metadata(self) -> bool:
+        """Whether per-datagram metadata is on (see :meth:`set_metadata`)."""
+        return self._metadata
 
     def set_min_ttl(self, min_ttl: int | None) -> None:
         """Drop datagrams whose arrival TTL / hop limit is below ``min_ttl`` (1-255; None
@@ -53,7 +84,7 @@ class _ReceiverMixin(_SocketBase):
         ``stats.ttl_filtered``. Linux's IP_MINTTL does not apply to UDP, so the check is
         done here, after the kernel delivered the datagram.
         """
-        self._check_open()
+        self._h.check_open()
         if min_ttl is not None:
             _check_range("min_ttl", min_ttl, 1, 255)
             if not self._metadata:
@@ -65,148 +96,27 @@ class _ReceiverMixin(_SocketBase):
         """The arrival TTL / hop limit below which datagrams are dropped, or None."""
         return self._min_ttl or None
 
-    @property
-    def metadata(self) -> bool:
-        """Whether per-datagram metadata is on (see :meth:`set_metadata`)."""
-        return self._metadata
-
-    def setblocking(self, flag: bool) -> None:
-        """Like :meth:`socket.socket.setblocking`; the default for :meth:`recv`."""
-        self.settimeout(None if flag else 0.0)
-
-    def settimeout(self, timeout_s: float | None) -> None:
-        """Default wait of :meth:`recv` (None: forever, 0: non-blocking).
-
-        Raises:
-            McastValueError: a negative timeout.
-        """
-        self._check_open()
-        if timeout_s is not None and timeout_s < 0:
-            raise McastValueError(f"timeout_s must be >= 0 or None, got {timeout_s}")
-        self._default_timeout = timeout_s
-        self._apply_timeout(timeout_s)
-
-    def _apply_timeout(self, timeout_s: float | None) -> None:
-        if timeout_s != self._timeout:
-            self._sock.settimeout(timeout_s)
-            self._timeout = timeout_s
+    # ------------------------------------------------------------------ receiving
 
     def recv(self, timeout_s: float | None = None) -> Datagram:
         """Receive one datagram, waiting up to ``timeout_s`` (None: the socket's own
         timeout from :meth:`settimeout` / ``blocking``; a per-call value does not stick).
 
         Raises:
-            ReceiveTimeoutError: nothing arrived in time (a TimeoutError).
-            BlockingIOError: non-blocking socket and nothing queued.
+            ReceiveTimeoutError: nothing arrived in time (a TimeoutError); with
+                ``timeout_s=0`` or on a non-blocking socket a :class:`NothingQueuedError`,
+                which is also a BlockingIOError.
             ClosedError: the socket was closed.
+            McastValueError: ``timeout_s`` is not a number >= 0 or None.
         """
-        self._check_open()
-        self._set_call_timeout(timeout_s)
-        while True:
-            try:
-                if self._metadata or self._recv_size < 65535:
-                    d = self._recv_msg()
-                else:
-                    data, addr = self._sock.recvfrom(self._recv_size)
-                    if addr is None and self._closed:  # woken by close() (D8)
-                        raise ClosedError("the socket was closed while receiving")
-                    d = Datagram(data, self._fmt_source(addr), addr[1])
-            except OSError as exc:
-                self._recv_failed(exc)
-            if self._accept(d):
-                return d
+        return self.take(1, timeout_s, self._one)[0]
 
-    def _fmt_source(self, addr: tuple[str, int] | tuple[str, int, int, int]) -> str:
-        if len(addr) == 4 and addr[3]:
-            return f"{addr[0]}%{addr[3]}"
-        return addr[0]
-
-    def _recv_msg(self) -> Datagram:
-        data, anc, flags, addr = self._sock.recvmsg(self._recv_size, _ANC_SIZE)
-        if addr is None and self._closed:  # woken by close() from another thread (D8)
-            raise ClosedError("the socket was closed while receiving")
-        d = Datagram(data, self._fmt_source(addr), addr[1],
-                     truncated=bool(flags & socket.MSG_TRUNC))
-        if anc:
-            decode_ancillary(d, anc, plat.CMSG_KINDS)
-        return d
-
-    def _accept(self, d: Datagram) -> bool:
-        """Count the datagram; drop (and count) one addressed to a group we never joined."""
-        st = self.stats
-        if d.drops is not None and d.drops != self._last_drops:
-            if d.drops > self._last_drops:
-                st.kernel_drops += d.drops - self._last_drops
-            self._last_drops = d.drops
-        g = d.group
-        if g is not None and not self._wanted(g, d.interface):
-            st.filtered += 1
-            return False
-        if self._min_ttl and (d.ttl is None or d.ttl < self._min_ttl):
-            st.ttl_filtered += 1
-            return False
-        st.datagrams += 1
-        st.bytes += len(d.data)
-        if d.truncated:
-            st.truncated += 1
-        return True
-
-    def _set_call_timeout(self, timeout_s: float | None) -> None:
-        """Apply one receive call's timeout (None: the socket's own; it does not stick)."""
-        if timeout_s is not None and timeout_s < 0:
-            raise McastValueError(f"timeout_s must be >= 0 or None, got {timeout_s}")
-        try:
-            self._apply_timeout(self._default_timeout if timeout_s is None else timeout_s)
-        except OSError as exc:  # closed by another thread after the open check (D8)
-            if self._closed:
-                raise ClosedError("the socket was closed while receiving") from exc
-            raise
-
-    def _recv_failed(self, exc: OSError) -> NoReturn:
-        """Raise the typed error for a failed receive (timeouts, closed, kernel errors)."""
-        if isinstance(exc, TimeoutError):
-            raise ReceiveTimeoutError(
-                errno.ETIMEDOUT,
-                f"no datagram within {self._timeout} s on {self._local_or_none()}",
-                op="recv",
-            ) from None
-        if isinstance(exc, BlockingIOError):
-            raise exc
-        if self._closed:
-            raise ClosedError("the socket was closed while receiving") from exc
-        raise from_oserror(exc, "recv", family=self._family) from exc
-
-    def recv_many(self, max_count: int = 64, timeout_s: float | None = None) -> list[Datagram]:
+    def recv_many(self, max_count: int = 64, timeout_s: float | None = None
+                  ) -> list[Datagram]:
         """Receive up to ``max_count`` datagrams: waits for the first (like :meth:`recv`),
-        then takes whatever else is already queued without waiting."""
+        then takes whatever else is already queued without waiting (one recvmsg each)."""
         _check_range("max_count", max_count, 1, 1 << 20)
-        out = [self.recv(timeout_s)]
-        while len(out) < max_count:
-            try:
-                out.append(self.recv(0.0))
-            except BlockingIOError:
-                break
-        return out
-
-    def kernel_drops(self) -> int:
-        """The socket's live drop counter from ``/proc/net/udp(6)`` (includes drops after
-        the last queued datagram, which SO_RXQ_OVFL cannot show yet). -1 if unreadable."""
-        self._check_open()
-        inode = os.fstat(self._sock.fileno()).st_ino
-        path = "/proc/thread-self/net/udp" + ("6" if self._family == socket.AF_INET6 else "")
-        try:
-            with open(path) as f:
-                next(f)
-                for line in f:
-                    cols = line.split()
-                    if len(cols) >= 13 and cols[9] == str(inode):
-                        return int(cols[-1])
-        except OSError:
-            return -1
-        return -1
-
-    # recv_batch()'s receiver and buffers (mcastkit._batch), made on first use
-    _batch_rx: _batch.BatchReceiver | None = None
+        return self.take(max_count, timeout_s, self._one)
 
     def recv_batch(self, max_count: int = 64, timeout_s: float | None = None
                    ) -> list[Datagram]:
@@ -221,97 +131,156 @@ class _ReceiverMixin(_SocketBase):
         is unavailable.
 
         Raises:
-            ReceiveTimeoutError: nothing arrived in time (a TimeoutError).
-            BlockingIOError: non-blocking socket and nothing queued.
+            ReceiveTimeoutError: nothing arrived in time (a TimeoutError); with
+                ``timeout_s=0`` or on a non-blocking socket a :class:`NothingQueuedError`,
+                which is also a BlockingIOError.
             ClosedError: the socket was closed.
-            McastValueError: ``max_count`` is not 1-1048576.
+            McastValueError: ``max_count`` is not 1-1048576, or a bad ``timeout_s``.
         """
-        self._check_open()
         _check_range("max_count", max_count, 1, 1 << 20)
-        self._set_call_timeout(timeout_s)
-        rx = self._batch_rx
-        if rx is None or rx.impl != _batch.current_impl():
-            rx = self._batch_rx = _batch.new_receiver(self._family, self._recv_size,
-                                                      min(max_count, 1024))
-        wait = self._timeout  # as applied above (another thread's drain may flip the socket's)
-        deadline = None if wait is None else time.monotonic() + wait
+        reader = self._batch
+        if reader is None or reader.impl != _io.current_impl():
+            reader = self._batch = _io.new_reader(self._h.family, self.recv_size,
+                                                  min(max_count, _RING_SLOTS_MAX))
+        return self.take(max_count, timeout_s, reader)
+
+    def take(self, max_count: int, timeout_s: float | None, reader: _io.Reader
+             ) -> list[Datagram]:
+        """The one receive loop: read without waiting; when nothing is there, wait on the
+        call's one deadline; admit what was read; repeat until something is admitted.
+
+        The deadline is fixed the first time the loop would go round again, so datagrams
+        that are read and filtered never extend the wait (issue 14.3).
+        """
+        if timeout_s is not None:
+            _check_timeout(timeout_s)  # before any read: bad input loses nothing
+        h = self._h
+        if h.closed:
+            raise h.closed_error()
+        sock = h.sock
+        read = reader.read
+        started = False
+        deadline: float | None = None
         while True:
             try:
-                got = rx.receive(self._sock, max_count, wait)
+                got, summary = read(sock, max_count)
+            except BlockingIOError:
+                if not started:
+                    started, deadline = True, self._deadline(timeout_s)
+                self._wait(deadline, timeout_s)
+                continue
             except OSError as exc:
-                self._recv_failed(exc)
-            kept = self._accept_batch(got, rx.summary if rx.python is False else None)
+                raise self._failed(exc) from None
+            if not got:  # woken by shutdown(): closing, or closed elsewhere
+                if h.closed:
+                    raise h.closed_error(" while receiving")
+                got, summary = [], None
+            kept = self._admit(got, summary)
             if kept:
                 return kept
-            if deadline is not None and wait:
-                wait = deadline - time.monotonic()
-                if wait <= 0:
-                    raise ReceiveTimeoutError(
-                        errno.ETIMEDOUT,
-                        f"no datagram within {self._timeout} s on {self._local_or_none()}",
-                        op="recv")
+            if not started:
+                started, deadline = True, self._deadline(timeout_s)
+            elif _io.remaining(deadline) == 0:
+                raise self._timed_out(timeout_s)
 
-    def _accept_batch(self, got: list[Datagram],
-                      summary: _batch.Summary | None = None) -> list[Datagram]:
-        """:meth:`_accept` for a whole batch (same counting and filtering). With a
-        ``summary`` (every datagram has the same group, interface and drop count) it
-        decides once for the batch; else one pass without a per-item call."""
+    def _deadline(self, timeout_s: float | None) -> float | None:
+        return _io.deadline_after(self._h.timeout if timeout_s is None else timeout_s)
+
+    def _wait(self, deadline: float | None, timeout_s: float | None) -> None:
+        try:
+            _io.wait_ready(self._h.sock, deadline)
+        except TimeoutError:
+            raise self._timed_out(timeout_s) from None
+        except OSError as exc:
+            raise self._failed(exc) from None
+
+    def _timed_out(self, timeout_s: float | None) -> ReceiveTimeoutError:
+        h = self._h
+        t = h.timeout if timeout_s is None else timeout_s
+        where = h.local_or_none()
+        if t == 0:
+            return NothingQueuedError(errno.EAGAIN, f"recv: no datagram queued on {where}",
+                                      op=ErrOp.RECV.value)
+        return ReceiveTimeoutError(errno.ETIMEDOUT, f"recv: no datagram within {t} s on "
+                                   f"{where}", op=ErrOp.RECV.value)
+
+    def _failed(self, exc: OSError) -> Exception:
+        """The typed error of a failed read (closed by another thread, kernel errors)."""
+        if self._h.closed:
+            return self._h.closed_error(" while receiving")
+        return from_oserror(exc, ErrOp.RECV, family=self._h.family)
+
+    def _admit(self, got: list[Datagram], summary: _io.Summary | None) -> list[Datagram]:
+        """Count what was read and drop (and count) what this socket must not deliver:
+        datagrams of groups it never joined here (G1) and below the TTL floor (G4). With
+        a ``summary`` (one group, interface and drop count for the batch) it decides once
+        for the batch; otherwise one pass, one decision per (group, interface)."""
         st = self.stats
-        last = self._last_drops
-        floor = self._min_ttl  # G4: a TTL check needs the per-datagram pass
-        if summary is not None and got and not floor:
+        floor = self._min_ttl
+        book = self._book
+        if summary is not None and not floor:
             g, ifx, dr, nbytes, ntrunc = summary
-            if dr is not None and dr != last:
-                if dr > last:
-                    st.kernel_drops += dr - last
-                self._last_drops = dr
-            if g is not None and not self._wanted(g, ifx):
+            if dr is not None and dr > self._last_drops:
+                self._note_drops(dr)
+            if g is not None and not book.admits(g, ifx):
                 st.filtered += len(got)
                 return []
             st.datagrams += len(got)
             st.bytes += nbytes
             st.truncated += ntrunc
             return got
-        verdict: dict[tuple[str, int | None], bool] = {}
         kept: list[Datagram] = []
-        keep = kept.append
-        nbytes = 0
-        ntrunc = 0
+        verdict: dict[tuple[str, int | None], bool] = {}
+        nbytes = ntrunc = 0
         for d in got:
             dr = d.drops
-            if dr is not None and dr != last:
-                if dr > last:
-                    st.kernel_drops += dr - last
-                last = dr
+            if dr is not None and dr > self._last_drops:
+                self._note_drops(dr)
             g = d.group
             if g is not None:
                 key = (g, d.interface)
                 ok = verdict.get(key)
                 if ok is None:
-                    ok = verdict[key] = self._wanted(g, d.interface)
+                    ok = verdict[key] = book.admits(g, d.interface)
                 if not ok:
                     st.filtered += 1
                     continue
             if floor and (d.ttl is None or d.ttl < floor):
                 st.ttl_filtered += 1
                 continue
-            keep(d)
+            kept.append(d)
             nbytes += len(d.data)
-            if d.truncated:
-                ntrunc += 1
-        self._last_drops = last
+            ntrunc += d.truncated
         st.datagrams += len(kept)
         st.bytes += nbytes
         st.truncated += ntrunc
         return kept
 
-    def _wanted(self, g: str, ifindex: int | None) -> bool:
-        """The group rule of :meth:`_accept` and :meth:`_accept_batch`: False for a
-        multicast group this socket did not join, or did not join on the arrival interface.
-        IPv6 sockets get a joined group from *any* interface some other socket joined it
-        on (the kernel's per-socket check ignores the ifindex): security goal G1."""
-        if not _is_multicast_text(g):
-            return True
-        if ifindex is None:
-            return g in self._book.groups
-        return self._book.get(ifindex, g) is not None
+    def _note_drops(self, drops: int) -> None:
+        """Advance the kernel-drop count to the total ``drops`` (SO_RXQ_OVFL). Only ever
+        forward: a thread that finishes after another with an older total must not move
+        it back and count the difference twice (issue 14.6)."""
+        with self._drops_lock:
+            last = self._last_drops
+            if drops > last:
+                self.stats.kernel_drops += drops - last
+                self._last_drops = drops
+
+    def kernel_drops(self) -> int:
+        """The socket's live drop counter from ``/proc/net/udp(6)`` (includes drops after
+        the last queued datagram, which SO_RXQ_OVFL cannot show yet). -1 if unreadable."""
+        h = self._h
+        h.check_open()
+        inode = os.fstat(h.sock.fileno()).st_ino
+        path = "/proc/thread-self/net/udp" + ("6" if h.family == socket.AF_INET6 else "")
+        try:
+            with open(path) as f:
+                next(f)
+                for line in f:
+                    cols = line.split()
+                    if len(cols) >= 13 and cols[9] == str(inode):
+                        return int(cols[-1])
+        except OSError:
+            return -1
+        return -1
+

@@ -1,61 +1,83 @@
 """The send path of :class:`~mcastkit.MulticastSocket`.
 
-Owns: sendto (with its one-entry destination cache), send, sendto_from, the ENOBUFS
-retry and typed send errors, and send_batch (sendmmsg / UDP GSO through ``_batch``).
-Must not: set socket options (``_options``) or receive.
+Owns: sendto (with its one-entry destination cache), send, sendto_from, send_batch
+(UDP GSO / sendmmsg through ``mcastkit._io.BatchSender``, or a sendto loop), the ENOBUFS
+retry, the send counters (``stats.send_retries`` / ``send_errors``) and typed send errors.
+A non-blocking socket (timeout 0) sends with ``MSG_DONTWAIT``; otherwise sends block
+while the socket buffer is full, as a blocking UDP socket does.
+Must not: set socket options (``_options``), receive, or wait on its own (beyond the
+short ENOBUFS back-off).
 """
 
 from __future__ import annotations
 
 import errno
 import ipaddress
-import os
 import socket
 import time
 from collections.abc import Sequence
-from typing import Final
+from typing import Final, NoReturn
 
-from . import _batch
+from . import _io
 from . import _platform as plat
 from ._addr import Endpoint, IPAddress, parse_endpoint, parse_ip
-from ._errors import ClosedError, McastError, McastValueError, UnsupportedError, translate
+from ._errors import ErrOp, McastError, McastValueError, UnsupportedError, translate
+from ._handle import Handle
 from ._interfaces import resolve_interface
+from ._options import SendOptions
 from ._packet import CmsgKind
 from ._platform import Op
 from ._platform._structs import pack_in6_pktinfo, pack_in_pktinfo
-from ._sockbase import _SocketBase
+from ._sockbase import RecvStats
+
+__all__ = ["SendPath"]
 
 _SEND_RETRIES: Final = 3
+Payload = _io.Payload
+Dest = _io.Dest
 
 
-class _SenderMixin(_SocketBase):
-    """Sending (part of MulticastSocket)."""
+class SendPath:
+    """Sending (a part of MulticastSocket).
 
-    def _dest(
-        self, address: str | IPAddress, port: int
-    ) -> tuple[str, int] | tuple[str, int, int, int]:
+    Args:
+        h: the socket's handle.
+        stats: the socket's counters (this part writes ``send_retries`` / ``send_errors``).
+        opts: the send options, for the interface named in error messages.
+    """
+
+    def __init__(self, h: Handle, stats: RecvStats, opts: SendOptions) -> None:
+        self._h = h
+        self._sock = h.sock
+        self.stats = stats
+        self._opts = opts
+        # sendto()'s one-entry cache of the last (address, port) -> socket address
+        self._dc: tuple[object, int, Dest] = (None, -1, ("", 0))
+        self._batch: _io.BatchSender | None = None  # made on the first send_batch
+
+    def dest(self, address: str | IPAddress, port: int) -> Dest:
         """Validate (address, port) and build the socket address (the cache-miss path)."""
+        fam = self._h.family
         host = str(address)
         zone = ""
-        if self._family == socket.AF_INET6 and "%" in host:
+        if fam == socket.AF_INET6 and "%" in host:
             host, zone = host.split("%", 1)
         try:  # numeric only: names are never resolved on the send path
-            socket.inet_pton(self._family, host)
+            socket.inet_pton(fam, host)
         except (OSError, ValueError):
             ip = parse_ip(host, what="destination")  # raises McastValueError for non-IPs
-            self._check_family(ip, "destination")  # and this for the other IP version
+            self._h.check_family(ip, "destination")  # and this for the other IP version
             host = str(ip)
         if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
             raise McastValueError(f"destination port must be an integer 0-65535, got {port!r}")
-        if self._family == socket.AF_INET6:
+        if fam == socket.AF_INET6:
             scope = 0
             if zone:
                 scope = int(zone) if zone.isdigit() else resolve_interface(zone).index
             return (host, port, 0, scope)
         return (host, port)
 
-    def sendto(self, data: bytes | bytearray | memoryview, address: str | IPAddress, port: int
-               ) -> int:
+    def sendto(self, data: Payload, address: str | IPAddress, port: int) -> int:
         """Send one datagram to (address, port). Retries a transient ENOBUFS a few times
         (counted in ``stats.send_retries``) before raising :class:`SendError`.
 
@@ -64,35 +86,28 @@ class _SenderMixin(_SocketBase):
             SendError: ENETUNREACH (the message says to set the interface) and others.
             WouldBlockError: non-blocking socket with a full buffer (a BlockingIOError).
         """
-        if address is self._dc_addr and port == self._dc_port:  # same target as last time
-            dest = self._dc_dest
-        else:
-            dest = self._dest(address, port)
+        a, p, dest = self._dc
+        if address is not a or port != p:  # not the same target as last time
+            dest = self.dest(address, port)
             if len(dest) == 2 or "%" not in str(address):  # a zone name may re-resolve
-                self._dc_addr, self._dc_port, self._dc_dest = address, port, dest
+                self._dc = (address, port, dest)
         try:
-            return self._sock.sendto(data, dest)
+            return self._sock.sendto(data, self._h.send_flags, dest)
         except OSError as exc:
-            return self._send_failed(exc, data, dest)
+            return self._failed(exc, data, dest)
 
-    # sendto()'s one-entry cache of the last (address, port) -> socket address
-    _dc_addr: object = None
-    _dc_port: int = -1
-    _dc_dest: tuple[str, int] | tuple[str, int, int, int] = ("", 0)
-
-    def send(self, data: bytes | bytearray | memoryview, endpoint: str | Endpoint | None = None
-             ) -> int:
+    def send(self, data: Payload, endpoint: str | Endpoint | None = None) -> int:
         """Send to ``endpoint`` (``"GROUP:PORT"`` or an Endpoint), or to the connected peer."""
         if endpoint is None:
             try:
-                return self._sock.send(data)
+                return self._sock.send(data, self._h.send_flags)
             except OSError as exc:
-                return self._send_failed(exc, data, None)
+                return self._failed(exc, data, None)
         ep = parse_endpoint(endpoint) if isinstance(endpoint, str) else endpoint
         return self.sendto(data, ep.group.address, ep.port)
 
-    def sendto_from(self, data: bytes | bytearray | memoryview, address: str | IPAddress,
-                    port: int, source: str | IPAddress) -> int:
+    def sendto_from(self, data: Payload, address: str | IPAddress, port: int,
+                    source: str | IPAddress) -> int:
         """Send one datagram to (address, port) with ``source`` as its source address
         (``sendmsg`` with an IP_PKTINFO ``ipi_spec_dst`` / IPV6_PKTINFO control message).
 
@@ -105,61 +120,57 @@ class _SenderMixin(_SocketBase):
             SendError: the kernel refused (a foreign source gives errno EINVAL).
             WouldBlockError: non-blocking socket with a full buffer.
         """
-        self._check_open()
+        h = self._h
+        h.check_open()
         ip = parse_ip(str(source), what="source address")
-        self._check_family(ip, "source address")
+        h.check_family(ip, "source address")
         if isinstance(ip, ipaddress.IPv4Address):
             level, ctype = plat.cmsg_type(CmsgKind.PKTINFO4)
             info = pack_in_pktinfo(0, ip)
         else:
             level, ctype = plat.cmsg_type(CmsgKind.PKTINFO6)
             info = pack_in6_pktinfo(0, ip)
-        dest = self._dest(address, port)
+        dest = self.dest(address, port)
         try:
-            return self._sock.sendmsg([data], [(level, ctype, info)], 0, dest)
+            return self._sock.sendmsg([data], [(level, ctype, info)], h.send_flags, dest)
         except OSError as exc:
-            if self._closed:
-                raise ClosedError("the socket is closed; open a new MulticastSocket") from exc
+            if h.closed:
+                raise h.closed_error() from exc
             self.stats.send_errors += 1
-            with translate("send", group=f"{dest[0]}:{dest[1]} from {ip}",
-                           interface=self._iface.name if self._iface else None,
-                           family=self._family):
-                raise
-            raise AssertionError("unreachable") from None  # pragma: no cover
+            self._raise(exc, f"{dest[0]}:{dest[1]} from {ip}")
 
-    def _send_failed(self, exc: OSError, data: bytes | bytearray | memoryview,
-                     dest: tuple[str, int] | tuple[str, int, int, int] | None) -> int:
-        if self._closed:
-            raise ClosedError("the socket is closed; open a new MulticastSocket") from exc
-        what = f"{dest[0]}:{dest[1]}" if dest else "connected peer"
-        if exc.errno == errno.ENOBUFS and self._timeout != 0.0:  # never sleep non-blocking
+    def _raise(self, exc: OSError, what: str) -> NoReturn:
+        """Raise the typed error of a failed send to ``what``."""
+        with translate(ErrOp.SEND, group=what, interface=self._opts.iface_name,
+                       family=self._h.family):
+            raise exc
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _failed(self, exc: OSError, data: Payload, dest: Dest | None) -> int:
+        """Retry a transient ENOBUFS (never sleeping on a non-blocking socket), else count
+        and raise the typed error."""
+        h = self._h
+        if h.closed:
+            raise h.closed_error() from exc
+        sock = self._sock
+        if exc.errno == errno.ENOBUFS and h.timeout != 0.0:
             for attempt in range(_SEND_RETRIES):
                 time.sleep(0.001 * (2**attempt))
                 self.stats.send_retries += 1
                 try:
-                    return self._sock.sendto(data, dest) if dest else self._sock.send(data)
+                    if dest:
+                        return sock.sendto(data, h.send_flags, dest)
+                    return sock.send(data, h.send_flags)
                 except OSError as again:
                     if again.errno != errno.ENOBUFS:
                         exc = again
                         break
         if not isinstance(exc, BlockingIOError):  # would-block is flow control, not an error
             self.stats.send_errors += 1
-        with translate("send", group=what,
-                       interface=self._iface.name if self._iface else None, family=self._family):
-            raise exc
-        raise AssertionError("unreachable")  # pragma: no cover
+        self._raise(exc, f"{dest[0]}:{dest[1]}" if dest else "connected peer")
 
-    # send_batch()'s sender (mcastkit._batch), made on first use
-    _batch_tx: _batch.BatchSender | None = None
-
-    def send_batch(
-        self,
-        payloads: Sequence[bytes | bytearray | memoryview],
-        address: str | IPAddress,
-        port: int,
-        *,
-        method: str = "auto",
-    ) -> int:
+    def send_batch(self, payloads: Sequence[Payload], address: str | IPAddress, port: int,
+                   *, method: str = "auto") -> int:
         """Send every payload, in order, to (address, port) with as few syscalls as possible.
 
         ``method``: ``"auto"`` (UDP GSO when all payloads but the last have one size and
@@ -167,7 +178,7 @@ class _SenderMixin(_SocketBase):
         UnsupportedError), ``"mmsg"`` (sendmmsg only) or ``"loop"`` (one sendto each).
         Errors go through the same path as :meth:`sendto` (ENOBUFS retried, then a typed
         error); an error raised mid-batch carries ``datagrams_sent`` (how many went out
-        before it).
+        before it). Safe to call from several threads on one socket.
 
         Returns:
             The number of datagrams sent: all of them, or fewer on a non-blocking socket
@@ -181,7 +192,8 @@ class _SenderMixin(_SocketBase):
             UnsupportedError: ``method="gso"`` where the kernel refuses UDP GSO.
             McastValueError: unknown ``method``; ``"gso"`` with unequal sizes.
         """
-        self._check_open()
+        h = self._h
+        h.check_open()
         if method not in ("auto", "gso", "mmsg", "loop"):
             raise McastValueError(f"method {method!r}: use 'auto', 'gso', 'mmsg' or 'loop'")
         # a snapshot: another thread changing the caller's list cannot shorten the batch
@@ -189,67 +201,76 @@ class _SenderMixin(_SocketBase):
         n = len(items)
         if n == 0:
             return 0
-        dest = self._dest(address, port)
-        tx = self._batch_tx
-        if tx is None or tx.python != _batch.using_python():
-            tx = self._batch_tx = _batch.BatchSender(self._family)
+        dest = self.dest(address, port)
+        tx = self._batch
+        if tx is None:
+            tx = self._batch = _io.BatchSender(h.family)
+        python = tx.python
+        if method == "loop" or (python and method != "gso"):
+            return self._loop(items, dest, 0)
         sent = 0
-        if method == "loop" or (tx.python and method != "gso"):
-            return self._send_loop(items, dest, 0)
         if method in ("auto", "gso"):
-            seg = len(memoryview(items[0]))
-            equal = all(len(memoryview(p)) == seg for p in items[:-1]) and (
-                len(memoryview(items[-1])) <= seg)
-            if method == "gso" and not equal:
-                raise McastValueError("method='gso' needs payloads of one size (the last may "
-                                      "be shorter); use method='auto'")
-            if equal and (n > 1 or method == "gso") and tx.gso_size_ok(seg) and (
-                    plat.supports(self._family, Op.UDP_SEGMENT)):
-                sent, err = tx.gso_send(self._sock, items, dest)
-                if err is not None and isinstance(err, BlockingIOError) and sent:
-                    return sent
-                if method == "gso" and tx.gso_ok is False:
-                    raise UnsupportedError(
-                        f"the kernel refused UDP GSO ({err}); use method='auto' or 'mmsg'")
-            elif method == "gso":
-                raise UnsupportedError("UDP GSO is not available on this socket; use "
-                                       "method='auto' or 'mmsg'")
+            sent = self._gso(tx, items, dest, method)
+            if sent < 0:  # the buffer filled up part-way (non-blocking)
+                return -sent
             if sent == n:
                 return sent
-        if tx.python:
-            return self._send_loop(items, dest, sent)
-        tx.set_dest(dest)
+        if python:
+            return self._loop(items, dest, sent)
+        flags = h.send_flags
         while sent < n:
-            fd = self._sock.fileno()
             try:
-                if fd < 0:
-                    raise OSError(errno.EBADF, os.strerror(errno.EBADF))
-                sent += tx.sendmmsg(fd, items[sent: sent + tx.slots])
+                sent += tx.sendmmsg(self._sock.fileno(), items[sent: sent + tx.slots], dest,
+                                    flags)
             except OSError as exc:
                 if isinstance(exc, BlockingIOError) and sent:
                     return sent
-                sent = self._send_one_failed(exc, items, sent, dest)
+                sent = self._one_failed(exc, items, sent, dest)
         return sent
 
-    def _send_loop(self, items: Sequence[bytes | bytearray | memoryview],
-                   dest: tuple[str, int] | tuple[str, int, int, int], sent: int) -> int:
+    def _gso(self, tx: _io.BatchSender, items: tuple[Payload, ...], dest: Dest,
+             method: str) -> int:
+        """Send by UDP GSO where it fits. Returns how many went out, negated when the
+        buffer filled up (the batch stops there, as a non-blocking send does)."""
+        seg = len(memoryview(items[0]))
+        equal = all(len(memoryview(p)) == seg for p in items[:-1]) and (
+            len(memoryview(items[-1])) <= seg)
+        if method == "gso" and not equal:
+            raise McastValueError("method='gso' needs payloads of one size (the last may "
+                                  "be shorter); use method='auto'")
+        if not (equal and (len(items) > 1 or method == "gso") and tx.gso_size_ok(seg)
+                and plat.supports(self._h.family, Op.UDP_SEGMENT)):
+            if method == "gso":
+                raise UnsupportedError("UDP GSO is not available on this socket; use "
+                                       "method='auto' or 'mmsg'")
+            return 0
+        sent, err = tx.gso_send(self._sock, items, dest, self._h.send_flags)
+        if err is not None and isinstance(err, BlockingIOError) and sent:
+            return -sent
+        if method == "gso" and tx.gso_ok is False:
+            raise UnsupportedError(
+                f"the kernel refused UDP GSO ({err}); use method='auto' or 'mmsg'")
+        return sent
+
+    def _loop(self, items: Sequence[Payload], dest: Dest, sent: int) -> int:
         sendto = self._sock.sendto
+        flags = self._h.send_flags
         n = len(items)
         while sent < n:
             try:
-                sendto(items[sent], dest)
+                sendto(items[sent], flags, dest)
                 sent += 1
             except OSError as exc:
                 if isinstance(exc, BlockingIOError) and sent:
                     return sent
-                sent = self._send_one_failed(exc, items, sent, dest)
+                sent = self._one_failed(exc, items, sent, dest)
         return sent
 
-    def _send_one_failed(self, exc: OSError, items: Sequence[bytes | bytearray | memoryview],
-                         sent: int, dest: tuple[str, int] | tuple[str, int, int, int]) -> int:
-        """Hand the failing datagram to :meth:`_send_failed` (retry or typed error)."""
+    def _one_failed(self, exc: OSError, items: Sequence[Payload], sent: int, dest: Dest
+                    ) -> int:
+        """Hand the failing datagram to :meth:`_failed` (retry or typed error)."""
         try:
-            self._send_failed(exc, items[sent], dest)
+            self._failed(exc, items[sent], dest)
         except McastError as err:
             err.datagrams_sent = sent
             raise

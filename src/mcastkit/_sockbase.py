@@ -1,25 +1,27 @@
-"""Shared state and small helpers of :class:`~mcastkit.MulticastSocket`.
+"""Argument checks and counters that every part of :class:`~mcastkit.MulticastSocket` uses.
 
-Owns: the typed declarations of the socket's state (the one place that lists what a
-MulticastSocket instance holds), the argument checks every part uses (``_check_range``,
-``_family_of``, ``_check_family``, ``_group``, ``_source``), the cheap multicast test on
-address text, and the :class:`RecvStats` counters.
-Must not: make socket calls beyond reading the local address, set options, or hold any
-behaviour of its own (joins, sends and receives live in ``_joins``, ``_sender``,
-``_receiver``; options in ``_options``; the public class in ``_socket``).
+Owns: the argument checks (``_check_range``, ``_check_timeout``, ``_family_of``), the
+façade's docstring copier (:func:`same_doc`), the :data:`InterfaceArg` type and the
+:class:`RecvStats` counters (one object per socket: the receive path writes the receive
+fields, the send path ``send_retries`` / ``send_errors``).
+Must not: make socket calls or hold behaviour (the socket's state is in ``_handle`` and
+in the parts ``_options``, ``_joins``, ``_receiver``, ``_sender``).
 """
 
 from __future__ import annotations
 
 import socket
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
-from ._addr import Group, IPAddress, parse_ip
-from ._errors import ClosedError, ErrorCode, McastValueError
+from ._addr import IPAddress
+from ._errors import ErrorCode, McastValueError
 from ._interfaces import Interface
-from ._membership import MembershipBook
 
-__all__ = ["InterfaceArg", "RecvStats"]
+__all__ = ["InterfaceArg", "RecvStats", "same_doc"]
+
+_F = TypeVar("_F", bound=Callable[..., Any])
 
 InterfaceArg = str | int | IPAddress | Interface
 
@@ -28,9 +30,10 @@ InterfaceArg = str | int | IPAddress | Interface
 class RecvStats:
     """Counters of what this socket received, dropped or refused. Nothing is lost silently.
 
-    ``kernel_drops`` is the last SO_RXQ_OVFL total the kernel reported (metadata on);
-    :meth:`MulticastSocket.kernel_drops` reads the live counter, which also covers drops
-    after the last queued datagram (field notes D1).
+    ``kernel_drops`` is the SO_RXQ_OVFL total the kernel last reported (metadata on); it
+    only moves forward, also when several threads receive. :meth:`MulticastSocket.kernel_drops`
+    reads the live counter, which also covers drops after the last queued datagram (field
+    notes D1).
     """
 
     datagrams: int = 0
@@ -59,74 +62,19 @@ def _check_range(name: str, value: int, lo: int, hi: int) -> int:
     return value
 
 
-def _is_multicast_text(addr: str) -> bool:
-    if ":" in addr:
-        return addr[:2].lower() == "ff"
-    head = addr.split(".", 1)[0]
-    return head.isdigit() and 224 <= int(head) <= 239
+def _check_timeout(value: object, name: str = "timeout_s") -> None:
+    """Refuse a timeout that is not a number >= 0 (None, "wait forever", is the caller's
+    to allow). NaN and infinities are refused too: neither is a time to wait."""
+    if (isinstance(value, bool) or not isinstance(value, int | float)
+            or not 0 <= value < float("inf")):
+        raise McastValueError(
+            f"{name} must be a number of seconds >= 0 (or None: wait forever), got {value!r}",
+            code=ErrorCode.BAD_VALUE)
 
 
-class _SocketBase:
-    """What every part of MulticastSocket shares: its state and the argument checks.
-
-    The attributes are declared here and assigned in ``MulticastSocket.__init__``.
-    """
-
-    _sock: socket.socket
-    _family: socket.AddressFamily
-    _iface_spec: str | int | None  # how the default interface was named (B3 re-resolve)
-    _iface: Interface | None  # the default interface, None: the route's choice
-    _closed: bool
-    _book: MembershipBook
-    _recv_size: int
-    _metadata: bool
-    _timeout: float | None  # applied to the socket right now
-    _default_timeout: float | None  # settimeout()'s
-    _last_drops: int
-    _min_ttl: int  # 0: no check
-    stats: RecvStats
-
-    @property
-    def family(self) -> socket.AddressFamily:
-        """``socket.AF_INET`` or ``socket.AF_INET6``."""
-        return self._family
-
-    @property
-    def version(self) -> int:
-        """4 or 6."""
-        return 4 if self._family == socket.AF_INET else 6
-
-    def _check_open(self) -> None:
-        if self._closed:
-            raise ClosedError("the socket is closed; open a new MulticastSocket")
-
-    def _local_or_none(self) -> tuple[str, int] | None:
-        try:
-            a = self._sock.getsockname()
-        except OSError:
-            return None
-        return (str(a[0]), int(a[1]))
-
-    def _check_family(self, ip: IPAddress, what: str) -> None:
-        if ip.version != self.version:
-            raise McastValueError(
-                f"{what} {ip} is IPv{ip.version} but this socket is IPv{self.version}; open "
-                f"MulticastSocket({ip.version}) for it",
-                code=ErrorCode.WRONG_FAMILY,
-            )
-
-    # ------------------------------------------------------------------ group / source args
-
-    def _group(self, group: str | IPAddress | Group) -> Group:
-        g = Group.parse(group)
-        self._check_family(g.address, "group")
-        return g
-
-    def _source(self, source: str | IPAddress) -> IPAddress:
-        s = parse_ip(source, what="source") if isinstance(source, str) else source
-        self._check_family(s, "source")
-        if s.is_multicast or s.is_unspecified:
-            raise McastValueError(f"source {s} must be a unicast sender address",
-                                  code=ErrorCode.BAD_ADDRESS)
-        return s
-
+def same_doc(src: Callable[..., Any]) -> Callable[[_F], _F]:
+    """Give a one-line delegation of the façade the docstring of the part it calls."""
+    def deco(fn: _F) -> _F:
+        fn.__doc__ = src.__doc__
+        return fn
+    return deco

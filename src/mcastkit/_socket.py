@@ -1,11 +1,14 @@
 """The synchronous multicast socket: the one core every face (asyncio, MCast, CLI) wraps.
 
-Owns: the public :class:`MulticastSocket` class (composed from the parts below), its
-construction, binding, connecting and clean teardown; ``open_receiver`` / ``open_sender``.
-The parts: ``_sockbase`` (state, checks, RecvStats), ``_options`` (sender options, G3
-warnings), ``_joins`` (memberships through the book), ``_sender`` (send path, send_batch),
-``_receiver`` (receive path with metadata, drop accounting, recv_batch).
-Must not: know about events, settings names or the CLI.
+Owns: the public :class:`MulticastSocket` façade (construction, binding, connecting, clean
+teardown, and one-line delegations to its parts), ``open_receiver`` / ``open_sender``.
+The parts, each owning its own state and sharing only the :class:`~._handle.Handle`
+(socket, family, closed flag, default wait): :class:`~._options.SendOptions` (interface,
+TTL, loopback, DSCP, DF, buffers, G3 warnings), :class:`~._joins.Memberships` (the
+membership book), :class:`~._receiver.ReceivePath` (every receive call, counting and
+filtering) and :class:`~._sender.SendPath` (every send call). See docs/architecture.md.
+Must not: know about events, settings names or the CLI; hold receive, send, option or
+membership state itself.
 
 Platform notes: tested on Linux only. Joins and leaves always go by interface index
 (field notes B4); ``IP(V6)_MULTICAST_ALL`` is turned off (D3); ``IPV6_V6ONLY`` is set
@@ -15,25 +18,30 @@ explicitly (A12); the default TTL / hop limit is 1 (G3).
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 import socket
+from collections.abc import Sequence
 from types import TracebackType
 
 from . import _platform as plat
-from ._addr import Endpoint, Group, IPAddress, parse_endpoint, parse_ip
-from ._errors import ErrorCode, McastOSError, McastValueError, translate
+from ._addr import Endpoint, IPAddress, parse_endpoint, parse_ip
+from ._errors import ErrOp, ErrorCode, McastOSError, McastValueError, translate
+from ._handle import Handle
 from ._interfaces import Interface, resolve_interface
-from ._joins import _JoinsMixin
+from ._joins import GroupArg, Memberships
 from ._membership import Membership, MembershipBook
+from ._options import SendOptions
+from ._packet import Datagram
 from ._platform import Op
-from ._receiver import _ReceiverMixin
-from ._sender import _SenderMixin
+from ._receiver import ReceivePath
+from ._sender import Payload, SendPath
 from ._sockbase import InterfaceArg, RecvStats, _check_range, _family_of
+from ._sockbase import same_doc as _doc
 
 __all__ = ["MulticastSocket", "RecvStats", "open_receiver", "open_sender"]
 
-
-class MulticastSocket(_JoinsMixin, _SenderMixin, _ReceiverMixin):
+class MulticastSocket:
     """A UDP socket for IPv4 or IPv6 multicast, safe by default.
 
     Args:
@@ -48,11 +56,13 @@ class MulticastSocket(_JoinsMixin, _SenderMixin, _ReceiverMixin):
         metadata: receive the destination group, arrival interface, TTL and drop count
             with every datagram (IP_PKTINFO, IP_RECVTTL, SO_RXQ_OVFL).
         timestamps: also receive the kernel arrival time (SO_TIMESTAMPNS).
-        rcvbuf_bytes / sndbuf_bytes: socket buffer requests; read back what was applied.
+        rcvbuf_bytes: receive buffer request (SO_RCVBUF); read back what was applied.
+        sndbuf_bytes: send buffer request (SO_SNDBUF); read back what was applied.
         dscp: Differentiated Services code point 0-63 for outgoing datagrams.
         dont_fragment: refuse to fragment (larger datagrams raise DatagramTooLargeError).
         recv_size: receive buffer per datagram; longer datagrams are cut and flagged.
-        blocking: False for event loops (recv raises BlockingIOError when empty).
+        blocking: False for event loops (a receive with nothing queued raises
+            :class:`~mcastkit._errors.NothingQueuedError`, a BlockingIOError).
         min_ttl: drop (and count in ``stats.ttl_filtered``) datagrams that arrive with a
             smaller TTL / hop limit; 255 accepts only senders on this link (GTSM, RFC 5082;
             security goal G4). Turns metadata on.
@@ -61,6 +71,8 @@ class MulticastSocket(_JoinsMixin, _SenderMixin, _ReceiverMixin):
         McastValueError: a bad argument (nothing is created).
         InterfaceNotFoundError: ``interface`` does not exist.
     """
+
+    stats: RecvStats
 
     def __init__(
         self,
@@ -92,55 +104,57 @@ class MulticastSocket(_JoinsMixin, _SenderMixin, _ReceiverMixin):
             if val is not None:
                 _check_range(name, val, 1, 1 << 30)
         iface = resolve_interface(interface) if interface is not None else None
-        self._family = fam
-        self._iface_spec = (
-            interface if isinstance(interface, str | int) else None
-        )
-        self._closed = False
-        self._book = MembershipBook()
-        self._recv_size = recv_size
-        self._metadata = False
-        self._timeout = None  # applied to the socket right now
-        self._default_timeout = None if blocking else 0.0  # settimeout()'s
-        self._last_drops = 0
-        self._min_ttl = 0
+        sock = socket.socket(fam, socket.SOCK_DGRAM)
+        self._h = h = Handle(sock, fam)
+        book = MembershipBook()
         self.stats = RecvStats()
-        self._sock = socket.socket(fam, socket.SOCK_DGRAM)
+        self._opts = SendOptions(h, book)
+        self._members = Memberships(h, book, self._opts)
+        self._rx = ReceivePath(h, book, self.stats, recv_size)
+        self._tx = SendPath(h, self.stats, self._opts)
+        # the hot calls go straight to their part (no façade frame); the class methods
+        # below stay the documented, equivalent entry points. A subclass's override wins.
+        cls = type(self)
+        hot = {"recv": self._rx.recv, "recv_many": self._rx.recv_many,
+               "recv_batch": self._rx.recv_batch, "sendto": self._tx.sendto,
+               "send": self._tx.send, "send_batch": self._tx.send_batch}
+        self.__dict__.update({name: fn for name, fn in hot.items()
+                              if cls is MulticastSocket
+                              or getattr(cls, name) is getattr(MulticastSocket, name)})
         try:
-            with translate("open", family=fam):
+            with translate(ErrOp.OPEN, family=fam):
                 if fam == socket.AF_INET6:
-                    plat.setopt(self._sock, Op.V6ONLY, 1)
+                    plat.setopt(sock, Op.V6ONLY, 1)
                 if plat.supports(fam, Op.MULTICAST_ALL):
-                    plat.setopt(self._sock, Op.MULTICAST_ALL, 0)
+                    plat.setopt(sock, Op.MULTICAST_ALL, 0)
                 if reuse_address:
-                    plat.setopt(self._sock, Op.REUSEADDR, 1)
+                    plat.setopt(sock, Op.REUSEADDR, 1)
                 if reuse_port:
-                    plat.setopt(self._sock, Op.REUSEPORT, 1)
-            self._iface = None
+                    plat.setopt(sock, Op.REUSEPORT, 1)
             if iface is not None:
-                self.set_interface(iface)
-                self._iface_spec = interface if isinstance(interface, str | int) else None
-            self.set_ttl(ttl)
-            self.set_loopback(loopback)
+                self._opts.set_interface(iface)
+                self._opts.iface_spec = interface if isinstance(interface, str | int) else None
+            self._opts.set_ttl(ttl)
+            self._opts.set_loopback(loopback)
             if dscp is not None:
-                self.set_dscp(dscp)
+                self._opts.set_dscp(dscp)
             if dont_fragment:
-                self.set_dont_fragment(True)
+                self._opts.set_dont_fragment(True)
             if rcvbuf_bytes is not None or sndbuf_bytes is not None:
-                self.set_buffer_sizes(rcvbuf_bytes=rcvbuf_bytes, sndbuf_bytes=sndbuf_bytes)
-            self.set_metadata(metadata, timestamps=timestamps)
+                self._opts.set_buffer_sizes(rcvbuf_bytes=rcvbuf_bytes, sndbuf_bytes=sndbuf_bytes)
+            self._rx.set_metadata(metadata, timestamps=timestamps)
             if min_ttl is not None:
-                self.set_min_ttl(min_ttl)
-            self._apply_timeout(self._default_timeout)
+                self._rx.set_min_ttl(min_ttl)
+            h.settimeout(None if blocking else 0.0)
         except BaseException:
-            self._sock.close()
+            sock.close()
             raise
 
     # ------------------------------------------------------------------ basics
 
     def __repr__(self) -> str:
-        state = "closed" if self._closed else f"bound to {self._local_or_none()}"
-        return f"<MulticastSocket IPv{self.version} {state} groups={len(self._book)}>"
+        state = "closed" if self._h.closed else f"bound to {self._h.local_or_none()}"
+        return f"<MulticastSocket IPv{self.version} {state} groups={len(self._members)}>"
 
     def __enter__(self) -> MulticastSocket:
         return self
@@ -151,37 +165,48 @@ class MulticastSocket(_JoinsMixin, _SenderMixin, _ReceiverMixin):
         self.close()
 
     @property
+    def family(self) -> socket.AddressFamily:
+        """``socket.AF_INET`` or ``socket.AF_INET6``."""
+        return self._h.family
+
+    @property
+    def version(self) -> int:
+        """4 or 6."""
+        return self._h.version
+
+    @property
     def sock(self) -> socket.socket:
-        """The underlying socket (an escape hatch; options set on it bypass our checks)."""
-        self._check_open()
-        return self._sock
+        """The underlying socket (an escape hatch; options set on it bypass our checks).
+        It stays in blocking mode: mcastkit reads with MSG_DONTWAIT and waits itself."""
+        self._h.check_open()
+        return self._h.sock
 
     @property
     def closed(self) -> bool:
         """True after :meth:`close`."""
-        return self._closed
+        return self._h.closed
 
     def fileno(self) -> int:
         """The socket's file descriptor (for selectors and event loops)."""
-        self._check_open()
-        return self._sock.fileno()
+        self._h.check_open()
+        return self._h.sock.fileno()
 
     @property
     def local_address(self) -> tuple[str, int]:
         """(address, port) after bind; port 0 reads back the port the kernel chose."""
-        self._check_open()
-        a = self._sock.getsockname()
+        self._h.check_open()
+        a = self._h.sock.getsockname()
         return (str(a[0]), int(a[1]))
 
     @property
     def memberships(self) -> tuple[Membership, ...]:
         """The memberships this socket holds, as committed after the kernel accepted them."""
-        return tuple(self._book)
+        return self._members.held()
 
     @property
     def interface(self) -> Interface | None:
         """The default interface (for joins and sends), or None for the route's choice."""
-        return self._iface
+        return self._opts.iface
 
     # ------------------------------------------------------------------ bind / connect
 
@@ -194,58 +219,216 @@ class MulticastSocket(_JoinsMixin, _SenderMixin, _ReceiverMixin):
         Raises:
             McastOSError: EADDRINUSE (the message names ``reuse_port``), EADDRNOTAVAIL.
         """
-        self._check_open()
+        h = self._h
+        h.check_open()
         _check_range("port", port, 0, 65535)
         if address is None or address == "":
-            host = "0.0.0.0" if self._family == socket.AF_INET else "::"
+            host = "0.0.0.0" if h.family == socket.AF_INET else "::"
         else:
             ip = parse_ip(str(address), what="bind address")
-            self._check_family(ip, "bind address")
+            h.check_family(ip, "bind address")
             host = str(ip)
-        with translate("bind", group=f"{host}:{port}", family=self._family):
-            self._sock.bind((host, port))
+        with translate(ErrOp.BIND, group=f"{host}:{port}", family=h.family):
+            h.sock.bind((host, port))
         return self.local_address
 
     def connect(self, address: str | IPAddress, port: int) -> None:
         """Send to and receive only from (address, port). To a group, no ICMP errors ever
         arrive (field notes C6): "nobody listens" cannot be detected for multicast."""
-        self._check_open()
+        h = self._h
+        h.check_open()
         _check_range("port", port, 1, 65535)
         ip = parse_ip(str(address), what="peer address")
-        self._check_family(ip, "peer address")
-        with translate("connect", group=f"{ip}:{port}", family=self._family,
-                       interface=self._iface.name if self._iface else None):
-            self._sock.connect((str(ip), port))
+        h.check_family(ip, "peer address")
+        with translate(ErrOp.CONNECT, group=f"{ip}:{port}", family=h.family,
+                       interface=self._opts.iface_name):
+            h.sock.connect((str(ip), port))
         if ip.is_multicast:  # G3: a TTL above 1 to a link-scope group, reserved scopes
-            self._warn_scope(str(ip), self.ttl)
+            self._opts.warn_scope(str(ip), stacklevel=3)
 
     def disconnect(self) -> None:
         """Undo :meth:`connect` (AF_UNSPEC connect)."""
-        self._check_open()
-        import ctypes
-        import ctypes.util
-
-        libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+        self._h.check_open()
+        libc = ctypes.CDLL(None, use_errno=True)
         sa = bytes(16)  # sa_family = AF_UNSPEC (0)
-        if libc.connect(self._sock.fileno(), sa, len(sa)) != 0:
+        if libc.connect(self._h.sock.fileno(), sa, len(sa)) != 0:
             err = ctypes.get_errno()
-            raise McastOSError(err, f"disconnect: {os.strerror(err)}", op="disconnect")
-
-    # ------------------------------------------------------------------ close
+            raise McastOSError(err, f"disconnect: {os.strerror(err)}",
+                               op=ErrOp.DISCONNECT.value)
 
     def close(self) -> None:
         """Leave every group (by index) and close. Idempotent; never raises because an
         interface already disappeared (field notes B3, G11)."""
-        if self._closed:
+        h = self._h
+        if h.closed:
             return
-        self._closed = True
+        h.closed = True
         with contextlib.suppress(OSError):  # wakes a recv blocked in another thread (D8)
-            self._sock.shutdown(socket.SHUT_RDWR)
-        for m in self._book.clear():
-            # closing drops the kernel's memberships anyway; leaving first is tidiness
-            with contextlib.suppress(OSError, McastValueError):
-                self._leave_index(m.ifindex, Group.parse(m.group).address, m.ifname)
-        self._sock.close()
+            h.sock.shutdown(socket.SHUT_RDWR)
+        self._members.leave_all()
+        h.sock.close()
+
+    # ------------------------------------------------------------------ send options
+
+    @_doc(SendOptions.set_interface)
+    def set_interface(self, interface: InterfaceArg) -> Interface:
+        return self._opts.set_interface(interface)
+
+    @_doc(SendOptions.set_ttl)
+    def set_ttl(self, ttl: int) -> None:
+        self._opts.set_ttl(ttl)
+
+    @property
+    @_doc(SendOptions.ttl.fget)  # type: ignore[attr-defined]
+    def ttl(self) -> int:
+        return self._opts.ttl
+
+    @_doc(SendOptions.set_loopback)
+    def set_loopback(self, on: bool) -> None:
+        self._opts.set_loopback(on)
+
+    @property
+    @_doc(SendOptions.loopback.fget)  # type: ignore[attr-defined]
+    def loopback(self) -> bool:
+        return self._opts.loopback
+
+    @_doc(SendOptions.set_dscp)
+    def set_dscp(self, dscp: int) -> None:
+        self._opts.set_dscp(dscp)
+
+    @property
+    @_doc(SendOptions.dscp.fget)  # type: ignore[attr-defined]
+    def dscp(self) -> int:
+        return self._opts.dscp
+
+    @_doc(SendOptions.set_dont_fragment)
+    def set_dont_fragment(self, on: bool) -> None:
+        self._opts.set_dont_fragment(on)
+
+    @property
+    @_doc(SendOptions.dont_fragment.fget)  # type: ignore[attr-defined]
+    def dont_fragment(self) -> bool:
+        return self._opts.dont_fragment
+
+    @_doc(SendOptions.set_buffer_sizes)
+    def set_buffer_sizes(self, *, rcvbuf_bytes: int | None = None,
+                         sndbuf_bytes: int | None = None) -> tuple[int, int]:
+        return self._opts.set_buffer_sizes(rcvbuf_bytes=rcvbuf_bytes, sndbuf_bytes=sndbuf_bytes)
+
+    @property
+    @_doc(SendOptions.rcvbuf_bytes.fget)  # type: ignore[attr-defined]
+    def rcvbuf_bytes(self) -> int:
+        return self._opts.rcvbuf_bytes
+
+    @property
+    @_doc(SendOptions.sndbuf_bytes.fget)  # type: ignore[attr-defined]
+    def sndbuf_bytes(self) -> int:
+        return self._opts.sndbuf_bytes
+
+    # ------------------------------------------------------------------ memberships
+
+    @_doc(Memberships.join)
+    def join(self, group: GroupArg, interface: InterfaceArg | None = None) -> Membership:
+        return self._members.join(group, interface)
+
+    @_doc(Memberships.leave)
+    def leave(self, group: GroupArg, interface: InterfaceArg | None = None) -> None:
+        self._members.leave(group, interface)
+
+    @_doc(Memberships.join_source)
+    def join_source(self, source: str | IPAddress, group: GroupArg,
+                    interface: InterfaceArg | None = None) -> Membership:
+        return self._members.join_source(source, group, interface)
+
+    @_doc(Memberships.leave_source)
+    def leave_source(self, source: str | IPAddress, group: GroupArg,
+                     interface: InterfaceArg | None = None) -> None:
+        self._members.leave_source(source, group, interface)
+
+    @_doc(Memberships.block_source)
+    def block_source(self, source: str | IPAddress, group: GroupArg,
+                     interface: InterfaceArg | None = None) -> None:
+        self._members.block_source(source, group, interface)
+
+    @_doc(Memberships.unblock_source)
+    def unblock_source(self, source: str | IPAddress, group: GroupArg,
+                       interface: InterfaceArg | None = None) -> None:
+        self._members.unblock_source(source, group, interface)
+
+    @_doc(Memberships.refresh_interfaces)
+    def refresh_interfaces(self) -> list[Membership]:
+        return self._members.refresh_interfaces()
+
+    # ------------------------------------------------------------------ receiving
+
+    def setblocking(self, flag: bool) -> None:
+        """Like :meth:`socket.socket.setblocking`; the default for :meth:`recv` (and, when
+        False, sends raise WouldBlockError instead of waiting for buffer space)."""
+        self._h.settimeout(None if flag else 0.0)
+
+    def settimeout(self, timeout_s: float | None) -> None:
+        """Default wait of :meth:`recv` (None: forever, 0: non-blocking).
+
+        Raises:
+            McastValueError: a negative timeout (or NaN, or not a number).
+        """
+        self._h.settimeout(timeout_s)
+
+    @_doc(ReceivePath.set_metadata)
+    def set_metadata(self, on: bool, *, timestamps: bool | None = None) -> None:
+        self._rx.set_metadata(on, timestamps=timestamps)
+
+    @property
+    @_doc(ReceivePath.metadata.fget)  # type: ignore[attr-defined]
+    def metadata(self) -> bool:
+        return self._rx.metadata
+
+    @_doc(ReceivePath.set_min_ttl)
+    def set_min_ttl(self, min_ttl: int | None) -> None:
+        self._rx.set_min_ttl(min_ttl)
+
+    @property
+    @_doc(ReceivePath.min_ttl.fget)  # type: ignore[attr-defined]
+    def min_ttl(self) -> int | None:
+        return self._rx.min_ttl
+
+    @_doc(ReceivePath.recv)
+    def recv(self, timeout_s: float | None = None) -> Datagram:
+        return self._rx.recv(timeout_s)
+
+    @_doc(ReceivePath.recv_many)
+    def recv_many(self, max_count: int = 64, timeout_s: float | None = None
+                  ) -> list[Datagram]:
+        return self._rx.recv_many(max_count, timeout_s)
+
+    @_doc(ReceivePath.recv_batch)
+    def recv_batch(self, max_count: int = 64, timeout_s: float | None = None
+                   ) -> list[Datagram]:
+        return self._rx.recv_batch(max_count, timeout_s)
+
+    @_doc(ReceivePath.kernel_drops)
+    def kernel_drops(self) -> int:
+        return self._rx.kernel_drops()
+
+    # ------------------------------------------------------------------ sending
+
+    @_doc(SendPath.sendto)
+    def sendto(self, data: Payload, address: str | IPAddress, port: int) -> int:
+        return self._tx.sendto(data, address, port)
+
+    @_doc(SendPath.send)
+    def send(self, data: Payload, endpoint: str | Endpoint | None = None) -> int:
+        return self._tx.send(data, endpoint)
+
+    @_doc(SendPath.sendto_from)
+    def sendto_from(self, data: Payload, address: str | IPAddress, port: int,
+                    source: str | IPAddress) -> int:
+        return self._tx.sendto_from(data, address, port, source)
+
+    @_doc(SendPath.send_batch)
+    def send_batch(self, payloads: Sequence[Payload], address: str | IPAddress, port: int,
+                   *, method: str = "auto") -> int:
+        return self._tx.send_batch(payloads, address, port, method=method)
 
 
 def _check_options(caller: str, options: dict[str, object]) -> None:

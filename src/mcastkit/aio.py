@@ -2,16 +2,16 @@
 
 Owns: :func:`open_multicast` / :func:`open_sender` and :class:`AsyncMulticastSocket`
 (``await recv()``, ``async for``, a ``send()`` that waits for writability instead of
-dropping), the reader that drains many datagrams per wake-up into a bounded queue
-(drop-newest / drop-oldest, counted apart from kernel drops), and interface watching
-over rtnetlink: re-joining memberships chosen by interface *name* when the interface
-is re-created, and :class:`InterfaceEvent` s for up / down / removed / rejoined
-(field notes B1-B3, D6-D8).
+dropping): the reader registration and its wake-up (drained by
+:mod:`~mcastkit._aio_reader` into the bounded queue of :mod:`~mcastkit._aio_queue`),
+the send retry loop (parking on :mod:`~mcastkit._aio_writer`), and the lifecycle
+(close fails waiters, discards and counts).
+Interface watching (one shared rtnetlink watcher per loop, re-joins, events) lives in
+:mod:`~mcastkit._aio_watch` (field notes B1-B3, D6-D8).
 Must not: make socket calls of its own (everything goes through
-:class:`~mcastkit.MulticastSocket` and :class:`~mcastkit._netlink.NetlinkWatcher`),
-block the loop, create a task or future per datagram, or let an exception escape
-into the loop. Not thread-safe: use one socket from its loop's thread
-(``loop.call_soon_threadsafe(ep.close)`` from elsewhere).
+:class:`~mcastkit.MulticastSocket`), block the loop, create a task or future per
+datagram, or let an exception escape into the loop. Not thread-safe: use one socket
+from its loop's thread (``loop.call_soon_threadsafe(ep.close)`` from elsewhere).
 
 Example::
 
@@ -27,34 +27,25 @@ Example::
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 from collections.abc import Callable, Iterable, Sequence
 from types import TracebackType
-from typing import ParamSpec
+from typing import Any, ParamSpec
 
 from ._addr import Endpoint, Group, IPAddress
-from ._aio_queue import AsyncStats as AsyncStats
-from ._aio_queue import (
-    BoundedQueue,
-    check_int,
-    check_policy,
-    drain,
-    link_action,
-    open_watcher,
-    rejoin,
-    resync,
-    running_loop,
-    watched,
-)
+from ._aio_queue import BoundedQueue, check_int, check_policy, check_timeout, running_loop
 from ._aio_queue import DropPolicy as DropPolicy
-from ._aio_queue import EventStream as EventStream
-from ._aio_queue import InterfaceEvent as InterfaceEvent
+from ._aio_reader import AsyncStats as AsyncStats
+from ._aio_reader import StallGuard, drain, open_core
+from ._aio_watch import EndpointEvents
+from ._aio_watch import EventStream as EventStream
+from ._aio_watch import InterfaceEvent as InterfaceEvent
+from ._aio_writer import Writability
 from ._errors import ClosedError, ErrorCode, McastStateError
 from ._interfaces import Interface
 from ._membership import Membership
-from ._netlink import LinkEvent, NetlinkEvent, NetlinkWatcher, Overrun
+from ._netlink import NetlinkEvent
 from ._packet import Datagram
 from ._socket import MulticastSocket
 from ._socket import open_receiver as _open_receiver
@@ -89,9 +80,11 @@ class AsyncMulticastSocket:
         max_per_wakeup: most datagrams read per readiness callback, so a flooded socket
             cannot starve the loop.
         watch_interfaces: watch rtnetlink for interface changes (best effort: where it is
-            unavailable, :attr:`watch_error` says why and nothing else changes).
-        on_event: called (synchronously, on the loop) with each :class:`InterfaceEvent`;
-            its exceptions are logged and counted, never raised into the loop.
+            unavailable, :attr:`watch_error` says why and nothing else changes). Every
+            endpoint of a loop shares one watcher.
+        on_event: called on the loop with each :class:`InterfaceEvent` (an ``async def``
+            callback runs as a task); its exceptions are logged and counted, never
+            raised into the loop.
         receive: False for a send-only endpoint (no reader is registered).
 
     Raises:
@@ -107,7 +100,7 @@ class AsyncMulticastSocket:
         drop_policy: DropPolicy = "drop-newest",
         max_per_wakeup: int = 256,
         watch_interfaces: bool = True,
-        on_event: Callable[[InterfaceEvent], object] | None = None,
+        on_event: Callable[[InterfaceEvent], Any] | None = None,
         receive: bool = True,
     ) -> None:
         loop = running_loop("AsyncMulticastSocket")
@@ -115,29 +108,26 @@ class AsyncMulticastSocket:
         self._queue: BoundedQueue[Datagram] = BoundedQueue(queue_size, drop_policy,
                                                            what="datagram")
         self._items = self._queue.buffer  # recv()'s fast path pops from it directly
-        self._events_q: BoundedQueue[InterfaceEvent] = BoundedQueue(256, "drop-oldest",
-                                                                    what="event")
         self._loop = loop
         self._core = core
         self._closed = False
         self._fd = core.fileno()
-        self.on_event = on_event
         self._recv_batch: Callable[[int], list[Datagram]] | None = getattr(
             core, "recv_batch", None)
         self._delivered = self._discarded = self._wakeups = self._max_batch = 0
-        self._recv_errors = self._send_waits = self._n_events = self._callback_errors = 0
+        self._recv_errors = 0
         self._final_kernel_drops = -1
-        self._write_waiters: list[asyncio.Future[None]] = []
-        self._writing = False
-        self._usable: dict[str, bool] = {}
-        self._watcher: NetlinkWatcher | None = None
-        self.watch_error: str | None = None  # why interfaces are not watched, if so
+        self._writer = Writability(loop, self._fd)
         core.setblocking(False)
         self._receiving = receive
+        self._events = EndpointEvents(loop, core, on_event, watch_interfaces)
+        self._stall = StallGuard(loop, self._fd, self._on_readable, self._stalled)
         if receive:
-            loop.add_reader(self._fd, self._on_readable)
-        if watch_interfaces:
-            self._watcher, self.watch_error = open_watcher(loop, self._on_netlink)
+            try:
+                loop.add_reader(self._fd, self._on_readable)
+            except BaseException:
+                self._events.close()
+                raise
 
     # ------------------------------------------------------------------ basics
 
@@ -164,11 +154,25 @@ class AsyncMulticastSocket:
     @property
     def events(self) -> EventStream:
         """Interface events (see :class:`InterfaceEvent`)."""
-        return EventStream(self._events_q)
+        return EventStream(self._events.queue)
+
+    @property
+    def on_event(self) -> Callable[[InterfaceEvent], Any] | None:
+        """The interface-event callback (settable; ``async def`` callbacks run as tasks)."""
+        return self._events.on_event
+
+    @on_event.setter
+    def on_event(self, fn: Callable[[InterfaceEvent], Any] | None) -> None:
+        self._events.on_event = fn
 
     @property
     def watching_interfaces(self) -> bool:
-        return self._watcher is not None
+        return self._events.hub is not None
+
+    @property
+    def watch_error(self) -> str | None:
+        """Why interfaces are not watched (None when they are, or were not asked for)."""
+        return self._events.error
 
     @property
     def memberships(self) -> tuple[Membership, ...]:
@@ -191,9 +195,10 @@ class AsyncMulticastSocket:
             truncated=st.truncated, filtered=st.filtered, ttl_filtered=st.ttl_filtered,
             wakeups=self._wakeups,
             max_batch=self._max_batch, recv_errors=self._recv_errors,
-            send_waits=self._send_waits, send_errors=max(0, send_errors),
-            send_retries=st.send_retries, events=self._n_events,
-            event_drops=self._events_q.drops, callback_errors=self._callback_errors)
+            send_waits=self._writer.waits, send_errors=max(0, send_errors),
+            send_retries=st.send_retries, events=self._events.count,
+            event_drops=self._events.queue.drops, callback_errors=self._events.callback_errors,
+            stalls=self._stall.stalls)
 
     # ------------------------------------------------------------------ receive
 
@@ -211,6 +216,16 @@ class AsyncMulticastSocket:
             self._queue.put_many(got)
         if gone or self._core.closed:
             self.close()
+        elif got:
+            self._stall.fruitful()
+        else:  # readable, yet nothing read: unless the core consumed (filtered) some, back off
+            st = self._core.stats
+            self._stall.nothing_read(st.datagrams + st.filtered + st.ttl_filtered, err)
+
+    def _stalled(self, why: str) -> None:
+        iface = self._core.interface
+        self._events.emit(InterfaceEvent(kind="stalled", name=iface.name if iface else "",
+                                         index=iface.index if iface else 0, error=why))
 
     async def recv(self, timeout_s: float | None = None) -> Datagram:
         """The next datagram, waiting up to ``timeout_s`` (None: forever).
@@ -221,7 +236,11 @@ class AsyncMulticastSocket:
             ClosedError: the socket is (or was, while waiting) closed.
             ReceiveTimeoutError: nothing within ``timeout_s`` (a TimeoutError).
             McastStateError: a send-only endpoint.
+            McastValueError: ``timeout_s`` is negative, NaN or not a number (checked
+                first: nothing is taken from the queue).
         """
+        if timeout_s is not None:
+            timeout_s = check_timeout("timeout_s", timeout_s)
         items = self._items
         if items and not self._closed:  # fast path: no future, no suspension
             self._delivered += 1
@@ -239,8 +258,9 @@ class AsyncMulticastSocket:
     async def recv_many(self, max_count: int = 64, timeout_s: float | None = None
                         ) -> list[Datagram]:
         """Wait for one datagram like :meth:`recv`, then take up to ``max_count`` - 1 more
-        that are already queued."""
+        that are already queued (same errors as :meth:`recv`)."""
         check_int("max_count", max_count, 1)
+        timeout_s = check_timeout("timeout_s", timeout_s)
         if not self._items or self._closed:  # wait (or raise) exactly like recv()
             first = await self.recv(timeout_s)
             more = self._queue.take(max_count - 1)
@@ -310,29 +330,13 @@ class AsyncMulticastSocket:
             try:
                 return fn(*args, **kw)
             except BlockingIOError:
-                self._send_waits += 1
-                await self._writable()
+                await self._writer.wait()
 
-    async def _writable(self) -> None:
-        fut: asyncio.Future[None] = self._loop.create_future()
-        self._write_waiters.append(fut)
-        if not self._writing:
-            self._loop.add_writer(self._fd, self._on_writable)
-            self._writing = True
-        try:
-            await fut
-        finally:
-            with contextlib.suppress(ValueError):
-                self._write_waiters.remove(fut)
+    async def _writable(self) -> None:  # kept for tests: park like a send on a full buffer
+        await self._writer.wait()
 
     def _on_writable(self) -> None:
-        if self._writing:
-            self._writing = False
-            self._loop.remove_writer(self._fd)
-        waiters, self._write_waiters = self._write_waiters, []
-        for w in waiters:
-            if not w.done():
-                w.set_result(None)
+        self._writer.on_writable()
 
     # ------------------------------------------------------------------ memberships
 
@@ -372,53 +376,9 @@ class AsyncMulticastSocket:
 
     # ------------------------------------------------------------------ interface events
 
-    def _on_netlink(self) -> None:
-        if self._closed or self._watcher is None:
-            return
-        self._handle_netlink(self._watcher.read())
-
     def _handle_netlink(self, events: Iterable[NetlinkEvent]) -> None:
-        """Apply decoded rtnetlink events (separate from the socket, for direct tests)."""
-        for ev in events:
-            if self._closed:
-                return
-            if isinstance(ev, LinkEvent):
-                self._on_link(ev)
-            elif isinstance(ev, Overrun):
-                self._resync()
-
-    def _on_link(self, ev: LinkEvent) -> None:
-        act = link_action(ev, watched(self._core), self._usable)
-        if act is None:
-            return
-        kind, name = act
-        if kind != "rejoin":
-            self._emit(InterfaceEvent(kind=kind, name=name, index=ev.index))
-        elif (out := rejoin(self._core, name, ev.index)) is not None:
-            self._emit(out)
-
-    def _resync(self) -> None:
-        """Events were lost: re-join what is stale and re-read every link's state."""
-        for ev in resync(self._core):
-            self._emit(ev)
-        if self._watcher is not None:
-            self._watcher.request_links()
-
-    def _emit(self, ev: InterfaceEvent) -> None:
-        if self._closed:
-            return
-        self._n_events += 1
-        self._events_q.put(ev)
-        cb = self.on_event
-        if cb is None:
-            return
-        try:
-            cb(ev)
-        except Exception:
-            self._callback_errors += 1
-            n = self._callback_errors
-            if n <= 10 or n % 1000 == 0:  # rate-limited (field notes D6)
-                _log.exception("on_event callback raised (%d so far); ignored", n)
+        """Apply decoded rtnetlink events (the shared watcher calls the same; for tests)."""
+        self._events.handle(events)
 
     # ------------------------------------------------------------------ close
 
@@ -436,23 +396,10 @@ class AsyncMulticastSocket:
         if live and self._receiving:
             with contextlib.suppress(Exception):
                 loop.remove_reader(self._fd)
-        if live and self._writing:
-            with contextlib.suppress(Exception):
-                loop.remove_writer(self._fd)
-        self._writing = False
-        w = self._watcher
-        if w is not None:
-            if live:
-                with contextlib.suppress(Exception):
-                    loop.remove_reader(w.fileno())
-            w.close()
-            self._watcher = None
+        self._writer.close()
+        self._stall.close()
+        self._events.close()
         self._discarded += self._queue.close()
-        self._events_q.close()
-        waiters, self._write_waiters = self._write_waiters, []
-        for f in waiters:
-            if not f.done():
-                f.set_exception(ClosedError("the socket was closed while sending"))
         self._core.close()
 
     async def aclose(self) -> None:
@@ -460,15 +407,9 @@ class AsyncMulticastSocket:
         self.close()
 
 
-def _make(core: MulticastSocket, queue_size: int, drop_policy: DropPolicy,
-          max_per_wakeup: int, watch_interfaces: bool,
-          on_event: Callable[[InterfaceEvent], object] | None, receive: bool
-          ) -> AsyncMulticastSocket:
+def _make(core: MulticastSocket, **kw: Any) -> AsyncMulticastSocket:
     try:
-        return AsyncMulticastSocket(core, queue_size=queue_size, drop_policy=drop_policy,
-                                    max_per_wakeup=max_per_wakeup,
-                                    watch_interfaces=watch_interfaces, on_event=on_event,
-                                    receive=receive)
+        return AsyncMulticastSocket(core, **kw)
     except BaseException:
         core.close()
         raise
@@ -485,7 +426,7 @@ def open_multicast(
     drop_policy: DropPolicy = "drop-newest",
     max_per_wakeup: int = 256,
     watch_interfaces: bool = True,
-    on_event: Callable[[InterfaceEvent], object] | None = None,
+    on_event: Callable[[InterfaceEvent], Any] | None = None,
     **options: object,
 ) -> AsyncMulticastSocket:
     """Open, bind and join for asyncio: ``async with open_multicast("239.255.0.1:5000",
@@ -498,16 +439,19 @@ def open_multicast(
     Raises:
         McastValueError: a bad endpoint, option, queue size or policy (nothing is opened).
         McastStateError: no running event loop.
-        McastOSError and subclasses: as :func:`mcastkit.open_receiver`.
+        McastOSError and subclasses: as :func:`mcastkit.open_receiver`; too many open
+            files (EMFILE/ENFILE) names the limit (``ulimit -n``).
     """
     running_loop("open_multicast")
     check_policy(drop_policy)
     check_int("queue_size", queue_size, 1)
     check_int("max_per_wakeup", max_per_wakeup, 1)
-    core = _open_receiver(*endpoints, interface=interface, ttl=ttl, loopback=loopback,
-                          reuse_port=reuse_port, metadata=metadata, blocking=False, **options)
-    return _make(core, queue_size, drop_policy, max_per_wakeup, watch_interfaces, on_event,
-                 True)
+    core = open_core(_open_receiver, *endpoints, interface=interface, ttl=ttl,
+                     loopback=loopback, reuse_port=reuse_port, metadata=metadata,
+                     blocking=False, **options)
+    return _make(core, queue_size=queue_size, drop_policy=drop_policy,
+                 max_per_wakeup=max_per_wakeup, watch_interfaces=watch_interfaces,
+                 on_event=on_event)
 
 
 def open_sender(
@@ -517,15 +461,16 @@ def open_sender(
     ttl: int = 1,
     loopback: bool = True,
     watch_interfaces: bool = True,
-    on_event: Callable[[InterfaceEvent], object] | None = None,
+    on_event: Callable[[InterfaceEvent], Any] | None = None,
     **options: object,
 ) -> AsyncMulticastSocket:
     """A send-only endpoint connected to ``GROUP:PORT``: ``await ep.send(data)``.
 
     Raises:
-        McastValueError / McastStateError: as :func:`open_multicast`.
+        McastValueError / McastStateError / McastOSError: as :func:`open_multicast`.
     """
     running_loop("open_sender")
-    core = _open_sender(endpoint, interface=interface, ttl=ttl, loopback=loopback,
-                        blocking=False, **options)
-    return _make(core, 1, "drop-newest", 1, watch_interfaces, on_event, False)
+    core = open_core(_open_sender, endpoint, interface=interface, ttl=ttl,
+                     loopback=loopback, blocking=False, **options)
+    return _make(core, queue_size=1, max_per_wakeup=1, watch_interfaces=watch_interfaces,
+                 on_event=on_event, receive=False)

@@ -138,3 +138,26 @@ def test_aio_sender_follows_recreated_interface(veth_pair: VethPair, run: Runner
 
     with veth_pair.a.enter():
         run(main())
+
+
+def test_aio_every_endpoint_of_a_loop_rejoins(veth_pair: VethPair, run: Runner[Any]) -> None:
+    """Three endpoints share the loop's watcher; a re-created interface re-joins each
+    one, and each one receives again."""
+
+    async def main() -> None:
+        eps = [aio.open_multicast(f"{G}:0", interface="eth0") for _ in range(3)]
+        try:
+            assert len({id(ep._events.hub) for ep in eps}) == 1
+            recreate(veth_pair)
+            for ep in eps:
+                ev = (await wait_kind(ep, "rejoined"))[-1]
+                assert ep.memberships[0].ifindex == ev.index
+            for i, ep in enumerate(eps):
+                send_from(veth_pair, ep.local_address[1], b"again %d" % i)
+                assert (await ep.recv(timeout_s=5)).data == b"again %d" % i
+        finally:
+            for ep in eps:
+                ep.close()
+
+    with veth_pair.b.enter():
+        run(main())

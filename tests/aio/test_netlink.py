@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import socket
 import struct
 
@@ -13,6 +14,7 @@ from mcastkit._netlink import (
     IFF_RUNNING,
     IFF_UP,
     NLMSG_DONE,
+    NLMSG_ERROR,
     NLMSG_OVERRUN,
     RTM_DELADDR,
     RTM_DELLINK,
@@ -23,6 +25,8 @@ from mcastkit._netlink import (
     LinkEvent,
     NetlinkWatcher,
     Overrun,
+    _decode,
+    dump_addresses,
     link_dump_request,
     parse_messages,
 )
@@ -195,3 +199,44 @@ def test_watcher_sees_veth_created_and_deleted(netns: Netns) -> None:
         wait_until(lambda: saw("del", "wa"), 5, what="RTM_DELLINK wa")
     finally:
         w.close()
+
+
+# --- one-shot address dumps --------------------------------------------------------------
+
+
+def test_dump_end_and_error_are_recognised() -> None:
+    ok = addr_msg(RTM_NEWADDR, socket.AF_INET, 2, bytes([198, 18, 0, 1]))
+    assert _decode(ok)[1] is None  # more to come
+    assert _decode(ok + _msg(NLMSG_DONE, b"\0\0\0\0"))[1] == 0
+    err = _msg(NLMSG_ERROR, struct.pack("=i", -errno.EINVAL) + b"\0" * 16)
+    events, end, torn = _decode(ok + err)
+    assert end == errno.EINVAL and len(events) == 1 and not torn
+    intr = struct.pack("=IHHII", 16, NLMSG_DONE, 0x10, 0, 0)  # NLM_F_DUMP_INTR
+    assert _decode(ok + intr)[1:] == (0, True)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=2048))
+def test_decode_random_bytes_never_raise(buf: bytes) -> None:
+    events, end, torn = _decode(buf)
+    assert end is None or isinstance(end, int)
+    assert isinstance(torn, bool)
+    assert events == parse_messages(buf)
+
+
+@pytest.mark.kernel
+def test_dump_addresses_all_and_filtered(netns: Netns) -> None:
+    veth(netns, "wa", netns, "wb")
+    netns.addr_add("wa", "198.18.5.1/24")
+    netns.addr_add("wa", "198.18.5.2/24")
+    netns.addr_add("wb", "198.18.6.1/24")
+    wa, wb = netns.ifindex("wa"), netns.ifindex("wb")
+    every = dump_addresses()
+    assert {(e.index, e.address) for e in every} >= {
+        (1, "127.0.0.1"), (1, "::1"), (wa, "198.18.5.1"), (wa, "198.18.5.2"),
+        (wb, "198.18.6.1")}
+    only = dump_addresses(wa)
+    assert {e.index for e in only} == {wa}
+    assert [e.address for e in only if e.family == 4] == ["198.18.5.1", "198.18.5.2"]
+    assert all(e.kind == "new" for e in only)
+    assert dump_addresses(999_999) == []

@@ -9,7 +9,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mcastkit import ClosedError, McastValueError, ReceiveTimeoutError
-from mcastkit._aio_queue import BoundedQueue, link_action
+from mcastkit._aio_queue import BoundedQueue
+from mcastkit._aio_watch import link_action
 from mcastkit._netlink import IFF_RUNNING, IFF_UP, LinkEvent
 
 UP = IFF_UP | IFF_RUNNING

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from mcastkit import _batch
+from mcastkit import _io
 
 
 @pytest.fixture(params=["c", "ctypes", "python"])
@@ -18,12 +18,12 @@ def impl(request: pytest.FixtureRequest) -> Iterator[str]:
     A missing accelerator skips its runs, or fails them when MCASTKIT_REQUIRE_SPEEDUPS=1.
     """
     name = str(request.param)
-    if name not in _batch.available_impls():
+    if name not in _io.available_impls():
         if name == "c" and os.environ.get("MCASTKIT_REQUIRE_SPEEDUPS") == "1":
             pytest.fail("mcastkit._speedups is not built (MCASTKIT_REQUIRE_SPEEDUPS=1)")
         pytest.skip(f"batch implementation {name!r} not available here")
-    _batch.force_impl(name)
+    _io.force_impl(name)
     try:
         yield name
     finally:
-        _batch.force_impl(None)
+        _io.force_impl(None)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import threading
 import time
 import tracemalloc
@@ -16,16 +15,18 @@ from mcastkit import (
     McastValueError,
     MulticastSocket,
     ReceiveTimeoutError,
-    _batch,
+    _io,
 )
+from mcastkit import _platform as plat
+from mcastkit._platform import Op
 from tests.batch.helpers import WAIT, drain, meta, recv_n
+from tests.conftest_lab import require_or_skip
 from tests.netns import Netns
 
 pytestmark = pytest.mark.kernel
 
 G = "239.255.5.1"
 G2 = "239.255.5.2"
-IP_MULTICAST_ALL = 49
 
 
 def _pair(port: int, **opts: object) -> tuple[MulticastSocket, MulticastSocket]:
@@ -130,7 +131,7 @@ def test_filtered_group_counted_like_recv(netns: Netns, impl: str, mcast_port: i
     other = mcastkit.open_receiver(f"{G2}:{mcast_port}", interface="lo", reuse_port=True)
     with rx, tx, other:
         # let the kernel hand rx groups joined by other sockets (escape hatch)
-        rx.sock.setsockopt(socket.IPPROTO_IP, IP_MULTICAST_ALL, 1)
+        plat.setopt(rx.sock, Op.MULTICAST_ALL, 1)
         tx.sendto(b"foreign", G2, mcast_port)
         tx.sendto(b"sentinel", G, mcast_port)
         got = drain(rx, 1)
@@ -217,8 +218,12 @@ def test_metadata_toggled_mid_stream(netns: Netns, impl: str, mcast_port: int) -
 
 def test_source_cache_is_bounded(netns: Netns, mcast_port: int,
                                  monkeypatch: pytest.MonkeyPatch) -> None:
-    """Many distinct senders: state stays bounded (G6) and every source stays right."""
-    monkeypatch.setattr(_batch, "_SRC_CACHE_MAX", 4)
+    """Many distinct senders: state stays bounded (G6) and every source stays right (the
+    ctypes backend's source cache; the accelerator caches only the last source)."""
+    if "ctypes" not in _io.available_impls():
+        require_or_skip("the ctypes backend is not available here")
+    monkeypatch.setattr(_io._mmsg, "_CACHE_MAX", 4)
+    _io.force_impl("ctypes")
     rx = mcastkit.open_receiver(f"{G}:{mcast_port}", interface="lo")
     senders = [mcastkit.open_sender(f"{G}:{mcast_port}", interface="lo") for _ in range(12)]
     try:
@@ -226,13 +231,14 @@ def test_source_cache_is_bounded(netns: Netns, mcast_port: int,
             s.send(b"p")
         got = drain(rx, 12)
         assert sorted(d.port for d in got) == sorted(s.local_address[1] for s in senders)
-        r = rx._batch_rx
+        r = rx._rx._batch
         assert r is not None
         assert len(r._src) <= 4
     finally:
         rx.close()
         for s in senders:
             s.close()
+        _io.force_impl(None)
 
 
 def test_memory_flat(netns: Netns, impl: str, mcast_port: int) -> None:
@@ -272,21 +278,21 @@ def test_ipv6_on_veth(veth_loop: object, impl: str, mcast_port: int) -> None:
 
 
 def test_python_fallback_is_used_when_forced(netns: Netns, mcast_port: int) -> None:
-    _batch.force_python(True)
+    _io.force_python(True)
     try:
         rx, tx = _pair(mcast_port)
         with rx, tx:
             tx.send(b"f")
             drain(rx, 1)
-            assert isinstance(rx._batch_rx, _batch.PyReceiver)
+            assert isinstance(rx._rx._batch, _io.PyReader)
     finally:
-        _batch.force_python(False)
-    if _batch.mmsg_available():
+        _io.force_python(False)
+    if "ctypes" in _io.available_impls():
         rx, tx = _pair(mcast_port)
         with rx, tx:
             tx.send(b"m")
             drain(rx, 1)
-            assert isinstance(rx._batch_rx, _batch.MmsgReceiver)
+            assert isinstance(rx._rx._batch, _io._mmsg.MmsgReader | _io._c.CReader)
 
 
 @pytest.mark.kernel

@@ -46,8 +46,8 @@ def test_gso_was_really_used_on_loopback(netns: Netns, mcast_port: int) -> None:
     rx, tx = _pair(mcast_port)
     with rx, tx:
         tx.send_batch([b"g" * 100] * 10, G, mcast_port)
-        assert tx._batch_tx is not None
-        assert tx._batch_tx.gso_ok in (True, False)  # probed once, remembered
+        assert tx._tx._batch is not None
+        assert tx._tx._batch.gso_ok in (True, False)  # probed once, remembered
         drain(rx, 10)
 
 
@@ -146,7 +146,7 @@ def test_fallback_sender_forced(netns: Netns, mcast_port: int) -> None:
         rx, tx = _pair(mcast_port)
         with rx, tx:
             assert tx.send_batch([b"p"] * 4, G, mcast_port, method="mmsg") == 4
-            assert tx._batch_tx is not None and tx._batch_tx.python
+            assert tx._tx._batch is not None and tx._tx._batch.python
             assert len(drain(rx, 4)) == 4
     finally:
         _batch.force_python(False)

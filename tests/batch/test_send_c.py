@@ -22,8 +22,8 @@ from types import ModuleType
 import pytest
 
 import mcastkit
-from mcastkit import DatagramTooLargeError, MulticastSocket, WouldBlockError, _batch
-from mcastkit._batch import pack_dest
+from mcastkit import DatagramTooLargeError, MulticastSocket, WouldBlockError, _io
+from mcastkit._platform._structs import pack_dest
 from tests.batch.helpers import WAIT, recv_n
 from tests.conftest_lab import require_or_skip
 from tests.lab.topology import VethLoop
@@ -38,7 +38,7 @@ Payload = bytes | bytearray | memoryview
 
 
 def _c_or_skip() -> None:
-    if "c" not in _batch.available_impls() or _batch._csendmmsg is None:
+    if "c" not in _io.available_impls() or _io._c.sendmmsg is None:
         if os.environ.get("MCASTKIT_REQUIRE_SPEEDUPS") == "1":
             pytest.fail("mcastkit._speedups.sendmmsg is not built (MCASTKIT_REQUIRE_SPEEDUPS=1)")
         pytest.skip("the accelerator (with sendmmsg) is not built")
@@ -58,9 +58,9 @@ def each_impl() -> Iterator[list[str]]:
     """Every batch implementation available here (``"c"`` required); restores the default."""
     _c_or_skip()
     try:
-        yield _batch.available_impls()
+        yield _io.available_impls()
     finally:
-        _batch.force_impl(None)
+        _io.force_impl(None)
 
 
 def _payloads(sizes: list[int], tag: int = 0) -> list[bytes]:
@@ -93,11 +93,11 @@ def test_identical_datagrams_every_path_ipv4(netns: Netns, each_impl: list[str],
     got: dict[str, list[bytes]] = {}
     with _receiver(mcast_port) as rx:
         for impl in each_impl:
-            _batch.force_impl(impl)
+            _io.force_impl(impl)
             with MulticastSocket(4, interface="lo") as tx:
                 assert tx.send_batch(payloads, G, mcast_port, method=method) == len(payloads)
-                assert tx._batch_tx is not None
-                assert tx._batch_tx.impl == impl
+                assert tx._tx._batch is not None
+                assert tx._tx._batch.impl == impl
                 assert tx.stats.send_errors == 0
             got[impl] = [d.data for d in recv_n(rx, len(payloads))]
     for impl in each_impl:
@@ -112,10 +112,10 @@ def test_identical_datagrams_every_path_ipv6(veth_loop: VethLoop, each_impl: lis
     with mcastkit.open_receiver(f"[{G6}]:{mcast_port}", interface="vb",
                                 rcvbuf_bytes=16 << 20) as rx:
         for impl in each_impl:
-            _batch.force_impl(impl)
+            _io.force_impl(impl)
             with MulticastSocket(6, interface="va") as tx:
                 assert tx.send_batch(payloads, G6, mcast_port, method="mmsg") == len(payloads)
-                assert tx._batch_tx is not None and tx._batch_tx.impl == impl
+                assert tx._tx._batch is not None and tx._tx._batch.impl == impl
             assert [d.data for d in recv_n(rx, len(payloads))] == payloads, impl
 
 
@@ -138,7 +138,7 @@ def test_buffer_kinds(netns: Netns, each_impl: list[str], mcast_port: int) -> No
     want = [bytes(p) for p in payloads]
     with _receiver(mcast_port) as rx:
         for impl in each_impl:
-            _batch.force_impl(impl)
+            _io.force_impl(impl)
             with MulticastSocket(4, interface="lo") as tx:
                 assert tx.send_batch(payloads, G, mcast_port, method="mmsg") == len(payloads)
             assert [d.data for d in recv_n(rx, len(payloads))] == want, impl
@@ -150,10 +150,10 @@ def test_sender_follows_force_impl(netns: Netns, each_impl: list[str], mcast_por
     with _receiver(mcast_port) as rx, MulticastSocket(4, interface="lo") as tx:
         sent: list[bytes] = []
         for impl in ("c", "ctypes", "c"):
-            _batch.force_impl(impl)
+            _io.force_impl(impl)
             batch = [b"%s-%d" % (impl.encode(), i) * (i + 1) for i in range(70)]
             assert tx.send_batch(batch, G, mcast_port, method="mmsg") == 70
-            assert tx._batch_tx is not None and tx._batch_tx.impl == impl
+            assert tx._tx._batch is not None and tx._tx._batch.impl == impl
             sent += batch
         assert [d.data for d in recv_n(rx, len(sent))] == sent
 
@@ -164,7 +164,7 @@ def test_more_than_one_call(netns: Netns, each_impl: list[str], mcast_port: int)
     payloads = [b"%06d" % i + b"." * (i % 5) for i in range(2500)]
     with _receiver(mcast_port) as rx:
         for impl in each_impl:
-            _batch.force_impl(impl)
+            _io.force_impl(impl)
             with MulticastSocket(4, interface="lo") as tx:
                 assert tx.send_batch(payloads, G, mcast_port, method="mmsg") == 2500
             assert [d.data for d in recv_n(rx, 2500)] == payloads, impl
@@ -184,7 +184,7 @@ def test_emsgsize_mid_batch_same_everywhere(netns: Netns, each_impl: list[str],
     payloads[bad_at] = b"x" * 70000
     with _receiver(mcast_port) as rx:
         for impl in each_impl:
-            _batch.force_impl(impl)
+            _io.force_impl(impl)
             with MulticastSocket(4, interface="lo") as tx:
                 with pytest.raises(DatagramTooLargeError) as ei:
                     tx.send_batch(payloads, G, mcast_port, method=method)
@@ -213,7 +213,7 @@ def test_nonblocking_partial_send(netns: Netns, each_impl: list[str], mcast_port
     payloads = _payloads([1000] * 200, tag=3)
     with _receiver(mcast_port) as rx:
         for impl in each_impl:
-            _batch.force_impl(impl)
+            _io.force_impl(impl)
             with MulticastSocket(4, interface="lo", blocking=False, sndbuf_bytes=4096) as tx:
                 n = tx.send_batch(payloads, G, mcast_port, method="mmsg")
                 assert 0 < n < len(payloads), impl
@@ -340,7 +340,7 @@ def test_payloads_mutated_by_another_thread(netns: Netns, each_impl: list[str],
     try:
         with _receiver(mcast_port) as rx:
             for impl in each_impl:
-                _batch.force_impl(impl)
+                _io.force_impl(impl)
                 threads = [threading.Thread(target=mutate), threading.Thread(target=swap)]
                 for t in threads:
                     t.start()

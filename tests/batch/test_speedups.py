@@ -9,7 +9,7 @@ import sys
 import pytest
 
 import mcastkit
-from mcastkit import Datagram, MulticastSocket, _batch
+from mcastkit import Datagram, MulticastSocket, _io
 from tests.batch.helpers import WAIT
 from tests.netns import Netns
 
@@ -20,7 +20,7 @@ IP_MULTICAST_ALL = 49
 
 def _read_all(sock: MulticastSocket, impl: str) -> list[Datagram]:
     """Everything queued on ``sock``, read by recv_batch with implementation ``impl``."""
-    _batch.force_impl(impl)
+    _io.force_impl(impl)
     try:
         out = sock.recv_batch(7, timeout_s=WAIT)  # small batches: many ring refills
         sock.setblocking(False)
@@ -30,7 +30,7 @@ def _read_all(sock: MulticastSocket, impl: str) -> list[Datagram]:
             except BlockingIOError:
                 return out
     finally:
-        _batch.force_impl(None)
+        _io.force_impl(None)
 
 
 def _fields(d: Datagram) -> tuple[object, ...]:
@@ -43,7 +43,7 @@ def _fields(d: Datagram) -> tuple[object, ...]:
 def test_same_datagrams_as_python(netns: Netns, mcast_port: int, impl: str) -> None:
     """Same traffic to two sockets: every field equal (data, source, port, group,
     interface, ttl, truncated, drops, tos), with drops and truncation in the mix."""
-    if impl not in _batch.available_impls():
+    if impl not in _io.available_impls():
         pytest.skip(f"{impl} not available here")
     opts = dict(metadata=True, timestamps=True, reuse_port=True, recv_size=24,
                 rcvbuf_bytes=32768)
@@ -76,7 +76,7 @@ def test_same_datagrams_as_python(netns: Netns, mcast_port: int, impl: str) -> N
 @pytest.mark.kernel
 def test_c_without_metadata(netns: Netns, mcast_port: int) -> None:
     """Without metadata the compiled ring leaves every metadata field None."""
-    if "c" not in _batch.available_impls():
+    if "c" not in _io.available_impls():
         pytest.skip("the accelerator is not built")
     rx = mcastkit.open_receiver(f"{G}:{mcast_port}", interface="lo")
     tx = mcastkit.open_sender(f"{G}:{mcast_port}", interface="lo")
@@ -84,7 +84,7 @@ def test_c_without_metadata(netns: Netns, mcast_port: int) -> None:
         tx.send(b"one")
         tx.send(b"two")
         got = _read_all(rx, "c")
-        assert isinstance(rx._batch_rx, _batch.CReceiver)
+        assert isinstance(rx._rx._batch, _io._c.CReader)
         assert [d.data for d in got] == [b"one", b"two"]
         assert got[0] == Datagram(b"one", got[0].source, tx.local_address[1])
         assert got[1].source == got[0].source != ""
@@ -92,17 +92,17 @@ def test_c_without_metadata(netns: Netns, mcast_port: int) -> None:
 
 def test_force_impl_refuses_unknown() -> None:
     with pytest.raises(ValueError, match="not available"):
-        _batch.force_impl("fortran")
-    assert "python" in _batch.available_impls()
-    assert _batch.current_impl() == _batch.available_impls()[0] or os.environ.get(
+        _io.force_impl("fortran")
+    assert "python" in _io.available_impls()
+    assert _io.current_impl() == _io.available_impls()[0] or os.environ.get(
         "MCASTKIT_BATCH")
 
 
 @pytest.mark.parametrize("name", ["python", "ctypes", "c"])
 def test_env_selects(name: str) -> None:
     env = dict(os.environ, MCASTKIT_BATCH=name)
-    out = subprocess.run([sys.executable, "-c", "from mcastkit import _batch;"
-                          "print(_batch.current_impl(), ','.join(_batch.available_impls()))"],
+    out = subprocess.run([sys.executable, "-c", "from mcastkit import _io;"
+                          "print(_io.current_impl(), ','.join(_io.available_impls()))"],
                          env=env, capture_output=True, text=True, check=True).stdout.split()
     current, avail = out[0], out[1].split(",")
     assert current == (name if name in avail else avail[0])

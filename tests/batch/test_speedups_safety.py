@@ -22,20 +22,22 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import mcastkit
-from mcastkit import ClosedError, Datagram, _batch
+from mcastkit import ClosedError, Datagram, _io
 from mcastkit import _platform as plat
-from mcastkit._packet import decode_ancillary
+from mcastkit._packet import CmsgKind, decode_ancillary
+from mcastkit._platform._structs import CMSG_HDR, parse_cmsgs
 from tests.batch.helpers import WAIT, drain
 from tests.lab.topology import VethLoop
 from tests.netns import Netns
+from tests.structs_ref import pack_cmsgs
 
 G = "239.255.5.21"
 
 
 @pytest.fixture(scope="module")
 def speedups() -> ModuleType:
-    """The compiled module, set up by mcastkit._batch."""
-    if "c" not in _batch.available_impls():
+    """The compiled module, set up by mcastkit._io._c."""
+    if "c" not in _io.available_impls():
         if os.environ.get("MCASTKIT_REQUIRE_SPEEDUPS") == "1":
             pytest.fail("mcastkit._speedups is not built (MCASTKIT_REQUIRE_SPEEDUPS=1)")
         pytest.skip("the accelerator is not built")
@@ -80,7 +82,7 @@ def test_recv_size_above_64k(netns: Netns, impl: str, mcast_port: int) -> None:
         assert [d.data for d in got] == [big, b"small"]
         assert not any(d.truncated for d in got)
         assert rx.stats.bytes == len(big) + 5
-        assert rx._batch_rx is not None and rx._batch_rx.impl == impl
+        assert rx._rx._batch is not None and rx._rx._batch.impl == impl
 
 
 def _payload(i: int) -> bytes:
@@ -176,7 +178,7 @@ def _reference(data: bytes, name: bytes, ctrl: bytes, flags: int, family: int,
         host = socket.inet_ntop(socket.AF_INET, name[4:8])
         port = int.from_bytes(name[2:4], "big")
     d = Datagram(data[:recv_size], host, port, truncated=bool(flags & socket.MSG_TRUNC))
-    decode_ancillary(d, _batch.parse_cmsgs(ctrl[:256]), plat.CMSG_KINDS)
+    decode_ancillary(d, parse_cmsgs(ctrl[:256]), plat.CMSG_KINDS)
     return _all(d)
 
 
@@ -202,7 +204,7 @@ def test_cmsg_walker_matches_python(speedups: ModuleType, cmsgs: list[tuple[
     """Well-formed, truncated, padded-with-garbage and over-long control buffers decode to
     exactly what decode_ancillary(parse_cmsgs(...)) gives, and never read out of bounds
     (scripts/asan-batch)."""
-    ctrl = (_batch.pack_cmsgs([(lv, ty, b) for (lv, ty), b in cmsgs]) + tail)[:cut]
+    ctrl = (pack_cmsgs([(lv, ty, b) for (lv, ty), b in cmsgs]) + tail)[:cut]
     name = _sockaddr(socket.AF_INET, "198.18.0.7", 4242)
     ring = speedups.Ring(socket.AF_INET, 48, 1)
     got = ring._decode(data, name, ctrl, flags)
@@ -223,8 +225,8 @@ def test_garbage_never_crashes(speedups: ModuleType, ctrl: bytes, name: bytes) -
 def test_hostile_cmsg_len(speedups: ModuleType, cl: int) -> None:
     """cmsg_len values that make ``pos + cmsg_len`` wrap: the walk stops, nothing is read
     past the buffer (a first, valid TTL message is still decoded)."""
-    ttl = _batch.pack_cmsgs([(socket.IPPROTO_IP, socket.IP_TTL, struct.pack("=i", 9))])
-    bad = _batch.CMSG_HDR.pack(cl, socket.SOL_SOCKET, 35) + bytes(16)
+    ttl = pack_cmsgs([(socket.IPPROTO_IP, socket.IP_TTL, struct.pack("=i", 9))])
+    bad = CMSG_HDR.pack(cl, *plat.cmsg_type(CmsgKind.TIMESTAMPNS)) + bytes(16)
     ring = speedups.Ring(socket.AF_INET, 16, 1)
     name = _sockaddr(socket.AF_INET, "198.18.0.7", 1)
     got = ring._decode(b"", name, ttl + bad)
@@ -236,7 +238,7 @@ def test_hostile_cmsg_len(speedups: ModuleType, cl: int) -> None:
 def test_timestamp_overflow_is_exact(speedups: ModuleType, sec: int, nsec: int) -> None:
     """A timespec whose nanoseconds overflow 64 bits gives the exact Python int (no
     signed-overflow undefined behaviour; UBSan checks under scripts/asan-batch)."""
-    ts = _batch.pack_cmsgs([(socket.SOL_SOCKET, 35, struct.pack("=qq", sec, nsec))])
+    ts = pack_cmsgs([(*plat.cmsg_type(CmsgKind.TIMESTAMPNS), struct.pack("=qq", sec, nsec))])
     ring = speedups.Ring(socket.AF_INET, 16, 1)
     got = ring._decode(b"", _sockaddr(socket.AF_INET, "198.18.0.7", 1), ts)
     assert got.timestamp_ns == sec * 1_000_000_000 + nsec
@@ -261,8 +263,8 @@ def test_sockaddr_lengths(speedups: ModuleType, namelen: int) -> None:
 
 
 def _kinds() -> list[tuple[int, int, int]]:
-    return [(lv, ty, _batch._CODES[k]) for (lv, ty), k in plat.CMSG_KINDS.items()
-            if k in _batch._CODES]
+    return [(lv, ty, _io._c.KIND_CODES[k]) for (lv, ty), k in plat.CMSG_KINDS.items()
+            if k in _io._c.KIND_CODES]
 
 
 def _still_works(speedups: ModuleType) -> None:
@@ -337,7 +339,7 @@ def test_setup_refuses_other_layouts(speedups: ModuleType, cls: type) -> None:
 @pytest.mark.parametrize("kinds", [[[0, 8, 3]], [(0, 8)], [None], 5, [(0, 8, 3)] * 33])
 def test_setup_refuses_bad_kinds(speedups: ModuleType, kinds: object) -> None:
     """Malformed kind tables raise TypeError/ValueError (a list item used to raise
-    SystemError, which mcastkit._batch did not catch: the import would have failed)."""
+    SystemError, which mcastkit._io._c did not catch: the import would have failed)."""
     with pytest.raises((TypeError, ValueError)):
         speedups.setup(Datagram, kinds)
     _still_works(speedups)
@@ -512,7 +514,7 @@ def test_many_sockets_independent_rings(netns: Netns, impl: str, mcast_port: int
                 assert (d.data, d.group, d.truncated) == (sent[:8 + i], groups[i],
                                                           len(sent) > 8 + i)
                 assert d.port == txs[(i + rnd) % 3].local_address[1]
-                assert rx._batch_rx is not None and rx._batch_rx.impl == impl
+                assert rx._rx._batch is not None and rx._rx._batch.impl == impl
     finally:
         for s in [*rxs, *txs]:
             s.close()
@@ -525,14 +527,14 @@ def test_sockets_with_rings_are_collected(netns: Netns, impl: str, mcast_port: i
     import gc
     import weakref
 
-    def one(close: bool) -> weakref.ref[_batch.BatchReceiver]:
+    def one(close: bool) -> weakref.ref[_io.Reader]:
         rx = mcastkit.open_receiver(f"{G}:{mcast_port}", interface="lo", metadata=True,
                                     recv_size=4096, reuse_port=True)
         tx = mcastkit.open_sender(f"{G}:{mcast_port}", interface="lo")
         with tx:
             tx.send(b"gc")
             assert drain(rx, 1)[0].data == b"gc"
-        ring = rx._batch_rx
+        ring = rx._rx._batch
         assert ring is not None
         ref = weakref.ref(ring)
         if close:

@@ -3,6 +3,8 @@ event pump that drives ``do_events`` until a condition holds (one generous deadl
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -42,6 +44,13 @@ class Recorder:
     @property
     def payloads(self) -> list[bytes]:
         return [e.datagram for e in self.data]
+
+
+def run_python(code: str) -> str:
+    """Run ``code`` in a fresh interpreter (imports seen from scratch); its stdout."""
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    return r.stdout.strip()
 
 
 def pump(mcs: list[MCast], until: Callable[[], bool], timeout: float = DEADLINE_S) -> None:

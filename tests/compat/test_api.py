@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import dataclasses
 import errno
-import subprocess
-import sys
 
 import pytest
 
@@ -22,6 +20,7 @@ from mcastkit.compat import (
     _codes,
 )
 from mcastkit.compat._settings import SETTINGS
+from tests.compat.conftest import run_python
 
 PROPERTY_DEFAULTS = {
     "accept_data": True,
@@ -51,10 +50,8 @@ SETTING_DEFAULTS = {
     "SourceMacAddress": "",
     "UseConnection": "False",
     "UseIPv6": "False",
-    "AbsoluteTimeout": "0",
+    "AbsoluteTimeout": "False",
     "FirewallData": "",
-    "InBufferSize": "",
-    "OutBufferSize": "",
     "CodePage": "65001",
     "ProcessIdleEvents": "False",
     "SelectWaitMillis": "20",
@@ -75,9 +72,10 @@ WRITABLE_SAMPLES = {
 }
 
 
-def test_all_23_settings_are_in_the_table() -> None:
-    assert len(SETTINGS) == 23
-    assert set(SETTING_DEFAULTS) | {"BuildInfo", "LicenseInfo"} == {s.name for s in SETTINGS}
+def test_all_24_settings_are_in_the_table() -> None:
+    assert len(SETTINGS) == 24  # the vendor's 23 and KernelDrops
+    assert set(SETTING_DEFAULTS) | {"BuildInfo", "LicenseInfo", "InBufferSize", "OutBufferSize",
+                                    "KernelDrops"} == {s.name for s in SETTINGS}
 
 
 @pytest.mark.parametrize(("name", "default"), sorted(PROPERTY_DEFAULTS.items()))
@@ -130,7 +128,7 @@ def test_booleans_read_back_as_true_false(text: str, want: str) -> None:
 
 
 @pytest.mark.parametrize(("setting", "value"), [
-    ("AbsoluteTimeout", "30"), ("FirewallData", "anything"), ("ProcessIdleEvents", "True"),
+    ("AbsoluteTimeout", "True"), ("FirewallData", "anything"), ("ProcessIdleEvents", "True"),
     ("UseInternalSecurityAPI", "True"), ("CodePage", "1252"), ("MaxPacketSize", "9000"),
     ("QOSDSCPValue", "46"), ("InBufferSize", "65536"), ("OutBufferSize", "32768"),
     ("SourceIPAddress", "127.0.0.1"), ("LocalHost", "127.0.0.1"), ("LocalPort", "5001"),
@@ -281,9 +279,7 @@ def test_import_mcastkit_stays_light() -> None:
             "from mcastkit import MCast; assert 'mcastkit.compat' in sys.modules; "
             "assert 'asyncio' not in sys.modules and 'argparse' not in sys.modules; "
             "print(MCast.__name__)")
-    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
-    assert r.returncode == 0, r.stderr
-    assert r.stdout.strip() == "MCast"
+    assert run_python(code) == "MCast"
 
 
 def test_unknown_module_attribute_still_raises() -> None:
@@ -295,3 +291,26 @@ def test_do_events_when_inactive_returns() -> None:
     mc = MCast()
     mc.config("SelectWaitMillis=0")
     mc.do_events()  # nothing to do, no error
+
+
+def test_every_row_is_reachable_and_names_are_spelled_only_in_the_table() -> None:
+    """Issue 13 item 4: a knob is one row. Each property row has its three forms on MCast,
+    and no other compat module spells a setting name in quotes (nothing dispatches on
+    names outside the table)."""
+    import pathlib
+
+    from mcastkit.compat import _settings
+
+    for row in _settings.ROWS:
+        if row.prop:
+            assert isinstance(getattr(MCast, row.prop), property)
+            assert callable(getattr(MCast, f"get_{row.prop}"))
+            assert callable(getattr(MCast, f"set_{row.prop}"))
+    here = pathlib.Path(_settings.__file__).parent
+    for path in here.glob("*.py"):
+        if path.name == "_settings.py":
+            continue
+        text = path.read_text()
+        for row in _settings.SETTINGS:
+            for quote in ('"', "'"):
+                assert f"{quote}{row.name}{quote}" not in text, (path.name, row.name)

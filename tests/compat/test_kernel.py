@@ -48,7 +48,7 @@ def test_activation_reads_back_port_and_host(netns: Netns, make: Make) -> None:
     mc.active = True
     assert mc.active and mc.get_active()
     assert 0 < mc.local_port < 65536
-    assert mc.local_host == "0.0.0.0"
+    assert mc.local_host == "127.0.0.1"  # the interface in use (lo), never the wildcard
     assert mc.config("LocalPort") == str(mc.local_port)
     mc.active = False
     assert mc.local_port == 0 and mc.local_host == ""
@@ -353,7 +353,7 @@ def test_in_buffer_size_reads_back_the_kernel_value(netns: Netns, make: Make) ->
     mc = make(InBufferSize=65536, OutBufferSize=32768)
     assert mc.config("InBufferSize") == "65536"  # inactive: the request
     mc.active = True
-    raw = mc._core.sock  # type: ignore[union-attr]  # the kernel's view, for comparison
+    raw = mc._s.core.sock  # type: ignore[union-attr]  # the kernel's view, for comparison
     assert mc.config("InBufferSize") == str(raw.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF))
     assert mc.config("OutBufferSize") == str(raw.getsockopt(socket.SOL_SOCKET,
                                                             socket.SO_SNDBUF))
@@ -384,7 +384,7 @@ def test_destination_address_empty_without_capture(netns: Netns, make: Make) -> 
 def test_dont_fragment_and_dscp_are_applied_live(netns: Netns, make: Make) -> None:
     mc = make()
     mc.active = True
-    core = mc._core
+    core = mc._s.core
     assert core is not None
     mc.config("DontFragment=True")
     assert core.dont_fragment
@@ -521,7 +521,7 @@ def test_reset_restores_every_property_and_setting(netns: Netns, make: Make) -> 
     mc.local_port = 0
     changed = {"CaptureIPPacketInfo": "True", "DontFragment": "True", "MaxPacketSize": "999",
                "QOSDSCPValue": "10", "QOSTrafficType": "2", "ShareLocalPort": "True",
-               "SourceIPAddress": "127.0.0.1", "AbsoluteTimeout": "5", "FirewallData": "f",
+               "SourceIPAddress": "127.0.0.1", "AbsoluteTimeout": "True", "FirewallData": "f",
                "InBufferSize": "70000", "OutBufferSize": "70000", "CodePage": "1252",
                "ProcessIdleEvents": "True", "SelectWaitMillis": "1",
                "UseInternalSecurityAPI": "True"}

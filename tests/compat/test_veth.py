@@ -7,9 +7,10 @@ from collections.abc import Callable
 
 import pytest
 
+from mcastkit import MulticastSocket
 from mcastkit.compat import MCast, MCastError
 from tests.compat.conftest import Recorder, pump
-from tests.lab.topology import VethPair
+from tests.lab.topology import VethLoop, VethPair
 
 pytestmark = pytest.mark.kernel
 
@@ -81,7 +82,7 @@ def test_two_namespaces_talk_both_ways_ipv4(veth_pair: VethPair, make: Make) -> 
 def test_two_namespaces_talk_both_ways_ipv6(veth_pair: VethPair, make: Make) -> None:
     with veth_pair.a.enter():
         a, ra = _rx(make, G6, UseIPv6=True)
-        assert a.local_host == "::"
+        assert a.local_host == f"{veth_pair.ll_a}%eth0"  # eth0's address, never "::"
     with veth_pair.b.enter():
         b, rb = _rx(make, G6, port=a.local_port, UseIPv6=True)
     for m in (a, b):
@@ -182,3 +183,34 @@ def test_leaving_a_group_joined_on_two_interfaces_leaves_both(
         mc.multicast_group = ""
         assert mc.memberships == () and mc.groups == ()
         assert not {g for g in igmp_groups() if g[1] == "239.255.11.7"}
+
+
+@pytest.mark.parametrize("capture", [False, True])
+def test_ipv6_g1_leak_without_capture_ip_packet_info(veth_loop: VethLoop, make: Make,
+                                                     capture: bool) -> None:
+    """docs/compat.md, CaptureIPPacketInfo: an instance joined on va also gets the group
+    arriving on vb when another socket joined it there, unless capture is on (then the
+    datagram is filtered and counted). A sentinel arriving on va proves the absence."""
+    g = "ff15::11:2"
+    with veth_loop.ns.enter():
+        rec = Recorder()
+        rx = rec.attach(make(interface="va", UseIPv6=True, ShareLocalPort=True,
+                             CaptureIPPacketInfo=capture))
+        rx.multicast_group = g
+        rx.active = True
+        port = rx.local_port
+        other = MulticastSocket(6, reuse_address=True, reuse_port=True)
+        wire_vb = MulticastSocket(6, interface="va", loopback=False)  # leaves va, arrives on vb
+        wire_va = MulticastSocket(6, interface="vb", loopback=False)  # leaves vb, arrives on va
+    with other, wire_vb, wire_va:
+        other.bind(port)
+        other.join(g, "vb")
+        wire_vb.sendto(b"arrives on vb", g, port)
+        wire_va.sendto(b"sentinel on va", g, port)
+        pump([rx], lambda: b"sentinel on va" in rec.payloads)
+    if capture:
+        assert rec.payloads == [b"sentinel on va"]
+        assert rx.stats.filtered == 1
+    else:
+        assert rec.payloads == [b"arrives on vb", b"sentinel on va"]  # the documented leak
+        assert rx.stats.filtered == 0

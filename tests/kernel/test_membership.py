@@ -26,7 +26,7 @@ from mcastkit import (
     NotJoinedError,
     SourceFilterError,
 )
-from mcastkit._errors import from_oserror
+from mcastkit._errors import ErrOp, from_oserror
 from mcastkit._platform._structs import pack_group_req, pack_group_source_req
 from tests import kernelstate
 from tests.kernel._helpers import WAIT_S, Env, drain, env, group4, group6, groups_on
@@ -353,7 +353,7 @@ def test_a11_short_buffer_is_einval_and_typed(netns: Netns) -> None:
         with pytest.raises(OSError) as raw:
             s.sock.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP, b"\xef\xff\x00")
         assert raw.value.errno == errno.EINVAL
-        typed = from_oserror(raw.value, "join", group="239.255.0.1", interface="lo")
+        typed = from_oserror(raw.value, ErrOp.JOIN, group="239.255.0.1", interface="lo")
         assert type(typed) is McastOSError and typed.errno == errno.EINVAL
         assert "239.255.0.1" in str(typed)
 

@@ -32,7 +32,7 @@ from mcastkit import (
     UnsupportedError,
     WouldBlockError,
 )
-from mcastkit._errors import _TABLE, from_oserror, translate
+from mcastkit._errors import _TABLE, ErrOp, from_oserror, translate
 
 V4, V6 = int(socket.AF_INET), int(socket.AF_INET6)
 
@@ -105,7 +105,7 @@ ROWS: list[tuple[str, int, int, type[McastOSError], ErrorCode, tuple[str, ...]]]
 
 
 def _raise_in(op: str, err: int, family: int, **ctx: str) -> McastOSError:
-    with pytest.raises(McastOSError) as info, translate(op, family=family, **ctx):
+    with pytest.raises(McastOSError) as info, translate(ErrOp(op), family=family, **ctx):
         raise OSError(err, "kernel says no")
     return info.value
 
@@ -199,7 +199,7 @@ def test_unknown_errno_on_send_is_a_send_error() -> None:
 
 
 def test_oserror_without_errno() -> None:
-    with pytest.raises(McastOSError) as info, translate("join"):
+    with pytest.raises(McastOSError) as info, translate(ErrOp.JOIN):
         raise OSError("odd")
     assert info.value.errno == 0
     assert info.value.code is ErrorCode.OS_ERROR
@@ -208,7 +208,7 @@ def test_oserror_without_errno() -> None:
 
 @pytest.mark.parametrize("err", [E.EAGAIN, E.EWOULDBLOCK])
 def test_blocking_send_becomes_would_block(err: int) -> None:
-    with pytest.raises(WouldBlockError) as info, translate("send", group="239.255.0.1:5000"):
+    with pytest.raises(WouldBlockError) as info, translate(ErrOp.SEND, group="239.255.0.1:5000"):
         raise BlockingIOError(err, "Resource temporarily unavailable")
     exc = info.value
     assert isinstance(exc, BlockingIOError) and isinstance(exc, SendError)
@@ -220,18 +220,18 @@ def test_blocking_send_becomes_would_block(err: int) -> None:
 
 def test_oserror_eagain_is_blocking_io_error_too() -> None:
     """OSError(EAGAIN, ...) is constructed as a BlockingIOError, so it takes that path."""
-    with pytest.raises(WouldBlockError), translate("send"):
+    with pytest.raises(WouldBlockError), translate(ErrOp.SEND):
         raise OSError(E.EAGAIN, "x")
 
 
 def test_blocking_io_error_outside_send_passes_through() -> None:
-    with pytest.raises(BlockingIOError) as info, translate("recv"):
+    with pytest.raises(BlockingIOError) as info, translate(ErrOp.RECV):
         raise BlockingIOError(E.EAGAIN, "x")
     assert not isinstance(info.value, McastError)
 
 
 def test_send_eagain_row_via_from_oserror() -> None:
-    exc = from_oserror(OSError(E.EAGAIN, "x"), "send", group="g")
+    exc = from_oserror(OSError(E.EAGAIN, "x"), ErrOp.SEND, group="g")
     assert type(exc) is SendError and exc.transient
     assert "retry" in str(exc)
 
@@ -246,13 +246,13 @@ def test_enobufs_send_error_is_transient() -> None:
      NotJoinedError(E.EADDRNOTAVAIL, "n")],
 )
 def test_passthrough(exc: BaseException) -> None:
-    with pytest.raises(type(exc)) as info, translate("join"):
+    with pytest.raises(type(exc)) as info, translate(ErrOp.JOIN):
         raise exc
     assert info.value is exc
 
 
 def test_no_error_no_effect() -> None:
-    with translate("join"):
+    with translate(ErrOp.JOIN):
         pass
 
 

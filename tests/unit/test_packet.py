@@ -14,20 +14,22 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from mcastkit import Datagram
+from mcastkit import _platform as plat
 from mcastkit._packet import CmsgKind, decode_ancillary
 from mcastkit._platform import CMSG_KINDS
 
-# The Linux (level, type) pairs, written out here rather than read from the table, so a
-# wrong number in mcastkit._platform._linux fails a test.
+# The (level, type) pairs from Python's socket module where it has them, so a wrong
+# number in mcastkit._platform._linux fails a test here; the ones Python lacks come from
+# the platform table and are proved against the kernel in tests/kernel (real cmsgs).
 IP, IP6, SOL = socket.IPPROTO_IP, socket.IPPROTO_IPV6, socket.SOL_SOCKET
-PKTINFO4 = (IP, 8)
-TTL = (IP, 2)
-TOS = (IP, 1)
-PKTINFO6 = (IP6, 50)
-HOPLIMIT = (IP6, 52)
-TCLASS = (IP6, 67)
-RXQ_OVFL = (SOL, 40)
-TIMESTAMPNS = (SOL, 35)
+PKTINFO4 = plat.cmsg_type(CmsgKind.PKTINFO4)
+TTL = (IP, socket.IP_TTL)
+TOS = (IP, socket.IP_TOS)
+PKTINFO6 = (IP6, socket.IPV6_PKTINFO)
+HOPLIMIT = (IP6, socket.IPV6_HOPLIMIT)
+TCLASS = (IP6, socket.IPV6_TCLASS)
+RXQ_OVFL = plat.cmsg_type(CmsgKind.RXQ_OVFL)
+TIMESTAMPNS = plat.cmsg_type(CmsgKind.TIMESTAMPNS)
 
 
 def _d() -> Datagram:

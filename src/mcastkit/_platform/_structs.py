@@ -1,8 +1,11 @@
 """Packers for the kernel structs that multicast socket options take.
 
 Owns: byte layouts of ``sockaddr_in(6)``, ``ip_mreqn``, ``group_req``,
-``group_source_req``, ``in_pktinfo`` and ``in6_pktinfo`` (checked against ctypes in tests).
-Must not: call setsockopt or keep state.
+``group_source_req``, ``in_pktinfo`` and ``in6_pktinfo``, and of the batch I/O structs
+``mmsghdr`` / ``iovec`` / ``cmsghdr`` with the control-message walker (all checked against
+ctypes in tests/unit/test_structs.py and tests/batch/test_structs.py).
+Must not: call setsockopt or keep state; know which control message means what (that is
+the platform table's ``CMSG_KINDS``).
 """
 
 from __future__ import annotations
@@ -11,22 +14,37 @@ import ctypes
 import ipaddress
 import socket
 import struct
+import sys
 from typing import Final
 
 from .._addr import IPAddress
 
 __all__ = [
+    "CMSG_HDR",
+    "CTRL_SIZE",
     "GROUP_REQ_SIZE",
     "GROUP_SOURCE_REQ_SIZE",
+    "IOVEC",
+    "MMSGHDR",
+    "MMSG_LEN_OFFSET",
+    "MSG_CONTROLLEN_OFFSET",
+    "MSG_FLAGS_OFFSET",
+    "NAME_SIZE",
     "SOCKADDR_STORAGE_SIZE",
+    "cmsg_align",
+    "pack_dest",
     "pack_group_req",
     "pack_group_source_req",
     "pack_in6_pktinfo",
     "pack_in_pktinfo",
+    "pack_iovec",
     "pack_ip_mreqn",
+    "pack_mmsghdr",
     "pack_sockaddr",
+    "parse_cmsgs",
     "unpack_in6_pktinfo",
     "unpack_in_pktinfo",
+    "unpack_sockaddr",
 ]
 
 SOCKADDR_STORAGE_SIZE: Final = 128
@@ -88,3 +106,75 @@ def unpack_in6_pktinfo(data: bytes) -> tuple[int, str]:
     """Return (arrival ifindex, destination address) from an IPV6_PKTINFO cmsg."""
     dst, ifindex = _IN6_PKTINFO.unpack_from(data)
     return ifindex, socket.inet_ntop(socket.AF_INET6, dst)
+
+
+def unpack_sockaddr(raw: bytes) -> tuple[str, int, int]:
+    """(host, port, scope id) of a ``sockaddr_in(6)`` as the kernel fills ``msg_name``.
+
+    A short or unknown address gives ``("", 0, 0)`` (never raises on kernel input)."""
+    fam = int.from_bytes(raw[0:2], sys.byteorder) if len(raw) >= 2 else 0
+    if fam == socket.AF_INET6 and len(raw) >= 28:
+        _f, port, _flow, addr, scope = _SIN6.unpack_from(raw)
+        return socket.inet_ntop(socket.AF_INET6, addr), socket.ntohs(port), scope
+    if fam == socket.AF_INET and len(raw) >= 16:
+        _f, port, addr = _SIN.unpack_from(raw)
+        return socket.inet_ntop(socket.AF_INET, addr), socket.ntohs(port), 0
+    return "", 0, 0
+
+
+def pack_dest(dest: tuple[str, int] | tuple[str, int, int, int]) -> bytes:
+    """The exact ``sockaddr_in(6)`` bytes (16 or 28) of a destination as ``sendto`` takes it."""
+    ip = ipaddress.ip_address(dest[0])
+    scope = dest[3] if len(dest) == 4 else 0
+    return pack_sockaddr(ip, dest[1], scope)[: 16 if ip.version == 4 else 28]
+
+
+# --------------------------------------------------------------------------- batch I/O
+# Native-aligned formats; "0P" pads to pointer alignment as the C compiler does at the end
+# of the msghdr embedded in mmsghdr and of mmsghdr itself.
+MMSGHDR: Final = struct.Struct("@PIPNPNi0PI0P")  # struct mmsghdr {msghdr; msg_len}
+IOVEC: Final = struct.Struct("@PN")
+CMSG_HDR: Final = struct.Struct("@Nii")  # cmsg_len (size_t), cmsg_level, cmsg_type
+MSG_CONTROLLEN_OFFSET: Final = struct.calcsize("@PIPNP")
+MSG_FLAGS_OFFSET: Final = struct.calcsize("@PIPNPN")
+MMSG_LEN_OFFSET: Final = struct.calcsize("@PIPNPNi0P")
+_ALIGN: Final = struct.calcsize("@N")  # CMSG_ALIGN unit on Linux (sizeof(size_t))
+NAME_SIZE: Final = 32  # msg_name room per message: >= sizeof(sockaddr_in6) == 28, 8-aligned
+CTRL_SIZE: Final = 256  # msg_control room per message: timestamp+overflow+pktinfo+ttl+tos
+
+
+def pack_mmsghdr(name: int, namelen: int, iov: int, iovlen: int, control: int,
+                 controllen: int, flags: int = 0, msg_len: int = 0) -> bytes:
+    """Bytes of one ``struct mmsghdr`` (pointers given as integer addresses)."""
+    return MMSGHDR.pack(name, namelen, iov, iovlen, control, controllen, flags, msg_len)
+
+
+def pack_iovec(base: int, length: int) -> bytes:
+    """Bytes of one ``struct iovec``."""
+    return IOVEC.pack(base, length)
+
+
+def cmsg_align(n: int) -> int:
+    """``CMSG_ALIGN``: control messages are padded to a multiple of ``sizeof(size_t)``."""
+    return (n + _ALIGN - 1) & ~(_ALIGN - 1)
+
+
+def parse_cmsgs(buf: bytes | memoryview, start: int = 0, length: int | None = None
+                ) -> list[tuple[int, int, bytes]]:
+    """Walk the control messages in ``buf[start:start+length]`` (CMSG_FIRSTHDR/NXTHDR) into
+    the ``(level, type, data)`` triples ``socket.recvmsg`` returns.
+
+    A truncated or malformed header ends the walk; what was read so far is returned
+    (never raises on kernel or hostile input).
+    """
+    end = len(buf) if length is None else min(len(buf), start + length)
+    out: list[tuple[int, int, bytes]] = []
+    pos = start
+    hdr = CMSG_HDR.size
+    while pos + hdr <= end:
+        clen, level, ctype = CMSG_HDR.unpack_from(buf, pos)
+        if clen < hdr or pos + clen > end:
+            break
+        out.append((level, ctype, bytes(buf[pos + hdr:pos + clen])))
+        pos += cmsg_align(clen)
+    return out

@@ -28,7 +28,7 @@ from mcastkit import (
 from ._common import CliError
 from ._env import Env
 from ._status import ExitStatus
-from .commands import doctor, interfaces, listen, perf, ping, send
+from .commands import doctor, interfaces, listen, perf, ping, record, replay, send
 
 __all__ = ["VERBS", "build_parser", "main"]
 
@@ -39,6 +39,8 @@ VERBS: dict[str, ModuleType] = {
     "perf": perf,
     "interfaces": interfaces,
     "doctor": doctor,
+    "record": record,
+    "replay": replay,
 }
 
 _EPILOG = """\

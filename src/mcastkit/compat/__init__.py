@@ -15,15 +15,21 @@ from ._events import (
     MCastReadyToSendEventParams,
 )
 from ._mcast import MCast
+from ._report import MCastStats
 
 IPWorksError = MCastError
 """Alias, so ``except IPWorksError`` in code written for the vendor's class keeps working."""
 
+IPWorksMcastError = MCastError
+"""Alias under the name the vendor's Python samples catch (``except IPWorksMcastError``)."""
+
 __all__ = [
     "IPWorksError",
+    "IPWorksMcastError",
     "MCast",
     "MCastDataInEventParams",
     "MCastError",
     "MCastErrorEventParams",
     "MCastReadyToSendEventParams",
+    "MCastStats",
 ]

@@ -13,7 +13,7 @@ from typing import Any
 
 from mcastkit import Datagram
 
-from .. import _seq
+from .. import _seq, _seqopt
 from .._common import (
     Progress,
     emit_json,
@@ -61,8 +61,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--interval", type=positive_float, default=1.0, metavar="S",
                    help="seconds between --stats lines when stdout is not a terminal "
                         "(default 1)")
-    p.add_argument("--seq", choices=("mcastkit", "iperf2"), default="mcastkit",
-                   help="sequence numbers to read for --stats (default mcastkit)")
+    _seqopt.add_seq_option(p, "sequence numbers to read for --stats (default mcastkit)",
+                           default="mcastkit")
     p.add_argument("--rcvbuf", type=positive_int, metavar="BYTES",
                    help="receive buffer size to request (capped by net.core.rmem_max)")
 
@@ -76,7 +76,8 @@ class _Listener:
         self.args = args
         self.env = env
         self.rx = rx
-        self.stats = _seq.StreamStats()
+        self.seq = _seq.SeqAnalyzer(args.seq)  # one stream per source, group and format id
+        self.stats = self.seq.stats
         self.count = 0
         self.last_report = env.monotonic()
         self.prev_total: _seq.StreamSummary | None = None
@@ -92,29 +93,8 @@ class _Listener:
             self._print(d)
 
     def _account(self, d: Datagram, now: float) -> None:
-        if self.args.seq == "iperf2":
-            got = _seq.parse_iperf2(d.data)
-            if got is None:
-                self.stats.add_unsequenced(len(d.data), now)
-                return
-            seq, final = got
-            key = f"{d.source}:{d.port}"
-            if final:  # the closing datagram carries the next id, negated (ids start at 1)
-                self.count -= 1
-                self.stats.set_expected(key, seq - 1)
-                return
-            self.stats.add(key, seq, len(d.data), now)
-            return
-        h = _seq.parse(d.data)
-        if h is None or h.kind not in (_seq.Kind.DATA, _seq.Kind.END):
-            self.stats.add_unsequenced(len(d.data), now)
-            return
-        key = f"{d.source}/{h.stream_id:08x}"
-        if h.kind is _seq.Kind.END:
-            self.stats.set_expected(key, h.seq)
-            self.count -= 1
-            return
-        self.stats.add(key, h.seq, len(d.data), now)
+        if self.seq.feed_payload(d.data, d.source, d.port, d.group, None, now) == "end":
+            self.count -= 1  # the sender's END marker is not a datagram of the stream
 
     def _print(self, d: Datagram) -> None:
         a = self.args

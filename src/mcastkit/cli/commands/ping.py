@@ -108,6 +108,8 @@ class Peer:
             "rtt_max_ms": round(max(r), 3) if r else None,
             "jitter_ms": round(jitter, 3), "duplicates": self.duplicates,
             "mcast_probes_received": mc.unique, "mcast_probes_lost": mc.lost,
+            "mcast_probes_reordered": mc.reordered, "mcast_probes_duplicates": mc.duplicates,
+            "mcast_probes_gaps": mc.gaps,
         }
 
 

@@ -1,0 +1,191 @@
+"""The reading side of :mod:`mcastkit.aio`: one drain per wake-up, a guard against a
+socket that reports readable but yields nothing, the counters, and opening the core.
+
+Owns: :func:`drain` (up to a budget of datagrams from a non-blocking core, without
+waiting), :class:`StallGuard` (after repeated wake-ups that take nothing off the socket,
+it takes the reader off the loop and puts it back later, doubling the pause up to one
+second, so a socket shut down behind our back or failing every read cannot make the
+loop spin; it reports each stall once), :class:`AsyncStats` (re-exported by
+:mod:`mcastkit.aio`), and :func:`open_core` (the core's open call, with a raw
+descriptor-limit ``OSError`` turned into a typed error naming ``ulimit -n``).
+Must not: queue datagrams, run user callbacks (it hands a stall to the owner's
+callback), or sleep on the loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Final, ParamSpec, TypeVar
+
+from ._errors import ClosedError, McastError
+from ._interfaces import descriptor_limit_error
+from ._packet import Datagram
+from ._socket import MulticastSocket
+
+__all__ = ["AsyncStats", "StallGuard", "drain", "open_core"]
+
+_P = ParamSpec("_P")
+_T = TypeVar("_T")
+STALL_AFTER: Final = 16  # fruitless wake-ups in a row before the reader pauses
+PAUSE_MIN_S: Final = 0.01
+PAUSE_MAX_S: Final = 1.0
+
+
+def drain(core: MulticastSocket, batch: Callable[[int], list[Datagram]] | None, budget: int,
+          chunk: int = 256) -> tuple[list[Datagram], bool, Exception | None]:
+    """Read up to ``budget`` datagrams from a non-blocking ``core`` without waiting (with
+    ``batch``, i.e. ``core.recv_batch``, ``chunk`` at a time; else one ``recv`` each).
+
+    Returns (datagrams, the core is closed, the receive error survived or None)."""
+    got: list[Datagram] = []
+    try:
+        if batch is not None:
+            if budget <= chunk:  # the common case: one recvmmsg, its list used as is
+                return batch(budget), False, None
+            while budget > 0:
+                want = min(budget, chunk)
+                part = batch(want)
+                got.extend(part)
+                budget -= len(part)
+                if len(part) < want:
+                    break
+        else:
+            recv = core.recv
+            while budget > 0:
+                got.append(recv())
+                budget -= 1
+    except BlockingIOError:
+        pass
+    except ClosedError:
+        return got, True, None
+    except (OSError, McastError) as exc:
+        return got, False, exc
+    return got, False, None
+
+
+class StallGuard:
+    """Keeps a reader that wakes for nothing from spinning the loop.
+
+    Args:
+        loop: the loop the reader is registered with.
+        fd: the descriptor it watches.
+        reader: the readiness callback (put back with ``add_reader`` after a pause).
+        report: called once per stall with a message saying what the reads returned.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, fd: int, reader: Callable[[], None],
+                 report: Callable[[str], None]) -> None:
+        self._loop = loop
+        self._fd = fd
+        self._reader = reader
+        self._report = report
+        self._fruitless = 0
+        self._consumed = -1
+        self._pause_s = 0.0
+        self._timer: asyncio.TimerHandle | None = None
+        self.stalls = 0  # pauses taken (each is one wake-up at most per pause)
+
+    def fruitful(self) -> None:
+        """A wake-up read datagrams: the socket is healthy."""
+        self._fruitless = 0
+        self._pause_s = 0.0
+
+    def nothing_read(self, consumed: int, err: Exception | None) -> None:
+        """A wake-up read nothing. ``consumed`` is the core's running count of datagrams
+        it took off the socket (delivered or filtered): if it moved, the wake-up was not
+        in vain. Otherwise count it and pause the reader when they pile up."""
+        if consumed != self._consumed:
+            self._consumed = consumed
+            self.fruitful()
+            return
+        self._fruitless += 1
+        if self._fruitless < STALL_AFTER:
+            return
+        first = self._pause_s == 0.0
+        self._pause_s = min(PAUSE_MAX_S, max(PAUSE_MIN_S, self._pause_s * 2))
+        self.stalls += 1
+        with contextlib.suppress(Exception):
+            self._loop.remove_reader(self._fd)
+        self._timer = self._loop.call_later(self._pause_s, self._resume)
+        if first:
+            what = f"every read failed ({err})" if err is not None else \
+                "reads found nothing (was it shut down, e.g. by another process?)"
+            self._report(f"the socket kept reporting readable but {what}; reading pauses "
+                         f"for up to {PAUSE_MAX_S:g} s at a time until a read succeeds")
+
+    def _resume(self) -> None:
+        self._timer = None
+        self._fruitless = STALL_AFTER - 1  # one more fruitless wake-up pauses again, longer
+        self._loop.add_reader(self._fd, self._reader)
+
+    def close(self) -> None:
+        """Cancel a pending resume (the owner removes the reader). Idempotent."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+
+def open_core(fn: Callable[_P, _T], *args: _P.args, **kw: _P.kwargs) -> _T:
+    """Call the core's open function; a raw EMFILE/ENFILE becomes a typed
+    :class:`~mcastkit.McastOSError` naming the descriptor limit (typed errors pass)."""
+    try:
+        return fn(*args, **kw)
+    except McastError:
+        raise
+    except OSError as exc:
+        if exc.errno in (errno.EMFILE, errno.ENFILE):
+            raise descriptor_limit_error(exc, "open a multicast socket") from exc
+        raise
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AsyncStats:
+    """A snapshot of an :class:`~mcastkit.aio.AsyncMulticastSocket`'s counters.
+
+    Every datagram the kernel accepted for the socket ends up in exactly one place:
+    ``received == delivered + queued + queue_drops + discarded``, and datagrams the kernel
+    itself dropped (socket buffer full) are ``kernel_drops``.
+
+    Attributes:
+        received: datagrams read from the socket (after the core's group filter).
+        bytes: payload bytes read.
+        delivered: datagrams handed to the consumer.
+        queued: datagrams waiting in the queue now.
+        queue_drops: datagrams dropped because the queue was full (the drop policy).
+        discarded: datagrams still queued when the socket was closed.
+        kernel_drops: datagrams the kernel dropped (receive buffer full), live.
+        truncated / filtered / ttl_filtered: as in :class:`~mcastkit.RecvStats`.
+        wakeups: reader wake-ups; ``max_batch``: most datagrams read in one wake-up.
+        recv_errors: receive errors counted and survived.
+        send_waits: sends that found the buffer full and waited for writability.
+        send_errors / send_retries: failed sends, transient retries (core counters).
+        events / event_drops: interface events emitted / dropped from a full events queue.
+        callback_errors: exceptions raised by ``on_event`` (logged, isolated).
+        stalls: pauses of the reader after wake-ups that read nothing (see the
+            ``"stalled"`` event).
+    """
+
+    received: int
+    bytes: int
+    delivered: int
+    queued: int
+    queue_drops: int
+    discarded: int
+    kernel_drops: int
+    truncated: int
+    filtered: int
+    ttl_filtered: int
+    wakeups: int
+    max_batch: int
+    recv_errors: int
+    send_waits: int
+    send_errors: int
+    send_retries: int
+    events: int
+    event_drops: int
+    callback_errors: int
+    stalls: int = 0

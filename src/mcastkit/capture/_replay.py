@@ -1,0 +1,292 @@
+"""The replay engine: the datagrams of a capture, sent again through the socket core.
+
+No root and no raw frames: each datagram's payload goes to its group and port (or the
+one ``mapping`` gives) from an ordinary :class:`MulticastSocket` on the chosen interface,
+so the kernel writes the headers (the source is this host's). Timing modes:
+
+- recorded timing (``speed`` 1.0), or a multiple of it (``speed`` 2.0 = twice as fast);
+- a fixed ``rate`` in datagrams per second;
+- ``as_fast=True``: batches through ``send_batch`` (sendmmsg / UDP GSO), no pacing.
+
+Pacing uses an absolute schedule (datagram i is due at start + offset_i; sleeping to a
+deadline, never busy-waiting), and the report gives the send-time error (how late each
+datagram left against its schedule) as mean / p50 / p99 / max in microseconds.
+
+Owns: :func:`replay`, :class:`ReplayReport` and the ``--map`` rule.
+Must not: build or parse packet bytes (``_decode`` and ``_frames`` do), print.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import random
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+
+from .._addr import Endpoint, parse_endpoint
+from .._errors import McastValueError
+from .._interfaces import Interface, resolve_interface
+from .._socket import MulticastSocket
+from ._decode import CapturedDatagram, DecodeStats, packets
+
+__all__ = ["ReplayReport", "parse_mapping", "replay"]
+
+CACHE_BYTES = 64 << 20  # files up to this size are decoded once for every --loop
+_SAMPLES = 100_000  # timing samples kept (reservoir)
+BATCH = 512
+
+
+@dataclass(slots=True)
+class ReplayReport:
+    """What a replay did."""
+
+    sent: int = 0
+    bytes: int = 0
+    loops: int = 0
+    skipped: Counter[str] = field(default_factory=Counter)
+    elapsed_s: float = 0.0
+    decode: DecodeStats = field(default_factory=DecodeStats)
+    timing_us: dict[str, float] = field(default_factory=dict)
+    mode: str = "recorded"
+
+    @property
+    def pps(self) -> float:
+        """Datagrams sent per second."""
+        return self.sent / self.elapsed_s if self.elapsed_s > 0 else 0.0
+
+    def as_dict(self) -> dict[str, object]:
+        """JSON-ready."""
+        return {"sent": self.sent, "bytes": self.bytes, "loops": self.loops,
+                "skipped": dict(self.skipped + self.decode.skipped),
+                "elapsed_s": round(self.elapsed_s, 3), "pps": round(self.pps, 1),
+                "mode": self.mode, "timing_us": self.timing_us,
+                "file": self.decode.as_dict()}
+
+
+def parse_mapping(specs: Iterable[str]) -> dict[tuple[str, int], tuple[str, int]]:
+    """``["239.255.0.1:5000=239.255.9.9:6000", ...]`` as {(group, port): (group, port)}.
+
+    Raises:
+        McastValueError: a side that is not GROUP:PORT, or a group mapped twice.
+    """
+    out: dict[tuple[str, int], tuple[str, int]] = {}
+    for spec in specs:
+        old, sep, new = spec.partition("=")
+        if not sep:
+            raise McastValueError(f"--map {spec!r}: use FROM_GROUP:PORT=TO_GROUP:PORT, e.g. "
+                                  "239.255.0.1:5000=239.255.9.9:6000")
+        a, b = _ep(old, spec), _ep(new, spec)
+        key = (str(a.group.address), a.port)
+        if key in out:
+            raise McastValueError(f"--map {spec!r}: {old} is already mapped")
+        out[key] = (str(b.group.address), b.port)
+    return out
+
+
+def _ep(text: str, spec: str) -> Endpoint:
+    try:
+        ep = parse_endpoint(text.strip())
+    except McastValueError as exc:
+        raise McastValueError(f"--map {spec!r}: {exc.message}") from None
+    if ep.source is not None:
+        raise McastValueError(f"--map {spec!r}: a mapping names groups, not sources")
+    return ep
+
+
+class _Timing:
+    """Send-time errors: exact mean and max, percentiles from a bounded sample."""
+
+    def __init__(self) -> None:
+        self.n = 0
+        self.total = 0.0
+        self.max = 0.0
+        self.samples: list[float] = []
+        self._rng = random.Random(1)
+
+    def add(self, err_s: float) -> None:
+        self.n += 1
+        self.total += err_s
+        self.max = max(self.max, err_s)
+        if len(self.samples) < _SAMPLES:
+            self.samples.append(err_s)
+        else:
+            k = self._rng.randrange(self.n)
+            if k < _SAMPLES:
+                self.samples[k] = err_s
+
+    def summary(self) -> dict[str, float]:
+        if not self.n:
+            return {}
+        s = sorted(self.samples)
+        return {"mean": round(self.total / self.n * 1e6, 1),
+                "p50": round(s[len(s) // 2] * 1e6, 1),
+                "p99": round(s[min(len(s) - 1, len(s) * 99 // 100)] * 1e6, 1),
+                "max": round(self.max * 1e6, 1), "samples": float(self.n)}
+
+
+class _Senders:
+    """One socket per IP version, made on first use."""
+
+    def __init__(self, interface: Interface | None, ttl: int) -> None:
+        self.interface = interface
+        self.ttl = ttl
+        self.socks: dict[int, MulticastSocket] = {}
+
+    def get(self, version: int) -> MulticastSocket:
+        s = self.socks.get(version)
+        if s is None:
+            s = self.socks[version] = MulticastSocket(version, interface=self.interface,
+                                                      ttl=self.ttl, loopback=True)
+        return s
+
+    def close(self) -> None:
+        for s in self.socks.values():
+            s.close()
+
+
+def replay(path: str, *, interface: str | int | Interface | None = None,
+           speed: float = 1.0, rate: float | None = None, as_fast: bool = False,
+           loops: int = 1, mapping: Mapping[tuple[str, int], tuple[str, int]] | None = None,
+           ttl: int = 1, outgoing: bool = True, stop: threading.Event | None = None,
+           progress: Callable[[ReplayReport], None] | None = None,
+           progress_every_s: float = 1.0,
+           sleep: Callable[[float], object] | None = None) -> ReplayReport:
+    """Send the multicast datagrams of capture ``path`` again.
+
+    Args:
+        path: a pcap or pcapng file (tcpdump's, Wireshark's, ``mcastkit record``'s).
+        interface: the outgoing interface (name, index or address); recommended.
+        speed: multiple of the recorded timing (2.0: twice as fast).
+        rate: a fixed rate in datagrams per second instead of the recorded timing.
+        as_fast: no pacing: batches through ``send_batch``.
+        loops: how many times to send the capture (0: until ``stop``).
+        mapping: {(group, port): (group, port)} from :func:`parse_mapping`.
+        ttl: TTL / hop limit of the sent datagrams (default 1: stays on the link).
+        outgoing: also replay Linux cooked-capture copies marked "sent by this host".
+        stop: set it to end the replay cleanly.
+        progress: called with the report about every ``progress_every_s`` seconds.
+        sleep: how to wait for a datagram's time (default: waiting on ``stop``, so setting
+            it ends a long pause at once).
+
+    Returns:
+        The :class:`ReplayReport`.
+
+    Raises:
+        McastValueError: a bad argument, or the file is not a capture.
+        OSError: the file cannot be read.
+        McastError: sending failed.
+    """
+    if not speed > 0 or (rate is not None and not rate > 0) or loops < 0:
+        raise McastValueError("speed and rate must be more than 0 and loops 0 or more "
+                              f"(got speed={speed}, rate={rate}, loops={loops})")
+    iface = resolve_interface(interface) if interface is not None else None
+    rep = ReplayReport(mode="max" if as_fast else (f"rate {rate:g}/s" if rate else
+                                                   f"recorded x{speed:g}"))
+    stopped = stop if stop is not None else threading.Event()
+    pause = sleep if sleep is not None else stopped.wait
+    maps = dict(mapping or {})
+    cached: list[CapturedDatagram] | None = None
+    timing = _Timing()
+    senders = _Senders(iface, ttl)
+    small = os.path.getsize(path) <= CACHE_BYTES
+    t0 = time.monotonic()
+    base = t0  # schedule origin of the current loop
+    next_progress = t0 + progress_every_s
+    index = 0  # datagrams scheduled so far (for --rate)
+    try:
+        while (loops == 0 or rep.loops < loops) and not stopped.is_set():
+            if cached is not None:
+                items: Iterator[CapturedDatagram] = iter(cached)
+            else:
+                rep.decode = DecodeStats()
+                items = packets(path, rep.decode, outgoing=outgoing)
+                if small:
+                    cached = list(items)
+                    items = iter(cached)
+            first_ts: int | None = None
+            last_due = base
+            in_loop = 0
+            pending: list[bytes] = []
+            pend_dest: tuple[int, str, int] | None = None
+            for dg in items:
+                if stopped.is_set():
+                    break
+                dest = _destination(dg, maps)
+                if dest is None:
+                    rep.skipped["broadcast_unsupported"] += 1
+                    continue
+                if as_fast:
+                    if pend_dest != dest or len(pending) >= BATCH:
+                        _flush(senders, pend_dest, pending, rep)
+                        pend_dest = dest
+                    pending.append(dg.payload)
+                else:
+                    sock = senders.get(dest[0])
+                    if index == 0:  # the schedule starts when the first can go
+                        t0 = base = time.monotonic()
+                    if rate is not None:
+                        due = t0 + index / rate
+                    else:
+                        if first_ts is None:
+                            first_ts = dg.ts_ns or 0
+                        due = base + ((dg.ts_ns or first_ts) - first_ts) / 1e9 / speed
+                    last_due = due
+                    delay = due - time.monotonic()
+                    if delay > 0:
+                        pause(delay)
+                        if stopped.is_set():
+                            break
+                    sock.sendto(dg.payload, dest[1], dest[2])
+                    timing.add(max(0.0, time.monotonic() - due))
+                    rep.sent += 1
+                    rep.bytes += len(dg.payload)
+                index += 1
+                in_loop += 1
+                if progress is not None and index % 256 == 0:
+                    now = time.monotonic()
+                    if now >= next_progress:
+                        next_progress = now + progress_every_s
+                        rep.elapsed_s = now - t0
+                        progress(rep)
+            _flush(senders, pend_dest, pending, rep)
+            rep.loops += 1
+            if in_loop == 0:
+                break  # nothing to send: one pass says so, more would spin
+            # the next loop starts one mean interval after this one's last datagram
+            gap = (last_due - base) / max(in_loop - 1, 1)
+            base = max(last_due + gap, time.monotonic()) if not as_fast else base
+    finally:
+        senders.close()
+    rep.elapsed_s = time.monotonic() - t0
+    rep.timing_us = timing.summary()
+    return rep
+
+
+def _destination(dg: CapturedDatagram, maps: Mapping[tuple[str, int], tuple[str, int]]
+                 ) -> tuple[int, str, int] | None:
+    group, port = maps.get((dg.group, dg.dport), (dg.group, dg.dport))
+    if group == dg.group:
+        if not _is_multicast(group):
+            return None
+        return (dg.version, group, port)
+    return (6 if ":" in group else 4, group, port)
+
+
+def _is_multicast(addr: str) -> bool:
+    return ipaddress.ip_address(addr).is_multicast
+
+
+def _flush(senders: _Senders, dest: tuple[int, str, int] | None, pending: list[bytes],
+           rep: ReplayReport) -> None:
+    if dest is None or not pending:
+        pending.clear()
+        return
+    sock = senders.get(dest[0])
+    n = sock.send_batch(pending, dest[1], dest[2])
+    rep.sent += n
+    rep.bytes += sum(len(p) for p in pending[:n])
+    pending.clear()

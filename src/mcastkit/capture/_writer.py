@@ -1,0 +1,106 @@
+"""A writer thread for recordings: the receiving thread only receives and queues batches.
+
+Rebuilding frames costs several times what receiving costs, so a recording that writes
+in the receiving thread falls behind a fast stream and the kernel drops datagrams. With
+a writer thread the receiving thread hands each batch over and goes back to the socket;
+the queue (bounded in bytes) absorbs bursts, and the writer catches up after them. When
+the queue is full a batch is not queued: it is counted, and the next datagram written
+carries the count (``epb_dropcount``, a comment, ``isb_ifdrop``), so nothing is lost
+silently.
+
+Owns: :class:`BatchWriter`. Must not: receive, build frames or touch files itself (the
+``write`` callable it is given does).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from collections.abc import Callable, Sequence
+from typing import Generic, TypeVar
+
+from .._packet import Datagram
+
+__all__ = ["BatchWriter"]
+
+S = TypeVar("S")
+OVERHEAD = 256  # bytes a queued datagram costs besides its payload (object, metadata)
+
+
+class BatchWriter(Generic[S]):
+    """Queue ``(source, batch)`` pairs for ``write(source, batch, queue_dropped)`` on a
+    thread of its own.
+
+    Args:
+        write: called on the writer thread with each batch and how many datagrams the
+            full queue dropped just before it.
+        limit_bytes: the most the queue may hold (payloads plus ``OVERHEAD`` each).
+    """
+
+    def __init__(self, write: Callable[[S, Sequence[Datagram], int], None],
+                 limit_bytes: int) -> None:
+        self._write = write
+        self.limit = limit_bytes
+        self._q: deque[tuple[S, Sequence[Datagram], int, int]] = deque()
+        self._cv = threading.Condition()
+        self.queued_bytes = 0
+        self.peak_bytes = 0
+        self.dropped = 0  # datagrams not queued: the queue was full
+        self._pending = 0  # of those, not yet reported with a written datagram
+        self.error: BaseException | None = None
+        self._closing = False
+        self._t = threading.Thread(target=self._run, name="mcastkit-record-writer",
+                                   daemon=True)
+        self._t.start()
+
+    def put(self, source: S, batch: Sequence[Datagram]) -> None:
+        """Queue a batch (or count it as dropped when the queue is full).
+
+        Raises:
+            BaseException: what the writer raised (the recording cannot go on).
+        """
+        size = sum(len(d.data) for d in batch) + OVERHEAD * len(batch)
+        with self._cv:
+            if self.error is not None:
+                raise self.error
+            if self.queued_bytes + size > self.limit and self._q:
+                self.dropped += len(batch)
+                self._pending += len(batch)
+                return
+            self._q.append((source, batch, self._pending, size))
+            self._pending = 0
+            self.queued_bytes += size
+            self.peak_bytes = max(self.peak_bytes, self.queued_bytes)
+            self._cv.notify()
+
+    def _run(self) -> None:
+        while True:
+            with self._cv:
+                while not self._q and not self._closing:
+                    self._cv.wait()
+                if not self._q:
+                    return
+                source, batch, dropped, size = self._q.popleft()
+            try:
+                self._write(source, batch, dropped)
+            except BaseException as exc:
+                with self._cv:
+                    self.error = exc
+                    self._q.clear()
+                    self.queued_bytes = 0
+                return
+            with self._cv:
+                self.queued_bytes -= size
+
+    def close(self) -> None:
+        """Write everything queued, then stop the thread.
+
+        Raises:
+            BaseException: what the writer raised.
+        """
+        with self._cv:
+            self._closing = True
+            self._cv.notify()
+        self._t.join()
+        if self.error is not None:
+            raise self.error
