@@ -64,12 +64,18 @@ def _not_joined(what: str, group: str, ifname: str) -> NotJoinedError:
     )
 
 
+_VERDICTS_MAX = 4096
+
+
 class MembershipBook:
     """The desired-and-applied membership state of one socket."""
 
     def __init__(self) -> None:
         self._m: dict[_Key, Membership] = {}
         self._groups: frozenset[str] = frozenset()  # kept in step with _m's keys
+        # admits() answers by (group, arrival interface), dropped when the keys change:
+        # one dict lookup per datagram however many groups are joined (bounded: G6)
+        self.verdicts: dict[tuple[str, int | None], bool] = {}
 
     def __len__(self) -> int:
         return len(self._m)
@@ -92,13 +98,20 @@ class MembershipBook:
         interface some other socket joined it on (the kernel's per-socket check ignores
         the ifindex): security goal G1."""
         if not is_multicast_text(group):
-            return True
-        if ifindex is None:
-            return group in self._groups
-        return (ifindex, group) in self._m
+            ok = True
+        elif ifindex is None:
+            ok = group in self._groups
+        else:
+            ok = (ifindex, group) in self._m
+        v = self.verdicts
+        if len(v) >= _VERDICTS_MAX:
+            v.clear()
+        v[(group, ifindex)] = ok
+        return ok
 
     def _keys_changed(self) -> None:
         self._groups = frozenset(g for _, g in self._m)
+        self.verdicts = {}
 
     # -- checks (raise before the syscall) ----------------------------------------------
 
