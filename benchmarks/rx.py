@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import subprocess
 
-from mcastkit import _batch
+from mcastkit import _io
 
 from . import _peers
 from ._util import (
@@ -90,7 +90,7 @@ def _drain_blocking(kind: str, count: int, size: int) -> float:
 def _drain_mcastkit(kind: str, count: int, size: int) -> float:
     p = port()
     meta = kind.endswith("+meta")
-    _batch.force_python(kind.startswith("recv_batch[python]"))
+    _io.force_python(kind.startswith("recv_batch[python]"))
     rx = receiver(p, metadata=meta)
     try:
         fill(p, count, size)
@@ -111,12 +111,10 @@ def _drain_mcastkit(kind: str, count: int, size: int) -> float:
             except BlockingIOError:
                 return n
 
-        if not kind.startswith("recv()"):
-            rx._batch_rx = _batch.new_receiver(rx.sock.family, 65535, 256)  # ring made now
         return timed(go)
     finally:
         rx.close()
-        _batch.force_python(False)
+        _io.force_python(False)
 
 
 def _drain_asyncio(kind: str, count: int, size: int) -> float:

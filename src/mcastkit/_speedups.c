@@ -1,17 +1,20 @@
-/* mcastkit._speedups: optional compiled accelerator for MulticastSocket.recv_batch and
- * the sendmmsg path of MulticastSocket.send_batch.
+/* mcastkit._speedups: optional compiled accelerator for MulticastSocket's receive calls
+ * and the send fast paths.
  *
- * Owns: one recvmmsg(2) ring per receiver (buffers allocated once, reused) and the
- * building of mcastkit.Datagram objects (payload, source, metadata from the control
- * messages) in C. mcastkit._batch.CReceiver wraps it; _batch keeps the pure-Python
- * and ctypes paths, which give identical Datagrams (tests/batch checks this).
+ * Owns: one recvmmsg(2) ring per receiver (made on the first read, grown with the traffic,
+ * reused) and the building of mcastkit.Datagram objects (payload, source, metadata from
+ * the control messages) in C. mcastkit._io._c.CReader wraps it; mcastkit._io keeps the
+ * pure-Python and ctypes paths, which give identical Datagrams (tests/batch checks this).
  * Also sendmmsg(fd, payloads, sockaddr, flags): one sendmmsg(2) call whose iovecs point
- * straight into the payloads' buffers (no copy); _batch.BatchSender uses it.
- * Must not: wait (it always reads with MSG_DONTWAIT; _batch does the waiting; a send
- * blocks only as the socket itself does), loop over partial sends (the caller does), translate
- * errors (it raises plain OSError/BlockingIOError from errno), keep per-source state
- * without a bound (it caches only the last source and the last group), or know platform
- * numbers for control messages (mcastkit._platform passes them in via setup()).
+ * straight into the payloads' buffers (no copy; mcastkit._io.BatchSender uses it), and
+ * sendto(fd, payload, sockaddr, flags): one sendto(2) to an address packed once
+ * (MulticastSocket.sendto uses it).
+ * Must not: wait (it always reads with MSG_DONTWAIT; mcastkit._io._wait does the waiting;
+ * a send blocks only as the socket itself does), loop over partial sends (the caller
+ * does), translate errors (it raises plain OSError/BlockingIOError from errno), keep
+ * per-source state without a bound (it caches only the last source and the last group),
+ * or know platform numbers for control messages (mcastkit._platform passes them in via
+ * setup()).
  *
  * Built by hatch_build.py with the interpreter's own flags; when it cannot be built the
  * package installs without it and the ctypes / pure-Python paths run.
@@ -911,7 +914,7 @@ static PyMethodDef module_methods[] = {
 
 static struct PyModuleDef moduledef = {
     PyModuleDef_HEAD_INIT, "mcastkit._speedups",
-    "Optional compiled recvmmsg ring and sendmmsg for mcastkit (see mcastkit._batch).", -1, module_methods,
+    "Optional compiled recvmmsg ring, sendmmsg and sendto for mcastkit (see mcastkit._io).", -1, module_methods,
 };
 
 PyMODINIT_FUNC PyInit__speedups(void) {
