@@ -34,6 +34,7 @@ _RING_SLOTS_MAX: Final = 1024
 #: datagrams one recv() may take from the kernel at once; the next calls are served from
 #: them (the accelerator also stops at ~128 KiB of payload, so few large ones)
 _READ_AHEAD: Final = 64
+_INF: Final = float("inf")
 
 
 class ReceivePath:
@@ -131,7 +132,8 @@ class ReceivePath:
             if len(got) > 1:
                 ahead.extend(got[1:])
         else:
-            if timeout_s is not None:
+            if timeout_s is not None and (type(timeout_s) is not float
+                                          or not 0.0 <= timeout_s < _INF):
                 _check_timeout(timeout_s)  # bad input is refused on every path
             if self._h.closed:
                 raise self._h.closed_error()

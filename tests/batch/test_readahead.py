@@ -9,7 +9,7 @@ import selectors
 import pytest
 
 import mcastkit
-from mcastkit import ClosedError, MulticastSocket
+from mcastkit import ClosedError, McastValueError, MulticastSocket
 from tests.batch.helpers import WAIT
 from tests.netns import Netns
 
@@ -91,3 +91,16 @@ def test_selector_loop_with_pending_gets_everything(
             got.append(rx.recv(0).data)
         assert got == sent
         assert rx.pending() == 0 and not sel.select(0)
+
+
+@pytest.mark.parametrize("bad", [-1.0, float("nan"), float("inf"), True, "1"])
+def test_bad_timeout_is_refused_while_datagrams_wait(
+        netns: Netns, impl: str, mcast_port: int, bad: object) -> None:
+    rx, tx = _pair(mcast_port)
+    with rx, tx:
+        for i in range(3):
+            tx.send(b"t%d" % i)
+        assert rx.recv(WAIT).data == b"t0"
+        with pytest.raises(McastValueError):
+            rx.recv(bad)  # type: ignore[arg-type]
+        assert [rx.recv(WAIT).data for _ in range(2)] == [b"t1", b"t2"]  # nothing lost
