@@ -178,8 +178,10 @@ class Memberships:
             self._book.commit_leave(ifindex, str(g))
 
     def leave_all(self) -> None:
-        """Leave every group (close): never raises, an interface may be gone (B3, G11)."""
-        for m in self._book.clear():
+        """Leave every group (close): never raises, an interface may be gone (B3, G11).
+        Newest first: the kernel keeps a socket's memberships newest first and searches
+        that list on every leave, so join order would make closing quadratic."""
+        for m in reversed(self._book.clear()):
             # closing drops the kernel's memberships anyway; leaving first is tidiness
             with contextlib.suppress(OSError, McastValueError):
                 self._leave_index(m.ifindex, Group.parse(m.group).address, m.ifname)

@@ -79,6 +79,9 @@ def _not_joined(what: str, group: str, ifname: str) -> NotJoinedError:
     )
 
 
+_VERDICTS_MAX = 4096
+
+
 class MembershipBook:
     """The desired-and-applied membership state of one socket."""
 
@@ -90,6 +93,9 @@ class MembershipBook:
         #: interface table's; this module makes no syscalls)
         self.is_broadcast: Callable[[str], bool] = _limited_only
         self._bcast: dict[str, bool] = {}
+        # admits() answers by (group, arrival interface), dropped when the keys change:
+        # one dict lookup per datagram however many groups are joined (bounded: G6)
+        self.verdicts: dict[tuple[str, int | None], bool] = {}
 
     def __len__(self) -> int:
         return len(self._m)
@@ -114,19 +120,27 @@ class MembershipBook:
         or a local subnet's) is admitted only when :attr:`broadcast` is on."""
         if not is_multicast_text(group):
             if self.broadcast:
-                return True
-            known = self._bcast.get(group)
-            if known is None:
-                if len(self._bcast) >= _MEMO_MAX:
-                    self._bcast.clear()  # addresses change: remembering is bounded
-                known = self._bcast[group] = self.is_broadcast(group)
-            return not known
-        if ifindex is None:
-            return group in self._groups
-        return (ifindex, group) in self._m
+                ok = True
+            else:
+                known = self._bcast.get(group)
+                if known is None:
+                    if len(self._bcast) >= _MEMO_MAX:
+                        self._bcast.clear()  # addresses change: remembering is bounded
+                    known = self._bcast[group] = self.is_broadcast(group)
+                ok = not known
+        elif ifindex is None:
+            ok = group in self._groups
+        else:
+            ok = (ifindex, group) in self._m
+        v = self.verdicts
+        if len(v) >= _VERDICTS_MAX:
+            v.clear()
+        v[(group, ifindex)] = ok
+        return ok
 
     def _keys_changed(self) -> None:
         self._groups = frozenset(g for _, g in self._m)
+        self.verdicts = {}
 
     # -- checks (raise before the syscall) ----------------------------------------------
 

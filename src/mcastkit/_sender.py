@@ -34,12 +34,15 @@ from ._interfaces import resolve_interface
 from ._options import SendOptions
 from ._packet import CmsgKind
 from ._platform import Op
-from ._platform._structs import pack_in6_pktinfo, pack_in_pktinfo
+from ._platform._structs import pack_dest, pack_in6_pktinfo, pack_in_pktinfo
 from ._sockbase import RecvStats
 
 __all__ = ["SendPath"]
 
 _SEND_RETRIES: Final = 3
+_METHODS: Final = frozenset(("auto", "gso", "mmsg", "loop"))
+_DESTS_MAX: Final = 64  # recent destinations kept per socket (bounded: G6)
+_csendto = _io.csendto  # the accelerator's sendto(fd, data, sockaddr, flags), or None
 Payload = _io.Payload
 Dest = _io.Dest
 
@@ -58,8 +61,11 @@ class SendPath:
         self._sock = h.sock
         self.stats = stats
         self._opts = opts
-        # sendto()'s one-entry cache of the last (address, port) -> socket address
-        self._dc: tuple[object, int, Dest] = (None, -1, ("", 0))
+        # the last two (address, port) -> (socket address, its packed bytes or b""
+        # without the accelerator), checked by identity first; then a dict of recent ones
+        self._dc: tuple[object, int, Dest, bytes] = (None, -1, ("", 0), b"")
+        self._dc2: tuple[object, int, Dest, bytes] = self._dc
+        self._dests: dict[tuple[object, int], tuple[Dest, bytes]] = {}
         self._batch: _io.BatchSender | None = None  # made on the first send_batch
 
     def dest(self, address: str | IPAddress, port: int) -> Dest:
@@ -110,15 +116,43 @@ class SendPath:
             McastValueError: a bad address or port, or the other IP version.
             ClosedError: the socket is closed (``CLOSED``).
         """
-        a, p, dest = self._dc
+        a, p, dest, sa = self._dc
         if address is not a or port != p:  # not the same target as last time
-            dest = self.dest(address, port)
-            if len(dest) == 2 or "%" not in str(address):  # a zone name may re-resolve
-                self._dc = (address, port, dest)
+            dest, sa = self._target(address, port)
         try:
+            if sa:  # the accelerator: no address parsing per datagram
+                return _csendto(self._sock.fileno(), data, sa,  # type: ignore[misc]
+                                self._h.send_flags)
             return self._sock.sendto(data, self._h.send_flags, dest)
         except OSError as exc:
             return self._failed(exc, data, dest)
+
+    def _target(self, address: str | IPAddress, port: int) -> tuple[Dest, bytes]:
+        """The socket address of (address, port) and its packed bytes (b"": send with
+        socket.sendto): the last target (sendto checks it inline first), the one before
+        (alternating targets swap the two), a recent one, or built and kept (except IPv6
+        zone names, which may re-resolve). It becomes the last target."""
+        a, p, dest, sa = self._dc
+        if address is a and port == p:
+            return dest, sa
+        a, p, dest, sa = self._dc2
+        if address is a and port == p:
+            self._dc, self._dc2 = self._dc2, self._dc
+            return dest, sa
+        key = (address, port)
+        hit = self._dests.get(key)
+        if hit is None:
+            dest = self.dest(address, port)
+            fast = _csendto is not None and _io.current_impl() == "c"
+            hit = (dest, pack_dest(dest) if fast else b"")
+            if len(dest) == 2 or "%" not in str(address):
+                if len(self._dests) >= _DESTS_MAX:
+                    self._dests.clear()
+                self._dests[key] = hit
+            else:
+                return hit
+        self._dc2, self._dc = self._dc, (address, port, *hit)
+        return hit
 
     def send(self, data: Payload, endpoint: str | Endpoint | None = None) -> int:
         """Send one datagram to ``endpoint``, or to the connected peer.
@@ -259,15 +293,28 @@ class SendPath:
             McastValueError: unknown ``method``; ``"gso"`` with unequal sizes.
         """
         h = self._h
-        h.check_open()
-        if method not in ("auto", "gso", "mmsg", "loop"):
+        if h.closed:
+            raise h.closed_error()
+        if method not in _METHODS:
             raise McastValueError(f"method {method!r}: use 'auto', 'gso', 'mmsg' or 'loop'")
         # a snapshot: another thread changing the caller's list cannot shorten the batch
         items = payloads if isinstance(payloads, tuple) else tuple(payloads)
         n = len(items)
         if n == 0:
             return 0
-        dest = self.dest(address, port)
+        a, p, dest, sa = self._dc
+        if address is not a or port != p:
+            dest, sa = self._target(address, port)
+        if n == 1 and method != "gso":  # one datagram: one sendto, whatever the method
+            try:
+                if sa:
+                    assert _csendto is not None
+                    _csendto(self._sock.fileno(), items[0], sa, h.send_flags)
+                    return 1
+                self._sock.sendto(items[0], h.send_flags, dest)
+                return 1
+            except OSError as exc:
+                return self._one_failed(exc, items, 0, dest)
         tx = self._batch
         if tx is None:
             tx = self._batch = _io.BatchSender(h.family)

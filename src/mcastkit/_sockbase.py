@@ -74,11 +74,14 @@ def _check_range(name: str, value: int, lo: int, hi: int) -> int:
     return value
 
 
+_NUMBER = (int, float)
+_INF = float("inf")
+
+
 def _check_timeout(value: object, name: str = "timeout_s") -> None:
     """Refuse a timeout that is not a number >= 0 (None, "wait forever", is the caller's
     to allow). NaN and infinities are refused too: neither is a time to wait."""
-    if (isinstance(value, bool) or not isinstance(value, int | float)
-            or not 0 <= value < float("inf")):
+    if isinstance(value, bool) or not isinstance(value, _NUMBER) or not 0 <= value < _INF:
         raise McastValueError(
             f"{name} must be a number of seconds >= 0 (or None: wait forever), got {value!r}",
             code=ErrorCode.BAD_VALUE)

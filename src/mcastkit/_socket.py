@@ -481,6 +481,10 @@ class MulticastSocket:
                    ) -> list[Datagram]:
         return self._rx.recv_batch(max_count, timeout_s)
 
+    @_doc(ReceivePath.pending)
+    def pending(self) -> int:
+        return self._rx.pending()
+
     @_doc(ReceivePath.kernel_drops)
     def kernel_drops(self) -> int:
         return self._rx.kernel_drops()
