@@ -317,6 +317,7 @@ class _Ctx:
     source: str | None
     interface: str | None
     family: int | None
+    held: int | None = None  # memberships the socket already holds (joins only)
 
     def what(self) -> str:
         parts = [self.op.value]
@@ -339,10 +340,17 @@ def _limit_hint(c: _Ctx) -> str:
             f"(net.core.optmem_max={_sysctl('net.core.optmem_max')}); raise that sysctl "
             "or spread the groups over several sockets"
         )
+    limit = _sysctl("net.ipv4.igmp_max_memberships")
+    if c.held is not None and limit.isdigit() and c.held < int(limit):
+        # IPv4 answers ENOBUFS for both limits: below the count, option memory ran out
+        return (
+            f"{c.what()}: the kernel ran out of socket option memory with {c.held} groups "
+            f"joined (net.core.optmem_max={_sysctl('net.core.optmem_max')}); raise that "
+            "sysctl or spread the groups over several sockets"
+        )
     return (
-        f"{c.what()}: exceeds net.ipv4.igmp_max_memberships="
-        f"{_sysctl('net.ipv4.igmp_max_memberships')}; raise the sysctl or spread the groups "
-        "over several sockets"
+        f"{c.what()}: exceeds net.ipv4.igmp_max_memberships={limit}; raise the sysctl or "
+        "spread the groups over several sockets"
     )
 
 
@@ -494,10 +502,12 @@ def from_oserror(
     source: str | None = None,
     interface: str | None = None,
     family: int | None = None,
+    held: int | None = None,
 ) -> McastOSError:
-    """Return the typed error for ``exc`` raised by operation ``op``."""
+    """Return the typed error for ``exc`` raised by operation ``op`` (``held``: the
+    memberships the socket holds, which tells the IPv4 join limits apart)."""
     err = exc.errno or 0
-    ctx = _Ctx(op, group, source, interface, family)
+    ctx = _Ctx(op, group, source, interface, family, held)
     rule = _TABLE.get((op, err))
     if rule is not None:
         cls, make = rule
@@ -520,6 +530,7 @@ def translate(
     source: str | None = None,
     interface: str | None = None,
     family: int | None = None,
+    held: int | None = None,
 ) -> Iterator[None]:
     """Turn an :class:`OSError` raised inside the block into a typed :class:`McastOSError`.
 
@@ -543,5 +554,6 @@ def translate(
         raise
     except OSError as exc:
         raise from_oserror(
-            exc, op, group=group, source=source, interface=interface, family=family
+            exc, op, group=group, source=source, interface=interface, family=family,
+            held=held
         ) from exc

@@ -75,11 +75,13 @@ class Handle:
             )
 
     def setopt(self, op: Op, value: int | bytes, err: ErrOp, *, group: str | None = None,
-               source: str | None = None, interface: str | None = None) -> None:
+               source: str | None = None, interface: str | None = None,
+               held: int | None = None) -> None:
         """Set ``op`` through the platform table; a refusal becomes the typed error of
-        operation ``err`` (with the group / source / interface named in its message)."""
+        operation ``err`` (with the group / source / interface named in its message;
+        ``held``: memberships already held, for a join's limit message)."""
         with translate(err, group=group, source=source, interface=interface,
-                       family=self.family):
+                       family=self.family, held=held):
             plat.setopt(self.sock, op, value)
 
     def getopt(self, op: Op) -> int:

@@ -139,7 +139,7 @@ class Memberships:
             assert m is not None
             return m
         self._h.setopt(Op.JOIN, pack_group_req(iface.index, g.address), ErrOp.JOIN,
-                       group=key, interface=iface.name)
+                       group=key, interface=iface.name, held=len(self._book))
         m = self._book.commit_join(iface.index, key, iface.name, spec)
         self._opts.warn_scope(g)  # G3
         return m

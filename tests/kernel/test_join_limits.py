@@ -19,8 +19,6 @@ from tests.netns import Netns
 pytestmark = pytest.mark.kernel
 
 
-@pytest.mark.xfail(strict=True, reason="issue 13 item 7, not fixed yet: the error blames "
-                   "igmp_max_memberships for an optmem_max limit (_errors._limit_hint)")
 def test_join_beyond_optmem_max_names_optmem_max(netns: Netns) -> None:
     netns.sysctl("net.ipv4.igmp_max_memberships", 100000)  # far away: optmem runs out first
     netns.sysctl("net.core.optmem_max", 2048)
