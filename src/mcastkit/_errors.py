@@ -518,8 +518,7 @@ def from_oserror(
     code2 = _CODES_BY_ERRNO.get(err, ErrorCode.OS_ERROR) if cls2 is McastOSError else None
     reason = os.strerror(err) if err else str(exc)
     return cls2(err, f"{ctx.what()}: {reason}", code=code2, op=op.value, group=group,
-                source=source,
-                interface=interface)
+                source=source, interface=interface)
 
 
 @contextlib.contextmanager

@@ -133,9 +133,8 @@ class MulticastSocket:
         hot = {"recv": self._rx.recv, "recv_many": self._rx.recv_many,
                "recv_batch": self._rx.recv_batch, "sendto": self._tx.sendto,
                "send": self._tx.send, "send_batch": self._tx.send_batch}
-        cls = type(self)
         self.__dict__.update({k: f for k, f in hot.items()
-                              if getattr(cls, k) is getattr(MulticastSocket, k)})
+                              if getattr(type(self), k) is getattr(MulticastSocket, k)})
         try:
             with translate(ErrOp.OPEN, family=fam):
                 if fam == socket.AF_INET6:

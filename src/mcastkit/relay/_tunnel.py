@@ -25,12 +25,12 @@ import socket
 import struct
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 from mcastkit import McastError, McastOSError, MulticastSocket
 from mcastkit.aio import AsyncMulticastSocket
 
+from ._peer import Peer
 from ._rules import TunnelSpec
 from ._stats import Counters
 from ._wire import (
@@ -38,7 +38,6 @@ from ._wire import (
     Drop,
     Inner,
     Kind,
-    ReplayWindow,
     SessionCipher,
     TunnelKey,
     decode_inner,
@@ -56,27 +55,6 @@ _FAST = struct.Struct("!4sBB4sQQ")  # the header, magic and version read as one 
 _MAGIC_V1 = b"MKR\x01"
 _MIN = _FAST.size + 16  # header + tag
 _MAX_CANDIDATES = 64
-
-
-@dataclass(slots=True)
-class Peer:
-    """Another relay seen on the tunnel (one session of it)."""
-
-    session: int
-    addr: tuple[Any, ...]
-    window: ReplayWindow = field(default_factory=ReplayWindow)  # DATA counters
-    control: ReplayWindow = field(default_factory=ReplayWindow)  # HELLO / BYE counters
-    established: bool = False  # it echoed our session: it is live and holds the key
-    has_us: bool = False  # it says it has established us
-    last_rx: float = 0.0
-    since: float = 0.0
-    base: int = -1  # its last DATA counter when established (earlier ones are not ours)
-    counted_to: int = -1  # its DATA counters up to here are received or counted lost
-
-    def describe(self) -> dict[str, Any]:
-        return {"address": f"{self.addr[0]}:{self.addr[1]}", "session": f"{self.session:016x}",
-                "established": self.established, "up_s": round(time.monotonic() - self.since, 1)
-                if self.established else 0.0}
 
 
 class Tunnel:
