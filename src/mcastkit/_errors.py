@@ -75,8 +75,7 @@ class ErrorCode(enum.IntEnum):
 
 class ErrOp(str, enum.Enum):
     """The operation a kernel error came from: with the errno, the key of the translation
-    table (the kernel reuses errnos across operations). A ``str`` enum, so ``error.op``
-    compares equal to the plain name (``"join"``)."""
+    table (errnos mean different things per operation). ``error.op`` is its value."""
 
     OPEN = "open"
     BIND = "bind"
@@ -248,9 +247,8 @@ class ReceiveTimeoutError(McastOSError, TimeoutError):
 
 
 class NothingQueuedError(ReceiveTimeoutError, BlockingIOError):
-    """A receive that was not to wait (``timeout_s=0``, or a non-blocking socket) found
-    nothing queued. Both a :class:`ReceiveTimeoutError` (what ``timeout_s=0`` promises)
-    and a :class:`BlockingIOError` (what event loops catch on a non-blocking socket)."""
+    """A receive that was not to wait (``timeout_s=0``, a non-blocking socket) found nothing
+    queued: what ``timeout_s=0`` promises, and what event loops catch (BlockingIOError)."""
 
 
 class McastScopeWarning(UserWarning):
@@ -425,6 +423,9 @@ _TABLE: Final[dict[tuple[ErrOp, int], _Rule]] = {
         McastOSError,
         lambda c: f"{c.what()}: permission denied (ports below 1024 need CAP_NET_BIND_SERVICE)",
     ),
+    (ErrOp.RECV, _errno.ESHUTDOWN): (McastOSError, lambda c: (
+        f"{c.what()}: the socket was shut down, by close() in another process sharing it "
+        "(a forked child?); open a new MulticastSocket")),
     (ErrOp.RECV, _errno.ECONNREFUSED): (
         McastOSError,
         lambda c: f"{c.what()}: the connected peer refused a datagram (ICMP port unreachable)",

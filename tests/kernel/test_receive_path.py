@@ -8,6 +8,7 @@ bounds: the faults they catch took as long as the sender kept sending).
 
 from __future__ import annotations
 
+import contextlib
 import math
 import threading
 import time
@@ -121,3 +122,26 @@ def test_drop_counter_only_moves_forward(netns: Netns, mcast_port: int) -> None:
             seen(total)
         assert s.stats.kernel_drops == 25
         assert s.stats.datagrams == 18
+
+
+@pytest.mark.parametrize("call", CALLS)
+def test_shut_down_elsewhere_is_a_typed_error_not_a_spin(
+        netns: Netns, backend: str, mcast_port: int, call: str) -> None:
+    """Another holder of the same socket (a dup, a forked child's close()) shuts it down:
+    it is "readable" forever with nothing to read. The receive says so at once with a
+    typed error instead of spinning until its deadline (part of issue 14.2)."""
+    import errno
+    import os
+    import socket
+
+    with mcastkit.open_receiver(f"{fresh_group4(44)}:{mcast_port}", interface="lo") as rx:
+        other = socket.socket(fileno=os.dup(rx.fileno()))
+        with contextlib.suppress(OSError):  # ENOTCONN for UDP, after shutting it down
+            other.shutdown(socket.SHUT_RDWR)
+        other.close()
+        t0 = time.process_time()
+        with pytest.raises(mcastkit.McastOSError) as info:
+            CALLS[call](rx, 5.0)
+        assert info.value.errno == errno.ESHUTDOWN and "forked" in str(info.value)
+        assert not isinstance(info.value, ReceiveTimeoutError)
+        assert time.process_time() - t0 < 1.0  # it did not spin for 5 s

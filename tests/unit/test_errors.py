@@ -101,6 +101,7 @@ ROWS: list[tuple[str, int, int, type[McastOSError], ErrorCode, tuple[str, ...]]]
     ("bind", E.EADDRNOTAVAIL, V4, McastOSError, ErrorCode.OS_ERROR, ("not local",)),
     ("bind", E.EACCES, V4, McastOSError, ErrorCode.PERMISSION, ("CAP_NET_BIND_SERVICE",)),
     ("recv", E.ECONNREFUSED, V4, McastOSError, ErrorCode.OS_ERROR, ("port unreachable",)),
+    ("recv", E.ESHUTDOWN, V4, McastOSError, ErrorCode.OS_ERROR, ("shut down", "forked")),
 ]
 
 

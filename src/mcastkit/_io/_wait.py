@@ -21,6 +21,7 @@ from typing import Final
 __all__ = ["deadline_after", "remaining", "wait_ready"]
 
 _SLICE_S: Final = 1.0  # longest single poll: a close() by another thread is seen within it
+_RDHUP: Final = getattr(select, "POLLRDHUP", 0)  # Linux: the socket was shut down
 
 
 def deadline_after(timeout: float | None) -> float | None:
@@ -40,9 +41,10 @@ def wait_ready(sock: socket.socket, deadline: float | None, *, write: bool = Fal
 
     Raises:
         TimeoutError: the deadline passed (at once for a deadline already due).
-        OSError: EBADF, the socket was closed (checked between slices of at most 1 s).
+        OSError: EBADF, the socket was closed (checked between slices of at most 1 s);
+            ESHUTDOWN, it was shut down for reading (it would be "readable" forever).
     """
-    events = select.POLLOUT if write else select.POLLIN
+    events = select.POLLOUT if write else select.POLLIN | _RDHUP
     while True:
         fd = sock.fileno()
         if fd < 0:
@@ -53,5 +55,11 @@ def wait_ready(sock: socket.socket, deadline: float | None, *, write: bool = Fal
         wait = _SLICE_S if left is None else min(_SLICE_S, left)
         p = select.poll()
         p.register(fd, events)
-        if p.poll(max(1, int(wait * 1000 + 0.999))):
+        ready = p.poll(max(1, int(wait * 1000 + 0.999)))
+        if ready:
+            if ready[0][1] & _RDHUP and not write:
+                # shut down for reading (close() here, or in a process sharing the
+                # socket): readable forever with nothing to read. Say so instead of
+                # letting the caller's read-then-wait loop spin.
+                raise OSError(errno.ESHUTDOWN, os.strerror(errno.ESHUTDOWN))
             return
