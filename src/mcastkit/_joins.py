@@ -115,6 +115,7 @@ class Memberships:
                 value); the memberships already held stay intact.
         """
         self._h.check_open()
+        self._h.check_owner("join")
         g = self._group(group)
         iface, spec = self._join_iface(g, interface)
         key = str(g)
@@ -135,6 +136,7 @@ class Memberships:
             NotJoinedError: this socket holds no such membership.
         """
         self._h.check_open()
+        self._h.check_owner("leave")
         g = self._group(group)
         idx, name = self._lookup_iface(g, interface)
         self._book.check_leave(idx, str(g), name)
@@ -152,6 +154,11 @@ class Memberships:
         if m is not None:
             self._leave_index(ifindex, g.address, m.ifname)
             self._book.commit_leave(ifindex, str(g))
+
+    def forget_all(self) -> None:
+        """Close while another descriptor may hold the socket: forget the book, leave
+        nothing (the memberships end with the socket's last descriptor, 14.2)."""
+        self._book.clear()
 
     def leave_all(self) -> None:
         """Leave every group (close): never raises, an interface may be gone (B3, G11)."""
@@ -172,6 +179,7 @@ class Memberships:
             SourceFilterError: over ``igmp_max_msf`` / ``mld_max_msf`` (named).
         """
         self._h.check_open()
+        self._h.check_owner("join_source")
         g = self._group(group)
         s = self._source(source)
         iface, spec = self._join_iface(g, interface)
@@ -191,6 +199,7 @@ class Memberships:
                      interface: InterfaceArg | None = None) -> None:
         """Drop one source of a source-specific join (the last one leaves the group)."""
         self._h.check_open()
+        self._h.check_owner("leave_source")
         g = self._group(group)
         s = self._source(source)
         idx, name = self._lookup_iface(g, interface)
@@ -213,6 +222,7 @@ class Memberships:
     def _filter(self, source: str | IPAddress, group: GroupArg,
                 interface: InterfaceArg | None, *, block: bool) -> None:
         self._h.check_open()
+        self._h.check_owner("block_source" if block else "unblock_source")
         g = self._group(group)
         s = self._source(source)
         idx, name = self._lookup_iface(g, interface)
@@ -231,6 +241,7 @@ class Memberships:
         (new index; field notes B3). Returns the memberships re-joined. Memberships whose
         interface is still missing are kept and retried on the next call."""
         self._h.check_open()
+        self._h.check_owner("refresh_interfaces")
         done: list[Membership] = []
         for m in self._book:
             if not m.by_name:

@@ -104,7 +104,8 @@ class MulticastSocket:
             if val is not None:
                 _check_range(name, val, 1, 1 << 30)
         iface = resolve_interface(interface) if interface is not None else None
-        sock = socket.socket(fam, socket.SOCK_DGRAM)
+        with translate(ErrOp.OPEN, family=fam):  # EMFILE: names `ulimit -n` (14.7)
+            sock = socket.socket(fam, socket.SOCK_DGRAM)
         self._h = h = Handle(sock, fam)
         book = MembershipBook()
         self.stats = RecvStats()
@@ -179,6 +180,7 @@ class MulticastSocket:
         """The underlying socket (an escape hatch; options set on it bypass our checks).
         It stays in blocking mode: mcastkit reads with MSG_DONTWAIT and waits itself."""
         self._h.check_open()
+        self._h.handed_out = True  # it may be dup'ed or passed on: close() spares it
         return self._h.sock
 
     @property
@@ -189,6 +191,7 @@ class MulticastSocket:
     def fileno(self) -> int:
         """The socket's file descriptor (for selectors and event loops)."""
         self._h.check_open()
+        self._h.handed_out = True  # it may be dup'ed or passed on: close() spares it
         return self._h.sock.fileno()
 
     @property
@@ -257,15 +260,27 @@ class MulticastSocket:
                                op=ErrOp.DISCONNECT.value)
 
     def close(self) -> None:
-        """Leave every group (by index) and close. Idempotent; never raises because an
-        interface already disappeared (field notes B3, G11)."""
+        """Close this descriptor. Idempotent; never raises because an interface already
+        disappeared (field notes B3, G11).
+
+        While no other descriptor of the socket can exist, it first shuts the socket down
+        (a receive blocked in another thread wakes at once, D8) and leaves every group.
+        When one may (a forked child, or ``fileno()`` / ``sock`` handed out: a dup, a
+        descriptor passed over SCM_RIGHTS), it only closes this descriptor: the other
+        holder keeps receiving, and the kernel drops the memberships when the last
+        descriptor closes (issue 14.2); a receive blocked in another thread of this
+        process then wakes within a second.
+        """
         h = self._h
         if h.closed:
             return
         h.closed = True
-        with contextlib.suppress(OSError):  # wakes a recv blocked in another thread (D8)
-            h.sock.shutdown(socket.SHUT_RDWR)
-        self._members.leave_all()
+        if h.may_be_shared():
+            self._members.forget_all()
+        else:
+            with contextlib.suppress(OSError):  # wakes a recv blocked in another thread (D8)
+                h.sock.shutdown(socket.SHUT_RDWR)
+            self._members.leave_all()
         h.sock.close()
 
     # ------------------------------------------------------------------ send options
