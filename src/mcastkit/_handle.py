@@ -36,6 +36,7 @@ from ._sockbase import _check_timeout
 __all__ = ["Handle"]
 
 _DONTWAIT: Final = int(socket.MSG_DONTWAIT)
+_ERRQUEUE: Final = int(getattr(socket, "MSG_ERRQUEUE", 0x2000))
 _forks = [0]  # forks of this process so far (parent side); a handle compares its own
 
 
@@ -132,6 +133,26 @@ class Handle:
         """Read ``op`` back through the platform table."""
         self.check_open()
         return plat.getopt(self.sock, op)
+
+    def drain_errors(self) -> int:
+        """Take every queued ICMP error off the socket's error queue (IP_RECVERR is on):
+        a queued error makes the socket "readable" with nothing to read and fails the next
+        send or receive once. Returns how many were taken."""
+        n = 0
+        while True:
+            try:
+                self.sock.recvmsg(1, 512, _ERRQUEUE | _DONTWAIT)
+            except OSError:  # EAGAIN: empty (or closed)
+                return n
+            n += 1
+
+    def connected(self) -> bool:
+        """True after connect() (asked of the kernel; only on error paths)."""
+        try:
+            self.sock.getpeername()
+        except OSError:
+            return False
+        return True
 
     def local_or_none(self) -> tuple[str, int] | None:
         """The bound (address, port), or None (not bound, or closed)."""

@@ -30,6 +30,8 @@ from ._sockbase import RecvStats, _check_range, _check_timeout
 __all__ = ["ReceivePath"]
 
 _RING_SLOTS_MAX: Final = 1024
+# errors an ICMP message for an earlier unicast datagram leaves on the socket (IP_RECVERR)
+_ICMP_ERRNOS: Final = frozenset({errno.ECONNREFUSED, errno.EHOSTUNREACH, errno.ENETUNREACH})
 
 
 class ReceivePath:
@@ -159,17 +161,24 @@ class ReceivePath:
             raise h.closed_error()
         sock = h.sock
         read = reader.read
-        started = False
+        started = woke = False
         deadline: float | None = None
         while True:
             try:
                 got, summary = read(sock, max_count)
             except BlockingIOError:
+                if woke:  # "readable" with nothing to read: ICMP errors queued? (14.5)
+                    self.stats.icmp_errors += h.drain_errors()
                 if not started:
                     started, deadline = True, self._deadline(timeout_s)
                 self._wait(deadline, timeout_s)
+                woke = True
                 continue
             except OSError as exc:
+                if exc.errno in _ICMP_ERRNOS and not h.closed:  # an earlier send's ICMP
+                    self.stats.icmp_errors += h.drain_errors()
+                    if not h.connected():  # a connected socket reports it (C7)
+                        continue
                 raise self._failed(exc) from None
             if not got:  # woken by shutdown(): closing, or closed elsewhere
                 if h.closed:

@@ -128,6 +128,8 @@ class MulticastSocket:
                     plat.setopt(sock, Op.V6ONLY, 1)
                 if plat.supports(fam, Op.MULTICAST_ALL):
                     plat.setopt(sock, Op.MULTICAST_ALL, 0)
+                if plat.supports(fam, Op.RECVERR):  # egress drops become ENOBUFS (14.5)
+                    plat.setopt(sock, Op.RECVERR, 1)
                 if reuse_address:
                     plat.setopt(sock, Op.REUSEADDR, 1)
                 if reuse_port:
