@@ -3,8 +3,8 @@
 Owns: :class:`ErrorCode`, :class:`ErrOp` (the operations errors are keyed by), every
 exception class, the (operation, errno) table and :func:`translate`. Every message
 names the cause and the knob to turn.
-Must not: import anything from mcastkit, make syscalls other than reading a sysctl
-to quote its value in a message.
+Must not: import anything from mcastkit, make syscalls other than reading a sysctl or
+a resource limit to quote its value in a message.
 """
 
 from __future__ import annotations
@@ -39,6 +39,7 @@ __all__ = [
     "SourceFilterError",
     "UnsupportedError",
     "WouldBlockError",
+    "descriptor_limit_error",
     "translate",
 ]
 
@@ -70,6 +71,7 @@ class ErrorCode(enum.IntEnum):
     UNSUPPORTED = 501
     CLOSED = 601
     BAD_STATE = 602
+    NOT_OWNER = 603  # membership change from a process that did not open the socket
     OS_ERROR = 901
 
 
@@ -494,6 +496,27 @@ _CODES_BY_ERRNO: Final[dict[int, ErrorCode]] = {
 }
 
 
+def descriptor_limit_error(exc: OSError, what: str, op: str = "open") -> McastOSError:
+    """The typed error for EMFILE/ENFILE while trying to ``what``: names the limit and
+    how to raise it (``ulimit -n`` / ``RLIMIT_NOFILE``, or ``fs.file-max``). The one
+    message for running out of descriptors (socket core, interface lookups, aio)."""
+    err = exc.errno or _errno.EMFILE
+    if err == _errno.ENFILE:
+        hint = ("the system-wide limit of open files is reached (ENFILE); close files or "
+                "raise the sysctl fs.file-max")
+    else:
+        try:
+            import resource
+
+            soft = f"{resource.getrlimit(resource.RLIMIT_NOFILE)[0]} "
+        except (ImportError, OSError, ValueError):  # not POSIX
+            soft = ""
+        hint = (f"this process has reached its limit of {soft}open files (RLIMIT_NOFILE); "
+                "raise it (`ulimit -n`, or resource.setrlimit(resource.RLIMIT_NOFILE, ...)) "
+                "or close sockets it no longer uses")
+    return McastOSError(err, f"cannot {what}: {hint}", op=op)
+
+
 def from_oserror(
     exc: OSError,
     op: ErrOp,
@@ -507,6 +530,9 @@ def from_oserror(
     """Return the typed error for ``exc`` raised by operation ``op`` (``held``: the
     memberships the socket holds, which tells the IPv4 join limits apart)."""
     err = exc.errno or 0
+    if err in (_errno.EMFILE, _errno.ENFILE):
+        return descriptor_limit_error(exc, "open a multicast socket" if op is ErrOp.OPEN
+                                      else f"{op.value}: out of file descriptors", op.value)
     ctx = _Ctx(op, group, source, interface, family, held)
     rule = _TABLE.get((op, err))
     if rule is not None:

@@ -5,7 +5,7 @@ index, because joins and leaves go by index only: field notes B4), listing inter
 with flags and addresses, finding the interface the routing table would use, checking
 interface names before they reach the kernel (a NUL or an unencodable character is a
 :class:`~mcastkit.McastValueError` naming it), and the typed error for running out of
-descriptors (:func:`descriptor_limit_error`). Everything is read in the calling
+descriptors (:func:`~mcastkit._errors.descriptor_limit_error`). Everything is read in the calling
 thread's network namespace (netlink and ioctl on sockets, never ``/sys``, whose view
 belongs to whoever mounted it). One lookup costs the same with 1 or 1000 interfaces:
 it asks the kernel about that interface only (an index lookup, two ioctls and an
@@ -36,8 +36,8 @@ from ._errors import (
     InterfaceError,
     InterfaceNotFoundError,
     McastError,
-    McastOSError,
     McastValueError,
+    descriptor_limit_error,
 )
 from ._netlink import dump_addresses, route_oif
 
@@ -45,7 +45,6 @@ __all__ = [
     "Interface",
     "InterfaceFlags",
     "check_interface_name",
-    "descriptor_limit_error",
     "is_broadcast_address",
     "list_interfaces",
     "resolve_interface",
@@ -117,26 +116,6 @@ class Interface:
         cands = [a for a in self.addresses if a.version == version]
         cands.sort(key=lambda a: a.is_link_local)
         return cands[0] if cands else None
-
-
-def descriptor_limit_error(exc: OSError, what: str) -> McastOSError:
-    """The typed error for EMFILE/ENFILE while trying to ``what``: names the limit and
-    how to raise it (``ulimit -n`` / ``RLIMIT_NOFILE``, or ``fs.file-max``)."""
-    err = exc.errno or errno.EMFILE
-    if err == errno.ENFILE:
-        hint = ("the system-wide limit of open files is reached (ENFILE); close files or "
-                "raise the sysctl fs.file-max")
-    else:
-        try:
-            import resource
-
-            soft = f"{resource.getrlimit(resource.RLIMIT_NOFILE)[0]} "
-        except (ImportError, OSError, ValueError):  # not POSIX
-            soft = ""
-        hint = (f"this process has reached its limit of {soft}open files (RLIMIT_NOFILE); "
-                "raise it (`ulimit -n`, or resource.setrlimit(resource.RLIMIT_NOFILE, ...)) "
-                "or close sockets it no longer uses")
-    return McastOSError(err, f"cannot {what}: {hint}", op="socket")
 
 
 def _out_of_descriptors(exc: OSError) -> None:

@@ -22,7 +22,7 @@ from typing import Final
 
 from . import _io
 from ._errors import ErrOp, NothingQueuedError, ReceiveTimeoutError, from_oserror
-from ._handle import Handle
+from ._handle import ICMP_ERRNOS, Handle
 from ._membership import MembershipBook
 from ._packet import Datagram
 from ._platform import Op
@@ -290,17 +290,24 @@ class ReceivePath:
             raise h.closed_error()
         sock = h.sock
         read = reader.read
-        started = False
+        started = woke = False
         deadline: float | None = None
         while True:
             try:
                 got, summary = read(sock, max_count)
             except BlockingIOError:
+                if woke:  # "readable" with nothing to read: ICMP errors queued? (14.5)
+                    self.stats.icmp_errors += h.drain_errors()
                 if not started:
                     started, deadline = True, self._deadline(timeout_s)
                 self._wait(deadline, timeout_s)
+                woke = True
                 continue
             except OSError as exc:
+                if exc.errno in ICMP_ERRNOS and not h.closed:  # an earlier send's ICMP
+                    self.stats.icmp_errors += h.drain_errors()
+                    if not h.connected():  # a connected socket reports it (C7)
+                        continue
                 raise self._failed(exc) from None
             if not got:  # woken by shutdown(): closing, or closed elsewhere
                 if h.closed:

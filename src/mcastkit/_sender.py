@@ -2,7 +2,9 @@
 
 Owns: sendto (with its one-entry destination cache), send, sendto_from, send_batch
 (UDP GSO / sendmmsg through ``mcastkit._io.BatchSender``, or a sendto loop), the ENOBUFS
-retry, the send counters (``stats.send_retries`` / ``send_errors``) and typed send errors.
+retry (egress drops surface as ENOBUFS with IP_RECVERR), the send counters
+(``stats.send_retries`` / ``send_errors`` / ``send_drops`` / ``icmp_errors``) and typed
+send errors.
 A non-blocking socket (timeout 0) sends with ``MSG_DONTWAIT``; otherwise sends block
 while the socket buffer is full, as a blocking UDP socket does.
 Must not: set socket options (``_options``), receive, or wait on its own (beyond the
@@ -29,7 +31,7 @@ from ._errors import (
     UnsupportedError,
     translate,
 )
-from ._handle import Handle
+from ._handle import ICMP_ERRNOS, Handle
 from ._interfaces import resolve_interface
 from ._options import SendOptions
 from ._packet import CmsgKind
@@ -245,6 +247,15 @@ class SendPath:
         if h.closed:
             raise h.closed_error() from exc
         sock = self._sock
+        if exc.errno in ICMP_ERRNOS:
+            # an ICMP error for an earlier datagram (IP_RECVERR), not this one: drain it;
+            # a connected socket reports it (its peer refused), an unconnected one retries
+            self.stats.icmp_errors += h.drain_errors()
+            if dest is not None:
+                try:
+                    return sock.sendto(data, h.send_flags, dest)
+                except OSError as again:
+                    exc = again
         if exc.errno == errno.ENOBUFS and h.timeout != 0.0:
             for attempt in range(_SEND_RETRIES):
                 time.sleep(0.001 * (2**attempt))
@@ -261,6 +272,8 @@ class SendPath:
             # would-block is flow control; EACCES (broadcast without SO_BROADCAST) is
             # refused bad input: neither is a failed send
             self.stats.send_errors += 1
+            if exc.errno == errno.ENOBUFS:
+                self.stats.send_drops += 1  # the egress queue dropped it (14.5)
         self._raise(exc, f"{dest[0]}:{dest[1]}" if dest else "connected peer")
 
     def send_batch(self, payloads: Sequence[Payload], address: str | IPAddress, port: int,

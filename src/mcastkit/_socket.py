@@ -119,7 +119,8 @@ class MulticastSocket:
             if val is not None:
                 _check_range(name, val, 1, 1 << 30)
         iface = resolve_interface(interface) if interface is not None else None
-        sock = socket.socket(fam, socket.SOCK_DGRAM)
+        with translate(ErrOp.OPEN, family=fam):  # EMFILE: names `ulimit -n` (14.7)
+            sock = socket.socket(fam, socket.SOCK_DGRAM)
         self._h = h = Handle(sock, fam)
         book = MembershipBook()
         book.is_broadcast = is_broadcast_address
@@ -141,6 +142,8 @@ class MulticastSocket:
                     plat.setopt(sock, Op.V6ONLY, 1)
                 if plat.supports(fam, Op.MULTICAST_ALL):
                     plat.setopt(sock, Op.MULTICAST_ALL, 0)
+                if plat.supports(fam, Op.RECVERR):  # egress drops become ENOBUFS (14.5)
+                    plat.setopt(sock, Op.RECVERR, 1)
                 if reuse_address:
                     plat.setopt(sock, Op.REUSEADDR, 1)
                 if reuse_port:
@@ -196,6 +199,7 @@ class MulticastSocket:
         """The underlying socket (an escape hatch; options set on it bypass our checks).
         It stays in blocking mode: mcastkit reads with MSG_DONTWAIT and waits itself."""
         self._h.check_open()
+        self._h.handed_out = True  # it may be dup'ed or passed on: close() spares it
         return self._h.sock
 
     @property
@@ -213,6 +217,7 @@ class MulticastSocket:
             ClosedError: the socket is closed (``CLOSED``).
         """
         self._h.check_open()
+        self._h.handed_out = True  # it may be dup'ed or passed on: close() spares it
         return self._h.sock.fileno()
 
     @property
@@ -319,19 +324,27 @@ class MulticastSocket:
                                op=ErrOp.DISCONNECT.value)
 
     def close(self) -> None:
-        """Leave every group (by index) and close.
+        """Close this descriptor. Idempotent; never raises because an interface already
+        disappeared (field notes B3, G11).
 
-        Idempotent; never raises because an interface already disappeared (field notes
-        B3, G11). A :meth:`recv` blocked in another thread wakes with
-        :class:`~mcastkit.ClosedError`.
+        While no other descriptor of the socket can exist, it first shuts the socket down
+        (a receive blocked in another thread wakes at once, D8) and leaves every group.
+        When one may (a forked child, or ``fileno()`` / ``sock`` handed out: a dup, a
+        descriptor passed over SCM_RIGHTS), it only closes this descriptor: the other
+        holder keeps receiving, and the kernel drops the memberships when the last
+        descriptor closes (issue 14.2); a receive blocked in another thread of this
+        process then wakes within a second.
         """
         h = self._h
         if h.closed:
             return
         h.closed = True
-        with contextlib.suppress(OSError):  # wakes a recv blocked in another thread (D8)
-            h.sock.shutdown(socket.SHUT_RDWR)
-        self._members.leave_all()
+        if h.may_be_shared():
+            self._members.forget_all()
+        else:
+            with contextlib.suppress(OSError):  # wakes a recv blocked in another thread (D8)
+                h.sock.shutdown(socket.SHUT_RDWR)
+            self._members.leave_all()
         h.sock.close()
 
     # ------------------------------------------------------------------ send options
