@@ -36,7 +36,7 @@ from mcastkit.aio import AsyncMulticastSocket, InterfaceEvent
 from ._egress import Egress
 from ._health import HealthServer
 from ._ratelimit import RateLimiter
-from ._rules import TUNNEL, RelayConfig, Rule
+from ._rules import BROADCAST, TUNNEL, RelayConfig, Rule
 from ._stats import (
     O_RELAYED,
     O_SEND_ERR,
@@ -104,6 +104,9 @@ class Relay:
         for r in config.rules:
             for e in r.endpoints:
                 self._rule_of[(str(e.group.address), e.port)] = r
+            for p in r.broadcast_ports:
+                self._rule_of[(BROADCAST, p)] = r
+        self._rx_names = frozenset(i.name for i in config.interfaces if i.receives)
         self._limiters: dict[str, RateLimiter] = {}
         for r in config.rules:
             pps = r.rate_limit_pps or config.rate_limit_pps
@@ -282,29 +285,36 @@ class Relay:
     def _open_receivers(self) -> None:
         cfg = self.config
         rx_ifaces = [i.name for i in cfg.interfaces if i.receives]
+        bcast = {p for r in cfg.rules for p in r.broadcast_ports}
+        for port in sorted(bcast):  # bound to the port, broadcasts need no join
+            self._open_socket(4, port, True)
         for r in cfg.rules:
             for e in r.endpoints:
                 ver, port = e.group.version, e.port
                 if (ver, port) not in self._rx:
-                    # one socket per version and port receives *and* sends (with the
-                    # sending interface chosen per batch): relayed datagrams leave from the
-                    # protocol's port (mDNS needs 5353), and no second socket shares the
-                    # port (a SO_REUSEPORT sibling can take multicast meant for this one)
-                    core = MulticastSocket(ver, metadata=True, reuse_port=True,
-                                           reuse_address=True, blocking=False,
-                                           rcvbuf_bytes=cfg.rcvbuf_bytes, ttl=cfg.ttl,
-                                           loopback=False)
-                    try:
-                        core.bind(port)
-                    except BaseException:
-                        core.close()
-                        raise
-                    self._rx[(ver, port)] = AsyncMulticastSocket(
-                        core, queue_size=8192, max_per_wakeup=_BATCH, on_event=self._on_event)
+                    self._open_socket(ver, port, False)
                 for ifn in rx_ifaces:
                     if not r.interfaces or ifn in r.interfaces:
                         self._pending_joins.add((ver, port, e, ifn))
         self._retry_joins()
+
+    def _open_socket(self, ver: int, port: int, broadcast: bool) -> None:
+        """One socket per version and port receives *and* sends (with the sending
+        interface chosen per batch): relayed datagrams leave from the protocol's port (mDNS
+        needs 5353), and no second socket shares the port (a SO_REUSEPORT sibling can take
+        multicast meant for this one). ``broadcast``: SO_BROADCAST, for broadcast ports
+        (the limited broadcast then leaves through the interface chosen per batch)."""
+        cfg = self.config
+        core = MulticastSocket(ver, metadata=True, reuse_port=True, reuse_address=True,
+                               blocking=False, rcvbuf_bytes=cfg.rcvbuf_bytes, ttl=cfg.ttl,
+                               loopback=False, broadcast=broadcast)
+        try:
+            core.bind(port)
+        except BaseException:
+            core.close()
+            raise
+        self._rx[(ver, port)] = AsyncMulticastSocket(
+            core, queue_size=8192, max_per_wakeup=_BATCH, on_event=self._on_event)
 
     def _retry_joins(self) -> None:
         for item in sorted(self._pending_joins, key=str):
@@ -361,12 +371,15 @@ class Relay:
         ingest = self._ingest
         ifname = self._ifname
         port = ep.local_address[1]
+        bcast = ep.socket.broadcast
         while True:
             batch: list[Datagram] = await ep.recv_many(_BATCH)
             for d in batch:
                 g = d.group
                 if g is None:
                     continue
+                if bcast and not 224 <= int(g.split(".", 1)[0]) <= 239:
+                    g = BROADCAST  # limited or directed: relayed as the limited broadcast
                 ingest(ifname(d.interface), g, port, d.source, d.port, d.ttl, d.data)
             await self._flush()
 
@@ -402,8 +415,9 @@ class Relay:
                  and (not rule.interfaces or i.name in rule.interfaces)]
         if self._tunnel is not None and rule.tunnel and ingress != TUNNEL:
             names.append(TUNNEL)
-        blocked = ingress != TUNNEL and bool(rule.interfaces) and (
-            ingress not in rule.interfaces)
+        # broadcasts arrive on every interface (no join): only receiving ones count
+        blocked = ingress != TUNNEL and (ingress not in self._rx_names or (
+            bool(rule.interfaces) and ingress not in rule.interfaces))
         plan = _Plan(rule, self.counters.ingress(rule.name, ingress), tuple(names), blocked,
                      self._limiters.get(rule.name))
         self._plans[(group, port, ingress)] = plan

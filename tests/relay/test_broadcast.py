@@ -1,0 +1,160 @@
+"""Broadcast ports through the relay (issue 10: "broadcast ports too", Sonos on udp/6969):
+LAN A <-> relay <-> LAN B in namespaces, plain sockets on both ends, the Sonos preset,
+--preserve-source through the raw path, and two parallel relays with counted copies."""
+
+from __future__ import annotations
+
+import socket
+import time
+from typing import Any
+
+import pytest
+
+from tests.lab.topology import new_port
+from tests.netns import Netns
+
+from .topo import A4, R_B4, Lans, Parallel, RelayProc
+
+pytestmark = pytest.mark.kernel
+
+SONOS = 6969
+
+
+def _bcast_tx(ns: Netns, ifname: str, bind_port: int = 0) -> socket.socket:
+    """A plain broadcast sender in ``ns``, its limited broadcasts leaving ``ifname``."""
+    with ns.enter():
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, ifname.encode())
+    s.bind(("", bind_port))
+    return s
+
+
+def _bcast_rx(ns: Netns, port: int) -> socket.socket:
+    """A plain socket in ``ns`` bound to ``port`` on every address (gets broadcasts)."""
+    with ns.enter():
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind(("", port))
+    return s
+
+
+def _read_until(rx: socket.socket, sentinel: bytes, timeout: float = 10.0
+                ) -> list[tuple[bytes, tuple[str, int]]]:
+    got: list[tuple[bytes, tuple[str, int]]] = []
+    deadline = time.monotonic() + timeout
+    while not got or got[-1][0] != sentinel:
+        rx.settimeout(max(0.1, deadline - time.monotonic()))
+        data, addr = rx.recvfrom(65535)
+        got.append((data, addr))
+    return got
+
+
+def _started(rp: RelayProc) -> dict[str, Any]:
+    return rp.wait_stats(lambda s: "totals" in s, what="relay started")
+
+
+@pytest.mark.parametrize("preserve", [False, True], ids=["relay-source", "preserve-source"])
+def test_sonos_broadcast_crosses_once_and_never_comes_back(lans: Lans, preserve: bool
+                                                           ) -> None:
+    extra = ("--preserve-source",) if preserve else ()
+    rp = RelayProc(lans.r, "lan-a", "lan-b", "--preset", "sonos", *extra)
+    rxa, rxb = _bcast_rx(lans.a, SONOS), _bcast_rx(lans.b, SONOS)
+    ta, tb = _bcast_tx(lans.a, "eth0"), _bcast_tx(lans.b, "eth0")
+    sport = ta.getsockname()[1]
+    try:
+        _started(rp)
+        n = 40
+        for i in range(n):
+            ta.sendto(f"d{i}".encode(), ("255.255.255.255", SONOS))
+        ta.sendto(b"directed", ("198.18.21.255", SONOS))  # the subnet's own broadcast
+        time.sleep(0.3)
+        tb.sendto(b"end", ("255.255.255.255", SONOS))  # from B: relayed to A last
+        on_b = _read_until(rxb, b"end")
+        on_a = _read_until(rxa, b"end")
+    except Exception:
+        print("RELAY", rp.last(), rp.stderr())
+        raise
+    finally:
+        for s in (rxa, rxb, ta, tb):
+            s.close()
+        summary = rp.stop()
+    want = [f"d{i}".encode() for i in range(n)] + [b"directed"]
+    # B: every broadcast from A exactly once, in order, then its own "end" (loopback)
+    assert [d for d, _ in on_b] == [*want, b"end"]
+    # A: its own broadcasts (loopback), none relayed back, then B's "end" via the relay
+    assert [d for d, _ in on_a] == [*want, b"end"]
+    srcs_b = {a for d, a in on_b if d != b"end"}
+    assert srcs_b == ({(A4, sport)} if preserve else {(R_B4, SONOS)}), srcs_b
+    rule = summary["rules"]["sonos"]
+    assert rule["out"]["lan-a->lan-b"]["relayed"] == n + 1
+    assert rule["out"]["lan-b->lan-a"]["relayed"] == 1
+    assert rule["in"]["lan-a"]["received"] >= n + 1
+    t = summary["totals"]
+    assert t["relayed"] == n + 2 and t["send_errors"] == 0
+    # the only other thing the relay hears is its own limited broadcast, which the kernel
+    # loops back to local sockets (not on the raw path): suppressed, never relayed
+    assert t["filtered"] == 0
+    assert t["received"] == t["relayed"] + t["loop_suppressed"]
+    assert t["loop_suppressed"] == (0 if preserve else n + 2), t
+
+
+def test_broadcast_port_spellings_relay_the_same(lans: Lans) -> None:
+    port = new_port()
+    rp = RelayProc(lans.r, "lan-a", "lan-b", "--group", f"255.255.255.255:{port}")
+    rxb = _bcast_rx(lans.b, port)
+    ta = _bcast_tx(lans.a, "eth0")
+    try:
+        _started(rp)
+        ta.sendto(b"x", ("255.255.255.255", port))
+        ta.sendto(b"end", ("255.255.255.255", port))
+        assert [d for d, _ in _read_until(rxb, b"end")] == [b"x", b"end"]
+    finally:
+        rxb.close()
+        ta.close()
+        summary = rp.stop()
+    assert summary["rules"][f"bcast{port}"]["out"]["lan-a->lan-b"]["relayed"] == 2
+
+
+def test_two_parallel_relays_give_two_counted_copies(parallel: Parallel) -> None:
+    port = new_port()
+    relays = [RelayProc(r, "lan-a", "lan-b", "--broadcast-port", str(port))
+              for r in (parallel.r1, parallel.r2)]
+    rxa, rxb = _bcast_rx(parallel.a, port), _bcast_rx(parallel.b, port)
+    ta, tb = _bcast_tx(parallel.a, "br0"), _bcast_tx(parallel.b, "br0")
+    try:
+        for r in relays:
+            _started(r)
+        n = 60
+        for i in range(n):
+            ta.sendto(f"d{i}".encode(), ("255.255.255.255", port))
+            if i % 20 == 19:
+                time.sleep(0.01)
+        time.sleep(0.3)
+        tb.sendto(b"end", ("255.255.255.255", port))
+        on_b = _read_until(rxb, b"end")
+        time.sleep(0.3)
+        on_a = _read_until(rxa, b"end")
+        on_a += _read_until(rxa, b"end")  # both relays bring B's "end" to A
+    finally:
+        for s in (rxa, rxb, ta, tb):
+            s.close()
+        summaries = [r.stop() for r in relays]
+    count_b = {d: sum(1 for x, _ in on_b if x == d) for d, _ in on_b}
+    count_a = {d: sum(1 for x, _ in on_a if x == d) for d, _ in on_a}
+    data = [f"d{i}".encode() for i in range(n)]
+    # each relay relays each broadcast once (one way or the other) and suppresses the
+    # other relay's copy: two relays give two copies in all, never more
+    copies_b = sum(count_b.get(d, 0) for d in data)
+    copies_a = sum(count_a.get(d, 0) for d in data) - n  # minus A's own loopback
+    assert copies_a + copies_b == 2 * n, (copies_a, copies_b)
+    assert max(count_b.get(d, 0) for d in data) <= 2
+    assert count_a[b"end"] == 2
+    relayed = sum(s["totals"]["relayed"] for s in summaries)
+    suppressed = sum(s["totals"]["loop_suppressed"] for s in summaries)
+    assert relayed == 2 * (n + 1), summaries
+    # per relay and datagram: the other relay's copy, and its own looped-back output
+    assert suppressed == 2 * relayed, summaries
+    for s in summaries:
+        out = s["rules"][f"bcast{port}"]["out"]
+        assert sum(row["relayed"] for row in out.values()) == s["totals"]["relayed"]
