@@ -31,6 +31,7 @@ from mcastkit import (
     MulticastSocket,
     list_interfaces,
 )
+from mcastkit._interfaces import is_broadcast_address
 from mcastkit.aio import AsyncMulticastSocket, InterfaceEvent
 
 from ._egress import Egress
@@ -65,10 +66,10 @@ class _Plan(NamedTuple):
     blocked: bool  # the rule does not take this ingress
     limiter: RateLimiter | None
 
+
 _log = logging.getLogger("mcastkit.relay")
 MAINTENANCE_S = 2.0  # how often missing interfaces are retried and own addresses re-read
 _BATCH = 512
-
 
 
 class Relay:
@@ -116,6 +117,7 @@ class Relay:
         self._pending_joins: set[tuple[int, int, Endpoint, str]] = set()
         self._plans: dict[tuple[str, int, str], _Plan] = {}
         self._ifnames: dict[int, str] = {}
+        self._bcast_dst: dict[str, bool] = {}  # destination -> is a broadcast address
         self.egress = Egress(self.counters, self._rx, ttl=config.ttl,
                              preserve_source=config.preserve_source)
         self._tunnel: Tunnel | None = None
@@ -304,10 +306,9 @@ class Relay:
         needs 5353), and no second socket shares the port (a SO_REUSEPORT sibling can take
         multicast meant for this one). ``broadcast``: SO_BROADCAST, for broadcast ports
         (the limited broadcast then leaves through the interface chosen per batch)."""
-        cfg = self.config
         core = MulticastSocket(ver, metadata=True, reuse_port=True, reuse_address=True,
-                               blocking=False, rcvbuf_bytes=cfg.rcvbuf_bytes, ttl=cfg.ttl,
-                               loopback=False, broadcast=broadcast)
+                               blocking=False, rcvbuf_bytes=self.config.rcvbuf_bytes,
+                               ttl=self.config.ttl, loopback=False, broadcast=broadcast)
         try:
             core.bind(port)
         except BaseException:
@@ -332,7 +333,8 @@ class Relay:
             _log.info("joined %s on %s", e, ifn)
 
     def refresh_own_addresses(self) -> None:
-        """Re-read this host's addresses (for the own-address storm rule)."""
+        """Re-read this host's addresses (own-address storm rule, broadcast addresses)."""
+        self._bcast_dst.clear()
         with contextlib.suppress(McastError, OSError):
             self.guard.set_own_addresses(
                 (str(a), i.name) for i in list_interfaces() for a in i.addresses)
@@ -378,10 +380,17 @@ class Relay:
                 g = d.group
                 if g is None:
                     continue
-                if bcast and not 224 <= int(g.split(".", 1)[0]) <= 239:
+                if bcast and not 224 <= int(g.split(".", 1)[0]) <= 239 and self._is_bcast(g):
                     g = BROADCAST  # limited or directed: relayed as the limited broadcast
                 ingest(ifname(d.interface), g, port, d.source, d.port, d.ttl, d.data)
             await self._flush()
+
+    def _is_bcast(self, dst: str) -> bool:
+        """A broadcast, not unicast to us (counted under "(no rule)"); remembered."""
+        known = self._bcast_dst.get(dst)
+        if known is None:
+            known = self._bcast_dst[dst] = is_broadcast_address(dst)
+        return known
 
     def _from_tunnel(self, inner: Inner) -> None:
         self._tunnel_in.append(inner)
@@ -407,7 +416,8 @@ class Relay:
 
     def _plan(self, group: str, port: int, ingress: str) -> _Plan:
         """What to do with datagrams of (group, port) arriving on ``ingress`` (made once:
-        rule, counter row, targets, which checks apply)."""
+        rule, counter row, targets, which checks apply). Broadcasts arrive on every
+        interface (no join): only the relay's receiving interfaces are taken."""
         rule = self._rule_of.get((group, port))
         if rule is None:  # not cached: a tunnel peer may name any group and port
             return _Plan(None, self.counters.ingress("(no rule)", ingress), (), True, None)
@@ -415,7 +425,6 @@ class Relay:
                  and (not rule.interfaces or i.name in rule.interfaces)]
         if self._tunnel is not None and rule.tunnel and ingress != TUNNEL:
             names.append(TUNNEL)
-        # broadcasts arrive on every interface (no join): only receiving ones count
         blocked = ingress != TUNNEL and (ingress not in self._rx_names or (
             bool(rule.interfaces) and ingress not in rule.interfaces))
         plan = _Plan(rule, self.counters.ingress(rule.name, ingress), tuple(names), blocked,
