@@ -67,7 +67,8 @@ def test_help_lists_the_spellings() -> None:
     assert r.status == 0
     for word in ("--tunnel-listen", "--tunnel-connect", "--key-file", "--preset", "--config",
                  "--stats", "--json", "--ttl", "--rate-limit", "--preserve-source",
-                 "--health", "--make-key", "--listen-only"):
+                 "--health", "--make-key", "--listen-only", "--broadcast-port",
+                 "255.255.255.255:PORT"):
         assert word in r.stdout
 
 

@@ -179,7 +179,7 @@ def test_config_reader_raises_only_config_errors(tmp_path_factory: pytest.TempPa
 def test_broadcast_ports_in_a_rule(tmp_path: Path) -> None:
     path = _write(tmp_path, 'interfaces = ["a", "b"]\n[[rule]]\nname = "disc"\n'
                             'groups = ["255.255.255.255:6969", "239.255.0.1:5000"]\n'
-                            'broadcast_ports = [7000]\n')
+                            'broadcast_ports = [7000, 6969]\n')
     (rule,) = load_config(path).rules
     assert [str(e) for e in rule.endpoints] == ["239.255.0.1:5000"]
     assert rule.broadcast_ports == (6969, 7000)

@@ -426,6 +426,7 @@ def _rule(rd: _Reader, r: Any, n: int) -> Rule:
     if not isinstance(bl, list):
         bl = [bl]
     bps += tuple(rd.wrap("rule", n, "broadcast_ports", broadcast_port, p) for p in bl)
+    bps = tuple(dict.fromkeys(bps))  # a port named twice in one rule is one port
     if not eps and not bps:
         raise rd.fail("rule", n, None, f"rule {name}: needs groups = [\"GROUP:PORT\", ...] "
                       "or broadcast_ports = [PORT, ...]")
