@@ -2,10 +2,10 @@
 
 Owns: :class:`Relay` (start, run, stop, stats, failure), its receiving sockets (one per IP
 version and port, joined on every receiving interface by *name*, so the asyncio layer
-re-joins a re-created interface), the per-datagram decision (rule, direction, source
-filter, storm rules, rate limit, targets) with its counting, retrying joins on interfaces
-that do not exist yet, the tunnel's ingress queue, and the relay's tasks (one failing
-stops the relay).
+re-joins a re-created interface; SO_BROADCAST on broadcast ports, whose directed and
+limited broadcasts it takes as 255.255.255.255), the per-datagram decision (rule,
+direction, source filter, storm rules, rate limit, targets) with its counting, retrying
+joins on missing interfaces, the tunnel's ingress queue, and the relay's tasks.
 Must not: send to interfaces itself (``_egress`` does), parse configuration files or
 arguments, print, or make socket calls other than through :mod:`mcastkit` and
 :mod:`mcastkit.aio`.

@@ -1,8 +1,9 @@
 """What a relay forwards: its interfaces, rules, tunnel and limits, as checked values.
 
 Owns: :class:`RelayConfig`, :class:`Rule`, :class:`InterfaceSpec`, :class:`TunnelSpec`,
-their validation (every error names the setting and the fix) and the per-datagram
-questions a rule answers (is this source allowed, which interfaces get it).
+their validation (every error names the setting and the fix), the spelling of broadcast
+ports (``255.255.255.255:PORT``, :data:`BROADCAST`) and the per-datagram questions a rule
+answers (is this source allowed, which interfaces get it).
 Must not: open sockets, read files (``_config`` does), or know the CLI.
 """
 
