@@ -178,8 +178,14 @@ class ReceivePath:
         return d
 
     def pending(self) -> int:
-        """Datagrams :meth:`recv` already read from the kernel and will return next
-        without waiting (0 once closed). The descriptor is not readable for them."""
+        """How many datagrams :meth:`recv` already read from the kernel.
+
+        They are returned next, without waiting; the descriptor is not readable for them,
+        so check this before waiting on ``fileno()`` yourself.
+
+        Returns:
+            The number of read-ahead datagrams (0 once closed).
+        """
         return 0 if self._h.closed else len(self._ahead)
 
     def _from_ahead(self, max_count: int, timeout_s: float | None) -> list[Datagram]:

@@ -46,6 +46,12 @@ class RecvStats:
             dropped (G4).
         send_retries: sends retried after a transient ENOBUFS.
         send_errors: sends that failed with an error (a would-block is not counted).
+        send_drops: datagrams the kernel dropped on the way out (a full egress queue:
+            ENOBUFS, seen through IP_RECVERR) and still dropped after the retries; also
+            counted in ``send_errors``.
+        icmp_errors: ICMP errors (port / host unreachable for an earlier unicast
+            datagram) taken off the socket's error queue so that they do not break later
+            sends and receives (IP_RECVERR).
     """
 
     datagrams: int = 0
@@ -56,12 +62,8 @@ class RecvStats:
     ttl_filtered: int = 0  # arrived with a TTL / hop limit below ``min_ttl`` (G4)
     send_retries: int = 0
     send_errors: int = 0
-    #: datagrams the kernel dropped on the way out (a full egress queue: ENOBUFS, seen
-    #: through IP_RECVERR) and still dropped after the retries; also in ``send_errors``
-    send_drops: int = 0
-    #: ICMP errors (port / host unreachable for an earlier unicast datagram) taken off the
-    #: socket's error queue so they do not break later sends and receives (IP_RECVERR)
-    icmp_errors: int = 0
+    send_drops: int = 0  # egress drops that survived the retries (IP_RECVERR)
+    icmp_errors: int = 0  # ICMP errors drained from the error queue
 
 
 def _family_of(family: int | str) -> socket.AddressFamily:
