@@ -4,11 +4,23 @@ from __future__ import annotations
 
 import asyncio
 import subprocess
-from collections.abc import Callable
 
-from mcastkit import _batch
+from mcastkit import _io
 
-from ._util import GROUP, Result, big_rcvbuf, build_c, fill, port, receiver, timed
+from . import _peers
+from ._util import (
+    GROUP,
+    Result,
+    Row,
+    big_rcvbuf,
+    build_c,
+    fill,
+    measure,
+    now,
+    port,
+    receiver,
+    timed,
+)
 
 
 def _drain_plain(kind: str, count: int, size: int) -> float:
@@ -40,10 +52,45 @@ def _drain_plain(kind: str, count: int, size: int) -> float:
         rx.close()
 
 
+def _drain_blocking(kind: str, count: int, size: int) -> float:
+    """Blocking receivers that read exactly ``count`` datagrams (the queue holds them all):
+    plain ``recvfrom`` / ``recvmsg`` loops on a blocking socket (no timeout: CPython reads
+    without polling first) and mcastkit's ``recv()`` the way most code calls it. The
+    ``+anc`` / ``+meta`` rows have metadata on (the same ancillary options for both)."""
+    p = port()
+    rx = receiver(p, metadata=kind.endswith(("+anc", "+meta")))
+    try:
+        fill(p, count, size)
+        s = rx.sock
+
+        def go() -> int:
+            if kind == "recvfrom":
+                rf = s.recvfrom
+                for _ in range(count):
+                    rf(65535)
+            elif kind == "recvmsg+anc":
+                rm = s.recvmsg
+                for _ in range(count):
+                    rm(65535, 256)
+            elif kind == "recv(timeout_s=0.5)":
+                r = rx.recv
+                for _ in range(count):
+                    r(0.5)
+            else:  # recv(), recv()+meta
+                r = rx.recv
+                for _ in range(count):
+                    r()
+            return count
+
+        return timed(go)
+    finally:
+        rx.close()
+
+
 def _drain_mcastkit(kind: str, count: int, size: int) -> float:
     p = port()
     meta = kind.endswith("+meta")
-    _batch.force_python(kind.startswith("recv_batch[python]"))
+    _io.force_python(kind.startswith("recv_batch[python]"))
     rx = receiver(p, metadata=meta)
     try:
         fill(p, count, size)
@@ -64,12 +111,10 @@ def _drain_mcastkit(kind: str, count: int, size: int) -> float:
             except BlockingIOError:
                 return n
 
-        if not kind.startswith("recv()"):
-            rx._batch_rx = _batch.new_receiver(rx.sock.family, 65535, 256)  # ring made now
         return timed(go)
     finally:
         rx.close()
-        _batch.force_python(False)
+        _io.force_python(False)
 
 
 def _drain_asyncio(kind: str, count: int, size: int) -> float:
@@ -110,7 +155,6 @@ def _drain_asyncio(kind: str, count: int, size: int) -> float:
 def _drain_aio(kind: str, count: int, size: int) -> float:
     """mcastkit.aio on the stock loop: ``await ep.recv()``, ``async for`` or
     ``await ep.recv_many(256)`` (no wait_for per datagram: that creates a task each)."""
-    import time
 
     import mcastkit.aio as aio
 
@@ -121,7 +165,7 @@ def _drain_aio(kind: str, count: int, size: int) -> float:
                                       queue_size=count + 256, watch_interfaces=False) as ep:
             big_rcvbuf(ep.socket.sock)
             fill(p, count, size)
-            t = time.perf_counter()
+            t = now()
             n = 0
             if kind == "recv":
                 r = ep.recv
@@ -137,7 +181,7 @@ def _drain_aio(kind: str, count: int, size: int) -> float:
                 rm = ep.recv_many
                 while n < count:
                     n += len(await rm(256, 10))
-            return n / (time.perf_counter() - t)
+            return n / (now() - t)
 
     return asyncio.run(main())
 
@@ -225,46 +269,47 @@ SECOND: dict[str, str] = {
     "mcastkit.aio recv()": "uvloop DatagramProtocol",
     "mcastkit.aio async for": "uvloop DatagramProtocol",
     "mcastkit.aio recv_many(256)": "uvloop DatagramProtocol",
+    "multicast_expert AsyncMcastRxSocket": "uvloop DatagramProtocol",
+    "asyncio-dgram recv()": "uvloop DatagramProtocol",
 }
 
 
-def scenarios(count: int) -> list[tuple[str, str, Callable[[int], float]]]:
+def scenarios(count: int) -> list[Row]:
     """(name, baseline name, fn(size) -> pps)."""
     base = "recvfrom loop"
+    blk = "recvfrom loop (blocking)"
+    aio = "asyncio DatagramProtocol"
     return [
         ("recvfrom loop", base, lambda s: _drain_plain("recvfrom", count, s)),
         ("recvmsg loop", base, lambda s: _drain_plain("recvmsg", count, s)),
+        (blk, blk, lambda s: _drain_blocking("recvfrom", count, s)),
+        ("recvmsg loop+anc (blocking)", blk, lambda s: _drain_blocking("recvmsg+anc", count, s)),
         ("C recvmmsg", base, lambda s: _drain_c(count, s)),
-        ("asyncio DatagramProtocol", base, lambda s: _drain_asyncio("asyncio", count, s)),
+        (aio, base, lambda s: _drain_asyncio("asyncio", count, s)),
         ("uvloop DatagramProtocol", base, lambda s: _drain_asyncio("uvloop", count, s)),
-        ("mcastkit recv()", base, lambda s: _drain_mcastkit("recv()", count, s)),
+        ("mcastkit recv()", blk, lambda s: _drain_blocking("recv()", count, s)),
+        ("mcastkit recv(timeout_s=0.5)", blk,
+         lambda s: _drain_blocking("recv(timeout_s=0.5)", count, s)),
+        ("mcastkit recv()+meta", "recvmsg loop+anc (blocking)",
+         lambda s: _drain_blocking("recv()+meta", count, s)),
+        ("mcastkit recv() non-blocking", base, lambda s: _drain_mcastkit("recv()", count, s)),
         ("mcastkit recv_batch", base, lambda s: _drain_mcastkit("recv_batch", count, s)),
         ("mcastkit recv_batch+meta", base,
          lambda s: _drain_mcastkit("recv_batch+meta", count, s)),
         ("mcastkit recv_batch[python]+meta", base,
          lambda s: _drain_mcastkit("recv_batch[python]+meta", count, s)),
-        ("mcastkit.aio recv()", "asyncio DatagramProtocol",
-         lambda s: _drain_aio("recv", count, s)),
-        ("mcastkit.aio async for", "asyncio DatagramProtocol",
-         lambda s: _drain_aio("async for", count, s)),
-        ("mcastkit.aio recv_many(256)", "asyncio DatagramProtocol",
-         lambda s: _drain_aio("recv_many", count, s)),
+        ("mcastkit.aio recv()", aio, lambda s: _drain_aio("recv", count, s)),
+        ("mcastkit.aio async for", aio, lambda s: _drain_aio("async for", count, s)),
+        ("mcastkit.aio recv_many(256)", aio, lambda s: _drain_aio("recv_many", count, s)),
         ("MCast on_data_in (do_events)", base, lambda s: _drain_mcast(count, s)),
         ("Twisted multicast port", base, lambda s: _drain_twisted(count, s)),
+        ("multicast_expert McastRxSocket", blk,
+         lambda s: _peers.multicast_expert_sync(count, s)),
+        ("multicast_expert AsyncMcastRxSocket", aio,
+         lambda s: _peers.multicast_expert_async(count, s)),
+        ("asyncio-dgram recv()", aio, lambda s: _peers.asyncio_dgram(count, s)),
     ]
 
 
 def run(count: int, sizes: list[int], repeats: int) -> list[Result]:
-    out: list[Result] = []
-    for size in sizes:
-        for name, base, fn in scenarios(count):
-            r = Result("drain", name, size, baseline=base,
-                       baseline2=SECOND.get(name))
-            for _ in range(repeats):
-                try:
-                    r.runs.append(fn(size))
-                except Exception as e:  # a missing optional piece is reported, not fatal
-                    r.note = f"n/a: {type(e).__name__}: {e}"[:120]
-                    break
-            out.append(r)
-    return out
+    return measure("drain", sizes, lambda _s: scenarios(count), repeats, second=SECOND)

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import subprocess
-from collections.abc import Callable
 
 import mcastkit
 
-from ._util import GROUP, Result, build_c, port, timed
+from ._util import GROUP, Result, Row, build_c, measure, port, timed
 
 
 def _py(kind: str, count: int, size: int) -> float:
@@ -52,7 +51,7 @@ def _c(count: int, size: int) -> float:
     return int(n) / float(secs)
 
 
-def scenarios(count: int) -> list[tuple[str, str, Callable[[int], float]]]:
+def scenarios(count: int) -> list[Row]:
     return [
         ("sendto loop", "sendto loop", lambda s: _py("sendto loop", count, s)),
         ("C sendmmsg", "sendto loop", lambda s: _c(count, s)),
@@ -65,15 +64,4 @@ def scenarios(count: int) -> list[tuple[str, str, Callable[[int], float]]]:
 
 
 def run(count: int, sizes: list[int], repeats: int) -> list[Result]:
-    out: list[Result] = []
-    for size in sizes:
-        for name, base, fn in scenarios(count):
-            r = Result("send", name, size, baseline=base)
-            for _ in range(repeats):
-                try:
-                    r.runs.append(fn(size))
-                except Exception as e:
-                    r.note = f"n/a: {type(e).__name__}: {e}"[:120]
-                    break
-            out.append(r)
-    return out
+    return measure("send", sizes, lambda _s: scenarios(count), repeats)

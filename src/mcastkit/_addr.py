@@ -16,11 +16,13 @@ from typing import Final, TypeAlias
 from ._errors import ErrorCode, McastValueError
 
 __all__ = [
+    "LIMITED_BROADCAST",
     "Endpoint",
     "Group",
     "IPAddress",
     "Scope",
     "is_multicast_text",
+    "parse_destination",
     "parse_endpoint",
     "parse_interface_spec",
     "parse_ip",
@@ -28,6 +30,7 @@ __all__ = [
 ]
 
 IPAddress: TypeAlias = ipaddress.IPv4Address | ipaddress.IPv6Address
+LIMITED_BROADCAST: Final = ipaddress.IPv4Address("255.255.255.255")
 
 _SSM_V4: Final = ipaddress.ip_network("232.0.0.0/8")
 _LINK_V4: Final = ipaddress.ip_network("224.0.0.0/24")
@@ -92,9 +95,13 @@ class Group:
             )
         if not self.address.is_multicast:
             hint = "224.0.0.0/4" if self.address.version == 4 else "ff00::/8"
+            bcast = ("; broadcasts need no join: open the socket with broadcast=True and "
+                     "bind the port" if self.address.version == 4 else "")
+            what = ("the limited broadcast address, not a multicast group"
+                    if self.address == LIMITED_BROADCAST else "not a multicast address")
             raise McastValueError(
-                f"{self.address} is not a multicast address; groups are in {hint} "
-                "(for example 239.255.0.1 or ff15::1)",
+                f"{self.address} is {what}; groups are in {hint} "
+                f"(for example 239.255.0.1 or ff15::1){bcast}",
                 code=ErrorCode.NOT_MULTICAST,
                 group=str(self.address),
             )
@@ -318,3 +325,21 @@ def parse_endpoint(text: str, *, default_port: int | None = None) -> Endpoint:
         raise McastValueError(f"{text!r}: a %zone is only valid on IPv6 groups")
     source = parse_ip(src_text, what="source") if src_text is not None else None
     return Endpoint(group=group, port=port, source=source, interface=zone)
+
+
+def parse_destination(text: str) -> tuple[str, int]:
+    """Parse ``HOST:PORT`` or ``[HOST%zone]:PORT`` for a send to any address (a group,
+    a broadcast or unicast address), where :func:`parse_endpoint` takes groups only.
+
+    Returns:
+        (the address as text, with its ``%zone`` if any, port).
+
+    Raises:
+        McastValueError: not a numeric address, or a missing or bad port.
+    """
+    if not isinstance(text, str) or not text.strip():
+        raise McastValueError("empty destination; expected HOST:PORT")
+    host, port = _split_host_port(text, None)
+    bare, sep, zone = host.partition("%")
+    ip = parse_ip(bare, what="destination")
+    return (f"{ip}%{zone}" if sep and zone else str(ip)), port

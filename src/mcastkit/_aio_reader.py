@@ -26,8 +26,7 @@ from dataclasses import dataclass
 from typing import Final, ParamSpec, TypeVar
 
 from ._aio_queue import BoundedQueue
-from ._errors import ClosedError, McastError
-from ._interfaces import descriptor_limit_error
+from ._errors import ClosedError, McastError, descriptor_limit_error
 from ._packet import Datagram
 from ._socket import MulticastSocket
 

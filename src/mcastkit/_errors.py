@@ -3,8 +3,8 @@
 Owns: :class:`ErrorCode`, :class:`ErrOp` (the operations errors are keyed by), every
 exception class, the (operation, errno) table and :func:`translate`. Every message
 names the cause and the knob to turn.
-Must not: import anything from mcastkit, make syscalls other than reading a sysctl
-to quote its value in a message.
+Must not: import anything from mcastkit, make syscalls other than reading a sysctl or
+a resource limit to quote its value in a message.
 """
 
 from __future__ import annotations
@@ -39,6 +39,7 @@ __all__ = [
     "SourceFilterError",
     "UnsupportedError",
     "WouldBlockError",
+    "descriptor_limit_error",
     "translate",
 ]
 
@@ -70,6 +71,7 @@ class ErrorCode(enum.IntEnum):
     UNSUPPORTED = 501
     CLOSED = 601
     BAD_STATE = 602
+    NOT_OWNER = 603  # membership change from a process that did not open the socket
     OS_ERROR = 901
 
 
@@ -98,6 +100,7 @@ class ErrOp(str, enum.Enum):
     SET_BUFFER_SIZES = "set_buffer_sizes"
     SET_METADATA = "set_metadata"
     RAW_OPEN = "raw_open"  # an AF_PACKET socket of the raw send path (_rawsend)
+    SET_BROADCAST = "set_broadcast"
 
 
 class McastError(Exception):
@@ -316,6 +319,7 @@ class _Ctx:
     source: str | None
     interface: str | None
     family: int | None
+    held: int | None = None  # memberships the socket already holds (joins only)
 
     def what(self) -> str:
         parts = [self.op.value]
@@ -338,10 +342,17 @@ def _limit_hint(c: _Ctx) -> str:
             f"(net.core.optmem_max={_sysctl('net.core.optmem_max')}); raise that sysctl "
             "or spread the groups over several sockets"
         )
+    limit = _sysctl("net.ipv4.igmp_max_memberships")
+    if c.held is not None and limit.isdigit() and c.held < int(limit):
+        # IPv4 answers ENOBUFS for both limits: below the count, option memory ran out
+        return (
+            f"{c.what()}: the kernel ran out of socket option memory with {c.held} groups "
+            f"joined (net.core.optmem_max={_sysctl('net.core.optmem_max')}); raise that "
+            "sysctl or spread the groups over several sockets"
+        )
     return (
-        f"{c.what()}: exceeds net.ipv4.igmp_max_memberships="
-        f"{_sysctl('net.ipv4.igmp_max_memberships')}; raise the sysctl or spread the groups "
-        "over several sockets"
+        f"{c.what()}: exceeds net.ipv4.igmp_max_memberships={limit}; raise the sysctl or "
+        "spread the groups over several sockets"
     )
 
 
@@ -447,6 +458,11 @@ _TABLE: Final[dict[tuple[ErrOp, int], _Rule]] = {
         lambda c: f"{c.what()}: no destination; pass an endpoint (send(data, \"G:P\")) "
         "or connect() first",
     ),
+    (ErrOp.SEND, _errno.EACCES): (  # the route is a broadcast one, SO_BROADCAST is off
+        SendError,
+        lambda c: f"{c.what()}: this is a broadcast address; open the socket with "
+        "broadcast=True (SO_BROADCAST) to send broadcasts",
+    ),
     (ErrOp.SEND, _errno.EPERM): (
         SendError, lambda c: f"{c.what()}: refused by a firewall rule (EPERM); check nft/iptables"
     ),
@@ -480,6 +496,27 @@ _CODES_BY_ERRNO: Final[dict[int, ErrorCode]] = {
 }
 
 
+def descriptor_limit_error(exc: OSError, what: str, op: str = "open") -> McastOSError:
+    """The typed error for EMFILE/ENFILE while trying to ``what``: names the limit and
+    how to raise it (``ulimit -n`` / ``RLIMIT_NOFILE``, or ``fs.file-max``). The one
+    message for running out of descriptors (socket core, interface lookups, aio)."""
+    err = exc.errno or _errno.EMFILE
+    if err == _errno.ENFILE:
+        hint = ("the system-wide limit of open files is reached (ENFILE); close files or "
+                "raise the sysctl fs.file-max")
+    else:
+        try:
+            import resource
+
+            soft = f"{resource.getrlimit(resource.RLIMIT_NOFILE)[0]} "
+        except (ImportError, OSError, ValueError):  # not POSIX
+            soft = ""
+        hint = (f"this process has reached its limit of {soft}open files (RLIMIT_NOFILE); "
+                "raise it (`ulimit -n`, or resource.setrlimit(resource.RLIMIT_NOFILE, ...)) "
+                "or close sockets it no longer uses")
+    return McastOSError(err, f"cannot {what}: {hint}", op=op)
+
+
 def from_oserror(
     exc: OSError,
     op: ErrOp,
@@ -488,10 +525,15 @@ def from_oserror(
     source: str | None = None,
     interface: str | None = None,
     family: int | None = None,
+    held: int | None = None,
 ) -> McastOSError:
-    """Return the typed error for ``exc`` raised by operation ``op``."""
+    """Return the typed error for ``exc`` raised by operation ``op`` (``held``: the
+    memberships the socket holds, which tells the IPv4 join limits apart)."""
     err = exc.errno or 0
-    ctx = _Ctx(op, group, source, interface, family)
+    if err in (_errno.EMFILE, _errno.ENFILE):
+        return descriptor_limit_error(exc, "open a multicast socket" if op is ErrOp.OPEN
+                                      else f"{op.value}: out of file descriptors", op.value)
+    ctx = _Ctx(op, group, source, interface, family, held)
     rule = _TABLE.get((op, err))
     if rule is not None:
         cls, make = rule
@@ -502,8 +544,7 @@ def from_oserror(
     code2 = _CODES_BY_ERRNO.get(err, ErrorCode.OS_ERROR) if cls2 is McastOSError else None
     reason = os.strerror(err) if err else str(exc)
     return cls2(err, f"{ctx.what()}: {reason}", code=code2, op=op.value, group=group,
-                source=source,
-                interface=interface)
+                source=source, interface=interface)
 
 
 @contextlib.contextmanager
@@ -514,6 +555,7 @@ def translate(
     source: str | None = None,
     interface: str | None = None,
     family: int | None = None,
+    held: int | None = None,
 ) -> Iterator[None]:
     """Turn an :class:`OSError` raised inside the block into a typed :class:`McastOSError`.
 
@@ -537,5 +579,6 @@ def translate(
         raise
     except OSError as exc:
         raise from_oserror(
-            exc, op, group=group, source=source, interface=interface, family=family
+            exc, op, group=group, source=source, interface=interface, family=family,
+            held=held
         ) from exc

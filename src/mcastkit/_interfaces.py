@@ -5,7 +5,7 @@ index, because joins and leaves go by index only: field notes B4), listing inter
 with flags and addresses, finding the interface the routing table would use, checking
 interface names before they reach the kernel (a NUL or an unencodable character is a
 :class:`~mcastkit.McastValueError` naming it), and the typed error for running out of
-descriptors (:func:`descriptor_limit_error`). Everything is read in the calling
+descriptors (:func:`~mcastkit._errors.descriptor_limit_error`). Everything is read in the calling
 thread's network namespace (netlink and ioctl on sockets, never ``/sys``, whose view
 belongs to whoever mounted it). One lookup costs the same with 1 or 1000 interfaces:
 it asks the kernel about that interface only (an index lookup, two ioctls and an
@@ -18,6 +18,7 @@ netlink socket per namespace, kept open, which keeps a deleted namespace alive).
 from __future__ import annotations
 
 import _socket
+import contextlib
 import errno
 import fcntl
 import ipaddress
@@ -35,16 +36,16 @@ from ._errors import (
     InterfaceError,
     InterfaceNotFoundError,
     McastError,
-    McastOSError,
     McastValueError,
+    descriptor_limit_error,
 )
-from ._netlink import dump_addresses
+from ._netlink import dump_addresses, route_oif
 
 __all__ = [
     "Interface",
     "InterfaceFlags",
     "check_interface_name",
-    "descriptor_limit_error",
+    "is_broadcast_address",
     "list_interfaces",
     "resolve_interface",
     "route_interface",
@@ -115,26 +116,6 @@ class Interface:
         cands = [a for a in self.addresses if a.version == version]
         cands.sort(key=lambda a: a.is_link_local)
         return cands[0] if cands else None
-
-
-def descriptor_limit_error(exc: OSError, what: str) -> McastOSError:
-    """The typed error for EMFILE/ENFILE while trying to ``what``: names the limit and
-    how to raise it (``ulimit -n`` / ``RLIMIT_NOFILE``, or ``fs.file-max``)."""
-    err = exc.errno or errno.EMFILE
-    if err == errno.ENFILE:
-        hint = ("the system-wide limit of open files is reached (ENFILE); close files or "
-                "raise the sysctl fs.file-max")
-    else:
-        try:
-            import resource
-
-            soft = f"{resource.getrlimit(resource.RLIMIT_NOFILE)[0]} "
-        except (ImportError, OSError, ValueError):  # not POSIX
-            soft = ""
-        hint = (f"this process has reached its limit of {soft}open files (RLIMIT_NOFILE); "
-                "raise it (`ulimit -n`, or resource.setrlimit(resource.RLIMIT_NOFILE, ...)) "
-                "or close sockets it no longer uses")
-    return McastOSError(err, f"cannot {what}: {hint}", op="socket")
 
 
 def _out_of_descriptors(exc: OSError) -> None:
@@ -356,14 +337,46 @@ def resolve_interface(spec: str | int | IPAddress | Interface) -> Interface:
     )
 
 
+def is_broadcast_address(addr: str) -> bool:
+    """True for the limited broadcast 255.255.255.255 and for the broadcast address of a
+    subnet of this host (its IPv4 addresses with a prefix shorter than /31), read from
+    one rtnetlink address dump; False for anything else, IPv6, or where netlink cannot
+    answer."""
+    if addr == "255.255.255.255":
+        return True
+    try:
+        target = int(ipaddress.IPv4Address(addr))
+        events = dump_addresses(0)
+    except (ValueError, McastError, OSError):
+        return False
+    for ev in events:
+        if ev.family == 4 and ev.address is not None and ev.prefixlen < 31:
+            host_bits = (1 << (32 - ev.prefixlen)) - 1
+            if int(ipaddress.IPv4Address(ev.address)) | host_bits == target:
+                return True
+    return False
+
+
 def route_interface(group: IPAddress) -> Interface:
     """The interface the routing table would send ``group`` out of (a deterministic,
     reported choice instead of the kernel's hidden "any interface": field notes A10).
+
+    Asks the kernel for the route's device (rtnetlink ``RTM_GETROUTE`` → ``RTA_OIF``), so
+    a route without a source address (``224.0.0.0/4 dev eth1`` on an interface without
+    an IPv4 address) is found too; where netlink cannot answer, the source address a
+    connected probe socket gets is looked up instead.
 
     Raises:
         InterfaceError: no route to the group (typical of containers); the message says to
             pass an interface.
     """
+    try:
+        oif = route_oif(str(group))
+    except (McastError, OSError, ValueError):
+        oif = None  # no route, or no netlink: the probe below says which
+    if oif is not None:
+        with contextlib.suppress(InterfaceNotFoundError):  # deleted since: probe
+            return resolve_interface(oif)
     fam = socket.AF_INET if group.version == 4 else socket.AF_INET6
     s = _lookup_socket(fam)
     try:

@@ -18,10 +18,17 @@ import contextlib
 import socket
 
 from ._addr import Group, IPAddress, parse_ip
-from ._errors import ErrOp, ErrorCode, InterfaceError, McastError, McastValueError
+from ._errors import (
+    ErrOp,
+    ErrorCode,
+    InterfaceError,
+    McastError,
+    McastValueError,
+    NotJoinedError,
+)
 from ._handle import Handle
 from ._interfaces import Interface, resolve_interface, route_interface
-from ._membership import Membership, MembershipBook
+from ._membership import FilterMode, Membership, MembershipBook
 from ._options import SendOptions
 from ._platform import Op
 from ._platform._structs import pack_group_req, pack_group_source_req
@@ -45,6 +52,9 @@ class Memberships:
         self._h = h
         self._book = book
         self._opts = opts
+        # memberships taken out by a refresh whose re-join the kernel refused: not held
+        # (their old kernel entry is gone), re-joined by the next refresh (issue 14.4)
+        self._retry: list[Membership] = []
 
     def __len__(self) -> int:
         return len(self._book)
@@ -131,6 +141,7 @@ class Memberships:
             ClosedError: the socket is closed (``CLOSED``).
         """
         self._h.check_open()
+        self._h.check_owner("join")
         g = self._group(group)
         iface, spec = self._join_iface(g, interface)
         key = str(g)
@@ -139,7 +150,7 @@ class Memberships:
             assert m is not None
             return m
         self._h.setopt(Op.JOIN, pack_group_req(iface.index, g.address), ErrOp.JOIN,
-                       group=key, interface=iface.name)
+                       group=key, interface=iface.name, held=len(self._book))
         m = self._book.commit_join(iface.index, key, iface.name, spec)
         self._opts.warn_scope(g)  # G3
         return m
@@ -159,6 +170,7 @@ class Memberships:
             ClosedError: the socket is closed (``CLOSED``).
         """
         self._h.check_open()
+        self._h.check_owner("leave")
         g = self._group(group)
         idx, name = self._lookup_iface(g, interface)
         self._book.check_leave(idx, str(g), name)
@@ -177,9 +189,18 @@ class Memberships:
             self._leave_index(ifindex, g.address, m.ifname)
             self._book.commit_leave(ifindex, str(g))
 
+    def forget_all(self) -> None:
+        """Close while another descriptor may hold the socket: forget the book, leave
+        nothing (the memberships end with the socket's last descriptor, 14.2)."""
+        self._book.clear()
+        self._retry.clear()
+
     def leave_all(self) -> None:
-        """Leave every group (close): never raises, an interface may be gone (B3, G11)."""
-        for m in self._book.clear():
+        """Leave every group (close): never raises, an interface may be gone (B3, G11).
+        Newest first: the kernel keeps a socket's memberships newest first and searches
+        that list on every leave, so join order would make closing quadratic."""
+        self._retry.clear()
+        for m in reversed(self._book.clear()):
             # closing drops the kernel's memberships anyway; leaving first is tidiness
             with contextlib.suppress(OSError, McastValueError):
                 self._leave_index(m.ifindex, Group.parse(m.group).address, m.ifname)
@@ -213,6 +234,7 @@ class Memberships:
             ClosedError: the socket is closed (``CLOSED``).
         """
         self._h.check_open()
+        self._h.check_owner("join_source")
         g = self._group(group)
         s = self._source(source)
         iface, spec = self._join_iface(g, interface)
@@ -245,6 +267,7 @@ class Memberships:
             ClosedError: the socket is closed (``CLOSED``).
         """
         self._h.check_open()
+        self._h.check_owner("leave_source")
         g = self._group(group)
         s = self._source(source)
         idx, name = self._lookup_iface(g, interface)
@@ -297,6 +320,7 @@ class Memberships:
     def _filter(self, source: str | IPAddress, group: GroupArg,
                 interface: InterfaceArg | None, *, block: bool) -> None:
         self._h.check_open()
+        self._h.check_owner("block_source" if block else "unblock_source")
         g = self._group(group)
         s = self._source(source)
         idx, name = self._lookup_iface(g, interface)
@@ -310,49 +334,67 @@ class Memberships:
 
     # ------------------------------------------------------------------ interface changes
 
-    def refresh_interfaces(self) -> list[Membership]:
-        """Re-join memberships made by interface *name* whose interface was re-created.
+    def _rejoin(self, m: Membership, g: Group) -> None:
+        """Join ``m`` again by its spec, with all its sources (SSM) or blocked sources."""
+        spec = m.interface_spec
+        assert isinstance(spec, str)
+        if m.mode is FilterMode.EXCLUDE:
+            self.join(g, spec)
+            for src in sorted(m.sources):
+                self.block_source(src, g, spec)
+        else:
+            for src in sorted(m.sources):
+                self.join_source(src, g, spec)
 
-        A re-created interface has a new index (field notes B3). Memberships whose
-        interface is still missing are kept and retried on the next call.
+    def refresh_interfaces(self) -> list[Membership]:
+        """Re-join memberships made by interface *name* or *address* whose interface was
+        re-created.
+
+        A re-created interface has a new index (field notes B3); every source (SSM) and
+        blocked source is applied again. Memberships whose interface is still missing are
+        kept and retried on the next call; so is one whose re-join the kernel refused (the
+        error is raised, and it is no longer listed as held: issue 14.4).
 
         Returns:
             The memberships re-joined (empty when nothing changed).
 
         Raises:
-            McastError: a re-join the kernel refused (as :meth:`join`); the old record is
-                kept so the next call retries.
+            McastError: a re-join the kernel refused (as :meth:`join`); the next call
+                retries it.
+            McastStateError: called from a process that did not open the socket
+                (``NOT_OWNER``).
             ClosedError: the socket is closed (``CLOSED``).
         """
         self._h.check_open()
+        self._h.check_owner("refresh_interfaces")
         done: list[Membership] = []
-        for m in self._book:
-            if not m.by_name:
+        for m in [*self._retry, *self._book]:
+            if not isinstance(m.interface_spec, str):
                 continue
-            assert isinstance(m.interface_spec, str)
             try:
-                idx = socket.if_nametoindex(m.interface_spec)
-            except OSError:
-                continue
-            if idx == m.ifindex:
+                idx = resolve_interface(m.interface_spec).index
+            except McastError:
+                continue  # still missing: keep it, retry next time
+            pending = m in self._retry
+            if idx == m.ifindex and not pending:
                 continue
             g = Group.parse(m.group)
-            self._leave_index(m.ifindex, g.address, m.ifname)
-            self._book.commit_leave(m.ifindex, m.group)
+            if not pending:
+                # the kernel may still list the old index for this socket, or not (B3)
+                with contextlib.suppress(NotJoinedError):
+                    self._leave_index(m.ifindex, g.address, m.ifname)
+                self._book.commit_leave(m.ifindex, m.group)
+                self._retry.append(m)
             try:
-                if m.mode.value == "exclude":
-                    nm = self.join(g, m.interface_spec)
-                    for src in m.sources:
-                        self.block_source(src, g, m.interface_spec)
-                else:
-                    for src in m.sources:
-                        nm = self.join_source(src, g, m.interface_spec)
+                self._rejoin(m, g)
             except McastError:
-                # undo what the re-join did, keep the old record so the next call retries
+                # undo what the re-join did; the spec stays queued for the next call
                 with contextlib.suppress(McastError):
                     self._drop(idx, g)
-                self._book.restore(m)
                 raise
+            self._retry.remove(m)
+            nm = self._book.get(idx, m.group)
+            assert nm is not None
             done.append(nm)
         opts = self._opts
         if opts.iface is not None and isinstance(opts.iface_spec, str):

@@ -5,13 +5,17 @@ a no-op, leaving what was not joined is :class:`NotJoinedError`, any-source and
 source-specific modes never mix on one (interface, group). The book changes only
 after the kernel said yes (``commit_*``), so a refused call leaves it unchanged.
 Must not: touch sockets or import the platform layer.
-Also owns the G1 rule (:meth:`MembershipBook.admits`): which arriving groups it holds.
+Also owns the G1 rule (:meth:`MembershipBook.admits`): which arriving groups it holds,
+and whether broadcasts are admitted (only with ``broadcast``; which addresses are
+broadcasts is asked of an injected ``is_broadcast`` once per address and remembered).
 """
 
 from __future__ import annotations
 
 import enum
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from typing import Final
 
 from ._addr import is_multicast_text
 from ._errors import ErrorCode, McastValueError, NotJoinedError
@@ -61,6 +65,11 @@ class Membership:
 
 
 _Key = tuple[int, str]
+_MEMO_MAX: Final = 256  # destination addresses remembered as broadcast or not
+
+
+def _limited_only(addr: str) -> bool:
+    return addr == "255.255.255.255"
 
 
 def _not_joined(what: str, group: str, ifname: str) -> NotJoinedError:
@@ -70,12 +79,23 @@ def _not_joined(what: str, group: str, ifname: str) -> NotJoinedError:
     )
 
 
+_VERDICTS_MAX = 4096
+
+
 class MembershipBook:
     """The desired-and-applied membership state of one socket."""
 
     def __init__(self) -> None:
         self._m: dict[_Key, Membership] = {}
         self._groups: frozenset[str] = frozenset()  # kept in step with _m's keys
+        self.broadcast = False  # admit broadcasts (the socket's broadcast=True)
+        #: tells a broadcast destination from a unicast one (the socket injects the
+        #: interface table's; this module makes no syscalls)
+        self.is_broadcast: Callable[[str], bool] = _limited_only
+        self._bcast: dict[str, bool] = {}
+        # admits() answers by (group, arrival interface), dropped when the keys change:
+        # one dict lookup per datagram however many groups are joined (bounded: G6)
+        self.verdicts: dict[tuple[str, int | None], bool] = {}
 
     def __len__(self) -> int:
         return len(self._m)
@@ -96,15 +116,31 @@ class MembershipBook:
         socket did not join, or did not join on the arrival interface ``ifindex`` (None:
         unknown, any interface counts). IPv6 sockets get a joined group from *any*
         interface some other socket joined it on (the kernel's per-socket check ignores
-        the ifindex): security goal G1."""
+        the ifindex): security goal G1. A broadcast destination (the limited broadcast
+        or a local subnet's) is admitted only when :attr:`broadcast` is on."""
         if not is_multicast_text(group):
-            return True
-        if ifindex is None:
-            return group in self._groups
-        return (ifindex, group) in self._m
+            if self.broadcast:
+                ok = True
+            else:
+                known = self._bcast.get(group)
+                if known is None:
+                    if len(self._bcast) >= _MEMO_MAX:
+                        self._bcast.clear()  # addresses change: remembering is bounded
+                    known = self._bcast[group] = self.is_broadcast(group)
+                ok = not known
+        elif ifindex is None:
+            ok = group in self._groups
+        else:
+            ok = (ifindex, group) in self._m
+        v = self.verdicts
+        if len(v) >= _VERDICTS_MAX:
+            v.clear()
+        v[(group, ifindex)] = ok
+        return ok
 
     def _keys_changed(self) -> None:
         self._groups = frozenset(g for _, g in self._m)
+        self.verdicts = {}
 
     # -- checks (raise before the syscall) ----------------------------------------------
 

@@ -5,7 +5,9 @@ Owns: the pure decoder of rtnetlink messages (``RTM_NEWLINK``/``DELLINK``/``NEWA
 :class:`NetlinkWatcher`, a non-blocking ``NETLINK_ROUTE`` socket subscribed to
 ``RTMGRP_LINK | RTMGRP_IPV4_IFADDR | RTMGRP_IPV6_IFADDR`` that an event loop polls, and
 :func:`dump_addresses`, a one-shot address query on a short-lived socket (filtered by
-the kernel to one interface, so its cost does not grow with the number of interfaces).
+the kernel to one interface, so its cost does not grow with the number of interfaces),
+and :func:`route_oif`, the kernel's answer to "which device would a datagram to this
+address leave through" (``RTM_GETROUTE`` → ``RTA_OIF``).
 The decoder never raises, whatever bytes it is given (property-tested): malformed
 messages are skipped, a length that runs past the end stops the walk.
 Must not: know about memberships, asyncio or multicast sockets (field notes B1-B3 are
@@ -37,6 +39,7 @@ __all__ = [
     "Overrun",
     "dump_addresses",
     "parse_messages",
+    "route_oif",
 ]
 
 # Message types and multicast groups (include/uapi/linux/rtnetlink.h, netlink.h).
@@ -50,6 +53,10 @@ RTM_GETLINK: Final = 18
 RTM_NEWADDR: Final = 20
 RTM_DELADDR: Final = 21
 RTM_GETADDR: Final = 22
+RTM_NEWROUTE: Final = 24
+RTM_GETROUTE: Final = 26
+RTA_DST: Final = 1
+RTA_OIF: Final = 4
 SOL_NETLINK: Final = 270
 NETLINK_GET_STRICT_CHK: Final = 12
 RTMGRP_LINK: Final = 0x1
@@ -73,6 +80,8 @@ _NLMSGHDR: Final = struct.Struct("=IHHII")  # len, type, flags, seq, pid
 _IFINFOMSG: Final = struct.Struct("=BxHiII")  # family, pad, type, index, flags, change
 _IFADDRMSG: Final = struct.Struct("=BBBBI")  # family, prefixlen, flags, scope, index
 _RTATTR: Final = struct.Struct("=HH")  # len, type
+_RTMSG: Final = struct.Struct("=BBBBBBBBI")  # family, dst_len, src_len, tos, table,
+#                                             protocol, scope, type, flags
 _RECV_BYTES: Final = 65536
 _MAX_MESSAGES: Final = 4096  # per buffer: a bound on work, whatever the input claims
 
@@ -278,6 +287,62 @@ def dump_addresses(index: int = 0) -> list[AddrEvent]:
     if done:
         raise OSError(done, f"rtnetlink address dump: {os.strerror(done)}")
     return out
+
+
+def route_request(dst: bytes, seq: int = 1) -> bytes:
+    """The bytes of an ``RTM_GETROUTE`` request for the packed address ``dst`` (4 or 16
+    bytes): the kernel answers with the one route a datagram to it would take."""
+    fam = socket.AF_INET if len(dst) == 4 else socket.AF_INET6
+    attr = _RTATTR.pack(_RTATTR.size + len(dst), RTA_DST) + dst
+    body = _RTMSG.pack(fam, len(dst) * 8, 0, 0, 0, 0, 0, 0, 0) + attr
+    return _NLMSGHDR.pack(_NLMSGHDR.size + len(body), RTM_GETROUTE, NLM_F_REQUEST,
+                          seq, 0) + body
+
+
+def parse_route_oif(buf: bytes | bytearray | memoryview) -> int | None:
+    """The ``RTA_OIF`` of the first ``RTM_NEWROUTE`` in ``buf`` (None: no such message,
+    no device named, or malformed bytes). Raises OSError for an NLMSG_ERROR answer (no
+    route: ENETUNREACH). Never raises anything else, whatever the bytes."""
+    data = bytes(buf)
+    pos, end = 0, len(data)
+    while pos + _NLMSGHDR.size <= end:
+        mlen, mtype, _flags, _seq, _pid = _NLMSGHDR.unpack_from(data, pos)
+        if mlen < _NLMSGHDR.size or pos + mlen > end:
+            return None
+        body = pos + _NLMSGHDR.size
+        if mtype == NLMSG_ERROR and mlen >= _NLMSGHDR.size + 4:
+            err = -struct.unpack_from("=i", data, body)[0]
+            if err > 0:
+                raise OSError(err, f"rtnetlink route lookup: {os.strerror(err)}")
+        elif mtype == RTM_NEWROUTE and body + _RTMSG.size <= pos + mlen:
+            raw = _attrs(data, body + _RTMSG.size, pos + mlen).get(RTA_OIF)
+            if raw is not None and len(raw) >= 4:
+                oif = int(struct.unpack_from("=i", raw)[0])
+                return oif if oif > 0 else None
+            return None
+        pos += (mlen + 3) & ~3
+    return None
+
+
+def route_oif(dst: str) -> int | None:
+    """The index of the device the kernel's route for ``dst`` (an IPv4 or IPv6 address,
+    multicast groups included) names, from one ``RTM_GETROUTE`` on a short-lived socket.
+    A route without a source address (``224.0.0.0/4 dev eth1`` on a device without
+    IPv4 address) is found too. None when the route names no device.
+
+    Raises:
+        UnsupportedError: no netlink on this platform.
+        OSError: no route (ENETUNREACH), or the socket could not be made.
+        ValueError: ``dst`` is not an address.
+    """
+    fam = getattr(socket, "AF_NETLINK", None)
+    if fam is None:
+        raise UnsupportedError("route lookups need Linux rtnetlink (AF_NETLINK)",
+                               code=ErrorCode.UNSUPPORTED)
+    packed = socket.inet_pton(socket.AF_INET6 if ":" in dst else socket.AF_INET, dst)
+    with socket.socket(fam, socket.SOCK_RAW | socket.SOCK_CLOEXEC, NETLINK_ROUTE) as sock:
+        sock.send(route_request(packed))
+        return parse_route_oif(sock.recv(_RECV_BYTES))
 
 
 class NetlinkWatcher:

@@ -1,7 +1,10 @@
 """The send options part of :class:`~mcastkit.MulticastSocket`.
 
 Owns: the default (outgoing) interface and how it was named (re-resolved after the
-interface is re-created, field notes B3), TTL / hop limit, loopback, DSCP, don't-fragment
+interface is re-created, field notes B3), with the IPv4 source address its sends carry
+(the address named, else the interface's primary one: ``ip_mreqn`` carries both), and
+broadcast (SO_BROADCAST; the limited broadcast leaves through the default interface by
+IP_UNICAST_IF); TTL / hop limit, loopback, DSCP, don't-fragment
 and buffer sizes, each read back from the kernel; and the G3 scope warnings (a TTL that
 contradicts the scope of a joined or connected group), with the set of warnings given.
 Must not: join, send or receive; change the membership book (it only reads its groups).
@@ -13,8 +16,8 @@ import ipaddress
 import socket
 import warnings
 
-from ._addr import Group, Scope, is_multicast_text, scope_ttl_warning
-from ._errors import ErrOp, McastScopeWarning, translate
+from ._addr import Group, IPAddress, Scope, is_multicast_text, scope_ttl_warning
+from ._errors import ErrOp, ErrorCode, McastScopeWarning, McastValueError, translate
 from ._handle import Handle
 from ._interfaces import Interface, resolve_interface
 from ._membership import MembershipBook
@@ -40,6 +43,7 @@ class SendOptions:
         self.iface: Interface | None = None  # None: the route's choice
         self.iface_spec: str | int | None = None  # how it was named (B3 re-resolve)
         self._scope_warned: frozenset[tuple[str, str]] = frozenset()
+        self.broadcast = False  # SO_BROADCAST is on (set once, at construction)
 
     @property
     def iface_name(self) -> str | None:
@@ -48,6 +52,12 @@ class SendOptions:
 
     def set_interface(self, interface: InterfaceArg) -> Interface:
         """Set the default interface: outgoing multicast goes out of it, joins use it.
+
+        IPv4 sends carry the address named as their source, or the interface's primary
+        address when it is named by name or index (also on ``lo``, where the kernel
+        would otherwise pick none and send from 0.0.0.0). IPv6 picks the source by the
+        index alone (the kernel's source address selection, RFC 6724). With broadcast
+        on, the limited broadcast 255.255.255.255 leaves through this interface too.
 
         Args:
             interface: the interface by name (``"eth1"``), index, local address or
@@ -63,21 +73,74 @@ class SendOptions:
         """
         self._h.check_open()
         return self.use_interface(resolve_interface(interface),
-                                  interface if isinstance(interface, str | int) else None)
+                                  interface if isinstance(interface, str | int) else None,
+                                  interface)
 
-    def use_interface(self, iface: Interface, spec: str | int | None) -> Interface:
+    def use_interface(self, iface: Interface, spec: str | int | None,
+                      named: InterfaceArg | None = None) -> Interface:
         """Apply an interface already resolved (the constructor resolves it before it
         opens the socket); ``spec`` is how the user named it (a name is re-resolved when
-        the interface is re-created, B3)."""
+        the interface is re-created, B3); ``named`` what the user passed (an address
+        named there becomes the IPv4 source; default ``spec``)."""
         h = self._h
         if h.family == socket.AF_INET:
-            value: int | bytes = pack_ip_mreqn(ipaddress.IPv4Address(0), iface.index)
+            src = _source_of(named if named is not None else spec, iface)
+            value: int | bytes = pack_ip_mreqn(ipaddress.IPv4Address(0), iface.index, src)
         else:
             value = iface.index
         h.setopt(Op.MULTICAST_IF, value, ErrOp.SET_INTERFACE, interface=iface.name)
+        if self.broadcast:
+            self._unicast_if(iface)
         self.iface = iface
         self.iface_spec = spec
         return iface
+
+    def set_broadcast(self) -> None:
+        """Turn SO_BROADCAST on (IPv4 only), so sends to 255.255.255.255 and to a local
+        subnet's broadcast address are allowed; the limited broadcast then leaves
+        through the default interface (IP_UNICAST_IF, which needs no privilege; the
+        route's default interface is never used for it).
+
+        Raises:
+            McastValueError: an IPv6 socket (IPv6 has no broadcast).
+        """
+        h = self._h
+        h.check_open()
+        if h.family != socket.AF_INET:
+            raise McastValueError(
+                "IPv6 has no broadcast; send to the all-nodes group ff02::1 with an "
+                "interface instead, or open MulticastSocket(4, broadcast=True)",
+                code=ErrorCode.WRONG_FAMILY)
+        h.setopt(Op.BROADCAST, 1, ErrOp.SET_BROADCAST)
+        self.broadcast = True
+        if self.iface is not None:
+            self._unicast_if(self.iface)
+
+    def check_limited_broadcast(self) -> None:
+        """Refuse a send to 255.255.255.255 that would not leave as asked: without
+        broadcast on (the kernel would refuse it), or with no default interface (the
+        route's default interface would carry it).
+
+        Raises:
+            McastValueError: naming ``broadcast=True`` or ``interface=``.
+        """
+        if not self.broadcast:
+            raise McastValueError(
+                "send to 255.255.255.255: a broadcast needs broadcast=True "
+                "(MulticastSocket(4, broadcast=True, interface=...)); the CLI: --broadcast",
+                code=ErrorCode.BAD_ADDRESS, group="255.255.255.255")
+        if self.iface is None:
+            raise McastValueError(
+                "send to 255.255.255.255: the limited broadcast goes out of one interface "
+                "and this socket has none; pass interface= (a name, index or address) "
+                "so it never leaves through the route's default",
+                code=ErrorCode.BAD_ADDRESS, group="255.255.255.255")
+
+    def _unicast_if(self, iface: Interface) -> None:
+        """Send non-multicast datagrams (broadcasts) out of ``iface`` (IP_UNICAST_IF
+        takes the index in network byte order)."""
+        self._h.setopt(Op.UNICAST_IF, iface.index.to_bytes(4, "big"), ErrOp.SET_INTERFACE,
+                       interface=iface.name)
 
     def set_ttl(self, ttl: int) -> None:
         """Set the multicast TTL (IPv4) or hop limit (IPv6) of outgoing datagrams.
@@ -233,3 +296,18 @@ class SendOptions:
     def sndbuf_bytes(self) -> int:
         """The send buffer size the kernel applied (SO_SNDBUF)."""
         return self._h.getopt(Op.SNDBUF)
+
+
+def _source_of(spec: InterfaceArg | None, iface: Interface) -> ipaddress.IPv4Address:
+    """The IPv4 source for sends out of ``iface``: the address ``spec`` names, else the
+    interface's primary address, else 0.0.0.0 (the kernel picks)."""
+    named: object = spec
+    if isinstance(spec, str):
+        try:
+            named = ipaddress.ip_address(spec.strip())
+        except ValueError:
+            named = None
+    if isinstance(named, ipaddress.IPv4Address) and named in iface.addresses:
+        return named
+    first: IPAddress | None = iface.address(4)
+    return first if isinstance(first, ipaddress.IPv4Address) else ipaddress.IPv4Address(0)

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Final
 
+from . import _platform as plat
 from ._addr import IPAddress
 from ._errors import (
     ClosedError,
@@ -46,18 +47,8 @@ from ._linklayer import ETH_HEADER, as_ip, format_mac, mac_bytes
 
 __all__ = ["RawDatagram", "RawSender"]
 
-# Platform constants, kept here until the coordinator moves them to the platform table:
-# AF_PACKET exists on Linux only (Python leaves it out of `socket` elsewhere);
-# SIOCGIFHWADDR and the ARPHRD_* link types are from linux/sockios.h and linux/if_arp.h.
-_AF_PACKET: Final[int | None] = getattr(socket, "AF_PACKET", None)
-_SIOCGIFHWADDR: Final = 0x8927
-_ARPHRD_ETHER: Final = 1
-_ARPHRD_LOOPBACK: Final = 772
-_LINK_TYPES: Final = {
-    1: "Ethernet", 24: "IEEE 1394", 32: "InfiniBand", 512: "PPP", 768: "IPIP tunnel",
-    769: "IPv6-in-IPv6 tunnel", 772: "loopback", 776: "SIT tunnel", 778: "GRE tunnel",
-    823: "GRE6 tunnel", 65534: "no link layer (tun, WireGuard)",
-}
+_AF_PACKET: Final = plat.AF_PACKET  # the platform table's: None where there is none
+_HWADDR_REQ: Final = plat.SIOCGIFHWADDR
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,7 +72,7 @@ def _hw_address(name: str) -> tuple[int, bytes]:
     s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     try:
         with translate(ErrOp.RAW_OPEN, interface=name):
-            out = fcntl.ioctl(s.fileno(), _SIOCGIFHWADDR, struct.pack("16s16x", name.encode()))
+            out = fcntl.ioctl(s.fileno(), _HWADDR_REQ, struct.pack("16s16x", name.encode()))
     finally:
         s.close()
     family = int(struct.unpack_from("=H", out, 16)[0])
@@ -126,15 +117,15 @@ class RawSender:
                                    "preserved source address)")
         iface = resolve_interface(interface)
         hatype, own_mac = _hw_address(iface.name)
-        if hatype != _ARPHRD_ETHER:
-            kind = _LINK_TYPES.get(hatype, f"link type {hatype}")
+        if hatype != plat.ARPHRD_ETHER:
+            kind = plat.LINK_TYPES.get(hatype, f"link type {hatype}")
             raise InterfaceError(
                 errno.EOPNOTSUPP,
                 f"{iface.name} is not Ethernet-like ({kind}): the raw send path builds "
                 "Ethernet frames, so it needs an Ethernet, veth, bridge or VLAN interface"
                 + ("; a raw frame on lo re-enters this host, which drops it as a martian, "
                    "while the normal send path already loops datagrams back on lo"
-                   if hatype == _ARPHRD_LOOPBACK
+                   if hatype == plat.ARPHRD_LOOPBACK
                    else "; use the normal send path on this interface"),
                 code=ErrorCode.UNSUPPORTED, interface=iface.name)
         if iface.flags is not None and not iface.flags.up:

@@ -17,11 +17,12 @@ import errno
 import os
 import socket
 import threading
+from collections import deque
 from typing import Final
 
 from . import _io
 from ._errors import ErrOp, NothingQueuedError, ReceiveTimeoutError, from_oserror
-from ._handle import Handle
+from ._handle import ICMP_ERRNOS, Handle
 from ._membership import MembershipBook
 from ._packet import Datagram
 from ._platform import Op
@@ -30,6 +31,10 @@ from ._sockbase import RecvStats, _check_range, _check_timeout
 __all__ = ["ReceivePath"]
 
 _RING_SLOTS_MAX: Final = 1024
+#: datagrams one recv() may take from the kernel at once; the next calls are served from
+#: them (the accelerator also stops at ~128 KiB of payload, so few large ones)
+_READ_AHEAD: Final = 64
+_INF: Final = float("inf")
 
 
 class ReceivePath:
@@ -54,7 +59,9 @@ class ReceivePath:
         self._last_drops = 0  # the highest SO_RXQ_OVFL total seen
         self._drops_lock = threading.Lock()
         self._one = _io.PyReader(recv_size, ancillary=False)
-        self._batch: _io.Reader | None = None  # made on the first recv_batch
+        self._batch: _io.Reader | None = None  # made on the first recv / recv_batch
+        # read by recv() in its batch, admitted, not yet returned (counted when returned)
+        self._ahead: deque[Datagram] = deque()
 
     # ------------------------------------------------------------------ settings
 
@@ -131,6 +138,13 @@ class ReceivePath:
         Returns:
             The datagram: payload, sender, and (metadata on) group, interface, TTL.
 
+        Reads ahead (with the compiled accelerator): one call takes what is already
+        queued (up to 64 datagrams, fewer when they are large) in one batch and the next
+        calls return them without a system call. They are no longer in the kernel's
+        queue, so ``fileno()`` need not be readable while :meth:`pending` is not 0: check
+        it before waiting on the descriptor yourself (as with
+        :meth:`ssl.SSLSocket.pending`). ``stats`` count a datagram when it is returned.
+
         Raises:
             ReceiveTimeoutError: nothing arrived in time (a TimeoutError); with
                 ``timeout_s=0`` or on a non-blocking socket a :class:`NothingQueuedError`,
@@ -138,23 +152,65 @@ class ReceivePath:
             ClosedError: the socket was closed.
             McastValueError: ``timeout_s`` is not a number >= 0 or None.
         """
-        if timeout_s is None and not self._h.closed:  # the common call: read first
+        ahead = self._ahead
+        if not ahead:
+            if _io.current_impl() != "c":  # the fallbacks read one at a time (no ring)
+                return self.take(1, timeout_s, self._one)[0]
+            got = self.take(_READ_AHEAD, timeout_s, self._reader(_READ_AHEAD), count=False)
+            d = got[0]
+            if len(got) > 1:
+                ahead.extend(got[1:])
+        else:
+            if timeout_s is not None and (type(timeout_s) is not float
+                                          or not 0.0 <= timeout_s < _INF):
+                _check_timeout(timeout_s)  # bad input is refused on every path
+            if self._h.closed:
+                raise self._h.closed_error()
             try:
-                got, summary = self._one.read(self._h.sock, 1)
-            except OSError:
-                pass  # nothing queued (or a failure): the loop below waits or raises
-            else:
-                kept = self._admit(got, summary) if got else None
-                if kept:
-                    return kept[0]
-        return self.take(1, timeout_s, self._one)[0]
+                d = ahead.popleft()
+            except IndexError:  # another thread took the last one: read like above
+                return self.recv(timeout_s)
+        st = self.stats
+        st.datagrams += 1
+        st.bytes += len(d.data)
+        if d.truncated:
+            st.truncated += 1
+        return d
+
+    def pending(self) -> int:
+        """Datagrams :meth:`recv` already read from the kernel and will return next
+        without waiting (0 once closed). The descriptor is not readable for them."""
+        return 0 if self._h.closed else len(self._ahead)
+
+    def _from_ahead(self, max_count: int, timeout_s: float | None) -> list[Datagram]:
+        """Up to ``max_count`` read-ahead datagrams, counted as returned ([] if none)."""
+        ahead = self._ahead
+        if not ahead:
+            return []
+        if timeout_s is not None:
+            _check_timeout(timeout_s)
+        h = self._h
+        if h.closed:
+            raise h.closed_error()
+        out: list[Datagram] = []
+        take = ahead.popleft
+        try:
+            while len(out) < max_count:
+                out.append(take())
+        except IndexError:  # emptied (possibly by another thread)
+            pass
+        st = self.stats
+        st.datagrams += len(out)
+        st.bytes += sum(len(d.data) for d in out)
+        st.truncated += sum(d.truncated for d in out)
+        return out
 
     def recv_many(self, max_count: int = 64, timeout_s: float | None = None
                   ) -> list[Datagram]:
         """Receive up to ``max_count`` datagrams, one ``recvmsg`` each.
 
         Waits for the first (like :meth:`recv`), then takes whatever else is already
-        queued without waiting.
+        queued without waiting. Datagrams :meth:`recv` read ahead come first.
 
         Args:
             max_count: the most datagrams to return, 1-1048576.
@@ -172,7 +228,8 @@ class ReceivePath:
             McastValueError: ``max_count`` is not 1-1048576, or a bad ``timeout_s``.
         """
         _check_range("max_count", max_count, 1, 1 << 20)
-        return self.take(max_count, timeout_s, self._one)
+        return (self._from_ahead(max_count, timeout_s)
+                or self.take(max_count, timeout_s, self._one))
 
     def recv_batch(self, max_count: int = 64, timeout_s: float | None = None
                    ) -> list[Datagram]:
@@ -180,11 +237,13 @@ class ReceivePath:
 
         Waits for the first datagram like :meth:`recv` (``timeout_s``; None: the socket's
         timeout), then takes whatever else is already queued without waiting
-        (MSG_WAITFORONE semantics). Datagrams, metadata, truncation flags and the
-        ``stats`` counters are exactly what the same number of :meth:`recv` calls would
-        give. Buffers are allocated once per socket (``recv_size`` bytes per slot, at most
-        16 MiB) and reused. Falls back to a loop of ``recvmsg`` where recvmmsg or ctypes
-        is unavailable.
+        (MSG_WAITFORONE semantics). Datagrams :meth:`recv` read ahead come first.
+        Datagrams, metadata, truncation flags and the ``stats`` counters are exactly what
+        the same number of :meth:`recv` calls would give. Buffers are made on the first
+        call and grow with the traffic (``recv_size`` bytes per slot, at most 1 MiB with
+        the accelerator, which also returns large datagrams a few at a time: a batch
+        carries about 128 KiB of payload). Falls back to a loop of ``recvmsg`` where
+        recvmmsg or ctypes is unavailable.
 
         Args:
             max_count: the most datagrams to return, 1-1048576.
@@ -203,16 +262,23 @@ class ReceivePath:
             McastValueError: ``max_count`` is not 1-1048576, or a bad ``timeout_s``.
         """
         _check_range("max_count", max_count, 1, 1 << 20)
+        return (self._from_ahead(max_count, timeout_s)
+                or self.take(max_count, timeout_s, self._reader(max_count)))
+
+    def _reader(self, max_count: int) -> _io.Reader:
+        """The batch reader of the selected backend (made on first use, sized to need)."""
         reader = self._batch
         if reader is None or reader.impl != _io.current_impl():
             reader = self._batch = _io.new_reader(self._h.family, self.recv_size,
                                                   min(max_count, _RING_SLOTS_MAX))
-        return self.take(max_count, timeout_s, reader)
+        return reader
 
-    def take(self, max_count: int, timeout_s: float | None, reader: _io.Reader
-             ) -> list[Datagram]:
+    def take(self, max_count: int, timeout_s: float | None, reader: _io.Reader,
+             count: bool = True) -> list[Datagram]:
         """The one receive loop: read without waiting; when nothing is there, wait on the
         call's one deadline; admit what was read; repeat until something is admitted.
+        ``count=False`` leaves counting the admitted datagrams to the caller (recv()
+        counts each when it returns it).
 
         The deadline is fixed the first time the loop would go round again, so datagrams
         that are read and filtered never extend the wait (issue 14.3).
@@ -224,23 +290,30 @@ class ReceivePath:
             raise h.closed_error()
         sock = h.sock
         read = reader.read
-        started = False
+        started = woke = False
         deadline: float | None = None
         while True:
             try:
                 got, summary = read(sock, max_count)
             except BlockingIOError:
+                if woke:  # "readable" with nothing to read: ICMP errors queued? (14.5)
+                    self.stats.icmp_errors += h.drain_errors()
                 if not started:
                     started, deadline = True, self._deadline(timeout_s)
                 self._wait(deadline, timeout_s)
+                woke = True
                 continue
             except OSError as exc:
+                if exc.errno in ICMP_ERRNOS and not h.closed:  # an earlier send's ICMP
+                    self.stats.icmp_errors += h.drain_errors()
+                    if not h.connected():  # a connected socket reports it (C7)
+                        continue
                 raise self._failed(exc) from None
             if not got:  # woken by shutdown(): closing, or closed elsewhere
                 if h.closed:
                     raise h.closed_error(" while receiving")
                 got, summary = [], None
-            kept = self._admit(got, summary)
+            kept = self._admit(got, summary, count)
             if kept:
                 return kept
             if not started:
@@ -274,7 +347,8 @@ class ReceivePath:
             return self._h.closed_error(" while receiving")
         return from_oserror(exc, ErrOp.RECV, family=self._h.family)
 
-    def _admit(self, got: list[Datagram], summary: _io.Summary | None) -> list[Datagram]:
+    def _admit(self, got: list[Datagram], summary: _io.Summary | None, count: bool = True
+               ) -> list[Datagram]:
         """Count what was read and drop (and count) what this socket must not deliver:
         datagrams of groups it never joined here (G1) and below the TTL floor (G4). With
         a ``summary`` (one group, interface and drop count for the batch) it decides once
@@ -288,14 +362,14 @@ class ReceivePath:
             if g is not None and not self._book.admits(g, ifx):
                 st.filtered += len(got)
                 return []
-            st.datagrams += len(got)
-            st.bytes += nbytes
-            if ntrunc:
+            if count:
+                st.datagrams += len(got)
+                st.bytes += nbytes
                 st.truncated += ntrunc
             return got
         book = self._book
         kept: list[Datagram] = []
-        verdict: dict[tuple[str, int | None], bool] = {}
+        verdict = book.verdicts  # the book's answers so far (it adds to them)
         nbytes = ntrunc = 0
         for d in got:
             dr = d.drops
@@ -303,10 +377,10 @@ class ReceivePath:
                 self._note_drops(dr)
             g = d.group
             if g is not None:
-                key = (g, d.interface)
-                ok = verdict.get(key)
+                ok = verdict.get((g, d.interface))
                 if ok is None:
-                    ok = verdict[key] = book.admits(g, d.interface)
+                    ok = book.admits(g, d.interface)
+                    verdict = book.verdicts
                 if not ok:
                     st.filtered += 1
                     continue
@@ -316,9 +390,10 @@ class ReceivePath:
             kept.append(d)
             nbytes += len(d.data)
             ntrunc += d.truncated
-        st.datagrams += len(kept)
-        st.bytes += nbytes
-        st.truncated += ntrunc
+        if count:
+            st.datagrams += len(kept)
+            st.bytes += nbytes
+            st.truncated += ntrunc
         return kept
 
     def _note_drops(self, drops: int) -> None:

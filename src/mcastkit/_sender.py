@@ -2,7 +2,9 @@
 
 Owns: sendto (with its one-entry destination cache), send, sendto_from, send_batch
 (UDP GSO / sendmmsg through ``mcastkit._io.BatchSender``, or a sendto loop), the ENOBUFS
-retry, the send counters (``stats.send_retries`` / ``send_errors``) and typed send errors.
+retry (egress drops surface as ENOBUFS with IP_RECVERR), the send counters
+(``stats.send_retries`` / ``send_errors`` / ``send_drops`` / ``icmp_errors``) and typed
+send errors.
 A non-blocking socket (timeout 0) sends with ``MSG_DONTWAIT``; otherwise sends block
 while the socket buffer is full, as a blocking UDP socket does.
 Must not: set socket options (``_options``), receive, or wait on its own (beyond the
@@ -20,19 +22,29 @@ from typing import Final, NoReturn
 
 from . import _io
 from . import _platform as plat
-from ._addr import Endpoint, IPAddress, parse_endpoint, parse_ip
-from ._errors import ErrOp, McastError, McastValueError, UnsupportedError, translate
-from ._handle import Handle
+from ._addr import Endpoint, IPAddress, parse_destination, parse_endpoint, parse_ip
+from ._errors import (
+    ErrOp,
+    ErrorCode,
+    McastError,
+    McastValueError,
+    UnsupportedError,
+    translate,
+)
+from ._handle import ICMP_ERRNOS, Handle
 from ._interfaces import resolve_interface
 from ._options import SendOptions
 from ._packet import CmsgKind
 from ._platform import Op
-from ._platform._structs import pack_in6_pktinfo, pack_in_pktinfo
+from ._platform._structs import pack_dest, pack_in6_pktinfo, pack_in_pktinfo
 from ._sockbase import RecvStats
 
 __all__ = ["SendPath"]
 
 _SEND_RETRIES: Final = 3
+_METHODS: Final = frozenset(("auto", "gso", "mmsg", "loop"))
+_DESTS_MAX: Final = 64  # recent destinations kept per socket (bounded: G6)
+_csendto = _io.csendto  # the accelerator's sendto(fd, data, sockaddr, flags), or None
 Payload = _io.Payload
 Dest = _io.Dest
 
@@ -51,8 +63,11 @@ class SendPath:
         self._sock = h.sock
         self.stats = stats
         self._opts = opts
-        # sendto()'s one-entry cache of the last (address, port) -> socket address
-        self._dc: tuple[object, int, Dest] = (None, -1, ("", 0))
+        # the last two (address, port) -> (socket address, its packed bytes or b""
+        # without the accelerator), checked by identity first; then a dict of recent ones
+        self._dc: tuple[object, int, Dest, bytes] = (None, -1, ("", 0), b"")
+        self._dc2: tuple[object, int, Dest, bytes] = self._dc
+        self._dests: dict[tuple[object, int], tuple[Dest, bytes]] = {}
         self._batch: _io.BatchSender | None = None  # made on the first send_batch
 
     def dest(self, address: str | IPAddress, port: int) -> Dest:
@@ -75,6 +90,8 @@ class SendPath:
             if zone:
                 scope = int(zone) if zone.isdigit() else resolve_interface(zone).index
             return (host, port, 0, scope)
+        if host == "255.255.255.255":  # once per new target: the cache keeps the verdict
+            self._opts.check_limited_broadcast()
         return (host, port)
 
     def sendto(self, data: Payload, address: str | IPAddress, port: int) -> int:
@@ -101,15 +118,43 @@ class SendPath:
             McastValueError: a bad address or port, or the other IP version.
             ClosedError: the socket is closed (``CLOSED``).
         """
-        a, p, dest = self._dc
+        a, p, dest, sa = self._dc
         if address is not a or port != p:  # not the same target as last time
-            dest = self.dest(address, port)
-            if len(dest) == 2 or "%" not in str(address):  # a zone name may re-resolve
-                self._dc = (address, port, dest)
+            dest, sa = self._target(address, port)
         try:
+            if sa:  # the accelerator: no address parsing per datagram
+                return _csendto(self._sock.fileno(), data, sa,  # type: ignore[misc]
+                                self._h.send_flags)
             return self._sock.sendto(data, self._h.send_flags, dest)
         except OSError as exc:
             return self._failed(exc, data, dest)
+
+    def _target(self, address: str | IPAddress, port: int) -> tuple[Dest, bytes]:
+        """The socket address of (address, port) and its packed bytes (b"": send with
+        socket.sendto): the last target (sendto checks it inline first), the one before
+        (alternating targets swap the two), a recent one, or built and kept (except IPv6
+        zone names, which may re-resolve). It becomes the last target."""
+        a, p, dest, sa = self._dc
+        if address is a and port == p:
+            return dest, sa
+        a, p, dest, sa = self._dc2
+        if address is a and port == p:
+            self._dc, self._dc2 = self._dc2, self._dc
+            return dest, sa
+        key = (address, port)
+        hit = self._dests.get(key)
+        if hit is None:
+            dest = self.dest(address, port)
+            fast = _csendto is not None and _io.current_impl() == "c"
+            hit = (dest, pack_dest(dest) if fast else b"")
+            if len(dest) == 2 or "%" not in str(address):
+                if len(self._dests) >= _DESTS_MAX:
+                    self._dests.clear()
+                self._dests[key] = hit
+            else:
+                return hit
+        self._dc2, self._dc = self._dc, (address, port, *hit)
+        return hit
 
     def send(self, data: Payload, endpoint: str | Endpoint | None = None) -> int:
         """Send one datagram to ``endpoint``, or to the connected peer.
@@ -135,7 +180,15 @@ class SendPath:
                 return self._sock.send(data, self._h.send_flags)
             except OSError as exc:
                 return self._failed(exc, data, None)
-        ep = parse_endpoint(endpoint) if isinstance(endpoint, str) else endpoint
+        if isinstance(endpoint, Endpoint):
+            return self.sendto(data, endpoint.group.address, endpoint.port)
+        try:
+            ep = parse_endpoint(endpoint)
+        except McastValueError as exc:  # a broadcast or unicast HOST:PORT
+            if exc.code is not ErrorCode.NOT_MULTICAST:
+                raise
+            host, port = parse_destination(endpoint)
+            return self.sendto(data, host, port)
         return self.sendto(data, ep.group.address, ep.port)
 
     def sendto_from(self, data: Payload, address: str | IPAddress, port: int,
@@ -194,6 +247,15 @@ class SendPath:
         if h.closed:
             raise h.closed_error() from exc
         sock = self._sock
+        if exc.errno in ICMP_ERRNOS:
+            # an ICMP error for an earlier datagram (IP_RECVERR), not this one: drain it;
+            # a connected socket reports it (its peer refused), an unconnected one retries
+            self.stats.icmp_errors += h.drain_errors()
+            if dest is not None:
+                try:
+                    return sock.sendto(data, h.send_flags, dest)
+                except OSError as again:
+                    exc = again
         if exc.errno == errno.ENOBUFS and h.timeout != 0.0:
             for attempt in range(_SEND_RETRIES):
                 time.sleep(0.001 * (2**attempt))
@@ -206,8 +268,12 @@ class SendPath:
                     if again.errno != errno.ENOBUFS:
                         exc = again
                         break
-        if not isinstance(exc, BlockingIOError):  # would-block is flow control, not an error
+        if not isinstance(exc, BlockingIOError) and exc.errno != errno.EACCES:
+            # would-block is flow control; EACCES (broadcast without SO_BROADCAST) is
+            # refused bad input: neither is a failed send
             self.stats.send_errors += 1
+            if exc.errno == errno.ENOBUFS:
+                self.stats.send_drops += 1  # the egress queue dropped it (14.5)
         self._raise(exc, f"{dest[0]}:{dest[1]}" if dest else "connected peer")
 
     def send_batch(self, payloads: Sequence[Payload], address: str | IPAddress, port: int,
@@ -240,15 +306,28 @@ class SendPath:
             McastValueError: unknown ``method``; ``"gso"`` with unequal sizes.
         """
         h = self._h
-        h.check_open()
-        if method not in ("auto", "gso", "mmsg", "loop"):
+        if h.closed:
+            raise h.closed_error()
+        if method not in _METHODS:
             raise McastValueError(f"method {method!r}: use 'auto', 'gso', 'mmsg' or 'loop'")
         # a snapshot: another thread changing the caller's list cannot shorten the batch
         items = payloads if isinstance(payloads, tuple) else tuple(payloads)
         n = len(items)
         if n == 0:
             return 0
-        dest = self.dest(address, port)
+        a, p, dest, sa = self._dc
+        if address is not a or port != p:
+            dest, sa = self._target(address, port)
+        if n == 1 and method != "gso":  # one datagram: one sendto, whatever the method
+            try:
+                if sa:
+                    assert _csendto is not None
+                    _csendto(self._sock.fileno(), items[0], sa, h.send_flags)
+                    return 1
+                self._sock.sendto(items[0], h.send_flags, dest)
+                return 1
+            except OSError as exc:
+                return self._one_failed(exc, items, 0, dest)
         tx = self._batch
         if tx is None:
             tx = self._batch = _io.BatchSender(h.family)

@@ -56,6 +56,12 @@ class RecvStats:
     ttl_filtered: int = 0  # arrived with a TTL / hop limit below ``min_ttl`` (G4)
     send_retries: int = 0
     send_errors: int = 0
+    #: datagrams the kernel dropped on the way out (a full egress queue: ENOBUFS, seen
+    #: through IP_RECVERR) and still dropped after the retries; also in ``send_errors``
+    send_drops: int = 0
+    #: ICMP errors (port / host unreachable for an earlier unicast datagram) taken off the
+    #: socket's error queue so they do not break later sends and receives (IP_RECVERR)
+    icmp_errors: int = 0
 
 
 def _family_of(family: int | str) -> socket.AddressFamily:
@@ -74,11 +80,14 @@ def _check_range(name: str, value: int, lo: int, hi: int) -> int:
     return value
 
 
+_NUMBER = (int, float)
+_INF = float("inf")
+
+
 def _check_timeout(value: object, name: str = "timeout_s") -> None:
     """Refuse a timeout that is not a number >= 0 (None, "wait forever", is the caller's
     to allow). NaN and infinities are refused too: neither is a time to wait."""
-    if (isinstance(value, bool) or not isinstance(value, int | float)
-            or not 0 <= value < float("inf")):
+    if isinstance(value, bool) or not isinstance(value, _NUMBER) or not 0 <= value < _INF:
         raise McastValueError(
             f"{name} must be a number of seconds >= 0 (or None: wait forever), got {value!r}",
             code=ErrorCode.BAD_VALUE)

@@ -25,10 +25,17 @@ from collections.abc import Sequence
 from types import TracebackType
 
 from . import _platform as plat
-from ._addr import Endpoint, IPAddress, parse_endpoint, parse_ip
+from ._addr import (
+    LIMITED_BROADCAST,
+    Endpoint,
+    IPAddress,
+    parse_destination,
+    parse_endpoint,
+    parse_ip,
+)
 from ._errors import ErrOp, ErrorCode, McastOSError, McastValueError, translate
 from ._handle import Handle
-from ._interfaces import Interface, resolve_interface
+from ._interfaces import Interface, is_broadcast_address, resolve_interface
 from ._joins import GroupArg, Memberships
 from ._membership import Membership, MembershipBook
 from ._options import SendOptions
@@ -66,6 +73,11 @@ class MulticastSocket:
         min_ttl: drop (and count in ``stats.ttl_filtered``) datagrams that arrive with a
             smaller TTL / hop limit; 255 accepts only senders on this link (GTSM, RFC 5082;
             security goal G4). Turns metadata on.
+        broadcast: IPv4 only: allow sends to 255.255.255.255 (out of ``interface``,
+            which it then needs; unicast sends then leave through it too) and to a
+            local subnet's broadcast address (SO_BROADCAST), and admit received
+            broadcasts (with metadata on they are otherwise dropped and counted in
+            ``stats.filtered``).
 
     Attributes:
         stats: what this socket received, dropped, refused and failed to send
@@ -94,6 +106,7 @@ class MulticastSocket:
         recv_size: int = 65535,
         blocking: bool = True,
         min_ttl: int | None = None,
+        broadcast: bool = False,
     ) -> None:
         fam = _family_of(family)
         _check_range("ttl", ttl, 0, 255)
@@ -106,9 +119,11 @@ class MulticastSocket:
             if val is not None:
                 _check_range(name, val, 1, 1 << 30)
         iface = resolve_interface(interface) if interface is not None else None
-        sock = socket.socket(fam, socket.SOCK_DGRAM)
+        with translate(ErrOp.OPEN, family=fam):  # EMFILE: names `ulimit -n` (14.7)
+            sock = socket.socket(fam, socket.SOCK_DGRAM)
         self._h = h = Handle(sock, fam)
         book = MembershipBook()
+        book.is_broadcast = is_broadcast_address
         self.stats = RecvStats()  # shared by the receive and send paths (their own fields)
         self._opts = SendOptions(h, book)
         self._members = Memberships(h, book, self._opts)
@@ -119,22 +134,26 @@ class MulticastSocket:
         hot = {"recv": self._rx.recv, "recv_many": self._rx.recv_many,
                "recv_batch": self._rx.recv_batch, "sendto": self._tx.sendto,
                "send": self._tx.send, "send_batch": self._tx.send_batch}
-        cls = type(self)
         self.__dict__.update({k: f for k, f in hot.items()
-                              if getattr(cls, k) is getattr(MulticastSocket, k)})
+                              if getattr(type(self), k) is getattr(MulticastSocket, k)})
         try:
             with translate(ErrOp.OPEN, family=fam):
                 if fam == socket.AF_INET6:
                     plat.setopt(sock, Op.V6ONLY, 1)
                 if plat.supports(fam, Op.MULTICAST_ALL):
                     plat.setopt(sock, Op.MULTICAST_ALL, 0)
+                if plat.supports(fam, Op.RECVERR):  # egress drops become ENOBUFS (14.5)
+                    plat.setopt(sock, Op.RECVERR, 1)
                 if reuse_address:
                     plat.setopt(sock, Op.REUSEADDR, 1)
                 if reuse_port:
                     plat.setopt(sock, Op.REUSEPORT, 1)
+            if broadcast:
+                self._opts.set_broadcast()
+                book.broadcast = True
             if iface is not None:
                 self._opts.use_interface(
-                    iface, interface if isinstance(interface, str | int) else None)
+                    iface, interface if isinstance(interface, str | int) else None, interface)
             self._opts.set_ttl(ttl)
             self._opts.set_loopback(loopback)
             if dscp is not None:
@@ -180,6 +199,7 @@ class MulticastSocket:
         """The underlying socket (an escape hatch; options set on it bypass our checks).
         It stays in blocking mode: mcastkit reads with MSG_DONTWAIT and waits itself."""
         self._h.check_open()
+        self._h.handed_out = True  # it may be dup'ed or passed on: close() spares it
         return self._h.sock
 
     @property
@@ -197,6 +217,7 @@ class MulticastSocket:
             ClosedError: the socket is closed (``CLOSED``).
         """
         self._h.check_open()
+        self._h.handed_out = True  # it may be dup'ed or passed on: close() spares it
         return self._h.sock.fileno()
 
     @property
@@ -210,6 +231,11 @@ class MulticastSocket:
     def memberships(self) -> tuple[Membership, ...]:
         """The memberships this socket holds, as committed after the kernel accepted them."""
         return self._members.held()
+
+    @property
+    def broadcast(self) -> bool:
+        """True when the socket was opened with ``broadcast=True`` (SO_BROADCAST)."""
+        return self._opts.broadcast
 
     @property
     def interface(self) -> Interface | None:
@@ -274,6 +300,8 @@ class MulticastSocket:
         _check_range("port", port, 1, 65535)
         ip = parse_ip(str(address), what="peer address")
         h.check_family(ip, "peer address")
+        if ip == LIMITED_BROADCAST:
+            self._opts.check_limited_broadcast()
         with translate(ErrOp.CONNECT, group=f"{ip}:{port}", family=h.family,
                        interface=self._opts.iface_name):
             h.sock.connect((str(ip), port))
@@ -296,19 +324,27 @@ class MulticastSocket:
                                op=ErrOp.DISCONNECT.value)
 
     def close(self) -> None:
-        """Leave every group (by index) and close.
+        """Close this descriptor. Idempotent; never raises because an interface already
+        disappeared (field notes B3, G11).
 
-        Idempotent; never raises because an interface already disappeared (field notes
-        B3, G11). A :meth:`recv` blocked in another thread wakes with
-        :class:`~mcastkit.ClosedError`.
+        While no other descriptor of the socket can exist, it first shuts the socket down
+        (a receive blocked in another thread wakes at once, D8) and leaves every group.
+        When one may (a forked child, or ``fileno()`` / ``sock`` handed out: a dup, a
+        descriptor passed over SCM_RIGHTS), it only closes this descriptor: the other
+        holder keeps receiving, and the kernel drops the memberships when the last
+        descriptor closes (issue 14.2); a receive blocked in another thread of this
+        process then wakes within a second.
         """
         h = self._h
         if h.closed:
             return
         h.closed = True
-        with contextlib.suppress(OSError):  # wakes a recv blocked in another thread (D8)
-            h.sock.shutdown(socket.SHUT_RDWR)
-        self._members.leave_all()
+        if h.may_be_shared():
+            self._members.forget_all()
+        else:
+            with contextlib.suppress(OSError):  # wakes a recv blocked in another thread (D8)
+                h.sock.shutdown(socket.SHUT_RDWR)
+            self._members.leave_all()
         h.sock.close()
 
     # ------------------------------------------------------------------ send options
@@ -457,6 +493,10 @@ class MulticastSocket:
                    ) -> list[Datagram]:
         return self._rx.recv_batch(max_count, timeout_s)
 
+    @_doc(ReceivePath.pending)
+    def pending(self) -> int:
+        return self._rx.pending()
+
     @_doc(ReceivePath.kernel_drops)
     def kernel_drops(self) -> int:
         return self._rx.kernel_drops()
@@ -502,7 +542,9 @@ def open_receiver(
     """Open, bind and join in one call: ``open_receiver("239.255.0.1:5000", interface="lo")``.
 
     Every endpoint must share one port and IP version. ``SOURCE,GROUP:PORT`` joins
-    source-specifically. On failure nothing stays joined or open.
+    source-specifically. With ``broadcast=True`` an endpoint may be a broadcast address
+    (``255.255.255.255:PORT``): the port is bound and broadcasts to it are admitted,
+    with nothing to join. On failure nothing stays joined or open.
 
     Args:
         *endpoints: ``"GROUP:PORT"``, ``"SOURCE,GROUP:PORT"``, ``"GROUP:PORT%IFNAME"``
@@ -526,16 +568,18 @@ def open_receiver(
     if not endpoints:
         raise McastValueError("open_receiver needs at least one GROUP:PORT endpoint")
     _check_options("open_receiver", options)
-    eps = [parse_endpoint(e) if isinstance(e, str) else e for e in endpoints]
-    ports = {e.port for e in eps}
-    versions = {e.group.version for e in eps}
+    bcast = [e for e in endpoints if isinstance(e, str) and _is_broadcast_ep(e, options)]
+    eps = [parse_endpoint(e) if isinstance(e, str) else e for e in endpoints
+           if e not in bcast]
+    ports = {e.port for e in eps} | {parse_destination(str(e))[1] for e in bcast}
+    versions = {e.group.version for e in eps} | ({4} if bcast else set())
     if len(ports) > 1 or len(versions) > 1:
         raise McastValueError(
             "all endpoints of one socket need the same port and IP version; open one socket "
             "per port", code=ErrorCode.BAD_VALUE)
-    sock = MulticastSocket(eps[0].group.version, interface=interface, **options)  # type: ignore[arg-type]
+    sock = MulticastSocket(versions.pop(), interface=interface, **options)  # type: ignore[arg-type]
     try:
-        sock.bind(eps[0].port)
+        sock.bind(ports.pop())
         for e in eps:
             where: InterfaceArg | None = e.interface if e.interface else None
             if e.source is not None:
@@ -548,6 +592,17 @@ def open_receiver(
     return sock
 
 
+def _is_broadcast_ep(text: str, options: dict[str, object]) -> bool:
+    """True for a ``HOST:PORT`` that is not a group, given with ``broadcast=True``."""
+    if not options.get("broadcast"):
+        return False
+    try:
+        parse_endpoint(text)
+    except McastValueError as exc:
+        return exc.code is ErrorCode.NOT_MULTICAST
+    return False
+
+
 def open_sender(
     endpoint: str | Endpoint,
     *,
@@ -555,7 +610,8 @@ def open_sender(
     **options: object,
 ) -> MulticastSocket:
     """A socket connected to ``GROUP:PORT``, for :meth:`MulticastSocket.send` without a
-    destination.
+    destination. With ``broadcast=True`` the endpoint may be a broadcast address
+    (``255.255.255.255:PORT`` needs ``interface``).
 
     Args:
         endpoint: ``"GROUP:PORT"`` (or ``"GROUP:PORT%IFNAME"``) or an
@@ -574,17 +630,25 @@ def open_sender(
         InterfaceNotFoundError: ``interface`` does not exist (``INTERFACE_NOT_FOUND``).
         McastOSError: the connect failed.
     """
+    if isinstance(endpoint, str) and _is_broadcast_ep(endpoint, options):
+        return _connected(*parse_destination(endpoint), interface, options)
     ep = parse_endpoint(endpoint) if isinstance(endpoint, str) else endpoint
     if ep.source is not None:
         raise McastValueError(
             f"open_sender({str(endpoint)!r}): a sender has no source to choose; drop the "
             "'SOURCE,' part (receivers use it for source-specific joins)",
             code=ErrorCode.BAD_VALUE)
-    _check_options("open_sender", options)
     iface: InterfaceArg | None = interface if interface is not None else ep.interface
-    sock = MulticastSocket(ep.group.version, interface=iface, **options)  # type: ignore[arg-type]
+    return _connected(str(ep.group), ep.port, iface, options)
+
+
+def _connected(host: str, port: int, interface: InterfaceArg | None,
+               options: dict[str, object]) -> MulticastSocket:
+    """A socket connected to (host, port); closed again if anything fails."""
+    _check_options("open_sender", options)
+    sock = MulticastSocket(6 if ":" in host else 4, interface=interface, **options)  # type: ignore[arg-type]
     try:
-        sock.connect(ep.group.address, ep.port)
+        sock.connect(host, port)
     except BaseException:
         sock.close()
         raise

@@ -1,18 +1,20 @@
-/* mcastkit._speedups: optional compiled accelerator for MulticastSocket.recv_batch and
- * the sendmmsg path of MulticastSocket.send_batch.
+/* mcastkit._speedups: optional compiled accelerator for MulticastSocket's receive calls
+ * and the send fast paths.
  *
- * Owns: one recvmmsg(2) ring per receiver (buffers allocated once, reused) and the
- * building of mcastkit.Datagram objects (payload, source, metadata from the control
- * messages) in C. mcastkit._io._c.CReader wraps it; mcastkit._io keeps the pure-Python
- * and ctypes backends, which give identical Datagrams (tests/batch checks this).
+ * Owns: one recvmmsg(2) ring per receiver (made on the first read, grown with the traffic,
+ * reused) and the building of mcastkit.Datagram objects (payload, source, metadata from
+ * the control messages) in C. mcastkit._io._c.CReader wraps it; mcastkit._io keeps the
+ * pure-Python and ctypes paths, which give identical Datagrams (tests/batch checks this).
  * Also sendmmsg(fd, payloads, sockaddr, flags): one sendmmsg(2) call whose iovecs point
- * straight into the payloads' buffers (no copy); mcastkit._io.BatchSender uses it.
- * Must not: wait (it always reads with MSG_DONTWAIT; the receive path waits through
- * mcastkit._io._wait; a send blocks only as the socket itself does), loop over partial
- * sends (the caller does), translate errors (it raises plain OSError/BlockingIOError
- * from errno), keep per-source state without a bound (it caches only the last source
- * and the last group), or know platform numbers for control messages (mcastkit._platform
- * passes them in via setup()).
+ * straight into the payloads' buffers (no copy; mcastkit._io.BatchSender uses it), and
+ * sendto(fd, payload, sockaddr, flags): one sendto(2) to an address packed once
+ * (MulticastSocket.sendto uses it).
+ * Must not: wait (it always reads with MSG_DONTWAIT; mcastkit._io._wait does the waiting;
+ * a send blocks only as the socket itself does), loop over partial sends (the caller
+ * does), translate errors (it raises plain OSError/BlockingIOError from errno), keep
+ * per-source state without a bound (it caches only the last source and the last group),
+ * or know platform numbers for control messages (mcastkit._platform passes them in via
+ * setup()).
  *
  * Built by hatch_build.py with the interpreter's own flags; when it cannot be built the
  * package installs without it and the ctypes / pure-Python paths run.
@@ -36,7 +38,22 @@
 #define NAME_SIZE 32
 #define CTRL_SIZE 256
 #define MAX_VLEN 1024
-#define RING_BYTES (16 << 20)
+/* The ring is sized to the traffic: it starts at RING_START slots (made on the first
+ * read, not before) and doubles when a read fills it, up to RING_BYTES of buffer (each slot
+ * holds recv_size bytes: a datagram is never cut to fit) and MAX_VLEN slots. A slot is two
+ * pieces: COMPACT bytes in one small block (all that datagrams of a usual MTU touch) and
+ * the rest of recv_size in an overflow block that stays untouched, so never resident,
+ * until a larger datagram comes. One recv() call goes round the ring as often as it must
+ * to take max_count datagrams, but stops once BATCH_BYTES of payload were taken: a caller
+ * that frees a batch frees at most that much at once, which the allocator keeps for the
+ * next batch instead of returning it to the kernel (no page faults per datagram, 64 KiB
+ * ones included). */
+#define RING_START 8
+#define COMPACT 2048
+#define RING_BYTES (1 << 20)
+#define BATCH_BYTES (128 << 10)
+#define DIRECT_MIN 4096  /* datagrams this long are read straight into their bytes */
+#define DIRECT_MAX 16
 #define MAX_RECV_SIZE (1 << 20)  /* MulticastSocket's recv_size limit */
 #define MAX_KINDS 32
 
@@ -58,7 +75,11 @@ typedef struct {
     PyObject_HEAD
     int family;
     Py_ssize_t recv_size;
-    unsigned slots;
+    unsigned slots, want_slots;
+    size_t compact, over;  /* a slot's bytes in the compact and in the overflow block */
+    char *over_data;
+    unsigned last_max;  /* longest datagram of the last read (sizes the next one) */
+    int pend_err;       /* an errno met after datagrams were taken: raised next call */
     char *data, *names, *ctrl;
     struct iovec *iov;
     struct mmsghdr *hdr;
@@ -100,9 +121,10 @@ static void ring_unlock(Ring *r) {
 }
 
 static void ring_free_bufs(Ring *r) {
-    PyMem_Free(r->data); PyMem_Free(r->names); PyMem_Free(r->ctrl);
-    PyMem_Free(r->iov); PyMem_Free(r->hdr);
-    r->data = r->names = r->ctrl = NULL; r->iov = NULL; r->hdr = NULL; r->slots = 0;
+    PyMem_Free(r->data); PyMem_Free(r->over_data); PyMem_Free(r->names);
+    PyMem_Free(r->ctrl); PyMem_Free(r->iov); PyMem_Free(r->hdr);
+    r->data = r->over_data = r->names = r->ctrl = NULL; r->iov = NULL; r->hdr = NULL;
+    r->slots = 0;
 }
 
 static int ring_alloc(Ring *r, unsigned slots) {
@@ -113,19 +135,19 @@ static int ring_alloc(Ring *r, unsigned slots) {
     if (slots < 1) slots = 1;
     if (slots <= r->slots) return 0;
     ring_free_bufs(r);
-    r->data = PyMem_Malloc((size_t)slots * (size_t)r->recv_size);
+    r->compact = (size_t)r->recv_size < COMPACT ? (size_t)r->recv_size : COMPACT;
+    r->over = (size_t)r->recv_size - r->compact;
+    r->data = PyMem_Malloc((size_t)slots * r->compact);
+    r->over_data = r->over ? PyMem_Malloc((size_t)slots * r->over) : NULL;
     r->names = PyMem_Calloc(slots, NAME_SIZE);
     r->ctrl = PyMem_Calloc(slots, CTRL_SIZE);
-    r->iov = PyMem_Calloc(slots, sizeof(struct iovec));
+    r->iov = PyMem_Calloc(2 * (size_t)slots, sizeof(struct iovec));
     r->hdr = PyMem_Calloc(slots, sizeof(struct mmsghdr));
-    if (!r->data || !r->names || !r->ctrl || !r->iov || !r->hdr) {
+    if (!r->data || (r->over && !r->over_data) || !r->names || !r->ctrl || !r->iov
+            || !r->hdr) {
         ring_free_bufs(r);
         PyErr_NoMemory();
         return -1;
-    }
-    for (unsigned i = 0; i < slots; i++) {
-        r->iov[i].iov_base = r->data + (size_t)i * (size_t)r->recv_size;
-        r->iov[i].iov_len = (size_t)r->recv_size;
     }
     r->slots = slots;
     return 0;
@@ -165,12 +187,14 @@ static int Ring_init(Ring *r, PyObject *args, PyObject *kw) {
         return -1;
     }
     if (ring_lock(r) < 0) return -1;
-    ring_free_bufs(r);
+    ring_free_bufs(r);  /* buffers are made by the first read (lazily, sized to need) */
     r->family = family;
     r->recv_size = recv_size;
-    int rc = ring_alloc(r, (unsigned)slots);
+    r->want_slots = (unsigned)slots;
+    r->last_max = 0;
+    r->pend_err = 0;
     ring_unlock(r);
-    return rc;
+    return 0;
 }
 
 static void Ring_dealloc(Ring *r) {
@@ -256,14 +280,28 @@ static PyObject *big_ns(int64_t sec, int64_t nsec) {
 #define ALIGN_UP(n) (((n) + sizeof(size_t) - 1) & ~(sizeof(size_t) - 1))
 
 /* Build one Datagram from slot i; returns a new reference or NULL. */
-static PyObject *build_one(Ring *r, unsigned i, PyObject **grp_out, long *if_out,
-                           int *has_if, long long *dr_out, int *has_dr) {
+static PyObject *build_one(Ring *r, unsigned i, PyObject *payload, PyObject **grp_out,
+                           long *if_out, int *has_if, long long *dr_out, int *has_dr) {
+    /* payload: the datagram's bytes when the kernel wrote straight into them (a
+     * reference this function takes over), or NULL to copy them out of slot i */
     struct msghdr *m = &r->hdr[i].msg_hdr;
     Py_ssize_t len = (Py_ssize_t)r->hdr[i].msg_len;
     if (len > r->recv_size) len = r->recv_size;
     PyObject *o = dgram_type->tp_alloc(dgram_type, 0);
-    if (!o) return NULL;
-    PyObject *data = PyBytes_FromStringAndSize(r->data + (size_t)i * (size_t)r->recv_size, len);
+    if (!o) { Py_XDECREF(payload); return NULL; }
+    PyObject *data = payload;
+    if (data != NULL) {
+        if (_PyBytes_Resize(&data, len) < 0) { Py_DECREF(o); return NULL; }
+    } else {
+        const char *head = r->data + (size_t)i * r->compact;
+        if ((size_t)len <= r->compact) {
+            data = PyBytes_FromStringAndSize(head, len);
+        } else if ((data = PyBytes_FromStringAndSize(NULL, len)) != NULL) {
+            memcpy(PyBytes_AS_STRING(data), head, r->compact);
+            memcpy(PyBytes_AS_STRING(data) + r->compact, r->over_data + (size_t)i * r->over,
+                   (size_t)len - r->compact);
+        }
+    }
     if (!data) { Py_DECREF(o); return NULL; }
     SET(o, F_DATA, data);
     PyObject *src = format_source(r, (const unsigned char *)(r->names + (size_t)i * NAME_SIZE),
@@ -364,20 +402,26 @@ static PyObject *build_one(Ring *r, unsigned i, PyObject **grp_out, long *if_out
     return o;
 }
 
-static PyObject *ring_recv_locked(Ring *r, int fd, unsigned max_count) {
-    if (r->recv_size < 1) {  /* Ring.__new__ without __init__: no buffers, no size */
-        PyErr_SetString(PyExc_RuntimeError, "Ring.__init__() was not called");
-        return NULL;
-    }
-    if (max_count > r->slots && ring_alloc(r, max_count) < 0) return NULL;
-    unsigned want = max_count < r->slots ? max_count : r->slots;
-    if (want < 1) want = 1;
+/* One recvmmsg(MSG_DONTWAIT) of up to `want` into the ring's slots, or straight into the
+ * bytes objects `direct` (recv_size each) when given; <0 with errno on failure. */
+static int ring_read(Ring *r, int fd, unsigned want, PyObject **direct) {
     for (unsigned i = 0; i < want; i++) {
         struct msghdr *m = &r->hdr[i].msg_hdr;
+        struct iovec *v = &r->iov[2 * (size_t)i];
+        if (direct) {
+            v[0].iov_base = PyBytes_AS_STRING(direct[i]);
+            v[0].iov_len = (size_t)r->recv_size;
+            m->msg_iovlen = 1;
+        } else {
+            v[0].iov_base = r->data + (size_t)i * r->compact;
+            v[0].iov_len = r->compact;
+            v[1].iov_base = r->over_data + (size_t)i * r->over;
+            v[1].iov_len = r->over;
+            m->msg_iovlen = r->over ? 2 : 1;
+        }
         m->msg_name = r->names + (size_t)i * NAME_SIZE;
         m->msg_namelen = NAME_SIZE;
-        m->msg_iov = &r->iov[i];
-        m->msg_iovlen = 1;
+        m->msg_iov = v;
         m->msg_control = r->ctrl + (size_t)i * CTRL_SIZE;
         m->msg_controllen = CTRL_SIZE;
         m->msg_flags = 0;
@@ -387,31 +431,98 @@ static PyObject *ring_recv_locked(Ring *r, int fd, unsigned max_count) {
     got = recvmmsg(fd, r->hdr, want, MSG_DONTWAIT, NULL);
     err = errno;
     Py_END_ALLOW_THREADS
-    if (got < 0) {
-        errno = err;
+    errno = err;
+    return got;
+}
+
+static PyObject *ring_recv_locked(Ring *r, int fd, unsigned max_count) {
+    if (r->recv_size < 1) {  /* Ring.__new__ without __init__: no buffers, no size */
+        PyErr_SetString(PyExc_RuntimeError, "Ring.__init__() was not called");
+        return NULL;
+    }
+    if (r->pend_err) {  /* an error met after the last call had taken datagrams */
+        errno = r->pend_err;
+        r->pend_err = 0;
         return PyErr_SetFromErrno(PyExc_OSError);
     }
-    PyObject *out = PyList_New(got);
+    if (max_count > r->want_slots) r->want_slots = max_count;
+    if (r->slots == 0) {
+        unsigned first = r->want_slots < RING_START ? r->want_slots : RING_START;
+        if (first > max_count) first = max_count;
+        if (ring_alloc(r, first) < 0) return NULL;
+    }
+    PyObject *out = PyList_New(0);
     if (!out) return NULL;
+    unsigned total = 0;
     long long nbytes = 0, ntrunc = 0;
     int uniform = 1;
     PyObject *g0 = NULL; long if0 = 0; int hif0 = 0; long long dr0 = 0; int hdr0 = 0;
-    for (int i = 0; i < got; i++) {
-        PyObject *g; long ifx = 0; int hif; long long dr = 0; int hdr;
-        PyObject *o = build_one(r, (unsigned)i, &g, &ifx, &hif, &dr, &hdr);
-        if (!o) { Py_DECREF(out); return NULL; }
-        PyList_SET_ITEM(out, i, o);
-        Py_ssize_t len = (Py_ssize_t)r->hdr[i].msg_len;
-        nbytes += len > r->recv_size ? r->recv_size : len;
-        if (r->hdr[i].msg_hdr.msg_flags & MSG_TRUNC) ntrunc++;
-        if (i == 0) {
-            g0 = g; if0 = ifx; hif0 = hif; dr0 = dr; hdr0 = hdr;
-        } else if (uniform && (g != g0 || hif != hif0 || (hif && ifx != if0) || hdr != hdr0
-                               || (hdr && dr != dr0))) {
-            uniform = 0;  /* the group str is cached, so one group means one object */
+    while (total < max_count) {
+        unsigned want = max_count - total < r->slots ? max_count - total : r->slots;
+        if (r->last_max > 0) {  /* keep the batch's payload near BATCH_BYTES */
+            long long room = (long long)BATCH_BYTES - nbytes;
+            unsigned fit = room <= (long long)r->last_max ? 1 : (unsigned)(room / r->last_max);
+            if (fit < want) want = fit;
+        }
+        /* big datagrams: the kernel writes straight into the bytes objects (one copy,
+         * as recvfrom does), a few at a time */
+        PyObject *direct[DIRECT_MAX];
+        int use_direct = r->last_max >= DIRECT_MIN;
+        if (use_direct) {
+            unsigned fit = (unsigned)(BATCH_BYTES / r->recv_size);
+            if (fit < 1) fit = 1;
+            if (fit > DIRECT_MAX) fit = DIRECT_MAX;
+            if (want > fit) want = fit;
+            for (unsigned i = 0; i < want; i++) {
+                direct[i] = PyBytes_FromStringAndSize(NULL, r->recv_size);
+                if (!direct[i]) {
+                    while (i > 0) Py_DECREF(direct[--i]);
+                    Py_DECREF(out);
+                    return NULL;
+                }
+            }
+        }
+        int got = ring_read(r, fd, want, use_direct ? direct : NULL);
+        if (use_direct)  /* the slots nothing was read into */
+            for (unsigned i = got < 0 ? 0 : (unsigned)got; i < want; i++) Py_DECREF(direct[i]);
+        if (got < 0) {
+            if (total == 0) { Py_DECREF(out); return PyErr_SetFromErrno(PyExc_OSError); }
+            if (errno != EAGAIN && errno != EWOULDBLOCK) r->pend_err = errno;
+            break;
+        }
+        unsigned longest = 0;
+        for (int i = 0; i < got; i++) {
+            PyObject *g; long ifx = 0; int hif; long long dr = 0; int hdr;
+            PyObject *o = build_one(r, (unsigned)i, use_direct ? direct[i] : NULL, &g, &ifx,
+                                    &hif, &dr, &hdr);
+            if (!o) {
+                if (use_direct) for (int j = i + 1; j < got; j++) Py_DECREF(direct[j]);
+                Py_DECREF(out);
+                return NULL;
+            }
+            if (PyList_Append(out, o) < 0) { Py_DECREF(o); Py_DECREF(out); return NULL; }
+            Py_DECREF(o);
+            unsigned len = r->hdr[i].msg_len;
+            if (len > longest) longest = len;
+            nbytes += len > (unsigned)r->recv_size ? r->recv_size : len;
+            if (r->hdr[i].msg_hdr.msg_flags & MSG_TRUNC) ntrunc++;
+            if (total == 0 && i == 0) {
+                g0 = g; if0 = ifx; hif0 = hif; dr0 = dr; hdr0 = hdr;
+            } else if (uniform && (g != g0 || hif != hif0 || (hif && ifx != if0)
+                                   || hdr != hdr0 || (hdr && dr != dr0))) {
+                uniform = 0;  /* the group str is cached, so one group means one object */
+            }
+        }
+        total += (unsigned)got;
+        if (got > 0) r->last_max = longest;
+        if ((unsigned)got < want || got == 0) break;  /* the queue is empty (for now) */
+        if (nbytes >= BATCH_BYTES) break;
+        if ((unsigned)got == r->slots && total < max_count && r->slots < r->want_slots
+                && ring_alloc(r, r->slots * 2) < 0) {
+            PyErr_Clear();  /* no memory to grow: go on with the ring we have */
         }
     }
-    if (uniform && got > 0) {
+    if (uniform && total > 0) {
         PyObject *d0 = PyList_GET_ITEM(out, 0);
         PyObject *s = Py_BuildValue("(OOOLL)", *(PyObject **)((char *)d0 + field_off[F_GROUP]),
                                     *(PyObject **)((char *)d0 + field_off[F_IFACE]),
@@ -450,10 +561,17 @@ static PyObject *Ring_decode(Ring *r, PyObject *args) {
     if (r->recv_size < 1) {
         PyErr_SetString(PyExc_RuntimeError, "Ring.__init__() was not called");
     } else if (ring_lock(r) == 0) {
+        if (r->slots == 0 && ring_alloc(r, 1) < 0) {
+            ring_unlock(r);
+            PyBuffer_Release(&data); PyBuffer_Release(&name); PyBuffer_Release(&ctrl);
+            return NULL;
+        }
         struct mmsghdr *h = &r->hdr[0];
         size_t n = (size_t)data.len < (size_t)r->recv_size ? (size_t)data.len
                                                             : (size_t)r->recv_size;
-        memcpy(r->data, data.buf, n);
+        size_t head = n < r->compact ? n : r->compact;
+        memcpy(r->data, data.buf, head);
+        if (n > head) memcpy(r->over_data, (const char *)data.buf + head, n - head);
         memcpy(r->names, name.buf, name.len < NAME_SIZE ? (size_t)name.len : NAME_SIZE);
         memcpy(r->ctrl, ctrl.buf, ctrl.len < CTRL_SIZE ? (size_t)ctrl.len : CTRL_SIZE);
         h->msg_len = (unsigned)n;
@@ -461,7 +579,7 @@ static PyObject *Ring_decode(Ring *r, PyObject *args) {
         h->msg_hdr.msg_controllen = (size_t)ctrl.len;
         h->msg_hdr.msg_flags = flags;
         PyObject *g; long ifx; int hif, hdr; long long dr;
-        o = build_one(r, 0, &g, &ifx, &hif, &dr, &hdr);
+        o = build_one(r, 0, NULL, &g, &ifx, &hif, &dr, &hdr);
         ring_unlock(r);
     }
     PyBuffer_Release(&data); PyBuffer_Release(&name); PyBuffer_Release(&ctrl);
@@ -623,47 +741,91 @@ static PyObject *setup(PyObject *self, PyObject *args) {
  * signal handlers (PEP 475). Raises OSError (BlockingIOError for EAGAIN, EBADF for a
  * negative fd) when nothing was sent, TypeError for a non-buffer payload, ValueError
  * for a bad sockaddr, OverflowError for an fd or flags outside a C int. */
+/* args[i] as a C int (what: for the error message); -1 with an exception on failure */
+static int arg_int(PyObject *o, const char *what, int *out) {
+    int ov = 0;
+    long v = PyLong_AsLongAndOverflow(o, &ov);
+    if (v == -1 && PyErr_Occurred()) return -1;
+    if (ov || v > INT_MAX || v < INT_MIN) {
+        PyErr_Format(PyExc_OverflowError, "%s does not fit a C int", what);
+        return -1;
+    }
+    *out = (int)v;
+    return 0;
+}
+
+/* The destination, copied out of its buffer before anything else can run; 0 on success. */
+static int arg_sockaddr(PyObject *o, struct sockaddr_storage *sa, socklen_t *salen) {
+    Py_buffer b;
+    if (PyObject_GetBuffer(o, &b, PyBUF_SIMPLE) < 0) return -1;
+    sa_family_t af = AF_UNSPEC;
+    *salen = 0;
+    if ((size_t)b.len >= sizeof af) memcpy(&af, b.buf, sizeof af);
+    if ((af == AF_INET && (size_t)b.len == sizeof(struct sockaddr_in))
+            || (af == AF_INET6 && (size_t)b.len == sizeof(struct sockaddr_in6))) {
+        memset(sa, 0, sizeof *sa);
+        memcpy(sa, b.buf, (size_t)b.len);
+        *salen = (socklen_t)b.len;
+    }
+    PyBuffer_Release(&b);
+    if (*salen == 0) {
+        PyErr_Format(PyExc_ValueError, "sockaddr must be the %zu bytes of a sockaddr_in "
+                     "or the %zu of a sockaddr_in6, family included",
+                     sizeof(struct sockaddr_in), sizeof(struct sockaddr_in6));
+        return -1;
+    }
+    return 0;
+}
+
+/* sendto(fd, payload, sockaddr, flags) -> int: one sendto(2) to a destination packed once
+ * by the caller (no address parsing per datagram), EINTR retried after the handlers. */
+static PyObject *py_sendto(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 4) {
+        PyErr_Format(PyExc_TypeError, "sendto() takes 4 arguments (%zd given)", nargs);
+        return NULL;
+    }
+    int fd, flags;
+    struct sockaddr_storage sa;
+    socklen_t salen;
+    if (arg_int(args[0], "fd", &fd) < 0 || arg_int(args[3], "flags", &flags) < 0
+            || arg_sockaddr(args[2], &sa, &salen) < 0)
+        return NULL;
+    if (fd < 0) {
+        errno = EBADF;
+        return PyErr_SetFromErrno(PyExc_OSError);
+    }
+    Py_buffer view;
+    if (PyObject_GetBuffer(args[1], &view, PyBUF_SIMPLE) < 0) return NULL;
+    ssize_t n;
+    int err;
+    for (;;) {
+        Py_BEGIN_ALLOW_THREADS
+        n = sendto(fd, view.buf, (size_t)view.len, flags, (struct sockaddr *)&sa, salen);
+        err = errno;
+        Py_END_ALLOW_THREADS
+        if (n >= 0 || err != EINTR) break;
+        if (PyErr_CheckSignals() < 0) break;
+    }
+    PyBuffer_Release(&view);
+    if (n >= 0) return PyLong_FromSsize_t(n);
+    if (!PyErr_Occurred()) {
+        errno = err;
+        PyErr_SetFromErrno(PyExc_OSError);
+    }
+    return NULL;
+}
+
 static PyObject *py_sendmmsg(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
     if (nargs != 4) {
         PyErr_Format(PyExc_TypeError, "sendmmsg() takes 4 arguments (%zd given)", nargs);
         return NULL;
     }
-    int ov = 0;
-    long fdl = PyLong_AsLongAndOverflow(args[0], &ov);
-    if (fdl == -1 && PyErr_Occurred()) return NULL;
-    if (ov || fdl > INT_MAX || fdl < INT_MIN) {
-        PyErr_SetString(PyExc_OverflowError, "fd does not fit a C int");
-        return NULL;
-    }
-    long flagsl = PyLong_AsLongAndOverflow(args[3], &ov);
-    if (flagsl == -1 && PyErr_Occurred()) return NULL;
-    if (ov || flagsl > INT_MAX || flagsl < INT_MIN) {
-        PyErr_SetString(PyExc_OverflowError, "flags do not fit a C int");
-        return NULL;
-    }
-    int fd = (int)fdl, flags = (int)flagsl;
-    /* the destination, copied out of its buffer before anything else can run */
+    int fd, flags;
     struct sockaddr_storage sa;
-    socklen_t salen = 0;
-    {
-        Py_buffer b;
-        if (PyObject_GetBuffer(args[2], &b, PyBUF_SIMPLE) < 0) return NULL;
-        sa_family_t af = AF_UNSPEC;
-        if ((size_t)b.len >= sizeof af) memcpy(&af, b.buf, sizeof af);
-        if ((af == AF_INET && (size_t)b.len == sizeof(struct sockaddr_in))
-                || (af == AF_INET6 && (size_t)b.len == sizeof(struct sockaddr_in6))) {
-            memset(&sa, 0, sizeof sa);
-            memcpy(&sa, b.buf, (size_t)b.len);
-            salen = (socklen_t)b.len;
-        }
-        PyBuffer_Release(&b);
-        if (salen == 0) {
-            PyErr_Format(PyExc_ValueError, "sockaddr must be the %zu bytes of a sockaddr_in "
-                         "or the %zu of a sockaddr_in6, family included",
-                         sizeof(struct sockaddr_in), sizeof(struct sockaddr_in6));
-            return NULL;
-        }
-    }
+    socklen_t salen;
+    if (arg_int(args[0], "fd", &fd) < 0 || arg_int(args[3], "flags", &flags) < 0
+            || arg_sockaddr(args[2], &sa, &salen) < 0)
+        return NULL;
     if (fd < 0) {
         errno = EBADF;
         return PyErr_SetFromErrno(PyExc_OSError);
@@ -745,13 +907,14 @@ static PyMethodDef module_methods[] = {
     {"setup", setup, METH_VARARGS, "setup(Datagram, [(level, type, kind_code)])"},
     {"sendmmsg", (PyCFunction)(void (*)(void))py_sendmmsg, METH_FASTCALL,
      "sendmmsg(fd, payloads, sockaddr, flags) -> int: one sendmmsg(2) call, no copy."},
+    {"sendto", (PyCFunction)(void (*)(void))py_sendto, METH_FASTCALL,
+     "sendto(fd, payload, sockaddr, flags) -> int: one sendto(2) to a packed address."},
     {NULL, NULL, 0, NULL},
 };
 
 static struct PyModuleDef moduledef = {
     PyModuleDef_HEAD_INIT, "mcastkit._speedups",
-    "Optional compiled recvmmsg ring and sendmmsg for mcastkit (see mcastkit._io).", -1,
-    module_methods,
+    "Optional compiled recvmmsg ring, sendmmsg and sendto for mcastkit (see mcastkit._io).", -1, module_methods,
 };
 
 PyMODINIT_FUNC PyInit__speedups(void) {

@@ -81,8 +81,10 @@ def open_multicast(
     """Open, bind and join for asyncio: ``async with open_multicast("239.255.0.1:5000",
     "198.18.1.10,232.1.1.1:5000", interface="lo") as ep: ...``.
 
-    Endpoints are ``[SOURCE,]GROUP:PORT`` (one port and IP version per socket). Call it
-    from a coroutine. Other keyword options go to :class:`~mcastkit.MulticastSocket`.
+    Endpoints are ``[SOURCE,]GROUP:PORT`` (one port and IP version per socket), or with
+    ``broadcast=True`` a broadcast ``255.255.255.255:PORT``. Call it from a coroutine.
+    Other keyword options go to :class:`~mcastkit.MulticastSocket` (``broadcast=True``
+    among them).
     The socket can also send (``await ep.send(data, "239.255.0.1:5000")``).
 
     Args:
@@ -131,7 +133,9 @@ def open_sender(
     on_event: Callable[[InterfaceEvent], Any] | None = None,
     **options: object,
 ) -> AsyncMulticastSocket:
-    """A send-only endpoint connected to ``GROUP:PORT``: ``await ep.send(data)``.
+    """A send-only endpoint connected to ``GROUP:PORT``: ``await ep.send(data)``. With
+    ``broadcast=True`` the endpoint may be a broadcast address (the limited broadcast
+    255.255.255.255 needs ``interface``).
 
     Args:
         endpoint: ``"GROUP:PORT"`` or an :class:`~mcastkit.Endpoint`.

@@ -10,7 +10,7 @@ from mcastkit import (
     DatagramTooLargeError,
     McastValueError,
     MulticastSocket,
-    _batch,
+    _io,
 )
 from tests.batch.helpers import drain
 from tests.netns import Netns
@@ -141,7 +141,7 @@ def test_generator_payloads(netns: Netns, impl: str, mcast_port: int) -> None:
 
 
 def test_fallback_sender_forced(netns: Netns, mcast_port: int) -> None:
-    _batch.force_python(True)
+    _io.force_python(True)
     try:
         rx, tx = _pair(mcast_port)
         with rx, tx:
@@ -149,7 +149,7 @@ def test_fallback_sender_forced(netns: Netns, mcast_port: int) -> None:
             assert tx._tx._batch is not None and tx._tx._batch.python
             assert len(drain(rx, 4)) == 4
     finally:
-        _batch.force_python(False)
+        _io.force_python(False)
 
 
 def test_ipv6_send_batch_on_veth(veth_loop: object, impl: str, mcast_port: int) -> None:

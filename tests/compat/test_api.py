@@ -206,14 +206,18 @@ def test_bad_property_values_raise_121(name: str, value: object) -> None:
     assert getattr(mc, name) == before
 
 
-def test_source_mac_address_is_refused_honestly() -> None:
+def test_source_mac_address_is_parsed_and_a_malformed_one_refused() -> None:
     mc = MCast()
-    with pytest.raises(MCastError) as ei:
-        mc.config("SourceMacAddress=02:00:00:00:00:01")
-    assert ei.value.code == 123
-    assert "CAP_NET_RAW" in ei.value.message and "AF_PACKET" in ei.value.message
+    mc.config("SourceMacAddress=02-00-5E-10-00-01")
+    assert mc.config("SourceMacAddress") == "02:00:5e:10:00:01"
+    for bad in ("02:00:5e:10:00", "zz:00:5e:10:00:01", "01:00:5e:00:00:01"):
+        with pytest.raises(MCastError) as ei:
+            mc.config(f"SourceMacAddress={bad}")
+        assert ei.value.code == 121 and "SourceMacAddress" in ei.value.message
+        assert "02:00:5e:10:00:01" in ei.value.message or "group" in ei.value.message
+        assert mc.config("SourceMacAddress") == "02:00:5e:10:00:01"
+    mc.config("SourceMacAddress=")  # empty: the normal send path
     assert mc.config("SourceMacAddress") == ""
-    mc.config("SourceMacAddress=")  # empty is accepted
 
 
 def test_send_before_activation_raises_109() -> None:

@@ -5,13 +5,16 @@ Non-delivery is proven with a sentinel sent after the forbidden datagram, never 
 
 from __future__ import annotations
 
+import contextlib
+import os
 import socket
+import time
 from collections.abc import Callable
 
 import pytest
 
 from mcastkit import MulticastSocket
-from mcastkit.compat import MCast, MCastError
+from mcastkit.compat import MCast, MCastDataInEventParams, MCastError
 from tests import kernelstate
 from tests.compat.conftest import Recorder, pump
 from tests.netns import Netns
@@ -447,18 +450,51 @@ def test_on_error_handler_exception_is_swallowed(netns: Netns, make: Make) -> No
 
 
 def test_do_events_is_not_re_entrant(netns: Netns, make: Make) -> None:
+    """A do_events() called from inside a handler returns at once: it delivers nothing
+    there, so a handler never runs inside another. Both datagrams are queued before the
+    first call (loopback delivers within the send call), so a re-entrant do_events
+    would deliver the second one nested (issue 14.11: the old form passed either way)."""
     rx, _ = receiver(make, G1)
-    depth: list[int] = []
+    inside: list[bool] = [False]
+    nested: list[bytes] = []
+    seen: list[bytes] = []
 
-    def handler(e: object) -> None:
-        depth.append(1)
-        rx.do_events()  # returns at once
+    def handler(e: MCastDataInEventParams) -> None:
+        if inside[0]:
+            nested.append(e.datagram)
+        inside[0] = True
+        try:
+            seen.append(e.datagram)
+            rx.do_events()  # returns at once
+        finally:
+            inside[0] = False
 
     rx.on_data_in = handler
     tx = sender(make, G1, rx.local_port)
     tx.send(b"a")
     tx.send(b"b")
-    pump([rx], lambda: len(depth) == 2)
+    pump([rx], lambda: len(seen) == 2)
+    assert nested == [] and seen == [b"a", b"b"]
+
+
+def test_do_events_on_a_socket_shut_down_elsewhere_does_not_spin(netns: Netns,
+                                                                 make: Make) -> None:
+    """Another holder of the socket (a dup, a forked child) shut it down: the selector
+    reports it readable forever with nothing to read. do_events reports ESHUTDOWN to
+    on_error and sleeps out SelectWaitMillis instead of returning at once (issue 14.2:
+    it used to spin the caller's loop at 100 % CPU)."""
+    rx, rec = receiver(make, G1, SelectWaitMillis=100)
+    core = rx._s.core if hasattr(rx, "_s") else rx._core  # type: ignore[attr-defined]
+    other = socket.socket(fileno=os.dup(core.fileno()))
+    with contextlib.suppress(OSError):
+        other.shutdown(socket.SHUT_RDWR)
+    other.close()
+    calls, t_end = 0, time.monotonic() + 0.5
+    while time.monotonic() < t_end:
+        rx.do_events()
+        calls += 1
+    assert calls <= 10, f"do_events returned at once {calls} times in 0.5 s (a spin)"
+    assert rec.errors and "shut down" in rec.errors[0].description.lower()
 
 
 def test_deactivating_inside_a_handler(netns: Netns, make: Make) -> None:

@@ -10,7 +10,6 @@ names a device but has no source address.
 from __future__ import annotations
 
 import socket
-import sys
 from collections.abc import Callable
 
 import pytest
@@ -19,7 +18,6 @@ from hypothesis import strategies as st
 
 import mcastkit
 from mcastkit.compat import IPWorksError, MCast, MCastError
-from mcastkit.compat._routes import route_device
 from mcastkit.compat._settings import SETTINGS, Row
 from tests.compat.conftest import Recorder, pump, run_python
 from tests.lab.topology import VethPair
@@ -160,32 +158,6 @@ def test_join_follows_a_route_without_source_address(veth_pair: VethPair) -> Non
         assert rec.data[0].source_address == veth_pair.addr_a
     finally:
         rx.active = False
-
-
-_TABLE = (
-    "Iface\tDestination\tGateway\tFlags\tRefCnt\tUse\tMetric\tMask\t\tMTU\tWindow\tIRTT\n"
-    "eth0\t00000000\t010012C6\t0003\t0\t0\t0\t00000000\t0\t0\t0\n"
-    "eth1\t000000E0\t00000000\t0001\t0\t0\t0\t000000F0\t0\t0\t0\n"
-    "eth2\t0000FFEF\t00000000\t0001\t0\t0\t5\t0000FFFF\t0\t0\t0\n"
-    "eth3\t0000FFEF\t00000000\t0001\t0\t0\t1\t0000FFFF\t0\t0\t0\n"
-    "eth4\t0D00FFEF\t00000000\t0000\t0\t0\t0\tFFFFFFFF\t0\t0\t0\n"
-)
-
-
-@pytest.mark.skipif(sys.byteorder != "little", reason="the sample table is little-endian")
-@pytest.mark.parametrize(("group", "dev"), [
-    ("224.0.0.251", "eth1"),  # 224/4 beats the default route
-    ("239.255.13.1", "eth3"),  # the longer 239.255/16 prefix, lower metric of the two
-    ("239.255.0.13", "eth3"),  # eth4's /32 is not up
-    ("198.18.0.1", "eth0"), ("ff15::1", None), ("not-an-ip", None),
-])
-def test_route_device_picks_longest_prefix_then_metric(group: str, dev: str | None) -> None:
-    assert route_device(group, _TABLE) == dev
-
-
-@given(st.text(), st.ip_addresses(v=4).map(str))
-def test_route_device_never_raises(table: str, group: str) -> None:
-    assert route_device(group, table) is None or isinstance(route_device(group, table), str)
 
 
 # ------------------------------------------------------------------ every row's parser

@@ -6,7 +6,9 @@ Each runs in a fresh namespace that looks like a small host: ``lo`` up, and ``et
 whose other end is ``peer0``) with 198.18.1.10/24 and a multicast route, so the docs'
 ``-i eth0`` works. Placeholders are filled in (IFACE -> eth0, GROUP -> 239.255.0.1 ...);
 a command with a placeholder left is not run and is listed by
-``test_placeholders_are_known``. A command passes when it is found and understood: not exit
+``test_placeholders_are_known`` (a synopsis belongs in a ```text block). A line that makes
+a key (``mcastkit relay --make-key FILE``) also runs again before each later command of
+its block, which names that key. A command passes when it is found and understood: not exit
 126/127 (not found, not executable), not exit 2 with a usage message, no traceback, and
 no output naming a path of this machine. Long-running commands are stopped with SIGTERM
 after a few seconds (exit 143/124 then counts as ran).
@@ -36,7 +38,11 @@ NOT_RUN = (("make test", "runs this suite"), ("make bench", "benchmarks: minutes
            ("-m pytest", "runs test suites"),
            ("make pytest", "runs test suites"), ("-m benchmarks", "benchmarks: minutes"),
            ("pip install", "needs the package registry"), ("make demo", "tests/docs/"
-           "test_docs_run.py runs the demo"))
+           "test_docs_run.py runs the demo"),
+           ("replay feed.pcapng", "replays the file the recipe before it records; "
+            "tests/record/test_docs.py runs that page's recipes in order"))
+# Setup lines: each runs before the later commands of its block (they use what it makes).
+SETUP = re.compile(r"mcastkit relay --make-key \S+")
 TIMEOUT_S = 8
 
 
@@ -66,17 +72,26 @@ def _is_command(line: str) -> bool:
     return first in PROGRAMS
 
 
+SETUP_OF: dict[tuple[str, str], list[str]] = {}  # (page, command) -> its block's setup
+
+
 def commands() -> list[tuple[str, str]]:
-    """(page, command) for every command line in the docs, continuation lines joined."""
+    """(page, command) for every command line in the docs, continuation lines joined;
+    fills :data:`SETUP_OF` for commands that follow a :data:`SETUP` line."""
     out: list[tuple[str, str]] = []
     for page in PAGES:
         text = page.read_text()
         for block in _blocks(text):
             block = re.sub(r"\\\n\s*", " ", block)
+            setup: list[str] = []
             for line in block.splitlines():
                 cmd = re.split(r"\s+#\s", line.strip(), maxsplit=1)[0].strip()
                 if cmd and _is_command(cmd):
                     out.append((page.name, cmd))
+                    if setup:
+                        SETUP_OF.setdefault((page.name, cmd), list(setup))
+                    if SETUP.fullmatch(cmd):
+                        setup.append(cmd)
         out += [(page.name, c) for c in _inline(text)]
     return sorted(set(out))
 
@@ -145,7 +160,8 @@ def test_command_runs_as_written(netns: Netns, tmp_path: Path, page: str, cmd: s
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
            "NO_COLOR": "1", "MANPAGER": "cat", "PAGER": "cat"}
     run = _fill(cmd)
-    p = subprocess.run(["timeout", "-s", "TERM", str(TIMEOUT_S), "bash", "-c", run],
+    script = " && ".join([*SETUP_OF.get((page, cmd), []), run])
+    p = subprocess.run(["timeout", "-s", "TERM", str(TIMEOUT_S), "bash", "-c", script],
                        cwd=tmp_path, env=env, capture_output=True, text=True,
                        timeout=TIMEOUT_S + 30, stdin=subprocess.DEVNULL)
     out = p.stdout + p.stderr

@@ -142,7 +142,10 @@ BURST = 100
 @pytest.mark.parametrize("method", METHODS)
 def test_flood_from_distinct_forged_sources_keeps_memory_flat_and_counts(
         netns: object, method: str) -> None:
-    rx = MulticastSocket(4, interface="lo", metadata=True, rcvbuf_bytes=1)  # kernel minimum
+    # a buffer that takes a whole burst: most of the 10,000 sources reach the library
+    # (with the kernel's minimum buffer only ~2 % did, so a per-source structure in
+    # recv() could grow unseen; issue 14.11)
+    rx = MulticastSocket(4, interface="lo", metadata=True, rcvbuf_bytes=1 << 20)
     port = rx.bind(0)[1]
     rx.join(GROUP)
     delivered = 0
@@ -176,7 +179,7 @@ def test_flood_from_distinct_forged_sources_keeps_memory_flat_and_counts(
             tracemalloc.stop()
         drops = rx.kernel_drops() - base_drops
         assert delivered + drops == FLOOD  # every datagram delivered or counted
-        assert drops > 0  # a 2 KiB buffer cannot take a burst of 100
+        assert delivered >= FLOOD * 9 // 10, f"only {delivered} sources reached recv()"
         assert rx.kernel_drops() == rx.stats.kernel_drops  # live counter agrees
         sources_seen = FLOOD
         assert growth < 64 * 1024, f"memory grew by {growth} bytes over {sources_seen} sources"

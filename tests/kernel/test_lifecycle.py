@@ -59,7 +59,11 @@ def test_b1_b2_link_down_keeps_membership_and_delivery_resumes(veth_pair: VethPa
         veth_pair.b.ip("link", "set", "eth0", "down")
         with veth_pair.b.enter():
             assert g in _held(version)  # B1: the membership stays
-        tx.sendto(b"while down", g, port)  # no exception on either side
+        # the kernel drops it at the link: with IP_RECVERR that is a transient
+        # SendError, counted, never a silent success (issue 14.5)
+        with pytest.raises(SendError) as ei:
+            tx.sendto(b"while down", g, port)
+        assert ei.value.transient and tx.stats.send_drops == 1
         veth_pair.b.ip("link", "set", "eth0", "up")
         veth_pair.b.link_local("eth0")
         with veth_pair.b.enter():

@@ -23,6 +23,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from types import TracebackType
 
+from mcastkit import McastValueError
+from mcastkit._frames import parse_ip_packet, parse_udp
+
 ETH_P_ALL = 0x0003
 ETH_P_IP, ETH_P_IPV6 = 0x0800, 0x86DD
 PACKET_OUTGOING = 4
@@ -42,23 +45,17 @@ class Frame:
 
 
 def parse_frame(proto: int, pkt: bytes, outgoing: bool = False) -> Frame | None:
-    """Decode an L3 packet (as SOCK_DGRAM AF_PACKET returns it); None unless UDP."""
-    if proto == ETH_P_IP and len(pkt) >= 28 and pkt[0] >> 4 == 4 and pkt[9] == 17:
-        ihl = (pkt[0] & 0x0F) * 4
-        udp = pkt[ihl:]
-        src, dst = socket.inet_ntoa(pkt[12:16]), socket.inet_ntoa(pkt[16:20])
-        ttl = pkt[8]
-    elif proto == ETH_P_IPV6 and len(pkt) >= 48 and pkt[0] >> 4 == 6 and pkt[6] == 17:
-        udp = pkt[40:]
-        src = str(ipaddress.IPv6Address(pkt[8:24]))
-        dst = str(ipaddress.IPv6Address(pkt[24:40]))
-        ttl = pkt[7]
-    else:
+    """Decode an L3 packet (as SOCK_DGRAM AF_PACKET returns it) with the project's
+    parser (:mod:`mcastkit._frames`); None unless a whole UDP datagram."""
+    if proto not in (ETH_P_IP, ETH_P_IPV6):
         return None
-    if len(udp) < 8:
+    try:
+        ip = parse_ip_packet(pkt)
+        udp = parse_udp(ip)
+    except McastValueError:  # not UDP, a fragment, or malformed
         return None
-    return Frame(src, dst, int.from_bytes(udp[0:2], "big"), int.from_bytes(udp[2:4], "big"),
-                 ttl, bytes(udp[8:]), outgoing)
+    return Frame(str(ip.src), str(ip.dst), udp.sport, udp.dport, ip.ttl, udp.payload,
+                 outgoing)
 
 
 class Sniffer:

@@ -108,8 +108,11 @@ def test_raw_ip_linktype_read_by_tshark_and_replayed(netns: Netns, tmp_path: Pat
     assert [o["data"] for o in bg.join().json()] == ["raw-1", "raw-2"]
 
 
+@pytest.mark.parametrize("sig, code", [("SIGINT", 130), ("SIGTERM", 143)])
 def test_ctrl_c_ends_a_long_pause_of_replay(netns: Netns, tmp_path: Path,
-                                            mcast_port: int) -> None:
+                                            mcast_port: int, sig: str, code: int) -> None:
+    """Ctrl-C or SIGTERM in an hour-long pause: the summary at once, exit 130 / 143 (the
+    convention of every verb)."""
     import signal
     import time
 
@@ -125,7 +128,7 @@ def test_ctrl_c_ends_a_long_pause_of_replay(netns: Netns, tmp_path: Path,
     p = mk_popen("replay", path, "-i", "lo")
     time.sleep(1.5)
     t = time.monotonic()
-    p.send_signal(signal.SIGINT)
+    p.send_signal(signal.Signals[sig])
     out, err = p.communicate(timeout=20)
-    assert p.returncode == 130, err
+    assert p.returncode == code, err
     assert time.monotonic() - t < 5 and "replayed 1 datagrams" in out

@@ -146,7 +146,7 @@ def test_signal_leaves_a_complete_file(netns: Netns, tmp_path: Path, mcast_port:
     finally:
         if p.poll() is None:
             p.kill()
-    assert p.returncode == (0 if sig == signal.SIGTERM else 130), err
+    assert p.returncode == (143 if sig == signal.SIGTERM else 130), err
     assert "Traceback" not in err and "recorded 500 datagrams" in out
     n, st = _count(str(path))
     assert n == 500 and not st.notes.truncated_tail

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from mcastkit.capture import DecodeStats, packets
+from mcastkit.cli._format import decode_json_payload
 from tests.cli.helpers import Background, cli, wait_joined
 from tests.lab.topology import VethPair
 from tests.netns import wait_until
@@ -90,7 +91,9 @@ def test_third_party_capture_replayed_byte_for_byte(veth_pair: VethPair, tmp_pat
             sc.terminate()
             sc.wait(10)
     assert heard.status == 0, heard.stderr
-    assert [bytes.fromhex(o["hex"]) for o in heard.json()] == payloads
+    objs = heard.json()
+    assert {o["encoding"] for o in objs} == {"hex"}  # --hex: every payload as hex
+    assert [decode_json_payload(o) for o in objs] == payloads
     assert (tmp_path / "socat.out").read_bytes() == b"".join(payloads)
 
 

@@ -71,7 +71,7 @@ def test_relay_a_to_b_every_datagram_once(lans: Lans, v6: bool, ssm: bool) -> No
         assert out["lan-a->lan-b"]["relayed"] == n
     finally:
         summary = rp.stop()
-    assert rp.p.returncode == 0, rp.stderr()
+    assert rp.p.returncode == 143, rp.stderr()  # stopped by SIGTERM, after its summary
     assert summary["totals"]["received"] == n
     # SIGTERM: every group left
     assert not [m for m in memberships(lans.r) if m[1] == g]

@@ -60,7 +60,7 @@ def test_signal_mid_stream_leaves_every_group(lans: Lans, sig: int) -> None:
         stop.set()
         if t.is_alive():
             t.join()
-    assert rp.p.returncode == (0 if sig == signal.SIGTERM else 130), rp.stderr()
+    assert rp.p.returncode == (143 if sig == signal.SIGTERM else 130), rp.stderr()
     assert summary["totals"]["relayed"] > 200
     with lans.r.enter():
         v4 = {grp for _, grp in kernelstate.igmp_groups()}

@@ -97,6 +97,7 @@ ROWS: list[tuple[str, int, int, type[McastOSError], ErrorCode, tuple[str, ...]]]
     ("send", E.EADDRNOTAVAIL, V6, SendError, ErrorCode.SEND_FAILED, ("tentative",)),
     ("send", E.ENOBUFS, V4, SendError, ErrorCode.SEND_FAILED, ("transient",)),
     ("send", E.ECONNREFUSED, V4, SendError, ErrorCode.SEND_FAILED, ("refused",)),
+    ("send", E.EACCES, V4, SendError, ErrorCode.SEND_FAILED, ("broadcast=True",)),
     ("send", E.EPERM, V4, SendError, ErrorCode.SEND_FAILED, ("firewall",)),
     ("bind", E.EADDRINUSE, V4, McastOSError, ErrorCode.ADDRESS_IN_USE, ("reuse_port=True",)),
     ("bind", E.EADDRNOTAVAIL, V4, McastOSError, ErrorCode.OS_ERROR, ("not local",)),
@@ -329,7 +330,7 @@ ERROR_CODES = {
     "SEND_TRANSIENT": 401, "DATAGRAM_TOO_LARGE": 402, "SEND_FAILED": 403,
     "RECEIVE_FAILED": 404, "TIMEOUT": 405, "ADDRESS_IN_USE": 406, "PERMISSION": 407,
     "UNSUPPORTED": 501,
-    "CLOSED": 601, "BAD_STATE": 602,
+    "CLOSED": 601, "BAD_STATE": 602, "NOT_OWNER": 603,
     "OS_ERROR": 901,
 }
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from ._base import Reader, Summary
 from ._c import CReader
+from ._c import sendto as csendto
 from ._mmsg import MmsgReader
 from ._pyread import PyReader
 from ._select import available_impls, current_impl, force_impl, generation
@@ -32,6 +33,7 @@ __all__ = [
     "Reader",
     "Summary",
     "available_impls",
+    "csendto",
     "current_impl",
     "deadline_after",
     "force_impl",

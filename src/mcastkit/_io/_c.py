@@ -20,7 +20,7 @@ from .. import _platform as plat
 from .._packet import CmsgKind, Datagram
 from ._base import Summary
 
-__all__ = ["KIND_CODES", "CReader", "Ring", "sendmmsg"]
+__all__ = ["KIND_CODES", "CReader", "Ring", "sendmmsg", "sendto"]
 
 #: CmsgKind -> the K_* code of _speedups.c (what each control message fills in)
 KIND_CODES: Final = {CmsgKind.PKTINFO4: 1, CmsgKind.PKTINFO6: 2, CmsgKind.TTL: 3,
@@ -30,6 +30,8 @@ KIND_CODES: Final = {CmsgKind.PKTINFO4: 1, CmsgKind.PKTINFO6: 2, CmsgKind.TTL: 3
 Ring: Any = None
 sendmmsg: Callable[[int, Sequence[bytes | bytearray | memoryview], bytes, int], int] | None
 sendmmsg = None
+#: sendto(fd, payload, sockaddr, flags): one sendto(2) to a destination packed once
+sendto: Callable[[int, bytes | bytearray | memoryview, bytes, int], int] | None = None
 try:
     from .._speedups import Ring as _Ring
     from .._speedups import setup as _setup
@@ -41,8 +43,11 @@ try:
         from .._speedups import sendmmsg as _csend
 
         sendmmsg = _csend
-    except ImportError:  # an accelerator built before it had sendmmsg: ctypes sends
-        sendmmsg = None
+        from .._speedups import sendto as _csendto
+
+        sendto = _csendto
+    except ImportError:  # an older accelerator: ctypes / socket.sendto send
+        pass
 except Exception:  # not built, or a mismatch: the accelerator must never break the import
     Ring = None
 

@@ -1,7 +1,9 @@
 """The platform layer: one option table chosen once by ``sys.platform``.
 
 Owns: :func:`setopt` / :func:`getopt`, which look an abstract :class:`Op` up in the
-table and raise :class:`UnsupportedError` when the row is missing, and the packers.
+table and raise :class:`UnsupportedError` when the row is missing, and the packers;
+the link-layer constants of the raw send path (``AF_PACKET``, ``SIOCGIFHWADDR``,
+``ARPHRD_*``; ``AF_PACKET`` is None where there is none).
 Must not: keep state or branch on the platform anywhere but here.
 Platform notes: only Linux is tested; other platforms get an empty table (untested).
 """
@@ -17,11 +19,21 @@ from .._packet import CmsgKind
 from ._table import Op, Opt
 
 if sys.platform == "linux":
-    from ._linux import CMSG_KINDS, OPTIONS, PLATFORM
+    from . import _linux as _impl
 else:  # pragma: no cover - untested platforms
-    from ._fallback import CMSG_KINDS, OPTIONS, PLATFORM
+    from . import _fallback as _impl
 
-__all__ = ["CMSG_KINDS", "PLATFORM", "CmsgKind", "Op", "Opt", "cmsg_type", "getopt", "lookup",
+PLATFORM: Final = _impl.PLATFORM
+OPTIONS: Final = _impl.OPTIONS
+CMSG_KINDS: Final = _impl.CMSG_KINDS
+AF_PACKET: Final = _impl.AF_PACKET
+SIOCGIFHWADDR: Final = _impl.SIOCGIFHWADDR
+ARPHRD_ETHER: Final = _impl.ARPHRD_ETHER
+ARPHRD_LOOPBACK: Final = _impl.ARPHRD_LOOPBACK
+LINK_TYPES: Final = _impl.LINK_TYPES
+
+__all__ = ["AF_PACKET", "ARPHRD_ETHER", "ARPHRD_LOOPBACK", "CMSG_KINDS", "LINK_TYPES",
+           "PLATFORM", "SIOCGIFHWADDR", "CmsgKind", "Op", "Opt", "cmsg_type", "getopt", "lookup",
            "setopt", "supports"]
 
 _EMPTY: Final[dict[Op, Opt]] = {}

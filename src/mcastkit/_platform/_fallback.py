@@ -13,8 +13,15 @@ from typing import Final
 from .._packet import CmsgKind
 from ._table import Op, Opt
 
-__all__ = ["CMSG_KINDS", "OPTIONS", "PLATFORM"]
+__all__ = ["AF_PACKET", "ARPHRD_ETHER", "ARPHRD_LOOPBACK", "CMSG_KINDS", "LINK_TYPES", "OPTIONS",
+           "PLATFORM", "SIOCGIFHWADDR"]
 
 PLATFORM: Final = sys.platform
 OPTIONS: Final[dict[int, dict[Op, Opt]]] = {}
 CMSG_KINDS: Final[dict[tuple[int, int], CmsgKind]] = {}
+# no raw send path: RawSender raises UnsupportedError when AF_PACKET is None
+AF_PACKET: Final[int | None] = None
+SIOCGIFHWADDR: Final = 0
+ARPHRD_ETHER: Final = 1
+ARPHRD_LOOPBACK: Final = 772
+LINK_TYPES: Final[dict[int, str]] = {}

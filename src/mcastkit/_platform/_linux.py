@@ -13,7 +13,8 @@ from typing import Final
 from .._packet import CmsgKind
 from ._table import Op, Opt
 
-__all__ = ["CMSG_KINDS", "OPTIONS", "PLATFORM"]
+__all__ = ["AF_PACKET", "ARPHRD_ETHER", "ARPHRD_LOOPBACK", "CMSG_KINDS", "LINK_TYPES", "OPTIONS",
+           "PLATFORM", "SIOCGIFHWADDR"]
 
 PLATFORM: Final = "linux"
 
@@ -34,6 +35,7 @@ IP_MULTICAST_IF: Final = 32
 IP_MULTICAST_TTL: Final = 33
 IP_MULTICAST_LOOP: Final = 34
 IP_MULTICAST_ALL: Final = 49
+IP_UNICAST_IF: Final = 50  # the index in network byte order; needs no privilege
 IP_PMTUDISC_DONT: Final = 0
 IP_PMTUDISC_DO: Final = 2
 MCAST_JOIN_GROUP: Final = 42
@@ -46,6 +48,7 @@ MCAST_LEAVE_SOURCE_GROUP: Final = 47
 IPV6_MTU_DISCOVER: Final = 23
 IPV6_RECVERR: Final = 25
 IPV6_V6ONLY: Final = 26
+IPV6_UNICAST_IF: Final = 76
 IPV6_MULTICAST_IF: Final = 17
 IPV6_MULTICAST_HOPS: Final = 18
 IPV6_MULTICAST_LOOP: Final = 19
@@ -61,6 +64,7 @@ IPV6_PMTUDISC_DONT: Final = 0
 IPV6_PMTUDISC_DO: Final = 2
 # <asm-generic/socket.h>
 SO_REUSEADDR: Final = 2
+SO_BROADCAST: Final = 6
 SO_SNDBUF: Final = 7
 SO_RCVBUF: Final = 8
 SO_REUSEPORT: Final = 15
@@ -68,6 +72,18 @@ SO_TIMESTAMPNS: Final = 35
 SO_RXQ_OVFL: Final = 40
 # <linux/udp.h>
 UDP_SEGMENT: Final = 103
+
+# The raw send path (mcastkit._rawsend): AF_PACKET (Python has it on Linux only),
+# SIOCGIFHWADDR (<linux/sockios.h>) and the ARPHRD_* link types (<linux/if_arp.h>).
+AF_PACKET: Final[int | None] = getattr(socket, "AF_PACKET", None)
+SIOCGIFHWADDR: Final = 0x8927
+ARPHRD_ETHER: Final = 1
+ARPHRD_LOOPBACK: Final = 772
+LINK_TYPES: Final[dict[int, str]] = {
+    1: "Ethernet", 24: "IEEE 1394", 32: "InfiniBand", 512: "PPP", 768: "IPIP tunnel",
+    769: "IPv6-in-IPv6 tunnel", 772: "loopback", 776: "SIT tunnel", 778: "GRE tunnel",
+    823: "GRE6 tunnel", 65534: "no link layer (tun, WireGuard)",
+}
 
 _COMMON: Final[dict[Op, Opt]] = {
     Op.REUSEADDR: Opt(SOL_SOCKET, SO_REUSEADDR),
@@ -77,6 +93,7 @@ _COMMON: Final[dict[Op, Opt]] = {
     Op.RCVBUF: Opt(SOL_SOCKET, SO_RCVBUF),
     Op.SNDBUF: Opt(SOL_SOCKET, SO_SNDBUF),
     Op.UDP_SEGMENT: Opt(SOL_UDP, UDP_SEGMENT),
+    Op.BROADCAST: Opt(SOL_SOCKET, SO_BROADCAST),  # the core refuses it on IPv6
 }
 
 OPTIONS: Final[dict[int, dict[Op, Opt]]] = {
@@ -98,6 +115,7 @@ OPTIONS: Final[dict[int, dict[Op, Opt]]] = {
         Op.MTU_DISCOVER: Opt(IPPROTO_IP, IP_MTU_DISCOVER, IP_PMTUDISC_DO, IP_PMTUDISC_DONT),
         Op.TOS: Opt(IPPROTO_IP, IP_TOS),
         Op.RECVERR: Opt(IPPROTO_IP, IP_RECVERR),
+        Op.UNICAST_IF: Opt(IPPROTO_IP, IP_UNICAST_IF),
     },
     socket.AF_INET6: {
         **_COMMON,
@@ -118,6 +136,7 @@ OPTIONS: Final[dict[int, dict[Op, Opt]]] = {
         Op.TOS: Opt(IPPROTO_IPV6, IPV6_TCLASS),
         Op.V6ONLY: Opt(IPPROTO_IPV6, IPV6_V6ONLY),
         Op.RECVERR: Opt(IPPROTO_IPV6, IPV6_RECVERR),
+        Op.UNICAST_IF: Opt(IPPROTO_IPV6, IPV6_UNICAST_IF),  # host byte order (unused)
     },
 }
 

@@ -82,9 +82,12 @@ def pack_group_source_req(ifindex: int, group: IPAddress, source: IPAddress) -> 
     )
 
 
-def pack_ip_mreqn(group: ipaddress.IPv4Address, ifindex: int) -> bytes:
-    """``struct ip_mreqn`` (IPv4 only; used for IP_MULTICAST_IF by index)."""
-    return _MREQN.pack(group.packed, b"\0" * 4, ifindex)
+def pack_ip_mreqn(group: ipaddress.IPv4Address, ifindex: int,
+                  address: ipaddress.IPv4Address | None = None) -> bytes:
+    """``struct ip_mreqn`` (IPv4 only; IP_MULTICAST_IF by index, with ``address`` as
+    the source of the datagrams sent: ``imr_address``)."""
+    return _MREQN.pack(group.packed, address.packed if address is not None else b"\0" * 4,
+                       ifindex)
 
 
 def pack_in_pktinfo(ifindex: int, spec_dst: ipaddress.IPv4Address) -> bytes:

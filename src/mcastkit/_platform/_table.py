@@ -38,6 +38,8 @@ class Op(enum.Enum):
     UDP_SEGMENT = "udp_segment"  # UDP GSO segment size
     RCVBUF = "rcvbuf"
     SNDBUF = "sndbuf"
+    BROADCAST = "broadcast"  # SO_BROADCAST: may send to broadcast addresses
+    UNICAST_IF = "unicast_if"  # outgoing interface of non-multicast sends (broadcast)
 
 
 @dataclass(frozen=True, slots=True)

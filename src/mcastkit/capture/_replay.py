@@ -1,7 +1,8 @@
 """The replay engine: the datagrams of a capture, sent again through the socket core.
 
-No root and no raw frames: each datagram's payload goes to its group and port (or the
-one ``mapping`` gives) from an ordinary :class:`MulticastSocket` on the chosen interface,
+No root and no raw frames: each datagram's payload goes to its group or broadcast
+address and port (or the one ``mapping`` gives) from an ordinary :class:`MulticastSocket`
+on the chosen interface (IPv4 with ``broadcast=True``),
 so the kernel writes the headers (the source is this host's). Timing modes:
 
 - recorded timing (``speed`` 1.0), or a multiple of it (``speed`` 2.0 = twice as fast);
@@ -18,7 +19,6 @@ Must not: build or parse packet bytes (``_decode`` and ``_frames`` do), print.
 
 from __future__ import annotations
 
-import ipaddress
 import os
 import random
 import threading
@@ -151,7 +151,8 @@ class _Timing:
 
 
 class _Senders:
-    """One socket per IP version, made on first use."""
+    """One socket per IP version, made on first use; the IPv4 one may broadcast (the
+    limited broadcast leaves through the chosen interface only)."""
 
     def __init__(self, interface: Interface | None, ttl: int) -> None:
         self.interface = interface
@@ -162,7 +163,8 @@ class _Senders:
         s = self.socks.get(version)
         if s is None:
             s = self.socks[version] = MulticastSocket(version, interface=self.interface,
-                                                      ttl=self.ttl, loopback=True)
+                                                      ttl=self.ttl, loopback=True,
+                                                      broadcast=version == 4)
         return s
 
     def close(self) -> None:
@@ -177,11 +179,13 @@ def replay(path: str, *, interface: str | int | Interface | None = None,
            progress: Callable[[ReplayReport], None] | None = None,
            progress_every_s: float = 1.0,
            sleep: Callable[[float], object] | None = None) -> ReplayReport:
-    """Send the multicast datagrams of capture ``path`` again.
+    """Send the multicast and broadcast datagrams of capture ``path`` again.
 
     Args:
         path: a pcap or pcapng file (tcpdump's, Wireshark's, ``mcastkit record``'s).
-        interface: the outgoing interface (name, index or address); recommended.
+        interface: the outgoing interface (name, index or address); recommended, and
+            needed for limited broadcasts (255.255.255.255), which are skipped and
+            counted as ``broadcast_without_interface`` without it.
         speed: multiple of the recorded timing (2.0: twice as fast).
         rate: a fixed rate in datagrams per second instead of the recorded timing.
         as_fast: no pacing: batches through ``send_batch``.
@@ -239,8 +243,8 @@ def replay(path: str, *, interface: str | int | Interface | None = None,
                 if stopped.is_set():
                     break
                 dest = _destination(dg, maps)
-                if dest is None:
-                    rep.skipped["broadcast_unsupported"] += 1
+                if dest[1] == "255.255.255.255" and iface is None:
+                    rep.skipped["broadcast_without_interface"] += 1  # pass interface=
                     continue
                 if as_fast:
                     if pend_dest != dest or len(pending) >= BATCH:
@@ -290,17 +294,13 @@ def replay(path: str, *, interface: str | int | Interface | None = None,
 
 
 def _destination(dg: CapturedDatagram, maps: Mapping[tuple[str, int], tuple[str, int]]
-                 ) -> tuple[int, str, int] | None:
+                 ) -> tuple[int, str, int]:
+    """(IP version, address, port) to send ``dg`` to: its group or broadcast address
+    (the decoder yields nothing else), or what ``maps`` says."""
     group, port = maps.get((dg.group, dg.dport), (dg.group, dg.dport))
     if group == dg.group:
-        if not _is_multicast(group):
-            return None
         return (dg.version, group, port)
     return (6 if ":" in group else 4, group, port)
-
-
-def _is_multicast(addr: str) -> bool:
-    return ipaddress.ip_address(addr).is_multicast
 
 
 def _flush(senders: _Senders, dest: tuple[int, str, int] | None, pending: list[bytes],

@@ -12,6 +12,7 @@ import argparse
 import json
 import math
 import re
+import signal
 from collections.abc import Callable
 from typing import Any
 
@@ -37,6 +38,7 @@ __all__ = [
     "percent_arg",
     "positive_int",
     "rate_arg",
+    "signal_status",
     "size_arg",
 ]
 
@@ -59,7 +61,13 @@ class Terminated(KeyboardInterrupt):
 
 def interrupt_status(exc: BaseException) -> ExitStatus:
     """The exit status of an interruption: 143 for SIGTERM, 130 for Ctrl-C."""
-    return ExitStatus.TERMINATED if isinstance(exc, Terminated) else ExitStatus.CTRL_C
+    return signal_status(signal.SIGTERM if isinstance(exc, Terminated) else signal.SIGINT)
+
+
+def signal_status(signum: int) -> ExitStatus:
+    """The exit status of a verb stopped by a signal it caught (record, replay, relay
+    finish cleanly first): 143 for SIGTERM, 130 for SIGINT / Ctrl-C, like every verb."""
+    return ExitStatus.TERMINATED if signum == signal.SIGTERM else ExitStatus.CTRL_C
 
 
 def add_output_options(p: argparse.ArgumentParser) -> None:

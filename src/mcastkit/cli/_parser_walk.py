@@ -2,21 +2,47 @@
 
 Owns: walking the argparse tree once into :class:`Command` / :class:`Option` values,
 so shell completion (bash, zsh, fish) and the man page are generated from the parser
-itself and can never drift from it.
+itself and can never drift from it; and the one convention for completing an option
+whose values are open (checked by an argparse ``type``, not ``choices``): the type
+callable is marked with :func:`suggest`.
 Must not: build the parser (the caller passes it), print, or make socket calls.
 """
 
 from __future__ import annotations
 
 import argparse
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import TypeVar
 
-__all__ = ["Command", "Option", "walk"]
+__all__ = ["Command", "Option", "suggest", "walk"]
+
+_T = TypeVar("_T")
+_SUGGEST_ATTR = "_mcastkit_completions"
+
+
+def suggest(type_fn: _T, words: Iterable[str]) -> _T:
+    """Mark an argparse ``type`` callable with the words completion offers for it.
+
+    For an option whose value set is open (so it cannot use ``choices``) but has
+    well-known names, e.g. ``--seq`` (built-in formats, or ``u32@0``).
+
+    Args:
+        type_fn: the callable passed as ``type=`` to ``add_argument``.
+        words: the values shell completion suggests.
+
+    Returns:
+        ``type_fn`` itself, marked.
+    """
+    setattr(type_fn, _SUGGEST_ATTR, tuple(words))
+    return type_fn
 
 
 @dataclass(frozen=True, slots=True)
 class Option:
-    """One option or positional: ``flags`` empty for a positional."""
+    """One option or positional: ``flags`` empty for a positional; ``choices`` are the
+    values completion offers (argparse ``choices``, or the words of a :func:`suggest`
+    -marked type)."""
 
     flags: tuple[str, ...]
     metavar: str | None
@@ -59,7 +85,8 @@ def _option(a: argparse.Action) -> Option | None:
         metavar = "{" + ",".join(str(c) for c in a.choices) + "}"
     else:
         metavar = a.dest.upper()
-    choices = tuple(str(c) for c in a.choices) if a.choices is not None else ()
+    choices = (tuple(str(c) for c in a.choices) if a.choices is not None
+               else tuple(getattr(a.type, _SUGGEST_ATTR, ())))
     return Option(tuple(a.option_strings), metavar, _help_text(a), choices)
 
 

@@ -73,11 +73,12 @@ class Receivers:
         reuse: share the port with other sockets and programs (SO_REUSEADDR and
             SO_REUSEPORT); without it a second listener on the port gets EADDRINUSE.
         timestamps: ask for kernel arrival times.
+        broadcast: also admit IPv4 broadcasts to the port (``broadcast=True``).
     """
 
     def __init__(self, endpoints: Sequence[Endpoint], interface: Interface | None,
                  rcvbuf_bytes: int | None = None, *, reuse: bool = False,
-                 timestamps: bool = False) -> None:
+                 timestamps: bool = False, broadcast: bool = False) -> None:
         plan = _spread(endpoints, membership_limit())
         self.sockets: list[MulticastSocket] = []
         self.ports: dict[int, int] = {}  # fd -> the local (destination) port
@@ -93,6 +94,8 @@ class Receivers:
                                            "reuse_address": reuse}
                 if rcvbuf_bytes is not None:
                     opts["rcvbuf_bytes"] = rcvbuf_bytes
+                if broadcast and eps[0].group.version == 4:
+                    opts["broadcast"] = True  # broadcasts to the port are admitted too
                 s = open_receiver(*eps, interface=interface, **opts)
                 self.sockets.append(s)
                 self.ports[s.fileno()] = s.local_address[1]

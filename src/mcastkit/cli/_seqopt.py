@@ -12,6 +12,8 @@ import argparse
 from mcastkit import McastValueError
 from mcastkit.seq import FORMAT_NAMES, parse_format
 
+from ._parser_walk import suggest
+
 __all__ = ["add_seq_option", "seq_format_arg"]
 
 
@@ -21,6 +23,10 @@ def seq_format_arg(text: str) -> str:
         return parse_format(text).name
     except McastValueError as exc:
         raise argparse.ArgumentTypeError(exc.message) from None
+
+
+# completion offers the built-in names (the generic uN[be|le]@OFFSET form stays accepted)
+suggest(seq_format_arg, (n for n in FORMAT_NAMES if "@" not in n))
 
 
 def add_seq_option(p: argparse.ArgumentParser, what: str, default: str | None = None) -> None:

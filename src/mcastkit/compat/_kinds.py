@@ -4,9 +4,11 @@ formatted.
 Owns: :class:`Kind` (one object per value type, carrying its three functions: ``parse``
 for ``config("Name=text")``, ``check`` for a Python value assigned to a property,
 ``fmt`` for reading back), the kinds themselves (booleans, integer ranges, optional
-integers, text, IP addresses, QOSTrafficType names, CodePage numbers), the
-QOSTrafficType → DSCP map and the CodePage → codec map.
-Must not: know setting names, touch sockets or the core, or keep state.
+integers, text, IP addresses, MAC addresses (parsed by the core's one MAC parser),
+QOSTrafficType names, CodePage numbers), the QOSTrafficType → DSCP map and the
+CodePage → codec map.
+Must not: know setting names, touch sockets or the core (beyond its pure MAC parser),
+or keep state.
 """
 
 from __future__ import annotations
@@ -17,11 +19,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final
 
+from .. import McastValueError
+from .._linklayer import format_mac, mac_bytes
 from . import _codes
 
 __all__ = [
     "BOOL",
     "CODE_PAGE",
+    "MAC",
     "QOS_TRAFFIC_TYPES",
     "SOURCE_IP",
     "TEXT",
@@ -123,6 +128,23 @@ def _parse_source_ip(name: str, text: str) -> str:
 SOURCE_IP: Final = Kind(_parse_source_ip,
                         lambda name, v: _parse_source_ip(name, _check_text(name, v)),
                         format_value)
+
+
+def _parse_mac(name: str, text: str) -> str:
+    """A source MAC as ``aa:bb:cc:dd:ee:ff`` ("" for none); ``-`` separators and any
+    case are taken; a group-bit (multicast) MAC is refused."""
+    t = text.strip()
+    if not t:
+        return ""
+    try:
+        return format_mac(mac_bytes(t, name, source=True))
+    except McastValueError as exc:
+        msg = exc.message if exc.message.startswith(name) else f"{name}: {exc.message}"
+        raise _codes.component_error(_codes.BAD_VALUE, msg) from None
+
+
+MAC: Final = Kind(_parse_mac, lambda name, v: _parse_mac(name, _check_text(name, v)),
+                  format_value)
 
 
 # ------------------------------------------------------------------ integers

@@ -3,22 +3,27 @@
 Owns: waiting on the core's ``fileno()`` (SelectWaitMillis, :mod:`selectors`), firing
 ``on_ready_to_send`` after a would-block cleared, draining datagrams with the core's
 ``recv_batch`` into ``on_data_in`` (at most 256 per call; a batch cut short by
-``accept_data = False`` is kept and delivered later), reporting truncation (10040) and
-kernel drops (10055, once per call, with the count), and routing every error to
-``on_error`` or, without a handler, to the rate-limited log (never payload text).
+``accept_data = False`` is kept and delivered later), reporting truncation (10040),
+kernel drops (10055, once per call, with the count) and a socket shut down by another
+holder (10058, then sleeping out the wait instead of spinning, issue 14.2), and
+routing every error to ``on_error`` or, without a handler, to the rate-limited log
+(never payload text).
 Must not: hold state of its own (the :class:`~mcastkit.compat._session.Session` does),
-make socket calls other than through the core and the selector, start threads, or
+make socket calls other than through the core and the selector (a zero-timeout
+``POLLRDHUP`` poll counts as one), start threads, or
 re-enter itself (a call from inside a handler returns at once).
 """
 
 from __future__ import annotations
 
 import errno
+import select
 import selectors
 import time
 from typing import Final
 
 from .. import McastError
+from .._errors import ErrOp, from_oserror
 from . import _codes
 from . import _settings as S
 from ._codes import MCastError, component_error, from_core
@@ -30,6 +35,7 @@ __all__ = ["do_events", "fire", "fire_error"]
 
 MAX_READS_PER_CALL: Final = 256  # one do_events() never starves the caller under a flood
 DROP_CHECK_S: Final = 0.05  # under a flood that never empties the queue: drop check period
+_RDHUP: Final = getattr(select, "POLLRDHUP", 0)  # Linux: shut down for reading
 
 
 def do_events(s: Session) -> None:
@@ -71,8 +77,26 @@ def do_events(s: Session) -> None:
             delivered, emptied = _drain(s)
             if delivered and (emptied or time.monotonic() - s.drops_checked_at >= DROP_CHECK_S):
                 _report_drops(s)
+            elif not delivered and emptied and _shut_down(s):
+                time.sleep(wait_s)  # readable forever with nothing to read: do not spin
     finally:
         s.in_events = False
+
+
+def _shut_down(s: Session) -> bool:
+    """After the selector said readable and the read found nothing: was the socket shut
+    down by another holder (a dup, a forked child)? Then it is readable forever; report
+    it (typed, ESHUTDOWN) so the caller's loop learns why instead of spinning."""
+    core = s.core
+    if core is None or not _RDHUP:
+        return False
+    p = select.poll()
+    p.register(core.fileno(), _RDHUP)
+    if not p.poll(0):
+        return False
+    fire_error(s, from_core(from_oserror(OSError(errno.ESHUTDOWN, "shut down"), ErrOp.RECV,
+                                         family=core.family)))
+    return True
 
 
 def _drain(s: Session) -> tuple[int, bool]:

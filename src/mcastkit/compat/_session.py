@@ -8,7 +8,8 @@ activation (constructor arguments from the rows, default interface, the rows' ``
 bind, joins, connect) and deactivation; joins and leaves; remote resolution; the send
 path the rows ask for; and turning core errors into :class:`MCastError`.
 Must not: make socket calls of its own (every socket operation goes through the public
-core API; remote host names are resolved with ``getaddrinfo``, a resolver call), spell
+core API, or the core's raw sender for SourceMacAddress; remote host names are resolved
+with ``getaddrinfo``, a resolver call), spell
 setting names (it uses the rows), dispatch events (``_pump`` does) or keep a second copy
 of option handling.
 """
@@ -34,13 +35,15 @@ from .. import (
     WouldBlockError,
     resolve_interface,
 )
+from .._frames import BROADCAST_MAC
+from .._interfaces import is_broadcast_address, route_interface
+from .._rawsend import RawSender
 from . import _codes
 from . import _settings as S
 from ._codes import MCastError, component_error, from_core
 from ._events import DataInHandler, ErrorHandler, ReadyToSendHandler
 from ._kinds import TRAFFIC_DSCP, Value, codec_for
 from ._report import ErrorLog, MCastStats
-from ._routes import route_device
 
 __all__ = ["Session"]
 
@@ -59,6 +62,7 @@ class Session:
         self.pending: collections.deque[Datagram] = collections.deque()  # read, undelivered
         self.want_write = False  # a send raised 10035: on_ready_to_send is owed
         self.in_events = False
+        self.raw: tuple[tuple[object, ...], RawSender] | None = None  # SourceMacAddress's
         self.defaults()
 
     def defaults(self) -> None:
@@ -221,7 +225,26 @@ class Session:
         if port == 0:
             raise component_error(_codes.REMOTE_ADDRESS_NOT_SET,
                                   "remote_port is 0; set the destination port.")
-        return self.resolve(host), port
+        ip = self.resolve(host)
+        if (":" in ip) != (self.family() == 6):
+            v = 6 if ":" in ip else 4
+            extra = " (IPv6 has no broadcast: use the all-nodes group ff02::1)" if (
+                v == 4 and is_broadcast_address(ip)) else ""
+            raise component_error(
+                _codes.BAD_VALUE, f"remote_host {ip} is IPv{v} but UseIPv6 is "
+                f"{self.values[S.USE_IPV6.key]}; set UseIPv6={v == 6} while inactive{extra}.")
+        if ip == "255.255.255.255":
+            self._check_limited_broadcast()
+        return ip, port
+
+    def _check_limited_broadcast(self) -> None:
+        """The limited broadcast leaves through one chosen interface, never the route's
+        default: send_interface or local_host must name it."""
+        if not (self.values[S.SEND_INTERFACE.key] or self.default_iface):
+            raise component_error(
+                _codes.BAD_VALUE, "remote_host 255.255.255.255 (the limited broadcast) "
+                "leaves through one interface: set send_interface (or local_host) to it; "
+                "a subnet's broadcast address (e.g. 198.18.9.255) needs neither.")
 
     def _check_connection(self, host: str, port: int) -> None:
         if not host:
@@ -239,7 +262,10 @@ class Session:
         h = str(self.values[S.REMOTE_HOST.key]) if host is None else host
         p = int(self.values[S.REMOTE_PORT.key] or 0) if port is None else port
         self._check_connection(h, p)
-        self.call(core.connect, self.resolve(h), p)
+        ip = self.resolve(h)
+        if ip == "255.255.255.255":
+            self._check_limited_broadcast()
+        self.call(core.connect, ip, p)
 
     def sender(self, core: MulticastSocket) -> S.SendFn:
         """The send path the rows ask for (``send_via``), else the core's ``sendto``."""
@@ -264,6 +290,45 @@ class Session:
                                      "be an address of this host)", errno=err.errno)
                 raise err from exc
         return send
+
+    def send_raw(self, core: MulticastSocket, mac: str) -> S.SendFn:
+        """SourceMacAddress's send path: whole frames through the core's raw sender
+        (AF_PACKET, needs CAP_NET_RAW) out of send_interface, else local_host's
+        interface, else the route's device for the destination; with this instance's
+        local port, TTL, DSCP, DF and SourceIPAddress. A directed broadcast goes to
+        ff:ff:ff:ff:ff:ff. The sender is made at the first send and kept until
+        deactivation (or until the interface, MAC or DF changes)."""
+        def send(data: bytes, host: str, port: int) -> None:
+            ip = ipaddress.ip_address(host.split("%", 1)[0])
+            spec: object = (self.values[S.SEND_INTERFACE.key] or self.default_iface
+                            or route_interface(ip))
+            key = (spec, mac, core.dont_fragment)
+            if self.raw is None or self.raw[0] != key:
+                self.close_raw()
+                try:
+                    raw = RawSender(spec, src_mac=mac,  # type: ignore[arg-type]
+                                    dont_fragment=core.dont_fragment)
+                except McastError as exc:
+                    if exc.code is not ErrorCode.PERMISSION:
+                        raise
+                    err = from_core(exc)
+                    out = MCastError(err.code, f"{err.message} (clear SourceMacAddress to "
+                                     "send through the normal path)", errno=err.errno)
+                    out.core_code = err.core_code
+                    raise out from exc
+                self.raw = (key, raw)
+            bcast = ip.version == 4 and not ip.is_multicast and is_broadcast_address(str(ip))
+            src = str(self.values[S.SOURCE_IP_ADDRESS.key]) or None
+            self.raw[1].send(data, ip, port, sport=core.local_address[1], src=src,
+                             dst_mac=BROADCAST_MAC if bcast else None, ttl=core.ttl,
+                             dscp=core.dscp)
+        return send
+
+    def close_raw(self) -> None:
+        """Close SourceMacAddress's raw sender, if one was made."""
+        if self.raw is not None:
+            self.raw[1].close()
+            self.raw = None
 
     def encode(self, text: bytes | str | bytearray | memoryview) -> bytes:
         if isinstance(text, str):
@@ -313,18 +378,11 @@ class Session:
         self.values[S.MULTICAST_GROUP.key] = text
 
     def join(self, core: MulticastSocket, g: Group) -> None:
-        """Join on receive_interface, else local_host's interface, else the route's device
-        (found even when the route has no source address: ``_routes``)."""
+        """Join on receive_interface, else local_host's interface, else the device of
+        the kernel's route for the group (the core finds it even when the route has no
+        source address)."""
         where: object = self.values[S.RECEIVE_INTERFACE.key] or self.default_iface
-        try:
-            self.call(core.join, g, where)
-        except MCastError as exc:
-            if where or exc.core_code != ErrorCode.NO_ROUTE:
-                raise
-            dev = route_device(str(g))
-            if dev is None:
-                raise
-            self.call(core.join, g, dev)
+        self.call(core.join, g, where)
 
     def _leave_everywhere(self, key: str) -> None:
         """Leave ``key`` on every interface this instance joined it on (receive_interface
@@ -402,6 +460,7 @@ class Session:
         self.pending.clear()
         self.core = self.selector = None
         self.want_write = False
+        self.close_raw()
         self.errlog.flush()
         if sel is not None:
             sel.close()

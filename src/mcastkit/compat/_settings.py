@@ -63,7 +63,8 @@ class Row:
             (``local_port = local_port`` after the kernel chose the port).
         send_via: the send path this knob's value asks for (``send(data, host, port)``),
             or None for the core's plain ``sendto``; the first row in table order that
-            gives one is used (SourceIPAddress today; SourceMacAddress's raw path later).
+            gives one is used (SourceMacAddress's raw path, which honours
+            SourceIPAddress, before SourceIPAddress's ``sendto_from``).
         store: replaces "apply, then store" for knobs whose assignment is an action.
     """
 
@@ -93,16 +94,6 @@ class Row:
 
 def _ro(read: Callable[[Session], Value]) -> Row:
     return Row(K.TEXT, "", read_only=True, read=read)
-
-
-def _not_impl_mac(name: str, text: str) -> str:
-    if text.strip():
-        raise _codes.component_error(
-            _codes.NOT_IMPLEMENTED,
-            "SourceMacAddress is not implemented on Linux: choosing the source MAC needs "
-            "a raw AF_PACKET socket and CAP_NET_RAW, which mcastkit does not use. Leave "
-            "it empty (the interface's own MAC is used).")
-    return ""
 
 
 _OPT_BUF: Final = K.opt_int_kind(0, (1 << 31) - 1)  # any size: the kernel clamps, we never refuse
@@ -158,12 +149,12 @@ SHARE_LOCAL_PORT: Final = Row(K.BOOL, False, name="ShareLocalPort",
                               open_kw=lambda v: {"reuse_port": bool(v), "reuse_address": bool(v)})
 SOURCE_IP_ADDRESS: Final = Row(K.SOURCE_IP, "", name="SourceIPAddress",
                                send_via=lambda s, c, v: s.send_from(c, str(v)) if v else None)
-SOURCE_MAC_ADDRESS: Final = Row(Kind(_not_impl_mac, lambda n, v: _not_impl_mac(n, str(v)),
-                                     K.format_value), "", name="SourceMacAddress")
+SOURCE_MAC_ADDRESS: Final = Row(K.MAC, "", name="SourceMacAddress",
+                                send_via=lambda s, c, v: s.send_raw(c, str(v)) if v else None)
 USE_CONNECTION: Final = Row(K.BOOL, False, name="UseConnection",
                             locked=_codes.CANNOT_CHANGE_USE_CONNECTION)
 USE_IPV6: Final = Row(K.BOOL, False, name="UseIPv6", locked=_codes.CANNOT_CHANGE_USE_IPV6,
-                      open_kw=lambda v: {"family": 6 if v else 4})
+                      open_kw=lambda v: {"family": 6 if v else 4, "broadcast": not v})
 ABSOLUTE_TIMEOUT: Final = Row(K.BOOL, False, name="AbsoluteTimeout")
 FIREWALL_DATA: Final = Row(K.TEXT, "", name="FirewallData")
 IN_BUFFER_SIZE: Final = _buffer("InBufferSize", "rcvbuf_bytes")
@@ -184,7 +175,7 @@ ROWS: Final[tuple[Row, ...]] = (
     ACCEPT_DATA, LOCAL_HOST, LOCAL_PORT, LOOPBACK, MULTICAST_GROUP, RECEIVE_INTERFACE,
     REMOTE_HOST, REMOTE_PORT, SEND_INTERFACE, TIME_TO_LIVE,
     CAPTURE_IP_PACKET_INFO, DESTINATION_ADDRESS, DONT_FRAGMENT, MAX_PACKET_SIZE,
-    QOS_DSCP_VALUE, QOS_TRAFFIC_TYPE, SHARE_LOCAL_PORT, SOURCE_IP_ADDRESS, SOURCE_MAC_ADDRESS,
+    QOS_DSCP_VALUE, QOS_TRAFFIC_TYPE, SHARE_LOCAL_PORT, SOURCE_MAC_ADDRESS, SOURCE_IP_ADDRESS,
     USE_CONNECTION, USE_IPV6, ABSOLUTE_TIMEOUT, FIREWALL_DATA, IN_BUFFER_SIZE, OUT_BUFFER_SIZE,
     BUILD_INFO, LICENSE_INFO, CODE_PAGE, PROCESS_IDLE_EVENTS, SELECT_WAIT_MILLIS,
     USE_INTERNAL_SECURITY_API, KERNEL_DROPS,

@@ -1,13 +1,13 @@
 """The tunnel's session layer: who is on the other end, and whether a packet is theirs.
 
 Owns: this relay's random session id and its sealing cipher, the DATA and control
-counters, the peer table (:class:`Peer`: one entry per session of another relay, with its
-cipher and replay windows), the handshake (each side proves it holds the key and that
-its peer's session is fresh by echoing the peer's random session id), authenticating and
-routing every received packet (a fast path for DATA of an established peer), counting
-lost packets from counter gaps and BYE / HELLO tails, forgetting silent peers, the link
-state (up while a peer is established; ``link_changes``), and counting every dropped
-packet by cause (logged without payloads, rate-limited).
+counters, the peer table (one :class:`~mcastkit.relay._peer.Peer` per session of another
+relay, with its cipher and replay windows), the handshake (each side proves it holds the
+key and that its peer's session is fresh by echoing the peer's random session id),
+authenticating and routing every received packet (a fast path for DATA of an established
+peer), counting lost packets from counter gaps and BYE / HELLO tails, forgetting silent
+peers, the link state (up while a peer is established; ``link_changes``), and counting
+every dropped packet by cause (logged without payloads, rate-limited).
 Must not: own a socket, a task or a timer (the tunnel's I/O loop in
 :mod:`~mcastkit.relay._tunnel` reads, writes and keeps time; control packets go out
 through its ``transmit`` callback), decide what to relay, or log a payload.
@@ -26,15 +26,14 @@ import os
 import struct
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
+from ._peer import Peer
 from ._wire import (
     CONTROL,
     Drop,
     Inner,
     Kind,
-    ReplayWindow,
     SessionCipher,
     TunnelKey,
     decode_inner,
@@ -42,7 +41,7 @@ from ._wire import (
     parse_header,
 )
 
-__all__ = ["Peer", "Sessions"]
+__all__ = ["Sessions"]
 
 _log = logging.getLogger("mcastkit.relay")
 _F_ESTABLISHED = 1
@@ -51,27 +50,6 @@ _MAGIC_V1 = b"MKR\x01"
 _MIN = _FAST.size + 16  # header + tag
 _MAX_CANDIDATES = 64
 Addr = tuple[Any, ...]
-
-
-@dataclass(slots=True)
-class Peer:
-    """Another relay seen on the tunnel (one session of it)."""
-
-    session: int
-    addr: Addr
-    window: ReplayWindow = field(default_factory=ReplayWindow)  # DATA counters
-    control: ReplayWindow = field(default_factory=ReplayWindow)  # HELLO / BYE counters
-    established: bool = False  # it echoed our session: it is live and holds the key
-    has_us: bool = False  # it says it has established us
-    last_rx: float = 0.0
-    since: float = 0.0
-    base: int = -1  # its last DATA counter when established (earlier ones are not ours)
-    counted_to: int = -1  # its DATA counters up to here are received or counted lost
-
-    def describe(self) -> dict[str, Any]:
-        return {"address": f"{self.addr[0]}:{self.addr[1]}", "session": f"{self.session:016x}",
-                "established": self.established, "up_s": round(time.monotonic() - self.since, 1)
-                if self.established else 0.0}
 
 
 class Sessions:

@@ -26,8 +26,9 @@ from typing import Any
 from mcastkit import McastError, McastOSError, MulticastSocket
 from mcastkit.aio import AsyncMulticastSocket
 
+from ._peer import Peer
 from ._rules import TunnelSpec
-from ._session import Addr, Peer, Sessions
+from ._session import Addr, Sessions
 from ._stats import Counters
 from ._wire import Inner, TunnelKey, encode_inner, inner_overhead
 

@@ -68,6 +68,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "198.18.1.10,232.1.1.1:5000")
     p.add_argument("-i", "--interface", metavar="IFACE",
                    help="interface to join on (name, index or address); default: the route's")
+    p.add_argument("--broadcast", action="store_true",
+                   help="also receive IPv4 broadcasts to the PORT (SO_BROADCAST)")
     p.add_argument("-c", "--count", type=positive_int, metavar="N",
                    help="stop after N datagrams")
     p.add_argument("--timeout", type=positive_float, metavar="S",
@@ -195,7 +197,7 @@ GONE_CHECK_S = 1.0  # how often listen checks that its interfaces still exist
 def run(args: argparse.Namespace, env: Env) -> ExitStatus:
     iface = interface_of(args.interface)
     rx = Receivers(args.endpoints, iface, rcvbuf_bytes=args.rcvbuf, reuse=args.reuse,
-                   timestamps=not args.stats)
+                   timestamps=not args.stats, broadcast=args.broadcast)
     with rx:
         lis = _Listener(args, env, rx)
         applied = rx.rcvbuf_bytes

@@ -27,6 +27,7 @@ from .._common import (
     nonneg_float,
     positive_float,
     positive_int,
+    signal_status,
 )
 from .._env import Env
 from .._longrun import RunProgress
@@ -141,6 +142,6 @@ def run(args: argparse.Namespace, env: Env) -> ExitStatus:
                 + (f" ({st.drop_records} drop records in the file)" if st.drop_records else ""))
         if seq is not None:
             env.out(seq.summary_line())
-    if stop.signum == signal.SIGINT:
-        return ExitStatus.CTRL_C
+    if stop.signum is not None:
+        return signal_status(stop.signum)
     return ExitStatus.OK

@@ -19,7 +19,15 @@ from typing import Any
 from mcastkit.relay import ConfigDraft, Relay, RelayConfig, TunnelSpec, make_key_file, read_config
 from mcastkit.relay._config import parse_host_port
 
-from .._common import CliError, Progress, emit_json, endpoint_arg, positive_float, positive_int
+from .._common import (
+    CliError,
+    Progress,
+    emit_json,
+    endpoint_arg,
+    positive_float,
+    positive_int,
+    signal_status,
+)
 from .._env import Env
 from .._status import ExitStatus
 
@@ -183,8 +191,8 @@ async def _serve(cfg: RelayConfig, args: argparse.Namespace, env: Env) -> ExitSt
 
     main_thread = threading.current_thread() is threading.main_thread()
     if main_thread:
-        loop.add_signal_handler(signal.SIGTERM, on_signal, ExitStatus.OK)
-        loop.add_signal_handler(signal.SIGINT, on_signal, ExitStatus.CTRL_C)
+        for s in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(s, on_signal, signal_status(s))
     relay = Relay(cfg)
     progress = Progress(env, bool(args.stats) and not args.json)
     try:

@@ -14,7 +14,14 @@ from typing import Any
 from mcastkit import McastValueError, capture
 from mcastkit.capture import ReplayReport
 
-from .._common import CliError, emit_json, interface_of, positive_float, rate_arg
+from .._common import (
+    CliError,
+    emit_json,
+    interface_of,
+    positive_float,
+    rate_arg,
+    signal_status,
+)
 from .._env import Env
 from .._longrun import RunProgress
 from .._signals import stop_on_signals
@@ -129,8 +136,8 @@ def run(args: argparse.Namespace, env: Env) -> ExitStatus:
         emit_json(env, obj)
     else:
         _report(env, r, args.file)
-    if stop.signum == signal.SIGINT:
-        return ExitStatus.CTRL_C
+    if stop.signum is not None:
+        return signal_status(stop.signum)
     if r.sent == 0:
         env.err(f"mcastkit: nothing sent: {args.file} holds no multicast UDP datagrams "
                 f"({r.decode.records} packets read)")

@@ -58,12 +58,42 @@ EXAMPLES = """\
   head -c 1000 /dev/urandom | mcastkit send 239.255.0.1:5000 -i lo --split none
   mcastkit send 239.255.0.1:5000 -i lo --size 1200 -c 10000 --rate 5k
   mcastkit send 232.1.1.1:5000 -i eth0 --source 198.18.1.10 "for an SSM receiver"
-  mcastkit send [ff15::1]:5000 -i eth0 --ttl 4 --no-loop "to the site\""""
+  mcastkit send [ff15::1]:5000 -i eth0 --ttl 4 --no-loop "to the site\"
+  mcastkit send 255.255.255.255:5000 -i eth0 "to everyone on eth0"  # IPv4 broadcast"""
+
+
+@dataclass(frozen=True)
+class _Broadcast:
+    """An IPv4 broadcast destination (limited or a subnet's), sent with broadcast=True."""
+
+    group: ipaddress.IPv4Address
+    port: int
+    source: None = None
+
+    def __str__(self) -> str:
+        return f"{self.group}:{self.port}"
+
+
+def _destination_arg(text: str) -> object:
+    """GROUP:PORT, or an IPv4 broadcast HOST:PORT (the core refuses a unicast one)."""
+    try:
+        return endpoint_arg(text)
+    except argparse.ArgumentTypeError as exc:
+        host, _, port = text.strip().rpartition(":")
+        try:
+            ip = ipaddress.IPv4Address(host)
+        except ValueError:
+            raise exc from None
+        if ip.is_multicast or not (port.isascii() and port.isdigit() and len(port) <= 5
+                                   and 0 < int(port) < 65536):
+            raise
+        return _Broadcast(ip, int(port))
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("endpoint", type=endpoint_arg, metavar="GROUP:PORT",
-                   help="destination, e.g. 239.255.0.1:5000 or [ff15::1]:5000")
+    p.add_argument("endpoint", type=_destination_arg, metavar="GROUP:PORT",
+                   help="destination, e.g. 239.255.0.1:5000 or [ff15::1]:5000, or an "
+                        "IPv4 broadcast address such as 255.255.255.255:5000 (needs -i)")
     p.add_argument("message", nargs="*", metavar="MESSAGE",
                    help="text to send (words are joined by spaces); default: stdin")
     p.add_argument("-i", "--interface", metavar="IFACE",
@@ -89,6 +119,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "0 = until Ctrl-C)")
     p.add_argument("--rate", type=rate_arg, default=0.0, metavar="PPS",
                    help="datagrams per second (1000, 10k, 1M; default 0 = unpaced)")
+    p.add_argument("--broadcast", action="store_true",
+                   help="allow broadcasts (SO_BROADCAST; implied by a broadcast address)")
     p.add_argument("--ttl", type=int, default=1, metavar="N",
                    help="multicast TTL / hop limit 0-255 (default 1)")
     p.add_argument("--loop", dest="loop", action="store_true", default=True,
@@ -216,8 +248,10 @@ def run(args: argparse.Namespace, env: Env) -> ExitStatus:
         iface = iface or owner
     stream_id = random.getrandbits(32)
     it = _payloads(args, env, stream_id, ep.group.version)
+    bcast = isinstance(ep, _Broadcast)
     try:
-        sock = open_sender(ep, interface=iface, ttl=args.ttl, loopback=args.loop)
+        sock = open_sender(str(ep) if bcast else ep, interface=iface, ttl=args.ttl,
+                           loopback=args.loop, broadcast=bcast or args.broadcast)
     except McastOSError as exc:
         _ipv6_needs_interface(ep, iface, exc)
         raise
