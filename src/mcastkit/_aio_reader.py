@@ -26,9 +26,10 @@ from dataclasses import dataclass
 from typing import Final, ParamSpec, TypeVar
 
 from ._aio_queue import BoundedQueue
-from ._errors import ClosedError, McastError, descriptor_limit_error
+from ._errors import ClosedError, McastError
 from ._packet import Datagram
 from ._socket import MulticastSocket
+from ._translate import descriptor_limit_error
 
 __all__ = ["AsyncStats", "Intake", "StallGuard", "drain", "open_core"]
 

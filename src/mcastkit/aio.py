@@ -40,10 +40,10 @@ from ._aio_reader import open_core
 from ._aio_socket import AsyncMulticastSocket as AsyncMulticastSocket
 from ._aio_watch import EventStream as EventStream
 from ._aio_watch import InterfaceEvent as InterfaceEvent
+from ._open import open_receiver as _open_receiver
+from ._open import open_sender as _open_sender
 from ._sockbase import InterfaceArg
 from ._socket import MulticastSocket
-from ._socket import open_receiver as _open_receiver
-from ._socket import open_sender as _open_sender
 
 __all__ = [
     "AsyncMulticastSocket",
