@@ -180,7 +180,12 @@ class ReceivePath:
 
     def pending(self) -> int:
         """Datagrams :meth:`recv` already read from the kernel and will return next
-        without waiting (0 once closed). The descriptor is not readable for them."""
+        without waiting. The descriptor is not readable for them: check this before
+        waiting on ``fileno()`` with a selector.
+
+        Returns:
+            How many datagrams wait in user space (0 once closed).
+        """
         return 0 if self._h.closed else len(self._ahead)
 
     def _from_ahead(self, max_count: int, timeout_s: float | None) -> list[Datagram]:

@@ -46,6 +46,11 @@ class RecvStats:
             dropped (G4).
         send_retries: sends retried after a transient ENOBUFS.
         send_errors: sends that failed with an error (a would-block is not counted).
+        send_drops: datagrams the kernel dropped on the way out (a full egress queue,
+            seen through IP_RECVERR) and still dropped after the retries; also in
+            ``send_errors``.
+        icmp_errors: ICMP errors for earlier unicast datagrams taken off the socket's
+            error queue, so they break no later send or receive.
     """
 
     datagrams: int = 0
