@@ -31,7 +31,9 @@ def _err_line(r: object) -> str:
     (["relay", "eth1", "eth2"], 2, "nothing to relay"),
     (["relay", "eth1", "eth2", "--group", "10.0.0.1:5000"], 2, "not a multicast"),
     (["relay", "eth1", "eth2", "--preset", "bonjour"], 2, "unknown preset"),
-    (["relay", "eth1", "eth2", "--preset", "sonos"], 4, "broadcast"),
+    (["relay", "eth1", "eth2", "--broadcast-port", "0"], 2, "1-65535"),
+    (["relay", "eth1", "eth2", "--group", "255.255.255.255:x"], 2, "1-65535"),
+    (["relay", "eth1", "eth2", "--group", "198.18.1.255:6969"], 2, "not a multicast"),
     (["relay", "--tunnel-listen", "7777", "-i", "eth1", "--preset", "mdns"], 2,
      "--key-file"),
     (["relay", "--tunnel-listen", "7777", "--tunnel-connect", "198.18.1.1:7777",
@@ -65,7 +67,8 @@ def test_help_lists_the_spellings() -> None:
     assert r.status == 0
     for word in ("--tunnel-listen", "--tunnel-connect", "--key-file", "--preset", "--config",
                  "--stats", "--json", "--ttl", "--rate-limit", "--preserve-source",
-                 "--health", "--make-key", "--listen-only"):
+                 "--health", "--make-key", "--listen-only", "--broadcast-port",
+                 "255.255.255.255:PORT"):
         assert word in r.stdout
 
 

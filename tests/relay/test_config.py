@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mcastkit import McastValueError, UnsupportedError
-from mcastkit.relay import ConfigError, load_config, preset_rules
+from mcastkit import McastValueError
+from mcastkit.relay import ConfigDraft, ConfigError, load_config, preset_rules
 from mcastkit.relay._config import parse_host_port
 from mcastkit.relay._ratelimit import RateLimiter
 from mcastkit.relay._suppress import LoopGuard
@@ -114,8 +114,9 @@ def test_presets() -> None:
     assert {str(e) for e in mdns.endpoints} == {"224.0.0.251:5353", "[ff02::fb]:5353"}
     (ssdp,) = preset_rules("SSDP")
     assert "239.255.255.250:1900" in {str(e) for e in ssdp.endpoints}
-    with pytest.raises(UnsupportedError, match="broadcast"):
-        preset_rules("sonos")
+    (sonos,) = preset_rules("sonos")
+    assert {str(e) for e in sonos.endpoints} == {"239.255.255.250:1900"}
+    assert sonos.broadcast_ports == (6969,)
     with pytest.raises(McastValueError, match="mdns, ssdp, sonos"):
         preset_rules("upnp")
 
@@ -173,3 +174,47 @@ def test_config_reader_raises_only_config_errors(tmp_path_factory: pytest.TempPa
         load_config(str(p))
     except ConfigError as exc:
         assert str(exc).startswith(str(p))
+
+
+def test_broadcast_ports_in_a_rule(tmp_path: Path) -> None:
+    path = _write(tmp_path, 'interfaces = ["a", "b"]\n[[rule]]\nname = "disc"\n'
+                            'groups = ["255.255.255.255:6969", "239.255.0.1:5000"]\n'
+                            'broadcast_ports = [7000, 6969]\n')
+    (rule,) = load_config(path).rules
+    assert [str(e) for e in rule.endpoints] == ["239.255.0.1:5000"]
+    assert rule.broadcast_ports == (6969, 7000)
+
+
+@pytest.mark.parametrize(("body", "line", "words"), [
+    ('broadcast_ports = [0]', 4, "1-65535"),
+    ('broadcast_ports = ["x"]', 4, "1-65535"),
+    ('groups = ["255.255.255.255:70000"]', 4, "1-65535"),
+    ("broadcast_ports = []", 3, r"or broadcast_ports = \[PORT"),
+])
+def test_bad_broadcast_ports_name_the_line(tmp_path: Path, body: str, line: int,
+                                           words: str) -> None:
+    path = _write(tmp_path, f'interfaces = ["a", "b"]\n\n[[rule]]\n{body}\n')
+    with pytest.raises(ConfigError, match=words) as ei:
+        load_config(path)
+    assert ei.value.line == line
+
+
+def test_a_broadcast_port_belongs_to_one_rule(tmp_path: Path) -> None:
+    path = _write(tmp_path, 'interfaces = ["a", "b"]\npresets = ["sonos"]\n'
+                            '[[rule]]\nbroadcast_ports = [6969]\n')
+    with pytest.raises(ConfigError, match="broadcast port 6969 is in rule 'sonos'"):
+        load_config(path)
+
+
+def test_overlapping_presets_keep_each_group_once() -> None:
+    d = ConfigDraft()
+    d.add_interface("a")
+    d.add_interface("b")
+    for p in ("ssdp", "sonos", "sonos"):
+        d.add_preset(p)
+    d.add_broadcast_ports([6969, 7000, 7000])
+    cfg = d.build()
+    by = {r.name: r for r in cfg.rules}
+    assert set(by) == {"ssdp", "sonos", "bcast7000"}
+    assert by["sonos"].endpoints == () and by["sonos"].broadcast_ports == (6969,)
+    assert "239.255.255.250:1900" in {str(e) for e in by["ssdp"].endpoints}

@@ -25,7 +25,8 @@ reference)::
 
     [[rule]]
     name = "sensors"
-    groups = ["239.255.10.1:5000"]
+    groups = ["239.255.10.1:5000"]     # "255.255.255.255:6969": a broadcast port
+    broadcast_ports = [6969]           # the same, spelled as ports
     allow_sources = ["198.18.1.0/24"]
     [[rule.target]]
     sources = "198.18.5.0/24"
@@ -34,6 +35,7 @@ reference)::
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import sys
 from collections.abc import Callable
@@ -46,7 +48,6 @@ from mcastkit import (
     McastError,
     McastValueError,
     UnsupportedError,
-    parse_endpoint,
 )
 
 from ._presets import preset_rules
@@ -58,7 +59,9 @@ from ._rules import (
     RelayConfig,
     Rule,
     TunnelSpec,
+    broadcast_port,
     parse_network,
+    split_groups,
 )
 
 if sys.version_info >= (3, 11):
@@ -76,8 +79,8 @@ __all__ = ["ConfigDraft", "ConfigError", "load_config", "parse_host_port", "read
 _TOP = {"interfaces", "interface", "presets", "ttl", "rate_limit", "dedup_window_s",
         "preserve_source", "health", "rcvbuf", "tunnel", "rule"}
 _TUNNEL = {"listen", "connect", "key_file", "keepalive_s", "dead_s", "max_backoff_s", "mtu"}
-_RULE = {"name", "groups", "interfaces", "allow_sources", "deny_sources", "rate_limit",
-         "tunnel", "target"}
+_RULE = {"name", "groups", "broadcast_ports", "interfaces", "allow_sources", "deny_sources",
+         "rate_limit", "tunnel", "target"}
 _TARGET = {"sources", "interfaces"}
 _IFACE = {"name", "mode"}
 
@@ -169,8 +172,21 @@ class ConfigDraft:
         for i, e in enumerate(endpoints):
             self.rules.append(Rule(name=f"group{n + i}", endpoints=(e,)))
 
+    def add_broadcast_ports(self, ports: list[int]) -> None:
+        """One rule per broadcast port (``--broadcast-port``), named bcast6969...
+
+        Args:
+            ports: the UDP ports whose IPv4 broadcasts to relay.
+        """
+        have = {p for r in self.rules for p in r.broadcast_ports}
+        for p in dict.fromkeys(ports):
+            if p not in have:
+                self.rules.append(Rule(name=f"bcast{p}", endpoints=(), broadcast_ports=(p,)))
+
     def add_preset(self, name: str) -> None:
-        """Add the rules of preset ``name`` (see :data:`PRESETS`).
+        """Add the rules of preset ``name`` (see :data:`PRESETS`). Groups and broadcast
+        ports that an earlier rule has already (presets overlap: ``sonos`` holds SSDP's
+        IPv4 group) stay with that rule.
 
         Args:
             name: a preset name (``"mdns"``, ``"ssdp"``...).
@@ -178,7 +194,15 @@ class ConfigDraft:
         Raises:
             McastValueError: no such preset (see :func:`preset_rules`).
         """
-        self.rules.extend(preset_rules(name))
+        have = {(str(e.group.address), e.port) for r in self.rules for e in r.endpoints}
+        ports = {p for r in self.rules for p in r.broadcast_ports}
+        for r in preset_rules(name):
+            if any(x.name == r.name for x in self.rules):
+                continue  # the same preset twice
+            eps = tuple(e for e in r.endpoints if (str(e.group.address), e.port) not in have)
+            bps = tuple(p for p in r.broadcast_ports if p not in ports)
+            if eps or bps:
+                self.rules.append(dataclasses.replace(r, endpoints=eps, broadcast_ports=bps))
 
     def build(self) -> RelayConfig:
         """The checked :class:`RelayConfig`.
@@ -397,9 +421,15 @@ def _rule(rd: _Reader, r: Any, n: int) -> Rule:
     rd.keys(r, _RULE, "rule", n)
     name = rd.get(r, "name", str, "a string", "rule", n) or f"rule{n + 1}"
     groups = rd.strings(r, "groups", "rule", n)
-    if not groups:
-        raise rd.fail("rule", n, None, f"rule {name}: needs groups = [\"GROUP:PORT\", ...]")
-    eps = tuple(rd.wrap("rule", n, "groups", parse_endpoint, g) for g in groups)
+    eps, bps = rd.wrap("rule", n, "groups", split_groups, groups)
+    bl = r.get("broadcast_ports", [])
+    if not isinstance(bl, list):
+        bl = [bl]
+    bps += tuple(rd.wrap("rule", n, "broadcast_ports", broadcast_port, p) for p in bl)
+    bps = tuple(dict.fromkeys(bps))  # a port named twice in one rule is one port
+    if not eps and not bps:
+        raise rd.fail("rule", n, None, f"rule {name}: needs groups = [\"GROUP:PORT\", ...] "
+                      "or broadcast_ports = [PORT, ...]")
     allow: tuple[IPNetwork, ...] = tuple(
         rd.wrap("rule", n, "allow_sources", parse_network, s)
         for s in rd.strings(r, "allow_sources", "rule", n))
@@ -420,7 +450,8 @@ def _rule(rd: _Reader, r: Any, n: int) -> Rule:
     rl = rd.get(r, "rate_limit", (int, float), "datagrams per second", "rule", n)
     tunnel = rd.get(r, "tunnel", bool, "true or false", "rule", n)
     return rd.wrap("rule", n, None, lambda: Rule(
-        name=name, endpoints=eps, interfaces=tuple(rd.strings(r, "interfaces", "rule", n)),
+        name=name, endpoints=eps, broadcast_ports=bps,
+        interfaces=tuple(rd.strings(r, "interfaces", "rule", n)),
         allow_sources=allow, deny_sources=deny, targets=tuple(targets),
         rate_limit_pps=float(rl) if rl is not None else None,
         tunnel=True if tunnel is None else tunnel))

@@ -2,10 +2,10 @@
 
 Owns: :class:`Relay` (start, run, stop, stats, failure), its receiving sockets (one per IP
 version and port, joined on every receiving interface by *name*, so the asyncio layer
-re-joins a re-created interface), the per-datagram decision (rule, direction, source
-filter, storm rules, rate limit, targets) with its counting, retrying joins on interfaces
-that do not exist yet, the tunnel's ingress queue, and the relay's tasks (one failing
-stops the relay).
+re-joins a re-created interface; SO_BROADCAST on broadcast ports, whose directed and
+limited broadcasts it takes as 255.255.255.255), the per-datagram decision (rule,
+direction, source filter, storm rules, rate limit, targets) with its counting, retrying
+joins on missing interfaces, the tunnel's ingress queue, and the relay's tasks.
 Must not: send to interfaces itself (``_egress`` does), parse configuration files or
 arguments, print, or make socket calls other than through :mod:`mcastkit` and
 :mod:`mcastkit.aio`.
@@ -31,12 +31,13 @@ from mcastkit import (
     MulticastSocket,
     list_interfaces,
 )
+from mcastkit._interfaces import is_broadcast_address
 from mcastkit.aio import AsyncMulticastSocket, InterfaceEvent
 
 from ._egress import Egress
 from ._health import HealthServer
 from ._ratelimit import RateLimiter
-from ._rules import TUNNEL, RelayConfig, Rule
+from ._rules import BROADCAST, TUNNEL, RelayConfig, Rule
 from ._stats import (
     O_RELAYED,
     O_SEND_ERR,
@@ -65,10 +66,10 @@ class _Plan(NamedTuple):
     blocked: bool  # the rule does not take this ingress
     limiter: RateLimiter | None
 
+
 _log = logging.getLogger("mcastkit.relay")
 MAINTENANCE_S = 2.0  # how often missing interfaces are retried and own addresses re-read
 _BATCH = 512
-
 
 
 class Relay:
@@ -104,6 +105,9 @@ class Relay:
         for r in config.rules:
             for e in r.endpoints:
                 self._rule_of[(str(e.group.address), e.port)] = r
+            for p in r.broadcast_ports:
+                self._rule_of[(BROADCAST, p)] = r
+        self._rx_names = frozenset(i.name for i in config.interfaces if i.receives)
         self._limiters: dict[str, RateLimiter] = {}
         for r in config.rules:
             pps = r.rate_limit_pps or config.rate_limit_pps
@@ -113,6 +117,7 @@ class Relay:
         self._pending_joins: set[tuple[int, int, Endpoint, str]] = set()
         self._plans: dict[tuple[str, int, str], _Plan] = {}
         self._ifnames: dict[int, str] = {}
+        self._bcast_dst: dict[str, bool] = {}  # destination -> is a broadcast address
         self.egress = Egress(self.counters, self._rx, ttl=config.ttl,
                              preserve_source=config.preserve_source)
         self._tunnel: Tunnel | None = None
@@ -282,29 +287,35 @@ class Relay:
     def _open_receivers(self) -> None:
         cfg = self.config
         rx_ifaces = [i.name for i in cfg.interfaces if i.receives]
+        bcast = {p for r in cfg.rules for p in r.broadcast_ports}
+        for port in sorted(bcast):  # bound to the port, broadcasts need no join
+            self._open_socket(4, port, True)
         for r in cfg.rules:
             for e in r.endpoints:
                 ver, port = e.group.version, e.port
                 if (ver, port) not in self._rx:
-                    # one socket per version and port receives *and* sends (with the
-                    # sending interface chosen per batch): relayed datagrams leave from the
-                    # protocol's port (mDNS needs 5353), and no second socket shares the
-                    # port (a SO_REUSEPORT sibling can take multicast meant for this one)
-                    core = MulticastSocket(ver, metadata=True, reuse_port=True,
-                                           reuse_address=True, blocking=False,
-                                           rcvbuf_bytes=cfg.rcvbuf_bytes, ttl=cfg.ttl,
-                                           loopback=False)
-                    try:
-                        core.bind(port)
-                    except BaseException:
-                        core.close()
-                        raise
-                    self._rx[(ver, port)] = AsyncMulticastSocket(
-                        core, queue_size=8192, max_per_wakeup=_BATCH, on_event=self._on_event)
+                    self._open_socket(ver, port, False)
                 for ifn in rx_ifaces:
                     if not r.interfaces or ifn in r.interfaces:
                         self._pending_joins.add((ver, port, e, ifn))
         self._retry_joins()
+
+    def _open_socket(self, ver: int, port: int, broadcast: bool) -> None:
+        """One socket per version and port receives *and* sends (with the sending
+        interface chosen per batch): relayed datagrams leave from the protocol's port (mDNS
+        needs 5353), and no second socket shares the port (a SO_REUSEPORT sibling can take
+        multicast meant for this one). ``broadcast``: SO_BROADCAST, for broadcast ports
+        (the limited broadcast then leaves through the interface chosen per batch)."""
+        core = MulticastSocket(ver, metadata=True, reuse_port=True, reuse_address=True,
+                               blocking=False, rcvbuf_bytes=self.config.rcvbuf_bytes,
+                               ttl=self.config.ttl, loopback=False, broadcast=broadcast)
+        try:
+            core.bind(port)
+        except BaseException:
+            core.close()
+            raise
+        self._rx[(ver, port)] = AsyncMulticastSocket(
+            core, queue_size=8192, max_per_wakeup=_BATCH, on_event=self._on_event)
 
     def _retry_joins(self) -> None:
         for item in sorted(self._pending_joins, key=str):
@@ -322,7 +333,8 @@ class Relay:
             _log.info("joined %s on %s", e, ifn)
 
     def refresh_own_addresses(self) -> None:
-        """Re-read this host's addresses (for the own-address storm rule)."""
+        """Re-read this host's addresses (own-address storm rule, broadcast addresses)."""
+        self._bcast_dst.clear()
         with contextlib.suppress(McastError, OSError):
             self.guard.set_own_addresses(
                 (str(a), i.name) for i in list_interfaces() for a in i.addresses)
@@ -361,14 +373,24 @@ class Relay:
         ingest = self._ingest
         ifname = self._ifname
         port = ep.local_address[1]
+        bcast = ep.socket.broadcast
         while True:
             batch: list[Datagram] = await ep.recv_many(_BATCH)
             for d in batch:
                 g = d.group
                 if g is None:
                     continue
+                if bcast and not 224 <= int(g.split(".", 1)[0]) <= 239 and self._is_bcast(g):
+                    g = BROADCAST  # limited or directed: relayed as the limited broadcast
                 ingest(ifname(d.interface), g, port, d.source, d.port, d.ttl, d.data)
             await self._flush()
+
+    def _is_bcast(self, dst: str) -> bool:
+        """A broadcast, not unicast to us (counted under "(no rule)"); remembered."""
+        known = self._bcast_dst.get(dst)
+        if known is None:
+            known = self._bcast_dst[dst] = is_broadcast_address(dst)
+        return known
 
     def _from_tunnel(self, inner: Inner) -> None:
         self._tunnel_in.append(inner)
@@ -394,7 +416,8 @@ class Relay:
 
     def _plan(self, group: str, port: int, ingress: str) -> _Plan:
         """What to do with datagrams of (group, port) arriving on ``ingress`` (made once:
-        rule, counter row, targets, which checks apply)."""
+        rule, counter row, targets, which checks apply). Broadcasts arrive on every
+        interface (no join): only the relay's receiving interfaces are taken."""
         rule = self._rule_of.get((group, port))
         if rule is None:  # not cached: a tunnel peer may name any group and port
             return _Plan(None, self.counters.ingress("(no rule)", ingress), (), True, None)
@@ -402,8 +425,8 @@ class Relay:
                  and (not rule.interfaces or i.name in rule.interfaces)]
         if self._tunnel is not None and rule.tunnel and ingress != TUNNEL:
             names.append(TUNNEL)
-        blocked = ingress != TUNNEL and bool(rule.interfaces) and (
-            ingress not in rule.interfaces)
+        blocked = ingress != TUNNEL and (ingress not in self._rx_names or (
+            bool(rule.interfaces) and ingress not in rule.interfaces))
         plan = _Plan(rule, self.counters.ingress(rule.name, ingress), tuple(names), blocked,
                      self._limiters.get(rule.name))
         self._plans[(group, port, ingress)] = plan

@@ -1,7 +1,7 @@
 """Presets: the discovery protocols people relay most, as ready rules.
 
 Owns: the preset names and the groups and ports behind each (mDNS in both families,
-SSDP in both families, Sonos discovery).
+SSDP in both families, Sonos discovery: SSDP plus the broadcast on udp/6969).
 Must not: open sockets or read files.
 """
 
@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from typing import Final
 
-from mcastkit import ErrorCode, McastValueError, UnsupportedError, parse_endpoint
+from mcastkit import ErrorCode, McastValueError
 
-from ._rules import Rule
+from ._rules import Rule, split_groups
 
 __all__ = ["PRESETS", "preset_rules"]
 
@@ -21,7 +21,8 @@ PRESETS: Final[dict[str, tuple[tuple[str, ...], str]]] = {
              "Multicast DNS / DNS-SD (AirPlay, Chromecast, printers, HomeKit; RFC 6762)"),
     "ssdp": (("239.255.255.250:1900", "[ff02::c]:1900", "[ff05::c]:1900"),
              "SSDP / UPnP discovery (DLNA, smart TVs, Sonos's UPnP side)"),
-    "sonos": ((), "Sonos discovery: SSDP plus the broadcast on udp/6969"),
+    "sonos": (("239.255.255.250:1900", "255.255.255.255:6969"),
+              "Sonos discovery: SSDP (IPv4) plus the broadcast on udp/6969"),
 }
 """The presets: name -> (endpoints, what they are for), as ``--preset`` takes them."""
 
@@ -38,17 +39,11 @@ def preset_rules(name: str, *, rate_limit_pps: float | None = None) -> list[Rule
 
     Raises:
         McastValueError: no such preset (the message lists them).
-        UnsupportedError: ``sonos``: broadcast relaying needs broadcast in mcastkit's core,
-            which this build does not have yet (the message names the workaround).
     """
     key = name.strip().lower()
     if key not in PRESETS:
         raise McastValueError(f"unknown preset {name!r}; choose one of: "
                               + ", ".join(PRESETS), code=ErrorCode.BAD_VALUE)
-    if key == "sonos":
-        raise UnsupportedError(
-            "preset sonos relays the broadcast on udp/6969, which needs broadcast support "
-            "in mcastkit's socket core (not in this build yet); use --preset ssdp for the "
-            "SSDP half of Sonos discovery meanwhile")
-    eps = tuple(parse_endpoint(e) for e in PRESETS[key][0])
-    return [Rule(name=key, endpoints=eps, rate_limit_pps=rate_limit_pps)]
+    eps, ports = split_groups(PRESETS[key][0])
+    return [Rule(name=key, endpoints=eps, broadcast_ports=ports,
+                 rate_limit_pps=rate_limit_pps)]

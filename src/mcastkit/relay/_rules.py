@@ -1,8 +1,9 @@
 """What a relay forwards: its interfaces, rules, tunnel and limits, as checked values.
 
 Owns: :class:`RelayConfig`, :class:`Rule`, :class:`InterfaceSpec`, :class:`TunnelSpec`,
-their validation (every error names the setting and the fix) and the per-datagram
-questions a rule answers (is this source allowed, which interfaces get it).
+their validation (every error names the setting and the fix), the spelling of broadcast
+ports (``255.255.255.255:PORT``, :data:`BROADCAST`) and the per-datagram questions a rule
+answers (is this source allowed, which interfaces get it).
 Must not: open sockets, read files (``_config`` does), or know the CLI.
 """
 
@@ -14,9 +15,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from mcastkit import Endpoint, ErrorCode, McastValueError
+from mcastkit import Endpoint, ErrorCode, McastValueError, parse_endpoint
 
 __all__ = [
+    "BROADCAST",
     "IPNetwork",
     "InterfaceMode",
     "InterfaceSpec",
@@ -30,10 +32,42 @@ IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 InterfaceMode = Literal["both", "listen-only", "send-only"]
 MODES: tuple[InterfaceMode, ...] = ("both", "listen-only", "send-only")
 TUNNEL = "tunnel"  # the ingress/egress name of the tunnel in statistics
+#: the group under which a rule's broadcast ports are relayed, counted and tunnelled
+BROADCAST = "255.255.255.255"
 
 
 def _bad(msg: str) -> McastValueError:
     return McastValueError(msg, code=ErrorCode.BAD_VALUE)
+
+
+def split_groups(texts: Sequence[str]) -> tuple[tuple[Endpoint, ...], tuple[int, ...]]:
+    """``[SOURCE,]GROUP:PORT`` values, where ``255.255.255.255:PORT`` names a broadcast
+    port, -> (multicast endpoints, broadcast ports).
+
+    Raises:
+        McastValueError: a value that is neither (the message says which).
+    """
+    eps: list[Endpoint] = []
+    ports: list[int] = []
+    for t in texts:
+        host, sep, port = str(t).strip().rpartition(":")
+        if host == BROADCAST and sep:
+            ports.append(broadcast_port(port))
+        else:
+            eps.append(parse_endpoint(t))
+    return tuple(eps), tuple(ports)
+
+
+def broadcast_port(text: str | int) -> int:
+    """A broadcast port (1-65535) from ``6969`` or ``"6969"``.
+
+    Raises:
+        McastValueError: not a port number.
+    """
+    t = str(text).strip()
+    if not (t.isascii() and t.isdigit() and len(t) <= 5 and 1 <= int(t) <= 65535):
+        raise _bad(f"broadcast port {text!r} must be a number 1-65535 (e.g. 6969)")
+    return int(t)
 
 
 def parse_network(text: str, what: str = "source subnet") -> IPNetwork:
@@ -84,6 +118,9 @@ class Rule:
     Attributes:
         name: shown in statistics (``"mdns"``, ``"rule1"``...).
         endpoints: ``[SOURCE,]GROUP:PORT`` values; a SOURCE joins source-specifically.
+        broadcast_ports: UDP ports whose IPv4 broadcasts (limited, or directed to the
+            receiving interface's subnet) are relayed, re-sent as the limited broadcast
+            255.255.255.255 out of each target interface (``BROADCAST`` in statistics).
         interfaces: restrict the rule to these relay interfaces (empty: all of them).
         allow_sources: relay only datagrams from these subnets (empty: any source).
         deny_sources: never relay datagrams from these subnets (checked first).
@@ -97,6 +134,7 @@ class Rule:
 
     name: str
     endpoints: tuple[Endpoint, ...]
+    broadcast_ports: tuple[int, ...] = ()
     interfaces: tuple[str, ...] = ()
     allow_sources: tuple[IPNetwork, ...] = ()
     deny_sources: tuple[IPNetwork, ...] = ()
@@ -107,8 +145,12 @@ class Rule:
     def __post_init__(self) -> None:
         if not self.name:
             raise _bad("a rule needs a name")
-        if not self.endpoints:
-            raise _bad(f"rule {self.name}: no group given (e.g. group = \"239.255.0.1:5000\")")
+        if not self.endpoints and not self.broadcast_ports:
+            raise _bad(f"rule {self.name}: no group given (e.g. groups = "
+                       "[\"239.255.0.1:5000\"], or broadcast_ports = [6969])")
+        for p in self.broadcast_ports:
+            if not (isinstance(p, int) and 1 <= p <= 65535):
+                raise _bad(f"rule {self.name}: broadcast port {p!r} must be 1-65535")
         for e in self.endpoints:
             if e.port == 0:
                 raise _bad(f"rule {self.name}: {e} has port 0; give the group's port")
@@ -238,8 +280,9 @@ class RelayConfig:
         if self.tunnel is not None and not self.interfaces:
             raise _bad("a tunnel relay needs at least one local interface (-i IFACE)")
         if not self.rules:
-            raise _bad("nothing to relay: give --group [SOURCE,]GROUP:PORT or --preset "
-                       "mdns|ssdp|sonos (or rules in --config)")
+            raise _bad("nothing to relay: give --group [SOURCE,]GROUP:PORT, "
+                       "--broadcast-port PORT or --preset mdns|ssdp|sonos (or rules in "
+                       "--config)")
         if not 0 <= self.ttl <= 255:
             raise _bad(f"ttl {self.ttl} is out of range 0-255")
         if self.rate_limit_pps is not None and not (
@@ -264,6 +307,11 @@ class RelayConfig:
                     raise _bad(f"{e} is in rule {seen[key]!r} and rule {r.name!r}; a group "
                                "and port can belong to one rule only")
                 seen[key] = r.name
+            for p in r.broadcast_ports:
+                if (BROADCAST, p) in seen:
+                    raise _bad(f"broadcast port {p} is in rule {seen[(BROADCAST, p)]!r} and "
+                               f"rule {r.name!r}; a port can belong to one rule only")
+                seen[(BROADCAST, p)] = r.name
 
     def interface(self, name: str) -> InterfaceSpec:
         """The spec of interface ``name``.

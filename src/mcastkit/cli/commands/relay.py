@@ -16,8 +16,10 @@ import signal
 import threading
 from typing import Any
 
+from mcastkit import Endpoint, McastError
 from mcastkit.relay import ConfigDraft, Relay, RelayConfig, TunnelSpec, make_key_file, read_config
 from mcastkit.relay._config import parse_host_port
+from mcastkit.relay._rules import BROADCAST, broadcast_port
 
 from .._common import (
     CliError,
@@ -34,7 +36,8 @@ from .._status import ExitStatus
 HELP = "relay groups between interfaces, or through an encrypted tunnel to another relay"
 DESCRIPTION = """\
 Receive the datagrams of chosen groups on some interfaces and send them, with their group
-and port, on the others (IPv4 and IPv6, any-source and SOURCE,GROUP source-specific); or
+and port, on the others (IPv4 and IPv6, any-source and SOURCE,GROUP source-specific; IPv4
+broadcasts to chosen ports, re-sent as the limited broadcast 255.255.255.255); or
 carry them through an encrypted UDP tunnel (ChaCha20-Poly1305, pre-shared key) to another
 relay across a network that carries only unicast. The relay never relays its own output,
 suppresses copies from other relays (docs/relay.md, storm rules) and counts everything per
@@ -43,6 +46,8 @@ EXAMPLES = """\
   mcastkit relay eth1 eth2 --preset mdns --preset ssdp
   mcastkit relay eth1 eth2 --group 239.255.10.1:5000 --group [ff15::10]:5000 --stats
   mcastkit relay eth1 eth2 --group 198.18.1.10,232.1.1.1:5000    # SSM
+  mcastkit relay eth1 eth2 --preset sonos --preserve-source   # SSDP + broadcast udp/6969
+  mcastkit relay eth1 eth2 --broadcast-port 6969       # or --group 255.255.255.255:6969
   mcastkit relay --make-key relay.key                  # then copy it to the other side
   mcastkit relay --tunnel-listen 7777 --key-file relay.key -i eth1 --preset mdns
   mcastkit relay --tunnel-connect 198.18.20.1:7777 --key-file relay.key -i eth1 --preset mdns
@@ -56,12 +61,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="an interface (the same as a positional IFACE; repeatable)")
     p.add_argument("--listen-only", action="append", default=[], metavar="IFACE",
                    help="receive on IFACE but never send to it (repeatable)")
-    p.add_argument("--group", action="append", default=[], type=endpoint_arg,
-                   metavar="[SOURCE,]GROUP:PORT", help="a group to relay (repeatable)")
+    p.add_argument("--group", action="append", default=[], type=_group_arg,
+                   metavar="[SOURCE,]GROUP:PORT", help="a group to relay (repeatable); "
+                   "255.255.255.255:PORT relays IPv4 broadcasts to PORT (as --broadcast-port)")
+    p.add_argument("--broadcast-port", action="append", default=[], type=_bcast_arg,
+                   metavar="PORT", help="relay IPv4 broadcasts to this UDP port (limited or "
+                   "directed to the receiving subnet), re-sent as 255.255.255.255 out of each "
+                   "other interface (repeatable)")
     p.add_argument("--preset", action="append", default=[], metavar="mdns|ssdp|sonos",
                    help="relay a protocol's groups: mdns (224.0.0.251 and ff02::fb, port "
                         "5353), ssdp (239.255.255.250, ff02::c, ff05::c, port 1900), sonos "
-                        "(broadcast on udp/6969: not in this build yet)")
+                        "(239.255.255.250:1900 and the broadcast on udp/6969)")
     t = p.add_argument_group("tunnel")
     t.add_argument("--tunnel-listen", metavar="[ADDR:]PORT",
                    help="wait for the other relay on this UDP port")
@@ -97,6 +107,21 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="stop after S seconds (default: run until SIGTERM / SIGINT)")
 
 
+def _bcast_arg(text: str) -> int:
+    """argparse type for ``--broadcast-port PORT``."""
+    try:
+        return broadcast_port(text)
+    except McastError as exc:
+        raise argparse.ArgumentTypeError(exc.message) from None
+
+
+def _group_arg(text: str) -> Endpoint | int:
+    """argparse type for ``--group``: an endpoint, or (``255.255.255.255:PORT``) the port
+    of a broadcast to relay."""
+    host, sep, port = text.strip().rpartition(":")
+    return _bcast_arg(port) if sep and host == BROADCAST else endpoint_arg(text)
+
+
 def _usage(msg: str) -> CliError:
     return CliError(msg, ExitStatus.USAGE)
 
@@ -111,7 +136,9 @@ def build_config(args: argparse.Namespace) -> RelayConfig:
         d.add_interface(name)
     for name in args.listen_only:
         d.add_interface(name, "listen-only")
-    d.add_groups(list(args.group))
+    d.add_groups([g for g in args.group if not isinstance(g, int)])
+    d.add_broadcast_ports([*(g for g in args.group if isinstance(g, int)),
+                           *args.broadcast_port])
     for p in args.preset:
         d.add_preset(p)
     if args.ttl is not None:
