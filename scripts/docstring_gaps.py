@@ -42,7 +42,7 @@ MIXED = {"MulticastSocket", "AsyncMulticastSocket", "MCast"}
 RAISING_CALLS = re.compile(
     r"\b(?:check_open|_check_range|check_int|check_timeout|check_policy|running_loop|"
     r"translate|setopt|component_error|parse_ip|parse_endpoint|resolve_interface|"
-    r"Group\.parse|_flow)\(")
+    r"Group\.parse|flow)\(")
 EXTENSION = Path(__file__).with_name("griffe_mcastkit.py")
 
 

@@ -53,11 +53,11 @@ from ._interfaces import resolve_interface as resolve_interface
 from ._membership import FilterMode as FilterMode
 from ._membership import Membership as Membership
 from ._membership import ModeConflictError as ModeConflictError
+from ._open import open_receiver as open_receiver
+from ._open import open_sender as open_sender
 from ._packet import Datagram as Datagram
 from ._socket import MulticastSocket as MulticastSocket
 from ._socket import RecvStats as RecvStats
-from ._socket import open_receiver as open_receiver
-from ._socket import open_sender as open_sender
 from ._version import __version__ as __version__
 
 _COMPAT_NAMES = frozenset({"MCast", "MCastError", "IPWorksError", "IPWorksMcastError"})

@@ -1,15 +1,18 @@
 """The reading side of :mod:`mcastkit.aio`: one drain per wake-up, a guard against a
 socket that reports readable but yields nothing, the counters, and opening the core.
 
-Owns: :func:`drain` (up to a budget of datagrams from a non-blocking core, without
+Owns: :class:`Intake` (an endpoint's reader registration and readiness callback, which
+drains into the owner's bounded queue, and the wake-up, batch and error counters),
+:func:`drain` (up to a budget of datagrams from a non-blocking core, without
 waiting), :class:`StallGuard` (after repeated wake-ups that take nothing off the socket,
 it takes the reader off the loop and puts it back later, doubling the pause up to one
 second, so a socket shut down behind our back or failing every read cannot make the
 loop spin; it reports each stall once), :class:`AsyncStats` (re-exported by
 :mod:`mcastkit.aio`), and :func:`open_core` (the core's open call, with a raw
 descriptor-limit ``OSError`` turned into a typed error naming ``ulimit -n``).
-Must not: queue datagrams, run user callbacks (it hands a stall to the owner's
-callback), or sleep on the loop.
+Must not: take datagrams off the queue or count deliveries (the consumer side does), run
+user callbacks (it hands a stall and a closed core to the owner's callbacks), or sleep
+on the loop.
 """
 
 from __future__ import annotations
@@ -17,15 +20,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final, ParamSpec, TypeVar
 
-from ._errors import ClosedError, McastError, descriptor_limit_error
+from ._aio_queue import BoundedQueue
+from ._errors import ClosedError, McastError
 from ._packet import Datagram
 from ._socket import MulticastSocket
+from ._translate import descriptor_limit_error
 
-__all__ = ["AsyncStats", "StallGuard", "drain", "open_core"]
+__all__ = ["AsyncStats", "Intake", "StallGuard", "drain", "open_core"]
+
+_log = logging.getLogger("mcastkit.aio")
 
 _P = ParamSpec("_P")
 _T = TypeVar("_T")
@@ -126,6 +134,75 @@ class StallGuard:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+
+
+class Intake:
+    """The reading side of one endpoint: the reader registration, a drain of up to
+    ``max_per_wakeup`` datagrams into the queue per readiness callback, and the stall guard.
+
+    Args:
+        loop: the running loop.
+        core: the non-blocking socket to read.
+        queue: the owner's bounded queue (this side only puts into it).
+        max_per_wakeup: most datagrams read per callback, so a flooded socket cannot
+            starve the loop.
+        receive: False for a send-only endpoint (no reader is registered).
+        on_gone: called when the core turns out closed (the owner closes itself).
+        on_stall: called with a message when the reader pauses (see :class:`StallGuard`).
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, core: MulticastSocket,
+                 queue: BoundedQueue[Datagram], max_per_wakeup: int, receive: bool, *,
+                 on_gone: Callable[[], None], on_stall: Callable[[str], None]) -> None:
+        self._loop = loop
+        self._core = core
+        self._queue = queue
+        self._budget = max_per_wakeup
+        self._fd = core.fileno()
+        self._batch: Callable[[int], list[Datagram]] | None = getattr(core, "recv_batch",
+                                                                      None)
+        self._on_gone = on_gone
+        self._closed = False
+        self.wakeups = self.max_batch = self.recv_errors = 0
+        self._stall = StallGuard(loop, self._fd, self.on_readable, on_stall)
+        self._registered = receive
+        if receive:
+            loop.add_reader(self._fd, self.on_readable)
+
+    @property
+    def stalls(self) -> int:
+        """Pauses taken by the stall guard."""
+        return self._stall.stalls
+
+    def on_readable(self) -> None:
+        """Readiness callback: drain up to ``max_per_wakeup`` datagrams into the queue."""
+        if self._closed:
+            return
+        self.wakeups += 1
+        got, gone, err = drain(self._core, self._batch, self._budget)
+        if err is not None:
+            self.recv_errors += 1
+            _log.debug("receive error survived: %s", err)
+        if got:
+            self.max_batch = max(self.max_batch, len(got))
+            self._queue.put_many(got)
+        if gone or self._core.closed:
+            self._on_gone()
+        elif got:
+            self._stall.fruitful()
+        else:  # readable, yet nothing read: unless the core consumed (filtered) some, back off
+            st = self._core.stats
+            self._stall.nothing_read(st.datagrams + st.filtered + st.ttl_filtered, err)
+
+    def close(self) -> None:
+        """Take the reader off the loop and cancel a pending resume. Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._registered and not self._loop.is_closed():
+            with contextlib.suppress(Exception):
+                self._loop.remove_reader(self._fd)
+        self._stall.close()
 
 
 def open_core(fn: Callable[_P, _T], *args: _P.args, **kw: _P.kwargs) -> _T:

@@ -23,16 +23,10 @@ from typing import Final
 
 from . import _platform as plat
 from ._addr import IPAddress
-from ._errors import (
-    ClosedError,
-    ErrOp,
-    ErrorCode,
-    McastStateError,
-    McastValueError,
-    translate,
-)
+from ._errors import ClosedError, ErrOp, ErrorCode, McastStateError, McastValueError
 from ._platform import Op
 from ._sockbase import _check_timeout
+from ._translate import translate
 
 __all__ = ["Handle"]
 

@@ -31,15 +31,9 @@ from typing import Final
 import ifaddr
 
 from ._addr import IPAddress, parse_interface_spec
-from ._errors import (
-    ErrorCode,
-    InterfaceError,
-    InterfaceNotFoundError,
-    McastError,
-    McastValueError,
-    descriptor_limit_error,
-)
+from ._errors import ErrorCode, InterfaceError, InterfaceNotFoundError, McastError, McastValueError
 from ._netlink import dump_addresses, route_oif
+from ._translate import descriptor_limit_error
 
 __all__ = [
     "Interface",

@@ -17,7 +17,7 @@ import socket
 import warnings
 
 from ._addr import Group, IPAddress, Scope, is_multicast_text, scope_ttl_warning
-from ._errors import ErrOp, ErrorCode, McastScopeWarning, McastValueError, translate
+from ._errors import ErrOp, ErrorCode, McastScopeWarning, McastValueError
 from ._handle import Handle
 from ._interfaces import Interface, resolve_interface
 from ._membership import MembershipBook
@@ -25,6 +25,7 @@ from ._platform import Op
 from ._platform import lookup as _lookup
 from ._platform._structs import pack_ip_mreqn
 from ._sockbase import InterfaceArg, _check_range
+from ._translate import translate
 
 __all__ = ["SendOptions"]
 

@@ -39,11 +39,11 @@ from ._errors import (
     McastOSError,
     McastValueError,
     UnsupportedError,
-    translate,
 )
 from ._frames import build_udp_frame, check_range
 from ._interfaces import Interface, resolve_interface
 from ._linklayer import ETH_HEADER, as_ip, format_mac, mac_bytes
+from ._translate import translate
 
 __all__ = ["RawDatagram", "RawSender"]
 

@@ -21,12 +21,13 @@ from collections import deque
 from typing import Final
 
 from . import _io
-from ._errors import ErrOp, NothingQueuedError, ReceiveTimeoutError, from_oserror
+from ._errors import ErrOp, NothingQueuedError, ReceiveTimeoutError
 from ._handle import ICMP_ERRNOS, Handle
 from ._membership import MembershipBook
 from ._packet import Datagram
 from ._platform import Op
 from ._sockbase import RecvStats, _check_range, _check_timeout
+from ._translate import from_oserror
 
 __all__ = ["ReceivePath"]
 

@@ -23,14 +23,7 @@ from typing import Final, NoReturn
 from . import _io
 from . import _platform as plat
 from ._addr import Endpoint, IPAddress, parse_destination, parse_endpoint, parse_ip
-from ._errors import (
-    ErrOp,
-    ErrorCode,
-    McastError,
-    McastValueError,
-    UnsupportedError,
-    translate,
-)
+from ._errors import ErrOp, ErrorCode, McastError, McastValueError, UnsupportedError
 from ._handle import ICMP_ERRNOS, Handle
 from ._interfaces import resolve_interface
 from ._options import SendOptions
@@ -38,6 +31,7 @@ from ._packet import CmsgKind
 from ._platform import Op
 from ._platform._structs import pack_dest, pack_in6_pktinfo, pack_in_pktinfo
 from ._sockbase import RecvStats
+from ._translate import translate
 
 __all__ = ["SendPath"]
 

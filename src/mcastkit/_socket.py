@@ -1,14 +1,16 @@
 """The synchronous multicast socket: the one core every face (asyncio, MCast, CLI) wraps.
 
-Owns: the public :class:`MulticastSocket` façade (construction, binding, connecting, clean
-teardown, and one-line delegations to its parts), ``open_receiver`` / ``open_sender``.
+Owns: the public :class:`MulticastSocket` façade (construction with the open-time socket
+options, clean teardown, and one-line delegations to its parts). The one-call openers
+(``open_receiver`` / ``open_sender``) live in :mod:`~mcastkit._open`.
 The parts, each owning its own state and sharing only the :class:`~._handle.Handle`
 (socket, family, closed flag, default wait): :class:`~._options.SendOptions` (interface,
 TTL, loopback, DSCP, DF, buffers, G3 warnings), :class:`~._joins.Memberships` (the
 membership book), :class:`~._receiver.ReceivePath` (every receive call, counting and
-filtering) and :class:`~._sender.SendPath` (every send call). See docs/architecture.md.
-Must not: know about events, settings names or the CLI; hold receive, send, option or
-membership state itself.
+filtering), :class:`~._sender.SendPath` (every send call) and
+:class:`~._binding.Binding` (bind, connect, disconnect). See docs/architecture.md.
+Must not: know about events, settings names or the CLI; hold receive, send, option,
+address or membership state itself.
 
 Platform notes: tested on Linux only. Joins and leaves always go by interface index
 (field notes B4); ``IP(V6)_MULTICAST_ALL`` is turned off (D3); ``IPV6_V6ONLY`` is set
@@ -18,22 +20,14 @@ explicitly (A12); the default TTL / hop limit is 1 (G3).
 from __future__ import annotations
 
 import contextlib
-import ctypes
-import os
 import socket
 from collections.abc import Sequence
 from types import TracebackType
 
 from . import _platform as plat
-from ._addr import (
-    LIMITED_BROADCAST,
-    Endpoint,
-    IPAddress,
-    parse_destination,
-    parse_endpoint,
-    parse_ip,
-)
-from ._errors import ErrOp, ErrorCode, McastOSError, McastValueError, translate
+from ._addr import Endpoint, IPAddress
+from ._binding import Binding
+from ._errors import ErrOp
 from ._handle import Handle
 from ._interfaces import Interface, is_broadcast_address, resolve_interface
 from ._joins import GroupArg, Memberships
@@ -45,8 +39,9 @@ from ._receiver import ReceivePath
 from ._sender import Payload, SendPath
 from ._sockbase import InterfaceArg, RecvStats, _check_range, _family_of
 from ._sockbase import same_doc as _doc
+from ._translate import translate
 
-__all__ = ["MulticastSocket", "RecvStats", "open_receiver", "open_sender"]
+__all__ = ["MulticastSocket", "RecvStats"]
 
 class MulticastSocket:
     """A UDP socket for IPv4 or IPv6 multicast, safe by default.
@@ -129,6 +124,7 @@ class MulticastSocket:
         self._members = Memberships(h, book, self._opts)
         self._rx = ReceivePath(h, book, self.stats, recv_size)
         self._tx = SendPath(h, self.stats, self._opts)
+        self._link = Binding(h, self._opts)
         # the hot calls go straight to their part (no façade frame) unless a subclass
         # overrides them; the class methods below are the documented, equivalent ones
         hot = {"recv": self._rx.recv, "recv_many": self._rx.recv_many,
@@ -221,11 +217,9 @@ class MulticastSocket:
         return self._h.sock.fileno()
 
     @property
+    @_doc(Binding.local_address.fget)  # type: ignore[attr-defined]
     def local_address(self) -> tuple[str, int]:
-        """(address, port) after bind; port 0 reads back the port the kernel chose."""
-        self._h.check_open()
-        a = self._h.sock.getsockname()
-        return (str(a[0]), int(a[1]))
+        return self._link.local_address
 
     @property
     def memberships(self) -> tuple[Membership, ...]:
@@ -242,86 +236,19 @@ class MulticastSocket:
         """The default interface (for joins and sends), or None for the route's choice."""
         return self._opts.iface
 
-    # ------------------------------------------------------------------ bind / connect
+    # ------------------------------------------------------------------ bind / connect / close
 
+    @_doc(Binding.bind)
     def bind(self, port: int = 0, address: str | IPAddress | None = None) -> tuple[str, int]:
-        """Bind to ``address`` and ``port``: where datagrams are received.
+        return self._link.bind(port, address)
 
-        Binding to a group address (IPv4) receives only that group.
-
-        Args:
-            port: UDP port, 0-65535 (0: the kernel picks one).
-            address: local or group address; None or "": the wildcard.
-
-        Returns:
-            The bound (address, port), with the port the kernel chose for 0.
-
-        Raises:
-            McastOSError: EADDRINUSE (the message names ``reuse_port``;
-                ``ADDRESS_IN_USE``), EADDRNOTAVAIL.
-            McastValueError: a bad port or address, or the other IP version
-                (``BAD_VALUE`` / ``BAD_ADDRESS`` / ``WRONG_FAMILY``).
-            ClosedError: the socket is closed (``CLOSED``).
-        """
-        h = self._h
-        h.check_open()
-        _check_range("port", port, 0, 65535)
-        if address is None or address == "":
-            host = "0.0.0.0" if h.family == socket.AF_INET else "::"
-        else:
-            ip = parse_ip(str(address), what="bind address")
-            h.check_family(ip, "bind address")
-            host = str(ip)
-        with translate(ErrOp.BIND, group=f"{host}:{port}", family=h.family):
-            h.sock.bind((host, port))
-        return self.local_address
-
+    @_doc(Binding.connect)
     def connect(self, address: str | IPAddress, port: int) -> None:
-        """Send to and receive only from (address, port).
+        self._link.connect(address, port)
 
-        To a group, no ICMP errors ever arrive (field notes C6): "nobody listens" cannot
-        be detected for multicast.
-
-        Args:
-            address: the peer: a group (or unicast) address of this socket's IP version.
-            port: the peer's UDP port, 1-65535.
-
-        Raises:
-            McastValueError: a bad address or port, or the other IP version.
-            McastOSError: the kernel refused (e.g. no route; the message names the
-                interface).
-            ClosedError: the socket is closed (``CLOSED``).
-
-        Warns:
-            McastScopeWarning: the TTL contradicts the group's scope (G3).
-        """
-        h = self._h
-        h.check_open()
-        _check_range("port", port, 1, 65535)
-        ip = parse_ip(str(address), what="peer address")
-        h.check_family(ip, "peer address")
-        if ip == LIMITED_BROADCAST:
-            self._opts.check_limited_broadcast()
-        with translate(ErrOp.CONNECT, group=f"{ip}:{port}", family=h.family,
-                       interface=self._opts.iface_name):
-            h.sock.connect((str(ip), port))
-        if ip.is_multicast:  # G3: a TTL above 1 to a link-scope group, reserved scopes
-            self._opts.warn_scope(str(ip), stacklevel=3)
-
+    @_doc(Binding.disconnect)
     def disconnect(self) -> None:
-        """Undo :meth:`connect` (AF_UNSPEC connect).
-
-        Raises:
-            McastOSError: the kernel refused (``op`` is ``"disconnect"``).
-            ClosedError: the socket is closed (``CLOSED``).
-        """
-        self._h.check_open()
-        libc = ctypes.CDLL(None, use_errno=True)
-        sa = bytes(16)  # sa_family = AF_UNSPEC (0)
-        if libc.connect(self._h.sock.fileno(), sa, len(sa)) != 0:
-            err = ctypes.get_errno()
-            raise McastOSError(err, f"disconnect: {os.strerror(err)}",
-                               op=ErrOp.DISCONNECT.value)
+        self._link.disconnect()
 
     def close(self) -> None:
         """Close this descriptor. Idempotent; never raises because an interface already
@@ -520,137 +447,3 @@ class MulticastSocket:
     def send_batch(self, payloads: Sequence[Payload], address: str | IPAddress, port: int,
                    *, method: str = "auto") -> int:
         return self._tx.send_batch(payloads, address, port, method=method)
-
-
-def _check_options(caller: str, options: dict[str, object]) -> None:
-    """Refuse unknown keyword options with a message listing the valid ones."""
-    code = MulticastSocket.__init__.__code__
-    names = code.co_varnames[: code.co_argcount + code.co_kwonlyargcount]
-    valid = set(names) - {"self", "family", "interface"}
-    unknown = sorted(set(options) - valid)
-    if unknown:
-        raise McastValueError(
-            f"{caller}: unknown option(s) {', '.join(unknown)}; valid options: "
-            f"{', '.join(sorted(valid))}", code=ErrorCode.BAD_VALUE)
-
-
-def open_receiver(
-    *endpoints: str | Endpoint,
-    interface: InterfaceArg | None = None,
-    **options: object,
-) -> MulticastSocket:
-    """Open, bind and join in one call: ``open_receiver("239.255.0.1:5000", interface="lo")``.
-
-    Every endpoint must share one port and IP version. ``SOURCE,GROUP:PORT`` joins
-    source-specifically. With ``broadcast=True`` an endpoint may be a broadcast address
-    (``255.255.255.255:PORT``): the port is bound and broadcasts to it are admitted,
-    with nothing to join. On failure nothing stays joined or open.
-
-    Args:
-        *endpoints: ``"GROUP:PORT"``, ``"SOURCE,GROUP:PORT"``, ``"GROUP:PORT%IFNAME"``
-            strings or :class:`~mcastkit.Endpoint` values; at least one.
-        interface: the interface to join on (name, index, local address); an endpoint's
-            own ``%IFNAME`` wins for that endpoint.
-        **options: any keyword argument of :class:`MulticastSocket` (``ttl``,
-            ``metadata``, ``reuse_port``, ...).
-
-    Returns:
-        The socket, bound to the endpoints' port and joined to every group.
-
-    Raises:
-        McastValueError: no endpoint, a bad endpoint, endpoints with different ports or IP
-            versions, or an unknown option (the message lists the valid ones;
-            ``BAD_VALUE``).
-        InterfaceNotFoundError: ``interface`` does not exist (``INTERFACE_NOT_FOUND``).
-        McastOSError: the bind or a join failed (e.g. ``ADDRESS_IN_USE``,
-            ``MEMBERSHIP_LIMIT``).
-    """
-    if not endpoints:
-        raise McastValueError("open_receiver needs at least one GROUP:PORT endpoint")
-    _check_options("open_receiver", options)
-    bcast = [e for e in endpoints if isinstance(e, str) and _is_broadcast_ep(e, options)]
-    eps = [parse_endpoint(e) if isinstance(e, str) else e for e in endpoints
-           if e not in bcast]
-    ports = {e.port for e in eps} | {parse_destination(str(e))[1] for e in bcast}
-    versions = {e.group.version for e in eps} | ({4} if bcast else set())
-    if len(ports) > 1 or len(versions) > 1:
-        raise McastValueError(
-            "all endpoints of one socket need the same port and IP version; open one socket "
-            "per port", code=ErrorCode.BAD_VALUE)
-    sock = MulticastSocket(versions.pop(), interface=interface, **options)  # type: ignore[arg-type]
-    try:
-        sock.bind(ports.pop())
-        for e in eps:
-            where: InterfaceArg | None = e.interface if e.interface else None
-            if e.source is not None:
-                sock.join_source(e.source, e.group, where)
-            else:
-                sock.join(e.group, where)
-    except BaseException:
-        sock.close()
-        raise
-    return sock
-
-
-def _is_broadcast_ep(text: str, options: dict[str, object]) -> bool:
-    """True for a ``HOST:PORT`` that is not a group, given with ``broadcast=True``."""
-    if not options.get("broadcast"):
-        return False
-    try:
-        parse_endpoint(text)
-    except McastValueError as exc:
-        return exc.code is ErrorCode.NOT_MULTICAST
-    return False
-
-
-def open_sender(
-    endpoint: str | Endpoint,
-    *,
-    interface: InterfaceArg | None = None,
-    **options: object,
-) -> MulticastSocket:
-    """A socket connected to ``GROUP:PORT``, for :meth:`MulticastSocket.send` without a
-    destination. With ``broadcast=True`` the endpoint may be a broadcast address
-    (``255.255.255.255:PORT`` needs ``interface``).
-
-    Args:
-        endpoint: ``"GROUP:PORT"`` (or ``"GROUP:PORT%IFNAME"``) or an
-            :class:`~mcastkit.Endpoint`; no ``SOURCE,`` part.
-        interface: the outgoing interface (recommended: field notes C1); None: the
-            endpoint's ``%IFNAME``, else the route's choice.
-        **options: any keyword argument of :class:`MulticastSocket` (``ttl``,
-            ``loopback``, ``dscp``, ...).
-
-    Returns:
-        The socket, connected to the group.
-
-    Raises:
-        McastValueError: a bad endpoint, an endpoint with a source, or an unknown option
-            (``BAD_VALUE``).
-        InterfaceNotFoundError: ``interface`` does not exist (``INTERFACE_NOT_FOUND``).
-        McastOSError: the connect failed.
-    """
-    if isinstance(endpoint, str) and _is_broadcast_ep(endpoint, options):
-        return _connected(*parse_destination(endpoint), interface, options)
-    ep = parse_endpoint(endpoint) if isinstance(endpoint, str) else endpoint
-    if ep.source is not None:
-        raise McastValueError(
-            f"open_sender({str(endpoint)!r}): a sender has no source to choose; drop the "
-            "'SOURCE,' part (receivers use it for source-specific joins)",
-            code=ErrorCode.BAD_VALUE)
-    iface: InterfaceArg | None = interface if interface is not None else ep.interface
-    return _connected(str(ep.group), ep.port, iface, options)
-
-
-def _connected(host: str, port: int, interface: InterfaceArg | None,
-               options: dict[str, object]) -> MulticastSocket:
-    """A socket connected to (host, port); closed again if anything fails."""
-    _check_options("open_sender", options)
-    sock = MulticastSocket(6 if ":" in host else 4, interface=interface, **options)  # type: ignore[arg-type]
-    try:
-        sock.connect(host, port)
-    except BaseException:
-        sock.close()
-        raise
-    return sock
-

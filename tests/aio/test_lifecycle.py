@@ -70,7 +70,7 @@ def test_aio_cancelled_recv_loses_no_datagram(netns: Netns, run: Runner[Any]) ->
             t = asyncio.create_task(ep.recv())
             await asyncio.sleep(0)
             flood(port, 1)
-            ep._on_readable()  # the datagram wakes t ...
+            ep._intake.on_readable()  # the datagram wakes t ...
             t.cancel()  # ... which is cancelled before it runs
             with pytest.raises(asyncio.CancelledError):
                 await t
@@ -154,7 +154,7 @@ def test_aio_close_releases_memberships_and_fds(netns: Netns, run: Runner[Any]) 
 def test_aio_pending_send_fails_on_close(netns: Netns, run: Runner[Any]) -> None:
     async def main() -> None:
         tx = aio.open_sender(f"{G}:5000", interface="lo")
-        t = asyncio.create_task(tx._writable())  # a send parked on a full buffer
+        t = asyncio.create_task(tx._writer.wait())  # a send parked on a full buffer
         await asyncio.sleep(0)
         tx.close()
         with pytest.raises(ClosedError):
@@ -169,7 +169,7 @@ def test_aio_core_closed_underneath_closes_endpoint(netns: Netns, run: Runner[An
         t = asyncio.create_task(ep.recv())
         await asyncio.sleep(0)
         ep.socket.close()
-        ep._on_readable()
+        ep._intake.on_readable()
         assert ep.closed
         with pytest.raises(ClosedError):
             await t
@@ -184,13 +184,13 @@ def test_aio_spurious_wakeup_and_calls_after_close_are_harmless(netns: Netns,
                                                                run: Runner[Any]) -> None:
     async def main() -> None:
         ep = aio.open_multicast(f"{G}:0", interface="lo")
-        ep._on_readable()  # nothing queued in the kernel
+        ep._intake.on_readable()  # nothing queued in the kernel
         st = ep.stats
         assert st.wakeups == 1 and st.received == 0 and st.recv_errors == 0
         ep.close()
-        ep._on_readable()
+        ep._intake.on_readable()
         ep._events.handle([Overrun()])  # the shared watcher's delivery, after close
-        ep._on_writable()
+        ep._writer.on_writable()
         ep._handle_netlink([LinkEvent(kind="del", index=1, name="lo", flags=0)])
         assert ep.stats.wakeups == 1 and ep.stats.events == 0
 

@@ -27,9 +27,10 @@ from mcastkit import (
     SourceFilterError,
 )
 from mcastkit import _platform as plat
-from mcastkit._errors import ErrOp, from_oserror
+from mcastkit._errors import ErrOp
 from mcastkit._platform import Op
 from mcastkit._platform._structs import pack_group_req, pack_group_source_req
+from mcastkit._translate import from_oserror
 from tests import kernelstate
 from tests.addrs import G4, G6, SRC4, SSM4
 from tests.kernel._helpers import WAIT_S, Env, drain, env, group4, group6, groups_on

@@ -1,6 +1,7 @@
-"""Unit tests for mcastkit._errors: the (operation, errno) table, driven by raising plain
-OSError objects inside :func:`translate` (the mocked half; tests/kernel reproduces each
-row with real sockets), the class hierarchy and the ErrorCode snapshot.
+"""Unit tests for mcastkit._translate and mcastkit._errors: the (operation, errno) table,
+driven by raising plain OSError objects inside :func:`translate` (the mocked half;
+tests/kernel reproduces each row with real sockets), the class hierarchy and the
+ErrorCode snapshot.
 
 Must not: open sockets.
 """
@@ -32,7 +33,8 @@ from mcastkit import (
     UnsupportedError,
     WouldBlockError,
 )
-from mcastkit._errors import _TABLE, ErrOp, from_oserror, translate
+from mcastkit._errors import ErrOp
+from mcastkit._translate import _TABLE, from_oserror, translate
 from tests.addrs import G4, G6, SRC4, SSM4
 
 V4, V6 = int(socket.AF_INET), int(socket.AF_INET6)

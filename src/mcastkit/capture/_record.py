@@ -32,8 +32,9 @@ from .. import _frames
 from .._addr import Endpoint, parse_endpoint
 from .._errors import McastValueError, ReceiveTimeoutError
 from .._interfaces import Interface, resolve_interface
+from .._open import open_receiver
 from .._packet import Datagram
-from .._socket import MulticastSocket, open_receiver
+from .._socket import MulticastSocket
 from ..seq import SeqAnalyzer
 from . import _pcapng
 from ._files import RotatingFiles

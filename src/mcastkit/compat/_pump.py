@@ -23,7 +23,8 @@ import time
 from typing import Final
 
 from .. import McastError
-from .._errors import ErrOp, from_oserror
+from .._errors import ErrOp
+from .._translate import from_oserror
 from . import _codes
 from . import _settings as S
 from ._codes import MCastError, component_error, from_core

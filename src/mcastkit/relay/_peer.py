@@ -1,8 +1,8 @@
 """One remote relay as the tunnel sees it: its session, replay windows and link state.
 
-Owns: :class:`Peer` (the per-session state :mod:`mcastkit.relay._tunnel` keeps for each
+Owns: :class:`Peer` (the per-session state :mod:`mcastkit.relay._session` keeps for each
 other relay, and how it is described in stats). Must not: send, receive, or decide
-anything (the tunnel does).
+anything (the session layer decides, the tunnel sends and receives).
 """
 
 from __future__ import annotations
