@@ -7,7 +7,8 @@ import struct
 from hypothesis import given
 from hypothesis import strategies as st
 
-from mcastkit.cli import _procnet, _seq
+from mcastkit import seq as _seq
+from mcastkit.cli import _procnet
 
 
 def test_pack_parse_roundtrip_and_padding() -> None:
