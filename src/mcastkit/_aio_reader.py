@@ -21,6 +21,7 @@ import asyncio
 import contextlib
 import errno
 import logging
+from asyncio import selector_events
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final, ParamSpec, TypeVar
@@ -138,7 +139,14 @@ class StallGuard:
 
 class Intake:
     """The reading side of one endpoint: the reader registration, a drain of up to
-    ``max_per_wakeup`` datagrams into the queue per readiness callback, and the stall guard.
+    ``max_per_wakeup`` datagrams into the queue per readiness, and the stall guard.
+
+    When the socket turns readable while a consumer waits on an empty queue, the
+    callback does not read: it wakes that consumer, which reads (:meth:`pull`) in its own
+    step, just before it takes the datagrams. So a burst that wakes many endpoints at
+    once is read and used endpoint by endpoint while it is in the CPU cache, instead of
+    every endpoint's datagrams being read before the first consumer runs. When no
+    consumer waits (or the woken one was cancelled), the callback reads into the queue.
 
     Args:
         loop: the running loop.
@@ -165,8 +173,14 @@ class Intake:
         self._closed = False
         self.wakeups = self.max_batch = self.recv_errors = 0
         self._stall = StallGuard(loop, self._fd, self.on_readable, on_stall)
+        self._handoff = False  # a consumer was woken to read and has not read yet
+        # On the selector loop a step runs after the poll that queued this iteration's
+        # callbacks: a readiness polled before a pull emptied the socket is stale.
+        self._stale_after_pull = isinstance(loop, selector_events.BaseSelectorEventLoop)
+        self._pulled = False  # a pull emptied the socket after this iteration's poll
         self._registered = receive
         if receive:
+            queue.refill = self.pull
             loop.add_reader(self._fd, self.on_readable)
 
     @property
@@ -175,9 +189,28 @@ class Intake:
         return self._stall.stalls
 
     def on_readable(self) -> None:
-        """Readiness callback: drain up to ``max_per_wakeup`` datagrams into the queue."""
+        """Readiness callback: hand the read to a consumer waiting on an empty queue, or
+        drain up to ``max_per_wakeup`` datagrams into the queue."""
         if self._closed:
             return
+        if self._pulled:  # polled before a consumer's read emptied the socket: stale
+            self._pulled = False
+            return
+        if (not self._handoff and not self._queue and not self._core.closed
+                and self._queue.wake_one()):
+            self._handoff = True
+            return
+        self._read()
+
+    def pull(self) -> None:
+        """The queue's ``refill``: a consumer woken by :meth:`on_readable` reads now."""
+        if self._handoff and not self._closed:
+            n = self._read()
+            self._pulled = self._stale_after_pull and n < self._budget
+
+    def _read(self) -> int:
+        """Drain up to ``max_per_wakeup`` datagrams into the queue; how many were read."""
+        self._handoff = False
         self.wakeups += 1
         got, gone, err = drain(self._core, self._batch, self._budget)
         if err is not None:
@@ -193,6 +226,7 @@ class Intake:
         else:  # readable, yet nothing read: unless the core consumed (filtered) some, back off
             st = self._core.stats
             self._stall.nothing_read(st.datagrams + st.filtered + st.ttl_filtered, err)
+        return len(got)
 
     def close(self) -> None:
         """Take the reader off the loop and cancel a pending resume. Idempotent."""
