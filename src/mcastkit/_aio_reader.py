@@ -43,6 +43,10 @@ PAUSE_MIN_S: Final = 0.01
 PAUSE_MAX_S: Final = 1.0
 
 
+def _ignore(*_: object) -> None:
+    """A callback that does nothing (what a closed part's callbacks become)."""
+
+
 def drain(core: MulticastSocket, batch: Callable[[int], list[Datagram]] | None, budget: int,
           chunk: int = 256) -> tuple[list[Datagram], bool, Exception | None]:
     """Read up to ``budget`` datagrams from a non-blocking ``core`` without waiting (with
@@ -131,10 +135,13 @@ class StallGuard:
         self._loop.add_reader(self._fd, self._reader)
 
     def close(self) -> None:
-        """Cancel a pending resume (the owner removes the reader). Idempotent."""
+        """Cancel a pending resume (the owner removes the reader) and drop the callbacks
+        (they lead back to the owner: a cycle the garbage collector would have to find).
+        Idempotent."""
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+        self._reader = self._report = _ignore
 
 
 class Intake:
@@ -237,6 +244,12 @@ class Intake:
             with contextlib.suppress(Exception):
                 self._loop.remove_reader(self._fd)
         self._stall.close()
+        # no cycles left through the owner's callbacks: a closed endpoint is freed by
+        # reference counting at once, not by a full collection later (hundreds of
+        # endpoints made one take tens of ms in the middle of other work)
+        self._on_gone = _ignore
+        if self._queue.refill == self.pull:
+            self._queue.refill = None
 
 
 def open_core(fn: Callable[_P, _T], *args: _P.args, **kw: _P.kwargs) -> _T:
