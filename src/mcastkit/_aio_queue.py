@@ -189,7 +189,11 @@ class BoundedQueue(Generic[T]):
             McastValueError: ``timeout_s`` is negative, NaN or not a number.
             asyncio.CancelledError: the waiting task was cancelled.
         """
-        timeout_s = check_timeout("timeout_s", timeout_s)
+        return await self.wait_get(check_timeout("timeout_s", timeout_s))
+
+    async def wait_get(self, timeout_s: float | None) -> T:
+        """:meth:`get` for a caller that checked ``timeout_s`` already (with
+        :func:`check_timeout`: None or a finite number >= 0)."""
         items = self._items
         if items and not self._closed:
             return items.popleft()

@@ -41,6 +41,7 @@ _T = TypeVar("_T")
 STALL_AFTER: Final = 16  # fruitless wake-ups in a row before the reader pauses
 PAUSE_MIN_S: Final = 0.01
 PAUSE_MAX_S: Final = 1.0
+_EMPTIED_BELOW: Final = 32 << 10  # payload bytes: a short read this small emptied the socket
 
 
 def _ignore(*_: object) -> None:
@@ -212,8 +213,15 @@ class Intake:
     def pull(self) -> None:
         """The queue's ``refill``: a consumer woken by :meth:`on_readable` reads now."""
         if self._handoff and not self._closed:
+            st = self._core.stats
+            before = st.bytes
             n = self._read()
-            self._pulled = self._stale_after_pull and n < self._budget
+            # Fewer than asked, and a small batch: the read ended on an empty socket (the
+            # core also ends a batch of large datagrams early, near 128 KiB of payload:
+            # then more is queued and this iteration's readiness is genuine). A wrong
+            # guess costs one loop iteration, never a datagram.
+            self._pulled = (self._stale_after_pull and n < self._budget
+                            and st.bytes - before < _EMPTIED_BELOW)
 
     def _read(self) -> int:
         """Drain up to ``max_per_wakeup`` datagrams into the queue; how many were read."""
