@@ -2,7 +2,8 @@
 socket that reports readable but yields nothing, the counters, and opening the core.
 
 Owns: :class:`Intake` (an endpoint's reader registration and readiness callback, which
-drains into the owner's bounded queue, and the wake-up, batch and error counters),
+drains into the owner's bounded queue or hands the drain to the consumer waiting on it,
+and the wake-up, batch and error counters),
 :func:`drain` (up to a budget of datagrams from a non-blocking core, without
 waiting), :class:`StallGuard` (after repeated wake-ups that take nothing off the socket,
 it takes the reader off the loop and puts it back later, doubling the pause up to one
@@ -292,8 +293,8 @@ class AsyncStats:
         truncated: datagrams cut to ``recv_size`` (as in :class:`~mcastkit.RecvStats`).
         filtered: datagrams for a group never joined, dropped (as in RecvStats).
         ttl_filtered: datagrams below ``min_ttl``, dropped (as in RecvStats).
-        wakeups: reader wake-ups.
-        max_batch: most datagrams read in one wake-up.
+        wakeups: reads of the socket (by the reader, or by the consumer it woke).
+        max_batch: most datagrams read in one of them.
         recv_errors: receive errors counted and survived.
         send_waits: sends that found the buffer full and waited for writability.
         send_errors: failed sends (core counter).
