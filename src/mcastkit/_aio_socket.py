@@ -163,7 +163,7 @@ class AsyncMulticastSocket:
             max_batch=rx.max_batch, recv_errors=rx.recv_errors,
             send_waits=self._writer.waits, send_errors=max(0, send_errors),
             send_retries=st.send_retries, events=self._events.count,
-            event_drops=self._events.queue.drops, callback_errors=self._events.callback_errors,
+            event_drops=self._events.drops, callback_errors=self._events.callback_errors,
             stalls=rx.stalls)
 
     # ------------------------------------------------------------------ receive
