@@ -2,7 +2,8 @@
 socket that reports readable but yields nothing, the counters, and opening the core.
 
 Owns: :class:`Intake` (an endpoint's reader registration and readiness callback, which
-drains into the owner's bounded queue, and the wake-up, batch and error counters),
+drains into the owner's bounded queue or hands the drain to the consumer waiting on it,
+and the wake-up, batch and error counters),
 :func:`drain` (up to a budget of datagrams from a non-blocking core, without
 waiting), :class:`StallGuard` (after repeated wake-ups that take nothing off the socket,
 it takes the reader off the loop and puts it back later, doubling the pause up to one
@@ -21,6 +22,7 @@ import asyncio
 import contextlib
 import errno
 import logging
+from asyncio import selector_events
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final, ParamSpec, TypeVar
@@ -40,6 +42,11 @@ _T = TypeVar("_T")
 STALL_AFTER: Final = 16  # fruitless wake-ups in a row before the reader pauses
 PAUSE_MIN_S: Final = 0.01
 PAUSE_MAX_S: Final = 1.0
+_EMPTIED_BELOW: Final = 32 << 10  # payload bytes: a short read this small emptied the socket
+
+
+def _ignore(*_: object) -> None:
+    """A callback that does nothing (what a closed part's callbacks become)."""
 
 
 def drain(core: MulticastSocket, batch: Callable[[int], list[Datagram]] | None, budget: int,
@@ -130,15 +137,25 @@ class StallGuard:
         self._loop.add_reader(self._fd, self._reader)
 
     def close(self) -> None:
-        """Cancel a pending resume (the owner removes the reader). Idempotent."""
+        """Cancel a pending resume (the owner removes the reader) and drop the callbacks
+        (they lead back to the owner: a cycle the garbage collector would have to find).
+        Idempotent."""
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+        self._reader = self._report = _ignore
 
 
 class Intake:
     """The reading side of one endpoint: the reader registration, a drain of up to
-    ``max_per_wakeup`` datagrams into the queue per readiness callback, and the stall guard.
+    ``max_per_wakeup`` datagrams into the queue per readiness, and the stall guard.
+
+    When the socket turns readable while a consumer waits on an empty queue, the
+    callback does not read: it wakes that consumer, which reads (:meth:`pull`) in its own
+    step, just before it takes the datagrams. So a burst that wakes many endpoints at
+    once is read and used endpoint by endpoint while it is in the CPU cache, instead of
+    every endpoint's datagrams being read before the first consumer runs. When no
+    consumer waits (or the woken one was cancelled), the callback reads into the queue.
 
     Args:
         loop: the running loop.
@@ -165,8 +182,14 @@ class Intake:
         self._closed = False
         self.wakeups = self.max_batch = self.recv_errors = 0
         self._stall = StallGuard(loop, self._fd, self.on_readable, on_stall)
+        self._handoff = False  # a consumer was woken to read and has not read yet
+        # On the selector loop a step runs after the poll that queued this iteration's
+        # callbacks: a readiness polled before a pull emptied the socket is stale.
+        self._stale_after_pull = isinstance(loop, selector_events.BaseSelectorEventLoop)
+        self._pulled = False  # a pull emptied the socket after this iteration's poll
         self._registered = receive
         if receive:
+            queue.refill = self.pull
             loop.add_reader(self._fd, self.on_readable)
 
     @property
@@ -175,9 +198,35 @@ class Intake:
         return self._stall.stalls
 
     def on_readable(self) -> None:
-        """Readiness callback: drain up to ``max_per_wakeup`` datagrams into the queue."""
+        """Readiness callback: hand the read to a consumer waiting on an empty queue, or
+        drain up to ``max_per_wakeup`` datagrams into the queue."""
         if self._closed:
             return
+        if self._pulled:  # polled before a consumer's read emptied the socket: stale
+            self._pulled = False
+            return
+        if (not self._handoff and not self._queue and not self._core.closed
+                and self._queue.wake_one()):
+            self._handoff = True
+            return
+        self._read()
+
+    def pull(self) -> None:
+        """The queue's ``refill``: a consumer woken by :meth:`on_readable` reads now."""
+        if self._handoff and not self._closed:
+            st = self._core.stats
+            before = st.bytes
+            n = self._read()
+            # Fewer than asked, and a small batch: the read ended on an empty socket (the
+            # core also ends a batch of large datagrams early, near 128 KiB of payload:
+            # then more is queued and this iteration's readiness is genuine). A wrong
+            # guess costs one loop iteration, never a datagram.
+            self._pulled = (self._stale_after_pull and n < self._budget
+                            and st.bytes - before < _EMPTIED_BELOW)
+
+    def _read(self) -> int:
+        """Drain up to ``max_per_wakeup`` datagrams into the queue; how many were read."""
+        self._handoff = False
         self.wakeups += 1
         got, gone, err = drain(self._core, self._batch, self._budget)
         if err is not None:
@@ -193,6 +242,7 @@ class Intake:
         else:  # readable, yet nothing read: unless the core consumed (filtered) some, back off
             st = self._core.stats
             self._stall.nothing_read(st.datagrams + st.filtered + st.ttl_filtered, err)
+        return len(got)
 
     def close(self) -> None:
         """Take the reader off the loop and cancel a pending resume. Idempotent."""
@@ -203,6 +253,12 @@ class Intake:
             with contextlib.suppress(Exception):
                 self._loop.remove_reader(self._fd)
         self._stall.close()
+        # no cycles left through the owner's callbacks: a closed endpoint is freed by
+        # reference counting at once, not by a full collection later (hundreds of
+        # endpoints made one take tens of ms in the middle of other work)
+        self._on_gone = _ignore
+        if self._queue.refill == self.pull:
+            self._queue.refill = None
 
 
 def open_core(fn: Callable[_P, _T], *args: _P.args, **kw: _P.kwargs) -> _T:
@@ -237,8 +293,8 @@ class AsyncStats:
         truncated: datagrams cut to ``recv_size`` (as in :class:`~mcastkit.RecvStats`).
         filtered: datagrams for a group never joined, dropped (as in RecvStats).
         ttl_filtered: datagrams below ``min_ttl``, dropped (as in RecvStats).
-        wakeups: reader wake-ups.
-        max_batch: most datagrams read in one wake-up.
+        wakeups: reads of the socket (by the reader, or by the consumer it woke).
+        max_batch: most datagrams read in one of them.
         recv_errors: receive errors counted and survived.
         send_waits: sends that found the buffer full and waited for writability.
         send_errors: failed sends (core counter).

@@ -18,7 +18,7 @@ from its loop's thread (``loop.call_soon_threadsafe(ep.close)`` from elsewhere).
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from types import TracebackType
 from typing import Any
 
@@ -163,7 +163,7 @@ class AsyncMulticastSocket:
             max_batch=rx.max_batch, recv_errors=rx.recv_errors,
             send_waits=self._writer.waits, send_errors=max(0, send_errors),
             send_retries=st.send_retries, events=self._events.count,
-            event_drops=self._events.queue.drops, callback_errors=self._events.callback_errors,
+            event_drops=self._events.drops, callback_errors=self._events.callback_errors,
             stalls=rx.stalls)
 
     # ------------------------------------------------------------------ receive
@@ -198,15 +198,19 @@ class AsyncMulticastSocket:
         if items and not self._closed:  # fast path: no future, no suspension
             self._delivered += 1
             return items.popleft()
-        q = self._queue
+        d = await self._wait_one(timeout_s)
+        self._delivered += 1
+        return d
+
+    def _wait_one(self, timeout_s: float | None) -> Awaitable[Datagram]:
+        """The queue's wait for the next datagram (``timeout_s`` checked by the caller),
+        after the state checks a wait needs."""
         if self._closed:
             raise ClosedError("the socket is closed; open a new one")
         if not self._receiving:
             raise McastStateError("this endpoint is send-only (open_sender); use "
                                   "open_multicast() to receive", code=ErrorCode.BAD_STATE)
-        d = await q.get(timeout_s)
-        self._delivered += 1
-        return d
+        return self._queue.wait_get(timeout_s)
 
     async def recv_many(self, max_count: int = 64, timeout_s: float | None = None
                         ) -> list[Datagram]:
@@ -229,9 +233,9 @@ class AsyncMulticastSocket:
         check_int("max_count", max_count, 1)
         timeout_s = check_timeout("timeout_s", timeout_s)
         if not self._items or self._closed:  # wait (or raise) exactly like recv()
-            first = await self.recv(timeout_s)
+            first = await self._wait_one(timeout_s)
             more = self._queue.take(max_count - 1)
-            self._delivered += len(more)
+            self._delivered += len(more) + 1
             return [first, *more]
         out = self._queue.take(max_count)  # already queued: no await, one bulk copy
         self._delivered += len(out)

@@ -349,8 +349,7 @@ class EndpointEvents:
         self._loop = loop
         self._core = core
         self.on_event = on_event
-        self.queue: BoundedQueue[InterfaceEvent] = BoundedQueue(
-            _EVENT_QUEUE, "drop-oldest", what="event")
+        self._queue: BoundedQueue[InterfaceEvent] | None = None  # made when first needed
         self.count = self.callback_errors = 0
         self._usable: dict[str, bool] = {}
         self._tasks: set[asyncio.Future[Any]] = set()
@@ -367,6 +366,21 @@ class EndpointEvents:
             for ev in self.hub.links.values():  # start from what the watcher knows
                 if ev.name is not None:
                     self._usable[ev.name] = ev.usable
+
+    @property
+    def queue(self) -> BoundedQueue[InterfaceEvent]:
+        """The bounded event queue (made on first use: most sockets never get an event)."""
+        q = self._queue
+        if q is None:
+            q = self._queue = BoundedQueue(_EVENT_QUEUE, "drop-oldest", what="event")
+            if self._closed:
+                q.close()
+        return q
+
+    @property
+    def drops(self) -> int:
+        """Events dropped from the full queue."""
+        return 0 if self._queue is None else self._queue.drops
 
     def handle(self, events: Iterable[NetlinkEvent]) -> None:
         """Apply decoded rtnetlink events (also called directly by tests). What the
@@ -458,6 +472,7 @@ class EndpointEvents:
         if self.hub is not None:
             self.hub.unsubscribe(self._token)
             self.hub = None
-        self.queue.close()
+        if self._queue is not None:
+            self._queue.close()
         for t in list(self._tasks):
             t.cancel()
