@@ -21,8 +21,10 @@ from typing import Generic, TypeVar
 
 from .._packet import Datagram
 
-__all__ = ["BatchWriter"]
+__all__ = ["DEFAULT_QUEUE_BYTES", "BatchWriter"]
 
+#: the queue of ``mcastkit record`` unless ``--queue-mb`` says otherwise
+DEFAULT_QUEUE_BYTES = 64_000_000
 S = TypeVar("S")
 OVERHEAD = 256  # bytes a queued datagram costs besides its payload (object, metadata)
 
@@ -59,7 +61,7 @@ class BatchWriter(Generic[S]):
         Raises:
             BaseException: what the writer raised (the recording cannot go on).
         """
-        size = sum(len(d.data) for d in batch) + OVERHEAD * len(batch)
+        size = sum([len(d.data) for d in batch]) + OVERHEAD * len(batch)
         with self._cv:
             if self.error is not None:
                 raise self.error
