@@ -315,9 +315,15 @@ class Recorder:
             self.files.close()
 
 
-def _drain(sel: selectors.BaseSelector, timeout_s: float
+def _drain(sel: selectors.BaseSelector, socks: Sequence[MulticastSocket], timeout_s: float
            ) -> Iterator[tuple[MulticastSocket, list[Datagram]]]:
     """(socket, batch) for every socket with datagrams ready within ``timeout_s``."""
+    if len(socks) == 1:  # one socket: its own wait, no selector round per batch
+        try:
+            yield socks[0], socks[0].recv_batch(max_count=BATCH, timeout_s=timeout_s)
+        except (ReceiveTimeoutError, BlockingIOError):
+            pass
+        return
     for key, _ in sel.select(timeout_s):
         sock: MulticastSocket = key.data
         try:
@@ -453,7 +459,7 @@ def _loop(rec: Recorder, sel: selectors.BaseSelector, socks: list[MulticastSocke
                                                               and taken >= count):
                 break
             wait = 0.2 if deadline is None else max(0.0, min(0.2, deadline - now))
-            for sock, batch in _drain(sel, wait):
+            for sock, batch in _drain(sel, socks, wait):
                 if count is not None and taken + len(batch) > count:
                     batch = batch[:count - taken]
                 taken += len(batch)
