@@ -320,9 +320,10 @@ def _drain(sel: selectors.BaseSelector, socks: Sequence[MulticastSocket], timeou
     """(socket, batch) for every socket with datagrams ready within ``timeout_s``."""
     if len(socks) == 1:  # one socket: its own wait, no selector round per batch
         try:
-            yield socks[0], socks[0].recv_batch(max_count=BATCH, timeout_s=timeout_s)
+            batch = socks[0].recv_batch(max_count=BATCH, timeout_s=timeout_s)
         except (ReceiveTimeoutError, BlockingIOError):
-            pass
+            return
+        yield socks[0], batch
         return
     for key, _ in sel.select(timeout_s):
         sock: MulticastSocket = key.data
