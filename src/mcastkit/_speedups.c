@@ -819,6 +819,28 @@ static int epb_addr(PyObject *o, unsigned char *addr) {
     return 0;
 }
 
+/* one-entry caches of the last source and group (strong references to the str objects:
+ * the ring hands out the same str while the sender or group stays the same), so a
+ * stream's addresses are parsed once; only touched with the GIL held */
+static PyObject *epb_src_key = NULL, *epb_grp_key = NULL;
+static unsigned char epb_src_addr[16], epb_grp_addr[16];
+static int epb_src_fam = 0, epb_grp_fam = 0;
+
+static int epb_addr_cached(PyObject *o, PyObject **key, unsigned char *cached, int *fam,
+                           unsigned char *addr) {
+    if (o != *key) {
+        unsigned char tmp[16];
+        int f = epb_addr(o, tmp);
+        if (f == 0) return 0;
+        Py_INCREF(o);
+        Py_XSETREF(*key, o);
+        memcpy(cached, tmp, 16);
+        *fam = f;
+    }
+    memcpy(addr, cached, 16);
+    return *fam;
+}
+
 static PyObject *py_build_epbs(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
     if (nargs != 10) {
         PyErr_SetString(PyExc_TypeError, "build_epbs takes 10 arguments: out, pos, batch, "
@@ -898,8 +920,10 @@ static PyObject *py_build_epbs(PyObject *self, PyObject *const *args, Py_ssize_t
         long sport = epb_small(sporto, -1, 0, 65535);
         if (ttl < 0 || tos < 0 || sport < 0) break;
         unsigned char sa[16], ga[16];
-        int fam = epb_addr(src, sa);
-        if (fam == 0 || epb_addr(grp, ga) != fam) break;
+        int fam = epb_addr_cached(src, &epb_src_key, epb_src_addr, &epb_src_fam, sa);
+        if (fam == 0 || epb_addr_cached(grp, &epb_grp_key, epb_grp_addr, &epb_grp_fam, ga)
+                != fam)
+            break;
         int v4 = fam == AF_INET, alen = v4 ? 4 : 16;
         int bcast = v4 && ga[0] == 0xFF && ga[1] == 0xFF && ga[2] == 0xFF && ga[3] == 0xFF;
         if (eth && !bcast && (v4 ? (ga[0] & 0xF0) != 0xE0 : ga[0] != 0xFF))
