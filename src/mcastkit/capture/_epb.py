@@ -103,7 +103,6 @@ class _Template:
             self.addrs = b""
 
 
-
 def _plain(d: Datagram, ifindex: int | None, prev_drops: int) -> bool:
     return (d.group is not None and d.timestamp_ns is not None and not d.truncated
             and d.interface == ifindex and (d.drops is None or d.drops <= prev_drops))

@@ -24,8 +24,8 @@ from .._packet import Datagram
 
 __all__ = ["DEFAULT_QUEUE_BYTES", "BatchWriter"]
 
-#: the queue of ``mcastkit record`` unless ``--queue-mb`` says otherwise
 DEFAULT_QUEUE_BYTES = 64_000_000
+"""The write queue of ``mcastkit record`` (bytes) unless ``--queue-mb`` says otherwise."""
 S = TypeVar("S")
 OVERHEAD = 256  # bytes a queued datagram costs besides its payload (object, metadata)
 #: the writer takes what is queued every WAKE_S seconds, or at once when WAKE_BYTES are
