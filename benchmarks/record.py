@@ -2,14 +2,16 @@
 
 Rows (datagrams per second, ratio to a baseline measured in the same run):
 - record: drain a filled queue with ``recv_batch`` + metadata + timestamps and nothing
-  else (the baseline), and the same drain writing every datagram to pcapng
-  (``Recorder.add``): what writing costs.
+  else (the baseline), and the same drain writing every batch to pcapng the way
+  ``record`` does (``_Batches.write``: the batch path of ``capture._epb``): what writing
+  costs.
 - replay: ``replay(as_fast=True)`` of a pcapng file against the C ``sendmmsg`` baseline
   sending the same number of datagrams of the same size.
 
 Offered load (``offered`` in the report): the C sender at a fixed rate for a few seconds
 into lo, received three ways on the same stream at once: mcastkit's receive path without
-writing, ``mcastkit.capture.record`` to a file (writer thread, 512 MB queue), and
+writing, ``mcastkit.capture.record`` to a file (writer thread, the default queue of
+``mcastkit record``), and
 ``tcpdump -w``; each row says how many
 datagrams it got and how many the kernel dropped for it.
 """
@@ -27,7 +29,8 @@ import time
 from typing import Any
 
 import mcastkit
-from mcastkit.capture import Recorder, packets, record, replay
+from mcastkit.capture import DEFAULT_QUEUE_BYTES, Recorder, packets, record, replay
+from mcastkit.capture._record import _Batches
 
 from ._util import GROUP, Result, build_c, fill, port, receiver, timed
 from .tx import _c as c_sendmmsg
@@ -41,6 +44,8 @@ def _drain(count: int, size: int, write: bool) -> float:
         fill(p, count, size)
         rx.setblocking(False)
         rec = Recorder(os.path.join(tmp, "drain.pcapng")) if write else None
+        # what `record` does with each batch it receives (drop tracking, the batch path)
+        batches = _Batches(rec, [rx], None) if rec is not None else None
 
         def go() -> int:
             n = 0
@@ -48,10 +53,8 @@ def _drain(count: int, size: int, write: bool) -> float:
             try:
                 while True:
                     batch = rb(256)
-                    if rec is not None:
-                        add = rec.add
-                        for d in batch:
-                            add(d, p)
+                    if batches is not None:
+                        batches.write(rx, batch, 0)
                     n += len(batch)
             except BlockingIOError:
                 if rec is not None:
@@ -109,7 +112,7 @@ def run(count: int, sizes: list[int], repeats: int) -> list[Result]:
     return out
 
 
-QUEUE_BYTES = 512_000_000  # `mcastkit record --queue-mb 512`: holds 5 s at 200k/s
+QUEUE_BYTES = DEFAULT_QUEUE_BYTES  # what `mcastkit record` uses without --queue-mb
 
 
 def offered(rate: int, seconds: float, size: int = 64) -> dict[str, Any]:

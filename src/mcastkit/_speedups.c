@@ -725,6 +725,268 @@ static PyObject *setup(PyObject *self, PyObject *args) {
     Py_RETURN_NONE;
 }
 
+/* ------------------------------------------------------------------ build_epbs */
+
+/* build_epbs(out, pos, batch, start, port, ifid, ifindex, linktype, prev_drops, limit)
+ *   -> (next, end, payload_bytes)
+ *
+ * The compiled twin of mcastkit.capture._epb.build_epbs_py, which is the reference (the
+ * tests compare the bytes of both, and of the per-datagram path): writes into the bytearray
+ * out from pos on (growing it, at least doubled, when they do not fit; nothing after the
+ * end returned is meaningful) one pcapng Enhanced Packet Block per plain Datagram of
+ * batch[start:], its frame
+ * rebuilt (Ethernet to the group's multicast MAC from 02:00:00:00:00:00, or raw IP;
+ * IPv4 / IPv6 from the source to the group with the datagram's TTL and TOS, ident 0, no
+ * flags; UDP from its port to `port`; IPv4 header and UDP checksums), timestamp in ns.
+ * Plain: an exact Datagram (the class given to setup()), with bytes data, a str source
+ * and group of one family (with Ethernet: a multicast group or 255.255.255.255, whose
+ * MACs are implied), int timestamp_ns >= 0, truncated
+ * False, interface equal to ifindex (an int, or None), drops None or <= prev_drops, ttl
+ * and tos None or 0..255, a port 0..65535, a payload that fits the IP length. It stops
+ * before the first datagram that is not plain, or once `limit` bytes were written (the
+ * caller writes that one by the per-datagram path, which knows drops, comments and
+ * errors). Reads the Datagram slots at the offsets setup() checked; runs no Python code,
+ * so nothing can change the batch while it runs (it holds the GIL throughout). Raises
+ * TypeError for an out that is not a bytearray, ValueError for a bad port / linktype, a
+ * negative start / limit or a pos outside out, RuntimeError before setup(); if growing
+ * out fails (MemoryError, BufferError while it is exported) the blocks written so far are
+ * lost to the caller (it gets no end), which keeps the blocks before pos. */
+#define EPB_LT_ETHERNET 1
+#define EPB_LT_RAW 101
+#define EPB_FIELD(o, f) (*(PyObject **)((char *)(o) + field_off[f]))
+
+static uint64_t epb_be64(const unsigned char *p) {
+    uint64_t w;
+    memcpy(&w, p, 8);
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    w = __builtin_bswap64(w);
+#endif
+    return w;
+}
+
+/* The big-endian 16-bit words of p[0:n] (zero-padded) summed modulo 0xffff: 2^16 = 1
+ * (mod 0xffff), so a 64-bit big-endian word is its four 16-bit words mod 0xffff, and
+ * the carries out of the 64-bit sum (2^64 = 1) are added back. */
+static unsigned epb_sum(const unsigned char *p, Py_ssize_t n) {
+    uint64_t acc = 0, carry = 0, tail = 0;
+    Py_ssize_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        uint64_t w = epb_be64(p + i);
+        acc += w;
+        carry += acc < w;
+    }
+    for (int k = 0; i < n; i++, k++) tail |= (uint64_t)p[i] << (56 - 8 * k);
+    acc += tail;
+    carry += acc < tail;
+    return (unsigned)((acc % 0xFFFF + carry % 0xFFFF) % 0xFFFF);
+}
+
+static void epb_le32(unsigned char *p, uint32_t v) {
+    p[0] = (unsigned char)v; p[1] = (unsigned char)(v >> 8);
+    p[2] = (unsigned char)(v >> 16); p[3] = (unsigned char)(v >> 24);
+}
+
+static void epb_be16(unsigned char *p, unsigned v) {
+    p[0] = (unsigned char)(v >> 8); p[1] = (unsigned char)v;
+}
+
+/* a small int slot (None: dflt) in lo..hi; -1 when it is anything else */
+static long epb_small(PyObject *o, long dflt, long lo, long hi) {
+    if (o == Py_None) return dflt;
+    if (!PyLong_CheckExact(o)) return -1;
+    int ov = 0;
+    long v = PyLong_AsLongAndOverflow(o, &ov);
+    if (v == -1 && PyErr_Occurred()) { PyErr_Clear(); return -1; }
+    return (ov || v < lo || v > hi) ? -1 : v;
+}
+
+/* a str address (text up to '%') into addr; its family (AF_INET / AF_INET6) or 0 */
+static int epb_addr(PyObject *o, unsigned char *addr) {
+    if (!PyUnicode_CheckExact(o)) return 0;
+    Py_ssize_t len;
+    const char *s = PyUnicode_AsUTF8AndSize(o, &len);
+    if (!s) { PyErr_Clear(); return 0; }
+    char buf[INET6_ADDRSTRLEN + 1];
+    Py_ssize_t k = 0;
+    while (k < len && s[k] != '%') {
+        if (k >= INET6_ADDRSTRLEN) return 0;
+        buf[k] = s[k];
+        k++;
+    }
+    buf[k] = '\0';
+    if (inet_pton(AF_INET, buf, addr) == 1) return AF_INET;
+    if (inet_pton(AF_INET6, buf, addr) == 1) return AF_INET6;
+    return 0;
+}
+
+/* one-entry caches of the last source and group (strong references to the str objects:
+ * the ring hands out the same str while the sender or group stays the same), so a
+ * stream's addresses are parsed once; only touched with the GIL held */
+static PyObject *epb_src_key = NULL, *epb_grp_key = NULL;
+static unsigned char epb_src_addr[16], epb_grp_addr[16];
+static int epb_src_fam = 0, epb_grp_fam = 0;
+
+static int epb_addr_cached(PyObject *o, PyObject **key, unsigned char *cached, int *fam,
+                           unsigned char *addr) {
+    if (o != *key) {
+        unsigned char tmp[16];
+        int f = epb_addr(o, tmp);
+        if (f == 0) return 0;
+        Py_INCREF(o);
+        Py_XSETREF(*key, o);
+        memcpy(cached, tmp, 16);
+        *fam = f;
+    }
+    memcpy(addr, cached, 16);
+    return *fam;
+}
+
+static PyObject *py_build_epbs(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 10) {
+        PyErr_SetString(PyExc_TypeError, "build_epbs takes 10 arguments: out, pos, batch, "
+                        "start, port, ifid, ifindex, linktype, prev_drops, limit");
+        return NULL;
+    }
+    Py_ssize_t pos = PyLong_AsSsize_t(args[1]);
+    if (pos == -1 && PyErr_Occurred()) return NULL;
+    if (!PyByteArray_CheckExact(args[0])) {
+        PyErr_SetString(PyExc_TypeError, "out must be a bytearray");
+        return NULL;
+    }
+    if (dgram_type == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "build_epbs before setup()");
+        return NULL;
+    }
+    PyObject *out = args[0], *ifindex = args[6];
+    if (pos < 0 || pos > PyByteArray_GET_SIZE(out)) {
+        PyErr_SetString(PyExc_ValueError, "build_epbs: pos is outside out");
+        return NULL;
+    }
+    Py_ssize_t start = PyLong_AsSsize_t(args[3]);
+    if (start == -1 && PyErr_Occurred()) return NULL;
+    long port = PyLong_AsLong(args[4]);
+    if (port == -1 && PyErr_Occurred()) return NULL;
+    unsigned long ifid = PyLong_AsUnsignedLong(args[5]);
+    if (ifid == (unsigned long)-1 && PyErr_Occurred()) return NULL;
+    long linktype = PyLong_AsLong(args[7]);
+    if (linktype == -1 && PyErr_Occurred()) return NULL;
+    long long prev = PyLong_AsLongLong(args[8]);
+    if (prev == -1 && PyErr_Occurred()) return NULL;
+    Py_ssize_t limit = PyLong_AsSsize_t(args[9]);
+    if (limit == -1 && PyErr_Occurred()) return NULL;
+    if (start < 0 || limit < 0 || port < 0 || port > 65535 || ifid > UINT32_MAX
+            || (linktype != EPB_LT_ETHERNET && linktype != EPB_LT_RAW)) {
+        PyErr_SetString(PyExc_ValueError, "build_epbs: start and limit must be >= 0, port "
+                        "0..65535, ifid a 32-bit id, linktype 1 (Ethernet) or 101 (raw)");
+        return NULL;
+    }
+    long long want_if = 0;
+    if (ifindex != Py_None) {
+        want_if = PyLong_AsLongLong(ifindex);
+        if (want_if == -1 && PyErr_Occurred()) return NULL;
+    }
+    PyObject *seq = PySequence_Fast(args[2], "batch must be a sequence");
+    if (!seq) return NULL;
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(seq), base = pos;
+    Py_ssize_t i = start, nbytes = 0;
+    int eth = linktype == EPB_LT_ETHERNET;
+    for (; i < n; i++) {
+        PyObject *d = PySequence_Fast_GET_ITEM(seq, i);
+        if (pos - base >= limit || !Py_IS_TYPE(d, dgram_type)) break;
+        PyObject *data = EPB_FIELD(d, F_DATA), *src = EPB_FIELD(d, F_SOURCE);
+        PyObject *grp = EPB_FIELD(d, F_GROUP), *ifo = EPB_FIELD(d, F_IFACE);
+        PyObject *tso = EPB_FIELD(d, F_TS), *drops = EPB_FIELD(d, F_DROPS);
+        PyObject *ttlo = EPB_FIELD(d, F_TTL), *toso = EPB_FIELD(d, F_TOS);
+        PyObject *sporto = EPB_FIELD(d, F_PORT), *trunc = EPB_FIELD(d, F_TRUNC);
+        if (!data || !src || !grp || !ifo || !tso || !drops || !ttlo || !toso || !sporto
+                || !trunc || trunc != Py_False || !PyBytes_CheckExact(data)
+                || !PyLong_CheckExact(tso))
+            break;
+        if (ifindex == Py_None ? ifo != Py_None
+                : (!PyLong_CheckExact(ifo) || PyLong_AsLongLong(ifo) != want_if)) {
+            PyErr_Clear();
+            break;
+        }
+        if (drops != Py_None) {
+            if (!PyLong_CheckExact(drops)) break;
+            int ov = 0;
+            long long dv = PyLong_AsLongLongAndOverflow(drops, &ov);
+            if (dv == -1 && PyErr_Occurred()) { PyErr_Clear(); break; }
+            if (ov || dv > prev) break;
+        }
+        unsigned long long ts = PyLong_AsUnsignedLongLong(tso);
+        if (ts == (unsigned long long)-1 && PyErr_Occurred()) { PyErr_Clear(); break; }
+        long ttl = epb_small(ttlo, 1, 0, 255), tos = epb_small(toso, 0, 0, 255);
+        long sport = epb_small(sporto, -1, 0, 65535);
+        if (ttl < 0 || tos < 0 || sport < 0) break;
+        unsigned char sa[16], ga[16];
+        int fam = epb_addr_cached(src, &epb_src_key, epb_src_addr, &epb_src_fam, sa);
+        if (fam == 0 || epb_addr_cached(grp, &epb_grp_key, epb_grp_addr, &epb_grp_fam, ga)
+                != fam)
+            break;
+        int v4 = fam == AF_INET, alen = v4 ? 4 : 16;
+        int bcast = v4 && ga[0] == 0xFF && ga[1] == 0xFF && ga[2] == 0xFF && ga[3] == 0xFF;
+        if (eth && !bcast && (v4 ? (ga[0] & 0xF0) != 0xE0 : ga[0] != 0xFF))
+            break;  /* a unicast destination: its MAC is not implied */
+        Py_ssize_t size = PyBytes_GET_SIZE(data);
+        Py_ssize_t ulen = 8 + size;
+        if (ulen + (v4 ? 20 : 0) > 65535) break;
+        Py_ssize_t hlen = (eth ? 14 : 0) + (v4 ? 20 : 40);
+        Py_ssize_t caplen = hlen + ulen, pad = (4 - caplen % 4) % 4;
+        Py_ssize_t total = 32 + caplen + pad, have = PyByteArray_GET_SIZE(out);
+        if (pos + total > have && PyByteArray_Resize(
+                out, pos + total > have / 2 * 3 ? pos + total : have / 2 * 3) < 0) {
+            Py_DECREF(seq);
+            return NULL;
+        }
+        unsigned char *p = (unsigned char *)PyByteArray_AS_STRING(out) + pos, *q;
+        const unsigned char *pl = (const unsigned char *)PyBytes_AS_STRING(data);
+        epb_le32(p, 6); epb_le32(p + 4, (uint32_t)total); epb_le32(p + 8, (uint32_t)ifid);
+        epb_le32(p + 12, (uint32_t)(ts >> 32)); epb_le32(p + 16, (uint32_t)ts);
+        epb_le32(p + 20, (uint32_t)caplen); epb_le32(p + 24, (uint32_t)caplen);
+        q = p + 28;
+        if (eth) {
+            if (bcast) memset(q, 0xFF, 6);
+            else if (v4) { q[0] = 0x01; q[1] = 0x00; q[2] = 0x5E; q[3] = ga[1] & 0x7F;
+                           q[4] = ga[2]; q[5] = ga[3]; }
+            else { q[0] = 0x33; q[1] = 0x33; memcpy(q + 2, ga + 12, 4); }
+            memset(q + 6, 0, 6);
+            q[6] = 0x02;
+            epb_be16(q + 12, v4 ? 0x0800 : 0x86DD);
+            q += 14;
+        }
+        unsigned addr_sum = epb_sum(sa, alen) + epb_sum(ga, alen);
+        if (v4) {
+            q[0] = 0x45; q[1] = (unsigned char)tos; epb_be16(q + 2, (unsigned)(20 + ulen));
+            memset(q + 4, 0, 4); q[8] = (unsigned char)ttl; q[9] = 17; q[10] = q[11] = 0;
+            memcpy(q + 12, sa, 4); memcpy(q + 16, ga, 4);
+            unsigned r = epb_sum(q, 20);
+            epb_be16(q + 10, r ? 0xFFFF - r : 0);
+            q += 20;
+        } else {
+            uint32_t first = (6u << 28) | ((uint32_t)tos << 20);
+            q[0] = (unsigned char)(first >> 24); q[1] = (unsigned char)(first >> 16);
+            q[2] = (unsigned char)(first >> 8); q[3] = (unsigned char)first;
+            epb_be16(q + 4, (unsigned)ulen); q[6] = 17; q[7] = (unsigned char)ttl;
+            memcpy(q + 8, sa, 16); memcpy(q + 24, ga, 16);
+            q += 40;
+        }
+        uint64_t usum = (uint64_t)addr_sum + 17 + 2 * (uint64_t)ulen + (uint64_t)sport
+                        + (uint64_t)port + epb_sum(pl, size);
+        unsigned r = (unsigned)(usum % 0xFFFF);
+        epb_be16(q, (unsigned)sport); epb_be16(q + 2, (unsigned)port);
+        epb_be16(q + 4, (unsigned)ulen); epb_be16(q + 6, r ? 0xFFFF - r : 0xFFFF);
+        memcpy(q + 8, pl, (size_t)size);
+        q += 8 + size;
+        memset(q, 0, (size_t)pad);
+        epb_le32(q + pad, (uint32_t)total);
+        pos += total;
+        nbytes += size;
+    }
+    Py_DECREF(seq);
+    return Py_BuildValue("(nnn)", i, pos, nbytes);
+}
+
 /* ------------------------------------------------------------------ sendmmsg */
 
 #define SEND_STACK 64  /* messages whose arrays live on the C stack; more: one heap block */
@@ -905,6 +1167,9 @@ done:
 
 static PyMethodDef module_methods[] = {
     {"setup", setup, METH_VARARGS, "setup(Datagram, [(level, type, kind_code)])"},
+    {"build_epbs", (PyCFunction)(void (*)(void))py_build_epbs, METH_FASTCALL,
+     "build_epbs(out, pos, batch, start, port, ifid, ifindex, linktype, prev_drops, limit)"
+     " -> (next, end, payload_bytes): pcapng packet blocks for a received batch."},
     {"sendmmsg", (PyCFunction)(void (*)(void))py_sendmmsg, METH_FASTCALL,
      "sendmmsg(fd, payloads, sockaddr, flags) -> int: one sendmmsg(2) call, no copy."},
     {"sendto", (PyCFunction)(void (*)(void))py_sendto, METH_FASTCALL,

@@ -7,6 +7,9 @@ from ._packet import Datagram
 ABI: int
 
 def setup(datagram_type: type[Datagram], kinds: Sequence[tuple[int, int, int]]) -> None: ...
+def build_epbs(out: bytearray, pos: int, batch: Sequence[Datagram], start: int, port: int,
+               ifid: int, ifindex: int | None, linktype: int, prev_drops: int, limit: int, /
+               ) -> tuple[int, int, int]: ...
 def sendmmsg(fd: int, payloads: Sequence[bytes | bytearray | memoryview], sockaddr: bytes,
              flags: int, /) -> int: ...
 def sendto(fd: int, payload: bytes | bytearray | memoryview, sockaddr: bytes, flags: int, /

@@ -26,8 +26,10 @@ from ._decode import CapturedDatagram, DecodeStats, packets, packets_from
 from ._files import CaptureFileError
 from ._record import Recorder, RecordStats, record
 from ._replay import ReplayReport, parse_mapping, replay
+from ._writer import DEFAULT_QUEUE_BYTES
 
 __all__ = [
+    "DEFAULT_QUEUE_BYTES",
     "CaptureFileError",
     "CapturedDatagram",
     "DecodeStats",

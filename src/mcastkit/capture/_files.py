@@ -24,7 +24,7 @@ from collections.abc import Callable
 
 from .._errors import ErrorCode, McastOSError
 
-__all__ = ["BlockFile", "CaptureFileError", "RotatingFiles", "open_new"]
+__all__ = ["BlockBuilder", "BlockFile", "CaptureFileError", "RotatingFiles", "open_new"]
 
 FLUSH_BYTES = 1 << 20  # write when this much is buffered (and on flush())
 
@@ -104,28 +104,54 @@ def _open_error(exc: OSError, path: str) -> CaptureFileError:
     return CaptureFileError(err, f"{path} {why}", path)
 
 
+#: a builder of whole blocks: ``build(buffer, position) -> end`` writes them into
+#: ``buffer`` from ``position`` on (growing it when needed) and returns where they end
+BlockBuilder = Callable[[bytearray, int], int]
+
+
 class BlockFile:
-    """One output file written in whole blocks (see the module docstring)."""
+    """One output file written in whole blocks (see the module docstring).
+
+    The buffer is kept between writes (only its used part is written), so a recording
+    does not allocate, fault in and copy a fresh megabyte for every flush.
+    """
 
     def __init__(self, path: str, *, overwrite: bool = False) -> None:
         self.path = path
         self._fd = open_new(path, overwrite=overwrite)
-        self._buf = bytearray()
-        self._ends: list[int] = []  # end offsets of the blocks in _buf
+        self._buf = bytearray(FLUSH_BYTES)
+        self._used = 0  # bytes of _buf that hold blocks
+        self._ends: list[int] = []  # end offsets of the blocks (or runs of them) in _buf
         self.committed = 0  # bytes on disk, always a block boundary
         self.closed = False
 
     @property
     def size(self) -> int:
         """Bytes written so far, buffered included."""
-        return self.committed + len(self._buf)
+        return self.committed + self._used
 
-    def append(self, block: bytes) -> None:
+    def append(self, block: bytes | bytearray) -> None:
         """Queue one complete block; written when enough is buffered."""
-        self._buf += block
-        self._ends.append(len(self._buf))
-        if len(self._buf) >= FLUSH_BYTES:
-            self.flush()
+        end = self._used + len(block)
+        self._buf[self._used:end] = block
+        self._commit(end)
+
+    def build(self, builder: BlockBuilder) -> None:
+        """Let ``builder`` write whole blocks straight into the buffer (no copy).
+
+        Args:
+            builder: called with the buffer and where the buffered blocks end; writes
+                complete blocks from there and returns their end. A cut-off write keeps
+                the blocks before the run.
+        """
+        self._commit(builder(self._buf, self._used))
+
+    def _commit(self, end: int) -> None:
+        if end != self._used:
+            self._used = end
+            self._ends.append(end)
+            if end >= FLUSH_BYTES:
+                self.flush()
 
     def flush(self) -> None:
         """Write every buffered block.
@@ -134,7 +160,7 @@ class BlockFile:
             CaptureFileError: the write failed; the file now ends at its last complete
                 block and is closed.
         """
-        view = memoryview(self._buf)
+        view = memoryview(self._buf)[:self._used]
         done = 0
         try:
             while done < len(view):
@@ -146,14 +172,17 @@ class BlockFile:
             self._fail(exc)
         view.release()
         self.committed += done
-        self._buf.clear()
+        self._used = 0
         self._ends.clear()
+        if len(self._buf) > 8 * FLUSH_BYTES:  # a burst of huge datagrams: give it back
+            self._buf = bytearray(FLUSH_BYTES)
 
     def _fail(self, exc: OSError) -> None:
         err = exc.errno or errno.EIO
         with contextlib.suppress(OSError):  # works on a full disk: it frees space
             os.ftruncate(self._fd, self.committed)
-        self._buf.clear()
+        self._buf = bytearray()
+        self._used = 0
         self._ends.clear()
         self._close_fd()
         if err in (errno.ENOSPC, errno.EDQUOT):

@@ -36,13 +36,13 @@ from .._open import open_receiver
 from .._packet import Datagram
 from .._socket import MulticastSocket
 from ..seq import SeqAnalyzer
-from . import _pcapng
+from . import _epb, _pcapng
 from ._files import RotatingFiles
 from ._writer import BatchWriter
 
 __all__ = ["RecordStats", "Recorder", "record"]
 
-PLACEHOLDER_MAC = b"\x02\x00\x00\x00\x00\x00"
+PLACEHOLDER_MAC = _epb.PLACEHOLDER_MAC
 LINKTYPES = {"ethernet": _frames.LINKTYPE_ETHERNET, "raw": _frames.LINKTYPE_RAW}
 SNAPLEN = 262144
 BATCH = 256  # datagrams per recv_batch call
@@ -235,6 +235,48 @@ class Recorder:
         self.stats.datagrams += 1
         self.stats.bytes += len(d.data)
 
+    def add_plain(self, batch: Sequence[Datagram], start: int, port: int,
+                  prev_drops: int) -> int:
+        """Write the plain datagrams at the start of ``batch[start:]`` at once.
+
+        Plain: with its group and kernel timestamp, on the arrival interface of
+        ``batch[start]``, not truncated, the drop counter not above ``prev_drops`` (see
+        :mod:`mcastkit.capture._epb`). The same bytes as :meth:`add` for each, built
+        for the whole run of them in one call.
+
+        Args:
+            batch: received datagrams.
+            start: the first index to write.
+            port: the receiving socket's port.
+            prev_drops: the socket's drop counter as last written.
+
+        Returns:
+            The index of the first datagram not written: write it with :meth:`add`.
+
+        Raises:
+            CaptureFileError: writing failed (the file ends at its last complete block).
+        """
+        first = batch[start]
+        if first.group is None:
+            return start
+        ifid = self._iface(first.interface)
+        files = self.files
+        if files.rotating and files.due():
+            files.rotate()
+        limit = (1 << 62) if files.max_bytes is None else files.max_bytes - files.file.size
+        took = [start, 0]  # next index, payload bytes
+
+        def build(buf: bytearray, pos: int) -> int:
+            took[0], end, took[1] = _epb.build_epbs(
+                buf, pos, batch, start, port, ifid, first.interface, self.linktype,
+                prev_drops, max(limit, 0))
+            return end
+
+        files.file.build(build)
+        self.stats.datagrams += took[0] - start
+        self.stats.bytes += took[1]
+        return took[0]
+
     def flush(self) -> None:
         """Write what is buffered (whole blocks) to the current file."""
         self.files.file.flush()
@@ -273,9 +315,16 @@ class Recorder:
             self.files.close()
 
 
-def _drain(sel: selectors.BaseSelector, timeout_s: float
+def _drain(sel: selectors.BaseSelector, socks: Sequence[MulticastSocket], timeout_s: float
            ) -> Iterator[tuple[MulticastSocket, list[Datagram]]]:
     """(socket, batch) for every socket with datagrams ready within ``timeout_s``."""
+    if len(socks) == 1:  # one socket: its own wait, no selector round per batch
+        try:
+            batch = socks[0].recv_batch(max_count=BATCH, timeout_s=timeout_s)
+        except (ReceiveTimeoutError, BlockingIOError):
+            return
+        yield socks[0], batch
+        return
     for key, _ in sel.select(timeout_s):
         sock: MulticastSocket = key.data
         try:
@@ -371,7 +420,13 @@ class _Batches:
               ) -> None:
         rec, st, seq = self.rec, self.rec.stats, self.seq
         port, prev = self.ports[sock], self.last[sock]
-        for d in batch:
+        i, n = 0, len(batch)
+        while i < n:
+            if not queue_dropped:  # runs of plain datagrams: a batch of blocks at once
+                i = rec.add_plain(batch, i, port, prev)
+                if i >= n:
+                    break
+            d = batch[i]  # one with a drop record, a comment or an error: one by one
             dropped = 0
             if d.drops is not None and d.drops > prev:
                 dropped, prev = d.drops - prev, d.drops
@@ -380,7 +435,9 @@ class _Batches:
             rec.add(d, port, dropped=dropped, drops_total=st.kernel_drops,
                     queue_dropped=queue_dropped)
             queue_dropped = 0
-            if seq is not None:
+            i += 1
+        if seq is not None:
+            for d in batch:
                 seq.feed_payload(d.data, d.source, d.port, d.group, port,
                                  (d.timestamp_ns or 0) / 1e9)
 
@@ -403,7 +460,7 @@ def _loop(rec: Recorder, sel: selectors.BaseSelector, socks: list[MulticastSocke
                                                               and taken >= count):
                 break
             wait = 0.2 if deadline is None else max(0.0, min(0.2, deadline - now))
-            for sock, batch in _drain(sel, wait):
+            for sock, batch in _drain(sel, socks, wait):
                 if count is not None and taken + len(batch) > count:
                     batch = batch[:count - taken]
                 taken += len(batch)

@@ -1,12 +1,13 @@
 """A writer thread for recordings: the receiving thread only receives and queues batches.
 
-Rebuilding frames costs several times what receiving costs, so a recording that writes
-in the receiving thread falls behind a fast stream and the kernel drops datagrams. With
-a writer thread the receiving thread hands each batch over and goes back to the socket;
-the queue (bounded in bytes) absorbs bursts, and the writer catches up after them. When
-the queue is full a batch is not queued: it is counted, and the next datagram written
-carries the count (``epb_dropcount``, a comment, ``isb_ifdrop``), so nothing is lost
-silently.
+Writing costs CPU time and may wait for the disk, so a recording that writes in the
+receiving thread can fall behind a fast stream (or a slow disk) and the kernel drops
+datagrams. With a writer thread the receiving thread hands each batch over and goes back
+to the socket; the writer takes the queue every few milliseconds (not at every batch, so
+the two threads do not trade the interpreter lock after each read); the queue (bounded in
+bytes) absorbs bursts and disk stalls, and the writer catches up after them. When the
+queue is full a batch is not queued: it is counted, and the next datagram written carries
+the count (``epb_dropcount``, a comment, ``isb_ifdrop``), so nothing is lost silently.
 
 Owns: :class:`BatchWriter`. Must not: receive, build frames or touch files itself (the
 ``write`` callable it is given does).
@@ -21,10 +22,17 @@ from typing import Generic, TypeVar
 
 from .._packet import Datagram
 
-__all__ = ["BatchWriter"]
+__all__ = ["DEFAULT_QUEUE_BYTES", "BatchWriter"]
 
+DEFAULT_QUEUE_BYTES = 64_000_000
+"""The write queue of ``mcastkit record`` (bytes) unless ``--queue-mb`` says otherwise."""
 S = TypeVar("S")
 OVERHEAD = 256  # bytes a queued datagram costs besides its payload (object, metadata)
+#: the writer takes what is queued every WAKE_S seconds, or at once when WAKE_BYTES are
+#: queued: a few long turns of the interpreter lock instead of one per received batch,
+#: which would keep the receiving thread waiting for the lock after each read
+WAKE_S = 0.005
+WAKE_BYTES = 1 << 20
 
 
 class BatchWriter(Generic[S]):
@@ -59,7 +67,7 @@ class BatchWriter(Generic[S]):
         Raises:
             BaseException: what the writer raised (the recording cannot go on).
         """
-        size = sum(len(d.data) for d in batch) + OVERHEAD * len(batch)
+        size = sum([len(d.data) for d in batch]) + OVERHEAD * len(batch)
         with self._cv:
             if self.error is not None:
                 raise self.error
@@ -71,26 +79,30 @@ class BatchWriter(Generic[S]):
             self._pending = 0
             self.queued_bytes += size
             self.peak_bytes = max(self.peak_bytes, self.queued_bytes)
-            self._cv.notify()
+            if self.queued_bytes >= WAKE_BYTES:
+                self._cv.notify()
 
     def _run(self) -> None:
         while True:
             with self._cv:
-                while not self._q and not self._closing:
-                    self._cv.wait()
+                while not self._closing and (not self._q or self.queued_bytes < WAKE_BYTES):
+                    if not self._cv.wait(WAKE_S) and self._q:
+                        break  # the period is over: write what came
                 if not self._q:
                     return
-                source, batch, dropped, size = self._q.popleft()
-            try:
-                self._write(source, batch, dropped)
-            except BaseException as exc:
+                items = list(self._q)
+                self._q.clear()
+            for source, batch, dropped, size in items:
+                try:
+                    self._write(source, batch, dropped)
+                except BaseException as exc:
+                    with self._cv:
+                        self.error = exc
+                        self._q.clear()
+                        self.queued_bytes = 0
+                    return
                 with self._cv:
-                    self.error = exc
-                    self._q.clear()
-                    self.queued_bytes = 0
-                return
-            with self._cv:
-                self.queued_bytes -= size
+                    self.queued_bytes -= size
 
     def close(self) -> None:
         """Write everything queued, then stop the thread.

@@ -80,10 +80,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "(default 10)")
     p.add_argument("--rcvbuf", type=positive_int, metavar="BYTES",
                    help="receive buffer size to request (capped by net.core.rmem_max)")
-    p.add_argument("--queue-mb", type=nonneg_float, default=64.0, metavar="M",
+    default_mb = capture.DEFAULT_QUEUE_BYTES / 1e6
+    p.add_argument("--queue-mb", type=nonneg_float, default=default_mb, metavar="M",
                    help="write on a thread of its own behind a queue of M megabytes, so "
-                        "receiving never waits for the disk (default 64; 0: write as it "
-                        "receives); what a full queue drops is counted in the file")
+                        f"receiving never waits for the disk (default {default_mb:g}; 0: "
+                        "write as it receives); what a full queue drops is counted in the "
+                        "file")
 
 
 @contextlib.contextmanager
