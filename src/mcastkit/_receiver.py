@@ -33,7 +33,7 @@ __all__ = ["ReceivePath"]
 
 _RING_SLOTS_MAX: Final = 1024
 #: datagrams one recv() may take from the kernel at once; the next calls are served from
-#: them (the accelerator also stops at ~128 KiB of payload, so few large ones)
+#: them (the accelerator also stops at ~128 KiB of small and 512 KiB of large datagrams)
 _READ_AHEAD: Final = 64
 _INF: Final = float("inf")
 _MAX_COUNT: Final = 1 << 20  # the most datagrams one recv_many / recv_batch may return
@@ -255,8 +255,9 @@ class ReceivePath:
         Datagrams, metadata, truncation flags and the ``stats`` counters are exactly what
         the same number of :meth:`recv` calls would give. Buffers are made on the first
         call and grow with the traffic (``recv_size`` bytes per slot, at most 1 MiB with
-        the accelerator, which also returns large datagrams a few at a time: a batch
-        carries about 128 KiB of payload). Falls back to a loop of ``recvmsg`` where
+        the accelerator, which also returns a batch of small datagrams once it carries
+        about 128 KiB of payload, and large ones (4 KiB and more, read straight into their
+        bytes) up to 512 KiB at a time). Falls back to a loop of ``recvmsg`` where
         recvmmsg or ctypes is unavailable.
 
         Args:
@@ -392,9 +393,12 @@ class ReceivePath:
             g, ifx, dr, nbytes, ntrunc = summary
             if dr is not None and dr > self._last_drops:
                 self._note_drops(dr)
-            if g is not None and not self._book.admits(g, ifx):
-                st.filtered += len(got)
-                return []
+            if g is not None:
+                book = self._book
+                ok = book.verdicts.get((g, ifx))  # the book's answers so far
+                if not (book.admits(g, ifx) if ok is None else ok):
+                    st.filtered += len(got)
+                    return []
             if count:
                 st.datagrams += len(got)
                 st.bytes += nbytes

@@ -63,7 +63,7 @@
  * malloc, so a long-lived receiver of large datagrams costs no malloc, no free and no page
  * fault per datagram, whatever the heap around it looks like (fresh buffers, freed next to
  * the top of the heap, let glibc trim it and the next batch fault it back in). */
-#define DIRECT_BYTES (256 << 10)
+#define DIRECT_BYTES (512 << 10)
 /* Reusing a bytes object resets its cached hash, a field CPython deprecated (but keeps)
  * since 3.11: only where it is known to exist and refcounts are plain (no free-threading) */
 #if PY_VERSION_HEX < 0x030F0000 && !defined(Py_GIL_DISABLED)
