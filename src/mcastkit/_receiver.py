@@ -33,9 +33,10 @@ __all__ = ["ReceivePath"]
 
 _RING_SLOTS_MAX: Final = 1024
 #: datagrams one recv() may take from the kernel at once; the next calls are served from
-#: them (the accelerator also stops at ~128 KiB of payload, so few large ones)
+#: them (the accelerator also stops at ~128 KiB of small and 512 KiB of large datagrams)
 _READ_AHEAD: Final = 64
 _INF: Final = float("inf")
+_MAX_COUNT: Final = 1 << 20  # the most datagrams one recv_many / recv_batch may return
 
 
 class ReceivePath:
@@ -61,6 +62,9 @@ class ReceivePath:
         self._drops_lock = threading.Lock()
         self._one = _io.PyReader(recv_size, ancillary=False)
         self._batch: _io.Reader | None = None  # made on the first recv / recv_batch
+        # the backend choice as of _io.generation() == self._gen (re-read when it moves)
+        self._gen = -1
+        self._impl = ""
         # read by recv() in its batch, admitted, not yet returned (counted when returned)
         self._ahead: deque[Datagram] = deque()
 
@@ -155,9 +159,12 @@ class ReceivePath:
         """
         ahead = self._ahead
         if not ahead:
-            if _io.current_impl() != "c":  # the fallbacks read one at a time (no ring)
+            reader = self._batch
+            if reader is None or self._gen != _io.generation():  # first call, or switched
+                reader = self._reader(_READ_AHEAD) if self._backend() == "c" else None
+            if reader is None or reader.impl != "c":  # the fallbacks read one at a time
                 return self.take(1, timeout_s, self._one)[0]
-            got = self.take(_READ_AHEAD, timeout_s, self._reader(_READ_AHEAD), count=False)
+            got = self.take(_READ_AHEAD, timeout_s, reader, count=False)
             d = got[0]
             if len(got) > 1:
                 ahead.extend(got[1:])
@@ -234,7 +241,7 @@ class ReceivePath:
             ClosedError: the socket was closed (``CLOSED``).
             McastValueError: ``max_count`` is not 1-1048576, or a bad ``timeout_s``.
         """
-        _check_range("max_count", max_count, 1, 1 << 20)
+        _check_range("max_count", max_count, 1, _MAX_COUNT)
         return (self._from_ahead(max_count, timeout_s)
                 or self.take(max_count, timeout_s, self._one))
 
@@ -248,8 +255,9 @@ class ReceivePath:
         Datagrams, metadata, truncation flags and the ``stats`` counters are exactly what
         the same number of :meth:`recv` calls would give. Buffers are made on the first
         call and grow with the traffic (``recv_size`` bytes per slot, at most 1 MiB with
-        the accelerator, which also returns large datagrams a few at a time: a batch
-        carries about 128 KiB of payload). Falls back to a loop of ``recvmsg`` where
+        the accelerator, which also returns a batch of small datagrams once it carries
+        about 128 KiB of payload, and large ones (4 KiB and more, read straight into their
+        bytes) up to 512 KiB at a time). Falls back to a loop of ``recvmsg`` where
         recvmmsg or ctypes is unavailable.
 
         Args:
@@ -268,14 +276,33 @@ class ReceivePath:
             ClosedError: the socket was closed.
             McastValueError: ``max_count`` is not 1-1048576, or a bad ``timeout_s``.
         """
-        _check_range("max_count", max_count, 1, 1 << 20)
-        return (self._from_ahead(max_count, timeout_s)
-                or self.take(max_count, timeout_s, self._reader(max_count)))
+        if type(max_count) is not int or not 0 < max_count <= _MAX_COUNT:
+            _check_range("max_count", max_count, 1, _MAX_COUNT)
+        if self._ahead:
+            got = self._from_ahead(max_count, timeout_s)
+            if got:
+                return got
+        reader = self._batch
+        if reader is None or self._gen != _io.generation():  # first call, or switched
+            reader = self._reader(max_count)
+        return self.take(max_count, timeout_s, reader)
+
+    def _backend(self) -> str:
+        """The selected backend (``_io.current_impl``), re-read only when the choice moved
+        (``_io.generation``); a batch reader of another backend is dropped then."""
+        gen = _io.generation()
+        if gen != self._gen:
+            self._impl = impl = _io.current_impl()
+            self._gen = gen
+            if self._batch is not None and self._batch.impl != impl:
+                self._batch = None  # made again, for the selected backend, when next needed
+        return self._impl
 
     def _reader(self, max_count: int) -> _io.Reader:
         """The batch reader of the selected backend (made on first use, sized to need)."""
+        self._backend()
         reader = self._batch
-        if reader is None or reader.impl != _io.current_impl():
+        if reader is None:
             reader = self._batch = _io.new_reader(self._h.family, self.recv_size,
                                                   min(max_count, _RING_SLOTS_MAX))
         return reader
@@ -366,9 +393,12 @@ class ReceivePath:
             g, ifx, dr, nbytes, ntrunc = summary
             if dr is not None and dr > self._last_drops:
                 self._note_drops(dr)
-            if g is not None and not self._book.admits(g, ifx):
-                st.filtered += len(got)
-                return []
+            if g is not None:
+                book = self._book
+                ok = book.verdicts.get((g, ifx))  # the book's answers so far
+                if not (book.admits(g, ifx) if ok is None else ok):
+                    st.filtered += len(got)
+                    return []
             if count:
                 st.datagrams += len(got)
                 st.bytes += nbytes

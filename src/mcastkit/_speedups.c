@@ -46,14 +46,31 @@
  * until a larger datagram comes. One recv() call goes round the ring as often as it must
  * to take max_count datagrams, but stops once BATCH_BYTES of payload were taken: a caller
  * that frees a batch frees at most that much at once, which the allocator keeps for the
- * next batch instead of returning it to the kernel (no page faults per datagram, 64 KiB
- * ones included). */
+ * next batch instead of returning it to the kernel (no page faults per datagram).
+ * Datagrams of DIRECT_MIN bytes and more are read straight into their bytes objects (see
+ * direct_buffer), which the ring reuses. */
 #define RING_START 8
 #define COMPACT 2048
 #define RING_BYTES (1 << 20)
 #define BATCH_BYTES (128 << 10)
 #define DIRECT_MIN 4096  /* datagrams this long are read straight into their bytes */
-#define DIRECT_MAX 16
+#define DIRECT_MAX 32     /* bytes objects one direct read fills, at most */
+/* Direct reads: each datagram goes into a bytes object sized to the longest datagram of the
+ * last read (the "guess"); the rest of recv_size is the slot's overflow block, so nothing is
+ * ever cut, and a longer datagram costs one resize and a copy of its tail. One call takes
+ * at most DIRECT_BYTES of such buffers. The ring keeps the bytes objects it handed out and
+ * reads into them again once the caller has dropped them: their memory never goes back to
+ * malloc, so a long-lived receiver of large datagrams costs no malloc, no free and no page
+ * fault per datagram, whatever the heap around it looks like (fresh buffers, freed next to
+ * the top of the heap, let glibc trim it and the next batch fault it back in). */
+#define DIRECT_BYTES (512 << 10)
+/* Reusing a bytes object resets its cached hash, a field CPython deprecated (but keeps)
+ * since 3.11: only where it is known to exist and refcounts are plain (no free-threading) */
+#if PY_VERSION_HEX < 0x030F0000 && !defined(Py_GIL_DISABLED)
+#define RECYCLE 1
+#else
+#define RECYCLE 0
+#endif
 #define MAX_RECV_SIZE (1 << 20)  /* MulticastSocket's recv_size limit */
 #define MAX_KINDS 32
 
@@ -91,6 +108,11 @@ typedef struct {
     int grp_keylen;
     PyObject *grp_str;
     PyObject *summary;
+    /* bytes objects the last direct reads handed out (or had left over), each with the
+     * capacity it was made with; reused once only the ring holds them */
+    PyObject *held[DIRECT_MAX];
+    Py_ssize_t held_cap[DIRECT_MAX];
+    unsigned n_held;
     /* Held from before recvmmsg (which runs without the GIL) until the Datagrams are
      * built, and by __init__: no other thread may free, grow or refill the buffers the
      * kernel is writing into. owner: the holder's thread id (0: free), to refuse
@@ -153,6 +175,10 @@ static int ring_alloc(Ring *r, unsigned slots) {
     return 0;
 }
 
+static void drop_held(Ring *r) {
+    while (r->n_held > 0) Py_DECREF(r->held[--r->n_held]);
+}
+
 static PyObject *Ring_new(PyTypeObject *type, PyObject *args, PyObject *kw) {
     Ring *r = (Ring *)type->tp_alloc(type, 0);
     if (!r) return NULL;
@@ -188,6 +214,7 @@ static int Ring_init(Ring *r, PyObject *args, PyObject *kw) {
     }
     if (ring_lock(r) < 0) return -1;
     ring_free_bufs(r);  /* buffers are made by the first read (lazily, sized to need) */
+    drop_held(r);
     r->family = family;
     r->recv_size = recv_size;
     r->want_slots = (unsigned)slots;
@@ -199,6 +226,7 @@ static int Ring_init(Ring *r, PyObject *args, PyObject *kw) {
 
 static void Ring_dealloc(Ring *r) {
     ring_free_bufs(r);
+    drop_held(r);
     Py_CLEAR(r->src_str); Py_CLEAR(r->src_port); Py_CLEAR(r->grp_str); Py_CLEAR(r->summary);
     if (r->lock) PyThread_free_lock(r->lock);  /* free: a holder keeps a reference */
     Py_TYPE(r)->tp_free((PyObject *)r);
@@ -275,15 +303,76 @@ static PyObject *big_ns(int64_t sec, int64_t nsec) {
     return out;
 }
 
+/* A buffer of at least `guess` bytes for a direct read (its capacity in *cap): one the ring
+ * kept when only the ring still holds it (the caller dropped its datagram, so nothing else
+ * can see it change), else a new one. NULL with an exception when out of memory. */
+static PyObject *direct_buffer(Ring *r, Py_ssize_t guess, Py_ssize_t *cap) {
+#if RECYCLE
+    while (r->n_held > 0) {
+        unsigned j = --r->n_held;
+        PyObject *b = r->held[j];
+        if (Py_REFCNT(b) == 1 && r->held_cap[j] >= guess) {
+            *cap = r->held_cap[j];
+            Py_SET_SIZE(b, *cap);  /* sval[cap] is still the 0 it was made with */
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
+            ((PyBytesObject *)b)->ob_shash = -1;  /* forget the old payload's hash */
+#pragma GCC diagnostic pop
+            return b;
+        }
+        Py_DECREF(b);  /* still in use (the caller keeps it), or too small now */
+    }
+#endif
+    *cap = guess;
+    return PyBytes_FromStringAndSize(NULL, guess);
+}
+
+/* Keep a direct buffer (a reference, `cap` bytes, size cap) that nothing was read into. */
+static void keep_unused(Ring *r, PyObject *b, Py_ssize_t cap) {
+#if RECYCLE
+    if (r->n_held < DIRECT_MAX) {
+        r->held_cap[r->n_held] = cap;
+        r->held[r->n_held++] = b;
+        return;
+    }
+#endif
+    Py_DECREF(b);
+}
+
+/* Give direct buffer *data (capacity cap) of slot i its datagram of `len` bytes. One the
+ * datagram nearly fills (at most 1/8 left over) keeps its capacity and is kept for reuse;
+ * a shorter datagram's buffer is shrunk; a longer one's grows and gets the datagram's tail
+ * from the slot's overflow block. */
+static int fit_direct(Ring *r, unsigned i, PyObject **data, Py_ssize_t cap, Py_ssize_t len) {
+    if (len > cap) {
+        if (_PyBytes_Resize(data, len) < 0) return -1;
+        memcpy(PyBytes_AS_STRING(*data) + cap, r->over_data + (size_t)i * r->over,
+               (size_t)(len - cap));
+        return 0;
+    }
+#if RECYCLE
+    if (cap - len <= cap / 8 && r->n_held < DIRECT_MAX) {
+        Py_SET_SIZE(*data, len);
+        PyBytes_AS_STRING(*data)[len] = '\0';
+        Py_INCREF(*data);
+        r->held_cap[r->n_held] = cap;
+        r->held[r->n_held++] = *data;
+        return 0;
+    }
+#endif
+    return len == cap ? 0 : _PyBytes_Resize(data, len);
+}
+
 #define SET(o, f, v) (*(PyObject **)((char *)(o) + field_off[f]) = (v))
 #define CMSG_HDR_SIZE (sizeof(size_t) + 2 * sizeof(int))
 #define ALIGN_UP(n) (((n) + sizeof(size_t) - 1) & ~(sizeof(size_t) - 1))
 
 /* Build one Datagram from slot i; returns a new reference or NULL. */
-static PyObject *build_one(Ring *r, unsigned i, PyObject *payload, PyObject **grp_out,
-                           long *if_out, int *has_if, long long *dr_out, int *has_dr) {
-    /* payload: the datagram's bytes when the kernel wrote straight into them (a
-     * reference this function takes over), or NULL to copy them out of slot i */
+static PyObject *build_one(Ring *r, unsigned i, PyObject *payload, Py_ssize_t cap,
+                           PyObject **grp_out, long *if_out, int *has_if, long long *dr_out,
+                           int *has_dr) {
+    /* payload: the bytes object (capacity cap) the kernel wrote the datagram's head into (a
+     * reference this function takes over), or NULL to copy it out of slot i */
     struct msghdr *m = &r->hdr[i].msg_hdr;
     Py_ssize_t len = (Py_ssize_t)r->hdr[i].msg_len;
     if (len > r->recv_size) len = r->recv_size;
@@ -291,7 +380,7 @@ static PyObject *build_one(Ring *r, unsigned i, PyObject *payload, PyObject **gr
     if (!o) { Py_XDECREF(payload); return NULL; }
     PyObject *data = payload;
     if (data != NULL) {
-        if (_PyBytes_Resize(&data, len) < 0) { Py_DECREF(o); return NULL; }
+        if (fit_direct(r, i, &data, cap, len) < 0) { Py_DECREF(o); return NULL; }
     } else {
         const char *head = r->data + (size_t)i * r->compact;
         if ((size_t)len <= r->compact) {
@@ -402,16 +491,20 @@ static PyObject *build_one(Ring *r, unsigned i, PyObject *payload, PyObject **gr
     return o;
 }
 
-/* One recvmmsg(MSG_DONTWAIT) of up to `want` into the ring's slots, or straight into the
- * bytes objects `direct` (recv_size each) when given; <0 with errno on failure. */
-static int ring_read(Ring *r, int fd, unsigned want, PyObject **direct) {
+/* One recvmmsg(MSG_DONTWAIT) of up to `want` into the ring's slots, or, when `direct` is
+ * given, into those bytes objects (capacity cap[i]) and the slots' overflow blocks for the
+ * rest of recv_size; <0 with errno on failure. */
+static int ring_read(Ring *r, int fd, unsigned want, PyObject **direct,
+                     const Py_ssize_t *cap) {
     for (unsigned i = 0; i < want; i++) {
         struct msghdr *m = &r->hdr[i].msg_hdr;
         struct iovec *v = &r->iov[2 * (size_t)i];
         if (direct) {
             v[0].iov_base = PyBytes_AS_STRING(direct[i]);
-            v[0].iov_len = (size_t)r->recv_size;
-            m->msg_iovlen = 1;
+            v[0].iov_len = (size_t)cap[i];
+            v[1].iov_base = r->over_data + (size_t)i * r->over;
+            v[1].iov_len = (size_t)(r->recv_size - cap[i]);
+            m->msg_iovlen = cap[i] < r->recv_size ? 2 : 1;
         } else {
             v[0].iov_base = r->data + (size_t)i * r->compact;
             v[0].iov_len = r->compact;
@@ -457,34 +550,44 @@ static PyObject *ring_recv_locked(Ring *r, int fd, unsigned max_count) {
     long long nbytes = 0, ntrunc = 0;
     int uniform = 1;
     PyObject *g0 = NULL; long if0 = 0; int hif0 = 0; long long dr0 = 0; int hdr0 = 0;
+    unsigned n_direct = 0;  /* direct buffers this call has read into */
     while (total < max_count) {
         unsigned want = max_count - total < r->slots ? max_count - total : r->slots;
-        if (r->last_max > 0) {  /* keep the batch's payload near BATCH_BYTES */
-            long long room = (long long)BATCH_BYTES - nbytes;
-            unsigned fit = room <= (long long)r->last_max ? 1 : (unsigned)(room / r->last_max);
-            if (fit < want) want = fit;
-        }
         /* big datagrams: the kernel writes straight into the bytes objects (one copy,
-         * as recvfrom does), a few at a time */
+         * as recvfrom does), a few at a time, into buffers reused when they come back */
         PyObject *direct[DIRECT_MAX];
+        Py_ssize_t cap[DIRECT_MAX];
         int use_direct = r->last_max >= DIRECT_MIN;
         if (use_direct) {
-            unsigned fit = (unsigned)(BATCH_BYTES / r->recv_size);
+            Py_ssize_t guess = ((Py_ssize_t)r->last_max + 15) & ~(Py_ssize_t)15;
+            if (guess > r->recv_size) guess = r->recv_size;
+            unsigned fit = (unsigned)((RECYCLE ? DIRECT_BYTES : BATCH_BYTES) / guess);
             if (fit < 1) fit = 1;
             if (fit > DIRECT_MAX) fit = DIRECT_MAX;
-            if (want > fit) want = fit;
+            if (n_direct >= fit) break;
+            if (want > fit - n_direct) want = fit - n_direct;
             for (unsigned i = 0; i < want; i++) {
-                direct[i] = PyBytes_FromStringAndSize(NULL, r->recv_size);
+                direct[i] = direct_buffer(r, guess, &cap[i]);
                 if (!direct[i]) {
-                    while (i > 0) Py_DECREF(direct[--i]);
+                    while (i > 0) { i--; keep_unused(r, direct[i], cap[i]); }
                     Py_DECREF(out);
                     return NULL;
                 }
             }
+            n_direct += want;
+        } else {
+            drop_held(r);  /* small datagrams now: keep no large buffers */
+            if (r->last_max > 0) {  /* keep the batch's payload near BATCH_BYTES */
+                long long room = (long long)BATCH_BYTES - nbytes;
+                unsigned fit = room <= (long long)r->last_max ? 1
+                                                              : (unsigned)(room / r->last_max);
+                if (fit < want) want = fit;
+            }
         }
-        int got = ring_read(r, fd, want, use_direct ? direct : NULL);
-        if (use_direct)  /* the slots nothing was read into */
-            for (unsigned i = got < 0 ? 0 : (unsigned)got; i < want; i++) Py_DECREF(direct[i]);
+        int got = ring_read(r, fd, want, use_direct ? direct : NULL, cap);
+        if (use_direct)  /* the buffers nothing was read into */
+            for (unsigned i = got < 0 ? 0 : (unsigned)got; i < want; i++)
+                keep_unused(r, direct[i], cap[i]);
         if (got < 0) {
             if (total == 0) { Py_DECREF(out); return PyErr_SetFromErrno(PyExc_OSError); }
             if (errno != EAGAIN && errno != EWOULDBLOCK) r->pend_err = errno;
@@ -493,8 +596,8 @@ static PyObject *ring_recv_locked(Ring *r, int fd, unsigned max_count) {
         unsigned longest = 0;
         for (int i = 0; i < got; i++) {
             PyObject *g; long ifx = 0; int hif; long long dr = 0; int hdr;
-            PyObject *o = build_one(r, (unsigned)i, use_direct ? direct[i] : NULL, &g, &ifx,
-                                    &hif, &dr, &hdr);
+            PyObject *o = build_one(r, (unsigned)i, use_direct ? direct[i] : NULL,
+                                    use_direct ? cap[i] : 0, &g, &ifx, &hif, &dr, &hdr);
             if (!o) {
                 if (use_direct) for (int j = i + 1; j < got; j++) Py_DECREF(direct[j]);
                 Py_DECREF(out);
@@ -551,6 +654,43 @@ static PyObject *Ring_recv(Ring *r, PyObject *args) {
     return out;
 }
 
+/* read(sock, max_count) -> (datagrams, summary): the Reader protocol of mcastkit._io in
+ * one call, so the batch and its summary are taken together under the ring's lock (no
+ * lock, frame or fileno() call in Python per batch). A closed socket (fileno() -1) reads
+ * as EBADF, as recvmmsg(-1) would. */
+static PyObject *Ring_read(Ring *r, PyObject *const *args, Py_ssize_t nargs) {
+    static PyObject *fileno_name = NULL;
+    if (nargs != 2) {
+        PyErr_SetString(PyExc_TypeError, "read(sock, max_count) takes 2 arguments");
+        return NULL;
+    }
+    Py_ssize_t max_count = PyLong_AsSsize_t(args[1]);
+    if (max_count == -1 && PyErr_Occurred()) return NULL;
+    if (max_count < 1) {
+        PyErr_SetString(PyExc_ValueError, "max_count must be >= 1");
+        return NULL;
+    }
+    if (max_count > MAX_VLEN) max_count = MAX_VLEN;  /* the kernel's UIO_MAXIOV */
+    if (!fileno_name && !(fileno_name = PyUnicode_InternFromString("fileno"))) return NULL;
+    PyObject *fdo = PyObject_CallMethodNoArgs(args[0], fileno_name);
+    if (!fdo) return NULL;
+    long fd = PyLong_AsLong(fdo);
+    Py_DECREF(fdo);
+    if (fd == -1 && PyErr_Occurred()) return NULL;
+    if (fd < 0 || fd > INT_MAX) {
+        errno = EBADF;
+        return PyErr_SetFromErrno(PyExc_OSError);
+    }
+    if (ring_lock(r) < 0) return NULL;
+    PyObject *out = ring_recv_locked(r, (int)fd, (unsigned)max_count), *pair = NULL;
+    if (out) {
+        pair = PyTuple_Pack(2, out, r->summary ? r->summary : Py_None);
+        Py_DECREF(out);
+    }
+    ring_unlock(r);
+    return pair;
+}
+
 /* _decode(data, name, ctrl, flags=0): build one Datagram from these bytes as if the
  * kernel had put them in slot 0 (name and ctrl lengths are reported in full, as the
  * kernel does, even when longer than the slot). For tests: fuzzing the decoders. */
@@ -579,7 +719,7 @@ static PyObject *Ring_decode(Ring *r, PyObject *args) {
         h->msg_hdr.msg_controllen = (size_t)ctrl.len;
         h->msg_hdr.msg_flags = flags;
         PyObject *g; long ifx; int hif, hdr; long long dr;
-        o = build_one(r, 0, NULL, &g, &ifx, &hif, &dr, &hdr);
+        o = build_one(r, 0, NULL, 0, &g, &ifx, &hif, &dr, &hdr);
         ring_unlock(r);
     }
     PyBuffer_Release(&data); PyBuffer_Release(&name); PyBuffer_Release(&ctrl);
@@ -599,6 +739,8 @@ static PyObject *Ring_get_slots(Ring *r, void *closure) {
 static PyMethodDef Ring_methods[] = {
     {"recv", (PyCFunction)Ring_recv, METH_VARARGS,
      "recv(fd, max_count) -> list[Datagram]: one recvmmsg(MSG_DONTWAIT) call."},
+    {"read", (PyCFunction)(void (*)(void))Ring_read, METH_FASTCALL,
+     "read(sock, max_count) -> (list[Datagram], summary): recv() and summary together."},
     {"_decode", (PyCFunction)Ring_decode, METH_VARARGS,
      "_decode(data, name, ctrl, flags=0) -> Datagram: decode bytes as slot 0 (tests)."},
     {NULL, NULL, 0, NULL},

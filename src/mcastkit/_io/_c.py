@@ -12,7 +12,6 @@ enum of ``_speedups.c``, are listed here).
 from __future__ import annotations
 
 import socket
-import threading
 from collections.abc import Callable, Sequence
 from typing import Any, Final
 
@@ -36,6 +35,9 @@ try:
     from .._speedups import Ring as _Ring
     from .._speedups import setup as _setup
 
+    if not hasattr(_Ring, "read"):  # an older build: use the ctypes / Python backends
+        raise ImportError("mcastkit._speedups.Ring has no read(); rebuild it")
+
     _setup(Datagram, [(lv, ty, KIND_CODES[k]) for (lv, ty), k in plat.CMSG_KINDS.items()
                       if k in KIND_CODES])
     Ring = _Ring
@@ -53,20 +55,19 @@ except Exception:  # not built, or a mismatch: the accelerator must never break 
 
 
 class CReader:
-    """Reader of the ``"c"`` backend: one ``Ring`` (its buffers grow on demand)."""
+    """Reader of the ``"c"`` backend: one ``Ring`` (its buffers grow on demand).
+
+    ``read`` is the ring's own ``read``: one C call takes the batch and its summary
+    together under the ring's lock (it has one for its buffers), so several threads can
+    share the reader without a lock here and a batch costs no Python frame.
+    """
 
     impl = "c"
+    #: read(sock, max_count): one ``recvmmsg(MSG_DONTWAIT)`` of up to ``max_count``
+    #: (BlockingIOError: none queued); the datagrams and their :data:`Summary`
+    read: Callable[[socket.socket, int], tuple[list[Datagram], Summary | None]]
 
     def __init__(self, family: int, recv_size: int, slots: int) -> None:
         assert Ring is not None
         self._ring = Ring(family, recv_size, slots)
-        # the ring has its own lock for its buffers; this one keeps a batch and its
-        # summary together when several threads read
-        self._lock = threading.Lock()
-
-    def read(self, sock: socket.socket, max_count: int) -> tuple[list[Datagram], Summary | None]:
-        """One ``recvmmsg(MSG_DONTWAIT)`` of up to ``max_count`` (BlockingIOError: none)."""
-        ring = self._ring
-        with self._lock:
-            got: list[Datagram] = ring.recv(sock.fileno(), max_count)
-            return got, ring.summary
+        self.read = self._ring.read
