@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 
 import mcastkit.aio as aio
-from tests.aio.conftest import Runner
-from tests.lab.topology import VethPair
+from tests.support.loops import Runner
+from tests.support.topology import VethPair
 
 pytestmark = pytest.mark.kernel
 G = "239.255.47.1"

@@ -9,7 +9,7 @@ import pytest
 import mcastkit
 import mcastkit.aio as aio
 from mcastkit._aio_queue import BoundedQueue
-from tests.netns import Netns
+from tests.support.netns import Netns
 
 G = "239.255.5.31"
 

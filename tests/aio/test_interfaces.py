@@ -12,10 +12,10 @@ import pytest
 
 import mcastkit.aio as aio
 from mcastkit import MulticastSocket
-from tests import kernelstate
-from tests.aio.conftest import Runner
-from tests.lab.topology import VethPair
-from tests.netns import veth
+from tests.support import kernelstate
+from tests.support.loops import Runner
+from tests.support.netns import veth
+from tests.support.topology import VethPair
 
 pytestmark = pytest.mark.kernel
 G = "239.255.43.1"

@@ -15,9 +15,9 @@ from hypothesis import strategies as st
 import mcastkit.aio as aio
 from mcastkit import ClosedError, MulticastSocket
 from mcastkit._netlink import IFF_RUNNING, IFF_UP, LinkEvent, Overrun, parse_messages
-from tests import kernelstate
-from tests.aio.conftest import Runner, run_on
-from tests.netns import Netns
+from tests.support import kernelstate
+from tests.support.loops import Runner, run_on
+from tests.support.netns import Netns
 
 pytestmark = pytest.mark.kernel
 G = "239.255.42.1"

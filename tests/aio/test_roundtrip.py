@@ -10,9 +10,9 @@ import pytest
 
 import mcastkit.aio as aio
 from mcastkit import McastStateError, McastValueError, MulticastSocket, ReceiveTimeoutError
-from tests.aio.conftest import Runner
-from tests.lab.topology import VethPair
-from tests.netns import Netns
+from tests.support.loops import Runner
+from tests.support.netns import Netns
+from tests.support.topology import VethPair
 
 pytestmark = pytest.mark.kernel
 G = "239.255.41.1"
@@ -173,7 +173,7 @@ def test_aio_open_outside_a_loop_is_a_clear_error(netns: Netns) -> None:
                                 {"max_per_wakeup": 0}])
 def test_aio_bad_options_open_nothing(netns: Netns, run_stock: Runner[Any],
                                       kw: dict[str, Any]) -> None:
-    from tests import kernelstate
+    from tests.support import kernelstate
 
     async def main() -> None:
         with pytest.raises(McastValueError):

@@ -16,9 +16,9 @@ from hypothesis import strategies as st
 
 import mcastkit.aio as aio
 from mcastkit._aio_watch import SharedWatcher
-from tests.aio.conftest import Runner, run_on
-from tests.lab.topology import VethPair
-from tests.netns import Netns
+from tests.support.loops import Runner, run_on
+from tests.support.netns import Netns
+from tests.support.topology import VethPair
 
 G = "239.255.45.1"
 

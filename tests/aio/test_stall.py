@@ -18,8 +18,8 @@ import pytest
 
 import mcastkit.aio as aio
 from mcastkit import MulticastSocket
-from tests.aio.conftest import Runner
-from tests.netns import Netns
+from tests.support.loops import Runner
+from tests.support.netns import Netns
 
 G = "239.255.44.1"
 IDLE_S = 1.0

@@ -14,9 +14,9 @@ import pytest
 
 from mcastkit import MulticastSocket
 from mcastkit.capture import replay
-from tests.kernel._helpers import WAIT_S, drain
-from tests.kernel.test_rawsend import Capture
-from tests.lab.topology import VethPair, new_port
+from tests.support.kernel import WAIT_S, drain
+from tests.support.peers import PcapCapture
+from tests.support.topology import VethPair, new_port
 
 pytestmark = pytest.mark.kernel
 LIMITED, DIRECTED = "255.255.255.255", "198.18.9.255"
@@ -29,7 +29,7 @@ def test_captured_broadcasts_are_replayed(veth_pair: VethPair, tmp_path: Path) -
         rx = MulticastSocket(4, broadcast=True, metadata=True)
         rx.bind(port)
     with rx:
-        cap = Capture(veth_pair.b, port, 2, path)
+        cap = PcapCapture(veth_pair.b, port, 2, path)
         with veth_pair.a.enter(), MulticastSocket(4, broadcast=True, interface="eth0") as tx:
             tx.sendto(b"limited", LIMITED, port)
             tx.sendto(b"directed", DIRECTED, port)

@@ -9,11 +9,10 @@ from pathlib import Path
 import pytest
 
 from mcastkit.capture import DecodeStats, packets
-from tests.cli.helpers import Background, cli, wait_joined
-from tests.lab.topology import VethLoop, VethPair
-from tests.netns import Netns, wait_until
-
-from .tools import Capture, need, send_all, tshark_fields
+from tests.support.cli import Background, cli, wait_joined
+from tests.support.netns import Netns, wait_until
+from tests.support.peers import Capture, need, send_all, tshark_fields
+from tests.support.topology import VethLoop, VethPair
 
 pytestmark = [pytest.mark.kernel]
 
@@ -118,7 +117,7 @@ def test_ctrl_c_ends_a_long_pause_of_replay(netns: Netns, tmp_path: Path,
 
     from mcastkit import Datagram
     from mcastkit.capture import Recorder
-    from tests.cli.helpers import mk_popen
+    from tests.support.cli import mk_popen
 
     path = str(tmp_path / "gap.pcapng")
     with Recorder(path) as rec:  # two datagrams an hour apart

@@ -17,11 +17,10 @@ import pytest
 from mcastkit import MulticastSocket
 from mcastkit.capture import CaptureFileError, DecodeStats, Recorder, packets
 from mcastkit.capture._pcap import read_capture
-from tests.cli.helpers import Background, cli, mk_popen, wait_joined
-from tests.conftest_lab import require_or_skip
-from tests.netns import Netns
-
-from .tools import tshark_fields
+from tests.support.cli import Background, cli, mk_popen, wait_joined
+from tests.support.fixtures import require_or_skip
+from tests.support.netns import Netns
+from tests.support.peers import tshark_fields
 
 pytestmark = [pytest.mark.kernel]
 

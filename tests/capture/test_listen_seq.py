@@ -8,10 +8,9 @@ import struct
 
 import pytest
 
-from tests.cli.helpers import Background, cli, wait_joined
-from tests.netns import Netns
-
-from .tools import send_all
+from tests.support.cli import Background, cli, wait_joined
+from tests.support.netns import Netns
+from tests.support.peers import send_all
 
 pytestmark = [pytest.mark.kernel]
 

@@ -11,10 +11,9 @@ from pathlib import Path
 import pytest
 
 from mcastkit.capture import packets
-from tests.cli.helpers import Background, wait_joined
-from tests.lab.topology import VethPair
-
-from .tools import need, send_all, tshark_fields
+from tests.support.cli import Background, wait_joined
+from tests.support.peers import need, send_all, tshark_fields
+from tests.support.topology import VethPair
 
 pytestmark = [pytest.mark.kernel, pytest.mark.interop]
 

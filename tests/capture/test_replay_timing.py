@@ -11,7 +11,7 @@ import pytest
 
 from mcastkit import Datagram, MulticastSocket
 from mcastkit.capture import Recorder, replay
-from tests.netns import Netns
+from tests.support.netns import Netns
 
 pytestmark = [pytest.mark.kernel]
 

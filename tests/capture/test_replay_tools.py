@@ -12,11 +12,10 @@ import pytest
 
 from mcastkit.capture import DecodeStats, packets
 from mcastkit.cli._format import decode_json_payload
-from tests.cli.helpers import Background, cli, wait_joined
-from tests.lab.topology import VethPair
-from tests.netns import wait_until
-
-from .tools import Capture, need, send_all
+from tests.support.cli import Background, cli, wait_joined
+from tests.support.netns import wait_until
+from tests.support.peers import Capture, need, send_all
+from tests.support.topology import VethPair
 
 pytestmark = [pytest.mark.kernel, pytest.mark.interop]
 

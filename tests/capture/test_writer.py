@@ -15,10 +15,9 @@ from mcastkit import Datagram, MulticastSocket
 from mcastkit.capture import CaptureFileError, packets
 from mcastkit.capture._pcap import read_capture
 from mcastkit.capture._writer import OVERHEAD, BatchWriter
-from tests.cli.helpers import Background, wait_joined
-from tests.netns import Netns
-
-from .tools import tshark_fields
+from tests.support.cli import Background, wait_joined
+from tests.support.netns import Netns
+from tests.support.peers import tshark_fields
 
 
 def _dg(i: int) -> Datagram:

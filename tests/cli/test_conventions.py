@@ -13,9 +13,8 @@ import pytest
 from mcastkit.cli import ExitStatus
 from mcastkit.cli._app import VERBS, build_parser
 from mcastkit.cli._parser_walk import Command, walk
-from tests.conftest_lab import require_or_skip
-
-from .helpers import cli, fake_env
+from tests.support.cli import cli, fake_env
+from tests.support.fixtures import require_or_skip
 
 
 def _leaves() -> list[tuple[tuple[str, ...], set[str]]]:

@@ -14,9 +14,8 @@ import pytest
 
 from mcastkit import open_sender
 from mcastkit.cli import ExitStatus, _seq
-from tests.netns import Netns
-
-from .helpers import Background, cli, json_lines, mk_popen, wait_joined
+from tests.support.cli import Background, cli, json_lines, mk_popen, wait_joined
+from tests.support.netns import Netns
 
 pytestmark = pytest.mark.kernel
 G = "239.255.48.1"

@@ -19,11 +19,10 @@ import pytest
 
 from mcastkit import McastError, ReceiveTimeoutError, open_receiver, open_sender
 from mcastkit.cli import ExitStatus
-from tests.conftest_lab import require_or_skip
-from tests.lab.topology import H2, Lab, VethPair
-from tests.netns import Netns, wait_until
-
-from .helpers import cli
+from tests.support.cli import cli
+from tests.support.fixtures import require_or_skip
+from tests.support.netns import Netns, wait_until
+from tests.support.topology import H2, Lab, VethPair
 
 pytestmark = pytest.mark.kernel
 

@@ -9,8 +9,7 @@ import pytest
 
 from mcastkit.cli import ExitStatus, main
 from mcastkit.cli._app import VERBS
-
-from .helpers import cli, fake_env
+from tests.support.cli import cli, fake_env
 
 HELPS = [["listen"], ["send"], ["ping"], ["perf"], ["perf", "send"], ["perf", "recv"],
          ["interfaces"], ["doctor"]]

@@ -9,9 +9,8 @@ from typing import Any
 import pytest
 
 from mcastkit.cli import ExitStatus
-from tests.netns import Netns
-
-from .helpers import Background, cli, mk, wait_joined
+from tests.support.cli import Background, cli, mk, wait_joined
+from tests.support.netns import Netns
 
 pytestmark = pytest.mark.kernel
 
@@ -123,7 +122,7 @@ def test_doctor_membership_limit_zero_fails_the_join(netns: Netns) -> None:
 
 def test_doctor_nft_rule_dropping_the_port(netns: Netns) -> None:
     if shutil.which("nft") is None:
-        from tests.conftest_lab import require_or_skip
+        from tests.support.fixtures import require_or_skip
         require_or_skip("nft (nftables) is not installed")
     for cmd in (["add", "table", "inet", "mk"],
                 ["add", "chain", "inet", "mk", "input",

@@ -16,10 +16,9 @@ from hypothesis import strategies as st
 
 from mcastkit import open_sender
 from mcastkit.cli._format import decode_json_payload, escape_payload, json_payload
-from tests.lab.topology import VethLoop
-from tests.netns import Netns, wait_until
-
-from .helpers import Background, cli, group_users, json_lines, mk_popen, wait_joined
+from tests.support.cli import Background, cli, group_users, json_lines, mk_popen, wait_joined
+from tests.support.netns import Netns, wait_until
+from tests.support.topology import VethLoop
 
 G = "239.255.47.1"
 

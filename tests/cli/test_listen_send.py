@@ -5,8 +5,7 @@ from __future__ import annotations
 import pytest
 
 from mcastkit.cli import ExitStatus
-
-from .helpers import Background, cli, json_lines, mk, mk_popen, wait_joined
+from tests.support.cli import Background, cli, json_lines, mk, mk_popen, wait_joined
 
 pytestmark = pytest.mark.kernel
 G = "239.255.40.1"

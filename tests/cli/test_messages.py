@@ -10,10 +10,9 @@ import pytest
 from mcastkit import open_sender
 from mcastkit.cli import ExitStatus
 from mcastkit.cli._common import cli_message
-from tests.lab.topology import VethLoop
-from tests.netns import Netns
-
-from .helpers import Background, cli, mk, wait_joined
+from tests.support.cli import Background, cli, mk, wait_joined
+from tests.support.netns import Netns
+from tests.support.topology import VethLoop
 
 LIB_NAMES = ("interface=", "rcvbuf_bytes", "reuse_port", "set_interface(")
 

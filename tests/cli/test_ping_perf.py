@@ -9,8 +9,7 @@ from typing import Any
 import pytest
 
 from mcastkit.cli import ExitStatus
-
-from .helpers import cli, json_lines, mk, mk_popen, wait_joined
+from tests.support.cli import cli, json_lines, mk, mk_popen, wait_joined
 
 pytestmark = pytest.mark.kernel
 

@@ -13,9 +13,8 @@ import pytest
 
 from mcastkit import open_sender
 from mcastkit.cli import ExitStatus, _seq
-from tests.netns import Netns
-
-from .helpers import Background, cli, mk_popen, wait_joined
+from tests.support.cli import Background, cli, mk_popen, wait_joined
+from tests.support.netns import Netns
 
 G = "239.255.53.1"
 

@@ -16,9 +16,8 @@ from hypothesis import strategies as st
 from mcastkit import MulticastSocket, ReceiveTimeoutError, open_receiver
 from mcastkit.cli import ExitStatus
 from mcastkit.cli._sendinput import split_stream
-from tests.netns import Netns
-
-from .helpers import cli, mk_bytes
+from tests.support.cli import cli, mk_bytes
+from tests.support.netns import Netns
 
 G = "239.255.46.1"
 

@@ -21,8 +21,8 @@ import pytest
 from mcastkit import MulticastSocket
 from mcastkit.compat import MCast, MCastErrorEventParams
 from mcastkit.compat._report import BURST
-from tests.compat.conftest import Recorder, pump
-from tests.netns import Netns
+from tests.support.compat import Recorder, pump
+from tests.support.netns import Netns
 
 pytestmark = pytest.mark.kernel
 

@@ -20,7 +20,7 @@ from mcastkit.compat import (
     _codes,
 )
 from mcastkit.compat._settings import SETTINGS
-from tests.compat.conftest import run_python
+from tests.support.compat import run_python
 
 PROPERTY_DEFAULTS = {
     "accept_data": True,

@@ -21,10 +21,10 @@ import pytest
 
 from mcastkit._frames import format_mac, parse_ip_packet, parse_udp
 from mcastkit.compat import MCast, MCastError
-from tests.compat.conftest import Recorder, pump
-from tests.conftest_lab import require_or_skip
-from tests.kernel.test_rawsend import Capture
-from tests.lab.topology import VethPair, new_port
+from tests.support.compat import Recorder, pump
+from tests.support.fixtures import require_or_skip
+from tests.support.peers import PcapCapture
+from tests.support.topology import VethPair, new_port
 
 pytestmark = pytest.mark.kernel
 MAC = "02:00:5e:10:00:01"
@@ -104,7 +104,7 @@ def test_source_mac_address_frames_reach_the_peer(veth_pair: VethPair, tmp_path:
                                                   ) -> None:
     port = new_port()
     rx = Peer(veth_pair, port, G)
-    cap = Capture(veth_pair.b, port, 2, tmp_path / "mac.pcap")
+    cap = PcapCapture(veth_pair.b, port, 2, tmp_path / "mac.pcap")
     tx = sender(veth_pair, G, port, send_interface="eth0", time_to_live=3,
                 SourceMacAddress=MAC, QOSDSCPValue=46)
     try:

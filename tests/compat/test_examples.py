@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.netns import Netns
+from tests.support.netns import Netns
 
 pytestmark = pytest.mark.kernel
 

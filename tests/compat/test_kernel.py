@@ -15,9 +15,9 @@ import pytest
 
 from mcastkit import MulticastSocket
 from mcastkit.compat import MCast, MCastDataInEventParams, MCastError
-from tests import kernelstate
-from tests.compat.conftest import Recorder, pump
-from tests.netns import Netns
+from tests.support import kernelstate
+from tests.support.compat import Recorder, pump
+from tests.support.netns import Netns
 
 pytestmark = pytest.mark.kernel
 

@@ -7,8 +7,8 @@ from collections.abc import Callable
 import pytest
 
 from mcastkit.compat import MCast
-from tests.compat.conftest import Recorder, pump
-from tests.lab.topology import Lab, new_group
+from tests.support.compat import Recorder, pump
+from tests.support.topology import Lab, new_group
 
 pytestmark = pytest.mark.lab
 

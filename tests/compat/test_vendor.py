@@ -19,9 +19,9 @@ from hypothesis import strategies as st
 import mcastkit
 from mcastkit.compat import IPWorksError, MCast, MCastError
 from mcastkit.compat._settings import SETTINGS, Row
-from tests.compat.conftest import Recorder, pump, run_python
-from tests.lab.topology import VethPair
-from tests.netns import Netns
+from tests.support.compat import Recorder, pump, run_python
+from tests.support.netns import Netns
+from tests.support.topology import VethPair
 
 G = "239.255.13.1"
 Make = Callable[..., MCast]

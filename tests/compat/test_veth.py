@@ -9,8 +9,8 @@ import pytest
 
 from mcastkit import MulticastSocket
 from mcastkit.compat import MCast, MCastError
-from tests.compat.conftest import Recorder, pump
-from tests.lab.topology import VethLoop, VethPair
+from tests.support.compat import Recorder, pump
+from tests.support.topology import VethLoop, VethPair
 
 pytestmark = pytest.mark.kernel
 
@@ -162,7 +162,7 @@ def test_leaving_a_group_joined_on_two_interfaces_leaves_both(
     """receive_interface changed while active, then the same group assigned again: the
     instance holds it on both interfaces. "-GROUP" and "" must leave it everywhere (they
     used to fail with the core's "pass interface=", which MCast has no way to give)."""
-    from tests.kernelstate import igmp_groups
+    from tests.support.kernelstate import igmp_groups
 
     with veth_pair.a.enter():
         mc = make(interface="lo")

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.netns import Netns
+from tests.support.netns import Netns
 
 ROOT = Path(__file__).resolve().parents[2]
 SKIP_MARKERS = ("eth1",)

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.netns import Netns
+from tests.support.netns import Netns
 
 ROOT = Path(__file__).resolve().parents[2]
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
@@ -40,7 +40,7 @@ NOT_RUN = (("make test", "runs this suite"), ("make bench", "benchmarks: minutes
            ("pip install", "needs the package registry"), ("make demo", "tests/docs/"
            "test_docs_run.py runs the demo"),
            ("replay feed.pcapng", "replays the file the recipe before it records; "
-            "tests/record/test_docs.py runs that page's recipes in order"))
+            "tests/docs/test_record_replay_page.py runs that page's recipes in order"))
 # Setup lines: each runs before the later commands of its block (they use what it makes).
 SETUP = re.compile(r"mcastkit relay --make-key \S+")
 TIMEOUT_S = 8

@@ -11,9 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.netns import Netns
-
-from .tools import need
+from tests.support.netns import Netns
+from tests.support.peers import need
 
 pytestmark = [pytest.mark.kernel]
 

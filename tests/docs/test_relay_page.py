@@ -15,7 +15,7 @@ import pytest
 from mcastkit.cli._app import build_parser
 from mcastkit.cli.commands.relay import build_config
 from mcastkit.relay import load_config
-from tests.cli.helpers import fake_env
+from tests.support.cli import fake_env
 
 ROOT = Path(__file__).resolve().parents[2]
 DOC = (ROOT / "docs" / "relay.md").read_text()

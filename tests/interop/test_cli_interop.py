@@ -13,9 +13,9 @@ import textwrap
 import pytest
 
 from mcastkit.cli._format import decode_json_payload
-from tests.cli.helpers import group_users, json_lines, mk, mk_popen, wait_joined
-from tests.conftest_lab import require_or_skip
-from tests.netns import Netns
+from tests.support.cli import group_users, json_lines, mk, mk_popen, wait_joined
+from tests.support.fixtures import require_or_skip
+from tests.support.netns import Netns
 
 pytestmark = [pytest.mark.interop, pytest.mark.kernel]
 
@@ -118,7 +118,7 @@ def test_iperf2_server_and_mcastkit_share_the_group(netns: Netns) -> None:
         wait_joined(g)
         p = mk_popen("listen", f"{g}:6103", "-i", "lo", "--stats", "--seq", "iperf2",
                      "--json", "--timeout", "6", "--reuse")  # iperf holds the port too
-        wait_until_two = __import__("tests.netns", fromlist=["wait_until"]).wait_until
+        wait_until_two = __import__("tests.support.netns", fromlist=["wait_until"]).wait_until
         wait_until_two(lambda: group_users(g) >= 2, 10, what="two members of the group")
         c = subprocess.run([iperf, "-c", g, "-u", "-T", "1", "-b", "200K", "-t", "1", "-l",
                             "100", "-p", "6103"], capture_output=True, text=True, timeout=30)
@@ -228,7 +228,7 @@ def test_socat_binary_payload_listen_json_and_text(netns: Netns) -> None:
     pj = mk_popen("listen", f"{g}:6106", "-i", "lo", "--json", "-c", "1", "--timeout", "10",
                   "--reuse")
     pt = mk_popen("listen", f"{g}:6106", "-i", "lo", "-c", "1", "--timeout", "10", "--reuse")
-    from tests.netns import wait_until
+    from tests.support.netns import wait_until
 
     wait_until(lambda: group_users(g) >= 2, 10, what="both listeners joined")
     subprocess.run([socat, "-u", "-", f"UDP4-DATAGRAM:{g}:6106,ip-multicast-if=127.0.0.1,"

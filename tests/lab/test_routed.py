@@ -17,8 +17,8 @@ from collections.abc import Iterator
 import pytest
 
 from mcastkit import Datagram, MulticastSocket, ReceiveTimeoutError
-from tests.kernel._helpers import WAIT_S, drain
-from tests.lab.topology import HOST_IF, Lab, new_group
+from tests.support.kernel import WAIT_S, drain
+from tests.support.topology import HOST_IF, Lab, new_group
 
 pytestmark = pytest.mark.lab
 

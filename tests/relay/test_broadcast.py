@@ -13,10 +13,9 @@ from typing import Any
 import pytest
 
 from mcastkit.relay import make_key_file
-from tests.lab.topology import new_port
-from tests.netns import Netns
-
-from .topo import A4, R_B4, Bridged, Lans, Parallel, RelayProc, Sites
+from tests.support.netns import Netns
+from tests.support.relay_topo import A4, R_B4, Bridged, Lans, Parallel, RelayProc, Sites
+from tests.support.topology import new_port
 
 pytestmark = pytest.mark.kernel
 

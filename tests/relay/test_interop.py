@@ -12,11 +12,10 @@ from pathlib import Path
 import pytest
 
 from mcastkit.relay import make_key_file
-from tests.conftest_lab import require_or_skip
-from tests.lab.topology import new_group, new_port
-from tests.netns import Netns
-
-from .topo import A4, Lans, RelayProc, Sites, wait_joined
+from tests.support.fixtures import require_or_skip
+from tests.support.netns import Netns
+from tests.support.relay_topo import A4, Lans, RelayProc, Sites, wait_joined
+from tests.support.topology import new_group, new_port
 
 pytestmark = [pytest.mark.kernel, pytest.mark.interop]
 

@@ -13,11 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from tests import kernelstate
-from tests.lab.topology import new_group, new_port
-from tests.netns import veth, wait_until
-
-from .topo import (
+from tests.support import kernelstate
+from tests.support.netns import veth, wait_until
+from tests.support.relay_topo import (
     A4,
     R_A4,
     Lans,
@@ -28,6 +26,7 @@ from .topo import (
     totals,
     wait_joined,
 )
+from tests.support.topology import new_group, new_port
 
 pytestmark = pytest.mark.kernel
 

@@ -12,9 +12,8 @@ import pytest
 
 from mcastkit.relay import load_key_file, make_key_file
 from mcastkit.relay._wire import CONTROL, Kind, TunnelKey, encode_inner, parse_header
-from tests.lab.topology import new_group, new_port
-
-from .topo import RelayProc, Sites, mcast_socket, receiver, wait_joined
+from tests.support.relay_topo import RelayProc, Sites, mcast_socket, receiver, wait_joined
+from tests.support.topology import new_group, new_port
 
 pytestmark = pytest.mark.kernel
 

@@ -12,13 +12,13 @@ import threading
 import time
 
 import pytest
-from tests import kernelstate as ks
-from tests.conftest_lab import require_or_skip
-from tests.lab.sniff import Sniffer
-from tests.lab.topology import H1, H2, H4, Lab, VethLoop, VethPair, new_group, new_port
-from tests.netns import Netns, current_netns_id, our_namespaces, wait_until
+from tests.support import kernelstate as ks
+from tests.support.fixtures import require_or_skip
+from tests.support.netns import Netns, current_netns_id, our_namespaces, wait_until
+from tests.support.sniff import Sniffer
+from tests.support.topology import H1, H2, H4, Lab, VethLoop, VethPair, new_group, new_port
 
-pytest_plugins = ["tests.conftest_lab"]  # no-op when tests/conftest.py already loads it
+pytest_plugins = ["tests.support.fixtures"]  # no-op when tests/conftest.py already loads it
 
 IP_RECVTTL, IP_TTL = 12, 2
 IPV6_RECVHOPLIMIT, IPV6_HOPLIMIT = 51, 52
@@ -353,7 +353,7 @@ ROUTERS = ["python", "smcroute"]
 def test_lab_ttl_threshold_and_teardown(router: str) -> None:
     if router == "smcroute" and shutil.which("smcrouted") is None:
         require_or_skip("smcrouted is not installed")
-    from tests.conftest_lab import ensure_netns
+    from tests.support.fixtures import ensure_netns
 
     ensure_netns()
     lab = Lab(router=router, r2_c_ttl_threshold=4)
@@ -376,7 +376,7 @@ def test_lab_ttl_threshold_and_teardown(router: str) -> None:
 
 
 def test_teardown_leaves_no_namespaces() -> None:
-    from tests.conftest_lab import ensure_netns
+    from tests.support.fixtures import ensure_netns
 
     ensure_netns()
     mine = set(our_namespaces())

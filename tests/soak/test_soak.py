@@ -28,9 +28,9 @@ import pytest
 import mcastkit
 from mcastkit import MulticastSocket, ReceiveTimeoutError, SendError, aio
 from mcastkit.compat import MCast, MCastDataInEventParams
-from tests import kernelstate
-from tests.netns import Netns
-from tests.soak.conftest import soak_seconds
+from tests.support import kernelstate
+from tests.support.netns import Netns
+from tests.support.soak import soak_seconds
 
 pytestmark = [pytest.mark.soak, pytest.mark.kernel]
 

@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mcastkit.cli import Env, ExitStatus, main
-from tests import kernelstate
-from tests.netns import wait_until
+from tests.support import kernelstate
+from tests.support.netns import wait_until
 
 
 def fake_env(stdin: str | bytes = "", *, stdin_isatty: bool = True, clock: Any = None,

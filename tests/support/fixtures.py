@@ -1,5 +1,5 @@
 """pytest plugin: namespace, veth and lab fixtures. Load with
-``pytest_plugins = ["tests.conftest_lab"]`` in tests/conftest.py.
+``pytest_plugins = ["tests.support.fixtures"]`` in tests/conftest.py.
 
 Fixtures (see each docstring):
   netns       function  fresh namespace, lo up, test thread entered for the whole test
@@ -24,8 +24,8 @@ from typing import NoReturn
 
 import pytest
 
-from tests.lab.topology import Lab, VethLoop, VethPair, new_port
-from tests.netns import Netns, cleanup_all, current_netns_id, our_namespaces
+from tests.support.netns import Netns, cleanup_all, current_netns_id, our_namespaces
+from tests.support.topology import Lab, VethLoop, VethPair, new_port
 
 REQUIRE_ENV = "MCAST_REQUIRE_NETNS"
 _probe_result: list[str | None] = []  # [] = not probed yet; [None] = ok; [reason]
@@ -132,7 +132,7 @@ def _build_lab() -> Lab:
 @pytest.fixture(scope="session")
 def lab() -> Iterator[Lab]:
     """The shared lab, built once per session. Use unique groups and ports per test
-    (``tests.lab.topology.new_group()``, ``mcast_port``) and ``lab.prime(group)`` before
+    (``tests.support.topology.new_group()``, ``mcast_port``) and ``lab.prime(group)`` before
     counting routed datagrams. Do not change its topology; use ``fresh_lab`` for that."""
     built = _build_lab()
     try:

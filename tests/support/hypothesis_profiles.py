@@ -1,4 +1,4 @@
-"""Unit-tier set-up: Hypothesis profiles.
+"""Hypothesis profiles for every property test (a plugin loaded by tests/conftest.py).
 
 Owns: the ``ci`` profile (derandomized, 200 examples, no deadline) loaded by default, so
 every run explores the same examples, and a ``dev`` profile (random, 1000 examples) picked

@@ -9,7 +9,7 @@ This kernel has no ``sch_netem``, so the three impairments are built from what i
 
 from __future__ import annotations
 
-from tests.netns import Netns
+from tests.support.netns import Netns
 
 
 def _nft(ns: Netns, rules: str) -> None:

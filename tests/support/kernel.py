@@ -1,9 +1,9 @@
-"""Small helpers shared by the kernel-tier tests (tests/kernel) and the lab tests.
+"""Small helpers shared by the kernel-tier tests (tests/core) and the lab tests.
 
 Owns: unique group names for this tier, receiving with one generous timeout, draining a
 socket without waiting, and the "one delivery pass" rule used to prove non-delivery.
 Must not: sleep to prove that something did not arrive, create namespaces (the fixtures
-in tests/conftest_lab.py do), or touch any interface outside a test namespace.
+in tests/support/fixtures.py do), or touch any interface outside a test namespace.
 
 Why draining without waiting proves non-delivery: Linux delivers one multicast datagram
 to every matching socket of a namespace in a single pass (``__udp4_lib_mcast_deliver`` /
@@ -132,7 +132,7 @@ class Env:
 
     def igmp(self) -> set[str]:
         """Groups the kernel holds on ``ifname`` (``/proc/net/igmp`` or ``igmp6``)."""
-        from tests import kernelstate
+        from tests.support import kernelstate
 
         table = kernelstate.igmp_groups() if self.version == 4 else kernelstate.igmp6_groups()
         return groups_on(self.ifname, table)

@@ -10,7 +10,7 @@ a namespace that this module created: all ``ip`` calls use ``ip -n <ours>``.
 ``Netns.enter()`` moves only the *calling thread* (``setns(2)``). Sockets created while
 inside stay in that namespace after the ``with`` block ends. Threads and child
 processes started inside inherit the namespace. Per-thread /proc views: use
-``/proc/thread-self/net/...`` (see tests/kernelstate.py); ``/proc/net`` follows the
+``/proc/thread-self/net/...`` (see tests/support/kernelstate.py); ``/proc/net`` follows the
 process's main thread only.
 """
 

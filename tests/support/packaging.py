@@ -19,12 +19,12 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest_lab import require_or_skip
+from tests.support.fixtures import require_or_skip
 
 ROOT = Path(__file__).resolve().parents[2]
 UNIT_DESELECT = [
     # checks the source tree's import contracts with the dev tool, not the artifact
-    "tests/unit/test_imports.py::test_lint_imports_passes",
+    "tests/codebase/test_imports.py::test_lint_imports_passes",
 ]
 
 

@@ -1,19 +1,25 @@
-"""Helpers for the record/replay tests: third-party tools (tcpdump, tshark, socat) as
-independent oracles, and a sender pinned to one interface."""
+"""Third-party tools (tcpdump, tshark, socat) as independent oracles, for the capture,
+raw-send and compat tests: captures started before anything is sent, an independent
+classic-pcap reader, and a sender pinned to one interface."""
 
 from __future__ import annotations
 
 import contextlib
 import os
+import select
 import shutil
 import signal
+import struct
 import subprocess
 import time
 from collections.abc import Sequence
+from pathlib import Path
 
 from mcastkit import MulticastSocket
-from tests.conftest_lab import require_or_skip
-from tests.netns import Netns
+from mcastkit._frames import LinkFrame, parse_link
+from tests.support.fixtures import require_or_skip
+from tests.support.kernel import WAIT_S
+from tests.support.netns import Netns
 
 
 def need(tool: str) -> str:
@@ -75,3 +81,58 @@ class Capture:
             self.p.kill()
             _out, err = self.p.communicate()
         return err or ""
+
+
+def read_pcap(path: Path) -> tuple[int, list[bytes]]:
+    """(linktype, frames) of a classic pcap file as ``tcpdump -w`` writes it (an oracle
+    independent of mcastkit.capture)."""
+    data = path.read_bytes()
+    endian = "<" if data[:4] in (b"\xd4\xc3\xb2\xa1", b"\x4d\x3c\xb2\xa1") else ">"
+    linktype = struct.unpack_from(endian + "I", data, 20)[0]
+    frames, pos = [], 24
+    while pos + 16 <= len(data):
+        incl = struct.unpack_from(endian + "I", data, pos + 8)[0]
+        frames.append(data[pos + 16:pos + 16 + incl])
+        pos += 16 + incl
+    return linktype, frames
+
+
+class PcapCapture:
+    """``tcpdump -w`` on ``iface`` (default ``eth0``) of a namespace for ``count`` UDP
+    frames to ``port``; started (and listening) before anything is sent."""
+
+    def __init__(self, ns: Netns, port: int, count: int, path: Path, iface: str = "eth0") -> None:
+        if shutil.which("tcpdump") is None:
+            require_or_skip("tcpdump is not installed (apt-get install tcpdump)")
+        self.path, self.count = path, count
+        self.proc = ns.popen("tcpdump", "-i", iface, "-Z", "root", "-U", "-n", "-s", "0",
+                             "-c", str(count), "-w", str(path), f"udp and dst port {port}",
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        assert self.proc.stderr is not None
+        fd, said = self.proc.stderr.fileno(), b""
+        while b"listening on" not in said:  # "data link type ..." may come first
+            ready, _, _ = select.select([fd], [], [], WAIT_S)
+            chunk = os.read(fd, 4096) if ready else b""
+            if not chunk:
+                self.proc.kill()
+                require_or_skip(f"tcpdump could not capture in a namespace: {said!r}")
+            said += chunk
+
+    def frames(self) -> list[LinkFrame]:
+        self.proc.wait(timeout=WAIT_S)
+        self.linktype, raw = read_pcap(self.path)
+        assert len(raw) == self.count
+        return [parse_link(self.linktype, f) for f in raw]
+
+    def text(self) -> list[str]:
+        """tcpdump's own decoding: one line per frame (-vv verifies UDP checksums)."""
+        out = subprocess.run(["tcpdump", "-r", str(self.path), "-nn", "-vv", "-e"],
+                             capture_output=True, text=True, check=True).stdout
+        # -vv folds long headers onto continuation lines; join them per frame
+        frames: list[str] = []
+        for line in out.splitlines():
+            if line.startswith((" ", "\t")) and frames:
+                frames[-1] += " " + line.strip()
+            else:
+                frames.append(line)
+        return frames

@@ -1,5 +1,5 @@
-"""Fixtures for relay tests (namespaces come from tests/conftest_lab.py): one per
-topology of tests/relay/topo.py, each torn down after its test."""
+"""Fixtures for relay tests (namespaces come from tests/support/fixtures.py): one per
+topology of tests/support/relay_topo.py, each torn down after its test."""
 
 from __future__ import annotations
 
@@ -7,9 +7,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.conftest_lab import ensure_netns
-
-from .topo import Bridged, Lans, Parallel, Sites, _Topo
+from tests.support.fixtures import ensure_netns
+from tests.support.relay_topo import Bridged, Lans, Parallel, Sites, _Topo
 
 
 def _topology(kind: type[_Topo]) -> Iterator[_Topo]:

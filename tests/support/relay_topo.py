@@ -25,8 +25,8 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-from tests import kernelstate
-from tests.netns import Netns, veth, wait_until
+from tests.support import kernelstate
+from tests.support.netns import Netns, veth, wait_until
 
 A4, R_A4, R_B4, B4 = "198.18.21.10", "198.18.21.1", "198.18.22.1", "198.18.22.10"
 

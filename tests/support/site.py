@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest_lab import require_or_skip
+from tests.support.fixtures import require_or_skip
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "artifacts" / "site"

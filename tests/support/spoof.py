@@ -15,7 +15,7 @@ import ipaddress
 import socket
 
 from mcastkit._frames import build_udp_packet
-from tests.kernel._helpers import raw_mcast_if4
+from tests.support.kernel import raw_mcast_if4
 
 LAB_NET = ipaddress.ip_network("198.18.0.0/15")
 

@@ -34,8 +34,8 @@ import warnings
 from pathlib import Path
 from types import TracebackType
 
-from tests import kernelstate
-from tests.netns import Netns, our_namespaces, veth, wait_until
+from tests.support import kernelstate
+from tests.support.netns import Netns, our_namespaces, veth, wait_until
 
 # Addresses (only 198.18.0.0/15).
 H1, H3, R1_A = "198.18.1.10", "198.18.1.11", "198.18.1.1"
@@ -100,7 +100,7 @@ def _send_one(ns: Netns, group: str, port: int, ttl: int, payload: bytes = b"pri
 class Lab:
     """The 3-LAN, 2-router lab. ``with Lab() as lab:`` or ``lab.up()`` / ``lab.down()``.
 
-    ``router``: "python" (tests/lab/mroute.py, default) or "smcroute" (default taken from
+    ``router``: "python" (tests/support/mroute.py, default) or "smcroute" (default taken from
     env ``MCAST_LAB_ROUTER``; falls back to python with a warning if smcrouted is
     missing). ``r2_c_ttl_threshold``: IPv4 TTL threshold on r2's LAN-C interface.
     """

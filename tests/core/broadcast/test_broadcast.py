@@ -33,10 +33,10 @@ from mcastkit import (
     SendError,
     open_sender,
 )
-from tests.conftest_lab import ensure_netns, require_or_skip
-from tests.kernel._helpers import WAIT_S, drain
-from tests.lab.topology import new_port
-from tests.netns import Netns, veth
+from tests.support.fixtures import ensure_netns, require_or_skip
+from tests.support.kernel import WAIT_S, drain
+from tests.support.netns import Netns, veth
+from tests.support.topology import new_port
 
 pytestmark = pytest.mark.kernel
 
@@ -266,7 +266,7 @@ def test_open_receiver_and_aio_take_a_broadcast_endpoint(three: Three) -> None:
 
 
 def test_cli_send_to_a_broadcast_address_and_listen_broadcast(three: Three) -> None:
-    from tests.cli.helpers import Background, cli, wait_joined
+    from tests.support.cli import Background, cli, wait_joined
 
     port, g = three.port, "239.255.77.1"
     with three.rx(three.b, broadcast=True) as rb:

@@ -1,7 +1,7 @@
 """Unit tests for mcastkit._translate and mcastkit._errors: the (operation, errno) table,
-driven by raising plain OSError objects inside :func:`translate` (the mocked half;
-tests/kernel reproduces each row with real sockets), the class hierarchy and the
-ErrorCode snapshot.
+driven by raising plain OSError objects inside :func:`translate` (the mocked half; the
+kernel-tier tests of tests/core reproduce each row with real sockets), the class hierarchy
+and the ErrorCode snapshot.
 
 Must not: open sockets.
 """
@@ -35,7 +35,7 @@ from mcastkit import (
 )
 from mcastkit._errors import ErrOp
 from mcastkit._translate import _TABLE, from_oserror, translate
-from tests.addrs import G4, G6, SRC4, SSM4
+from tests.support.addrs import G4, G6, SRC4, SSM4
 
 V4, V6 = int(socket.AF_INET), int(socket.AF_INET6)
 

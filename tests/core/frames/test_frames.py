@@ -4,7 +4,7 @@ extension headers, and fuzzing that every parser (the link layers of _linklayer 
 raises nothing but McastValueError. MACs and link layers: test_linklayer.py.
 
 Must not: open sockets (the kernel's verdict on these frames lives in
-tests/kernel/test_rawsend.py).
+tests/core/frames/test_rawsend.py).
 """
 
 from __future__ import annotations

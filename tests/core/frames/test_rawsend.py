@@ -15,10 +15,8 @@ from __future__ import annotations
 
 import os
 import re
-import select
 import shutil
 import socket
-import struct
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -38,18 +36,17 @@ from mcastkit import (
 )
 from mcastkit._frames import (
     BROADCAST_MAC,
-    LinkFrame,
     format_mac,
     multicast_mac,
     parse_ip_packet,
-    parse_link,
     parse_udp,
 )
 from mcastkit._rawsend import RawDatagram, RawSender
-from tests.conftest_lab import require_or_skip
-from tests.kernel._helpers import WAIT_S, drain, group4, group6
-from tests.lab.topology import VethPair, new_port
-from tests.netns import Netns
+from tests.support.fixtures import require_or_skip
+from tests.support.kernel import WAIT_S, drain, group4, group6
+from tests.support.netns import Netns
+from tests.support.peers import PcapCapture
+from tests.support.topology import VethPair, new_port
 
 pytestmark = pytest.mark.kernel
 IF = "eth0"
@@ -58,66 +55,12 @@ IF = "eth0"
 # ------------------------------------------------------------------ capture on the peer
 
 
-def read_pcap(path: Path) -> tuple[int, list[bytes]]:
-    """(linktype, frames) of a classic pcap file as ``tcpdump -w`` writes it."""
-    data = path.read_bytes()
-    endian = "<" if data[:4] in (b"\xd4\xc3\xb2\xa1", b"\x4d\x3c\xb2\xa1") else ">"
-    linktype = struct.unpack_from(endian + "I", data, 20)[0]
-    frames, pos = [], 24
-    while pos + 16 <= len(data):
-        incl = struct.unpack_from(endian + "I", data, pos + 8)[0]
-        frames.append(data[pos + 16:pos + 16 + incl])
-        pos += 16 + incl
-    return linktype, frames
-
-
-class Capture:
-    """``tcpdump -w`` on ``IF`` of a namespace for ``count`` UDP frames to ``port``;
-    started (and listening) before anything is sent."""
-
-    def __init__(self, ns: Netns, port: int, count: int, path: Path, iface: str = IF) -> None:
-        if shutil.which("tcpdump") is None:
-            require_or_skip("tcpdump is not installed (apt-get install tcpdump)")
-        self.path, self.count = path, count
-        self.proc = ns.popen("tcpdump", "-i", iface, "-Z", "root", "-U", "-n", "-s", "0",
-                             "-c", str(count), "-w", str(path), f"udp and dst port {port}",
-                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        assert self.proc.stderr is not None
-        fd, said = self.proc.stderr.fileno(), b""
-        while b"listening on" not in said:  # "data link type ..." may come first
-            ready, _, _ = select.select([fd], [], [], WAIT_S)
-            chunk = os.read(fd, 4096) if ready else b""
-            if not chunk:
-                self.proc.kill()
-                require_or_skip(f"tcpdump could not capture in a namespace: {said!r}")
-            said += chunk
-
-    def frames(self) -> list[LinkFrame]:
-        self.proc.wait(timeout=WAIT_S)
-        self.linktype, raw = read_pcap(self.path)
-        assert len(raw) == self.count
-        return [parse_link(self.linktype, f) for f in raw]
-
-    def text(self) -> list[str]:
-        """tcpdump's own decoding: one line per frame (-vv verifies UDP checksums)."""
-        out = subprocess.run(["tcpdump", "-r", str(self.path), "-nn", "-vv", "-e"],
-                             capture_output=True, text=True, check=True).stdout
-        # -vv folds long headers onto continuation lines; join them per frame
-        frames: list[str] = []
-        for line in out.splitlines():
-            if line.startswith((" ", "\t")) and frames:
-                frames[-1] += " " + line.strip()
-            else:
-                frames.append(line)
-        return frames
-
-
 @dataclass
 class Link:
     pair: VethPair
     tmp: Path
     port: int
-    captures: list[Capture] = field(default_factory=list)
+    captures: list[PcapCapture] = field(default_factory=list)
 
     def rx(self, version: int, group: str) -> MulticastSocket:
         with self.pair.b.enter():
@@ -134,8 +77,8 @@ class Link:
         with self.pair.a.enter():
             return RawSender(IF, **kw)  # type: ignore[arg-type]
 
-    def capture(self, count: int, iface: str = IF) -> Capture:
-        cap = Capture(self.pair.b, self.port, count, self.tmp / f"cap{self.port}.pcap", iface)
+    def capture(self, count: int, iface: str = IF) -> PcapCapture:
+        cap = PcapCapture(self.pair.b, self.port, count, self.tmp / f"cap{self.port}.pcap", iface)
         self.captures.append(cap)
         return cap
 
@@ -385,7 +328,7 @@ def test_docs_example_runs_as_written(netns: Netns) -> None:
     python3 is this interpreter), prints what the doc says tcpdump shows."""
     if shutil.which("tcpdump") is None:
         require_or_skip("tcpdump is not installed (apt-get install tcpdump)")
-    doc = (Path(__file__).resolve().parents[2] / "docs" / "raw-send.md").read_text()
+    doc = (Path(__file__).resolve().parents[3] / "docs" / "raw-send.md").read_text()
     (block,) = re.findall(r"```sh\n(.*?)```", doc, flags=re.S)
     script = block.replace("sudo ", "").replace("python3 -c", f"{sys.executable} -c")
     r = subprocess.run(["sh", "-e", "-c", script], capture_output=True, text=True,

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from mcastkit import InterfaceNotFoundError, list_interfaces, resolve_interface
-from tests.netns import Netns
+from tests.support.netns import Netns
 
 pytestmark = pytest.mark.kernel
 

@@ -15,10 +15,10 @@ import socket
 import pytest
 
 from mcastkit import ErrorCode, MulticastSocket, SendError
-from tests import kernelstate
-from tests.kernel._helpers import WAIT_S, drain, group4, group6, groups_on, raw_join4
-from tests.lab.topology import VethLoop, VethPair
-from tests.netns import Netns, veth, wait_until
+from tests.support import kernelstate
+from tests.support.kernel import WAIT_S, drain, group4, group6, groups_on, raw_join4
+from tests.support.netns import Netns, veth, wait_until
+from tests.support.topology import VethLoop, VethPair
 
 pytestmark = pytest.mark.kernel
 
@@ -200,7 +200,7 @@ def test_b4_raw_join_by_index_does_not_leak(veth_pair: VethPair) -> None:
 
 
 def test_b5_ipv6_send_during_dad_is_a_typed_error_then_works() -> None:
-    from tests.conftest_lab import ensure_netns
+    from tests.support.fixtures import ensure_netns
 
     ensure_netns()
     a, b = Netns.fresh("dad"), Netns.fresh("dad")

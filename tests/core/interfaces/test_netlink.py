@@ -30,7 +30,7 @@ from mcastkit._netlink import (
     link_dump_request,
     parse_messages,
 )
-from tests.netns import Netns, veth, wait_until
+from tests.support.netns import Netns, veth, wait_until
 
 
 def _attr(atype: int, payload: bytes) -> bytes:

@@ -13,9 +13,9 @@ from __future__ import annotations
 import pytest
 
 from mcastkit import MembershipLimitError, MulticastSocket
-from tests import kernelstate
-from tests.addrs import fresh_group4
-from tests.netns import Netns
+from tests.support import kernelstate
+from tests.support.addrs import fresh_group4
+from tests.support.netns import Netns
 
 pytestmark = pytest.mark.kernel
 

@@ -23,8 +23,8 @@ from mcastkit._netlink import (
     parse_route_oif,
     route_request,
 )
-from tests.kernel._helpers import WAIT_S, group4
-from tests.lab.topology import VethPair, new_port
+from tests.support.kernel import WAIT_S, group4
+from tests.support.topology import VethPair, new_port
 
 _HDR = struct.Struct("=IHHII")
 

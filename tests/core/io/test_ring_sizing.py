@@ -10,8 +10,8 @@ import socket
 import pytest
 
 import mcastkit
-from tests.batch.helpers import WAIT
-from tests.netns import Netns
+from tests.support.batch import WAIT
+from tests.support.netns import Netns
 
 pytestmark = pytest.mark.kernel
 

@@ -10,8 +10,8 @@ import pytest
 
 import mcastkit
 from mcastkit import Datagram, MulticastSocket, _io
-from tests.batch.helpers import WAIT
-from tests.netns import Netns
+from tests.support.batch import WAIT
+from tests.support.netns import Netns
 
 G = "239.255.5.11"
 G2 = "239.255.5.12"

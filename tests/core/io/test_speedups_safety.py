@@ -26,10 +26,10 @@ from mcastkit import ClosedError, Datagram, _io
 from mcastkit import _platform as plat
 from mcastkit._packet import CmsgKind, decode_ancillary
 from mcastkit._platform._structs import CMSG_HDR, parse_cmsgs
-from tests.batch.helpers import WAIT, drain
-from tests.lab.topology import VethLoop
-from tests.netns import Netns
-from tests.structs_ref import pack_cmsgs
+from tests.support.batch import WAIT, drain
+from tests.support.netns import Netns
+from tests.support.structs_ref import pack_cmsgs
+from tests.support.topology import VethLoop
 
 G = "239.255.5.21"
 

@@ -16,8 +16,8 @@ import pytest
 
 import mcastkit
 from mcastkit import Datagram, MulticastSocket
-from tests.addrs import fresh_group4
-from tests.netns import Netns
+from tests.support.addrs import fresh_group4
+from tests.support.netns import Netns
 
 pytestmark = pytest.mark.kernel
 

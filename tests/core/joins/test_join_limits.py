@@ -13,8 +13,8 @@ import errno
 import pytest
 
 from mcastkit import ErrorCode, MembershipLimitError, MulticastSocket
-from tests.kernel._helpers import group4
-from tests.netns import Netns
+from tests.support.kernel import group4
+from tests.support.netns import Netns
 
 pytestmark = pytest.mark.kernel
 

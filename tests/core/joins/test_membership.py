@@ -2,7 +2,7 @@
 
 Owns: A1-A3, A5-A12 (A4, the SSM transitions, is in test_ssm.py). Each test asserts the
 library's promised behaviour *and* the typed error class and :class:`ErrorCode`.
-Must not: prove non-delivery with a sleep (see tests/kernel/_helpers.py), or use an
+Must not: prove non-delivery with a sleep (see tests/support/kernel.py), or use an
 interface outside the test's namespace.
 """
 
@@ -31,11 +31,11 @@ from mcastkit._errors import ErrOp
 from mcastkit._platform import Op
 from mcastkit._platform._structs import pack_group_req, pack_group_source_req
 from mcastkit._translate import from_oserror
-from tests import kernelstate
-from tests.addrs import G4, G6, SRC4, SSM4
-from tests.kernel._helpers import WAIT_S, Env, drain, env, group4, group6, groups_on
-from tests.lab.topology import VethLoop, VethPair
-from tests.netns import Netns
+from tests.support import kernelstate
+from tests.support.addrs import G4, G6, SRC4, SSM4
+from tests.support.kernel import WAIT_S, Env, drain, env, group4, group6, groups_on
+from tests.support.netns import Netns
+from tests.support.topology import VethLoop, VethPair
 
 pytestmark = pytest.mark.kernel
 __all__ = ["env"]  # the fixture is used by parameter name

@@ -2,7 +2,7 @@
 (state x operation -> new state, no-op or error), plus the socket's "commit only after the
 kernel said yes" rule, checked with setsockopt replaced per option (no network I/O).
 
-Must not: join real groups (tests/kernel does).
+Must not: join real groups (test_membership.py does).
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from mcastkit import _platform as plat
 from mcastkit._errors import AlreadyJoinedError, ErrorCode, McastValueError
 from mcastkit._membership import Membership, MembershipBook
 from mcastkit._platform import Op
-from tests.addrs import G4, SRC4, SSM4
+from tests.support.addrs import G4, SRC4, SSM4
 
 IDX, IFN, G = 1, "lo", SSM4
 S1, S2 = SRC4, "198.18.0.2"

@@ -27,8 +27,8 @@ from mcastkit import (
 from mcastkit import _platform as plat
 from mcastkit._platform import Op
 from mcastkit._platform._structs import pack_group_source_req
-from tests import kernelstate
-from tests.kernel._helpers import WAIT_S, Env, add_sources, drain, env, sender_from, ssm_group
+from tests.support import kernelstate
+from tests.support.kernel import WAIT_S, Env, add_sources, drain, env, sender_from, ssm_group
 
 pytestmark = pytest.mark.kernel
 __all__ = ["env"]

@@ -16,7 +16,7 @@ from collections.abc import Callable
 import pytest
 
 from mcastkit import Datagram, MulticastSocket
-from tests.kernel._helpers import WAIT_S, Env, drain, env
+from tests.support.kernel import WAIT_S, Env, drain, env
 
 pytestmark = pytest.mark.kernel
 __all__ = ["env"]

@@ -11,9 +11,9 @@ from __future__ import annotations
 import pytest
 
 from mcastkit import MulticastSocket
-from tests.kernel._helpers import WAIT_S, group4
-from tests.lab.topology import VethPair, new_port
-from tests.netns import Netns
+from tests.support.kernel import WAIT_S, group4
+from tests.support.netns import Netns
+from tests.support.topology import VethPair, new_port
 
 pytestmark = pytest.mark.kernel
 

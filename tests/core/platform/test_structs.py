@@ -1,7 +1,7 @@
 """Unit tests for mcastkit._platform._structs: the packed kernel structs checked against
 independent ctypes declarations of ``<netinet/in.h>`` / ``<linux/in.h>`` / ``<linux/in6.h>``.
 
-Must not: call setsockopt (the kernel half lives in tests/kernel).
+Must not: call setsockopt (the kernel half lives in tests/core/receive).
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from mcastkit._platform._structs import (
     unpack_in6_pktinfo,
     unpack_in_pktinfo,
 )
-from tests.addrs import G4, G6, SRC4, SSM4
+from tests.support.addrs import G4, G6, SRC4, SSM4
 
 V4 = ipaddress.IPv4Address
 V6 = ipaddress.IPv6Address

@@ -17,7 +17,7 @@ from mcastkit._platform._structs import (
     pack_mmsghdr,
     parse_cmsgs,
 )
-from tests.structs_ref import IOVec, MMsgHdr, pack_cmsgs
+from tests.support.structs_ref import IOVec, MMsgHdr, pack_cmsgs
 
 PTR = st.integers(0, (1 << (8 * ctypes.sizeof(ctypes.c_void_p))) - 1)
 SIZE = st.integers(0, (1 << (8 * ctypes.sizeof(ctypes.c_size_t))) - 1)

@@ -27,8 +27,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from mcastkit import Datagram, MulticastSocket
-from tests.kernel._helpers import WAIT_S
-from tests.kernel._spoof import LAB_NET, Spoofer, lab_source
+from tests.support.kernel import WAIT_S
+from tests.support.spoof import LAB_NET, Spoofer, lab_source
 
 pytestmark = pytest.mark.kernel
 

@@ -1,5 +1,5 @@
 """Unit tests for mcastkit._packet: Datagram and the ancillary-data decoder, fed crafted
-control-message lists (the kernel half, real cmsgs, lives in tests/kernel).
+control-message lists (the kernel half, real cmsgs, lives in test_receive.py).
 
 Must not: open sockets.
 """
@@ -17,11 +17,11 @@ from mcastkit import Datagram
 from mcastkit import _platform as plat
 from mcastkit._packet import CmsgKind, decode_ancillary
 from mcastkit._platform import CMSG_KINDS
-from tests.addrs import G4, G6, SRC4, SSM4
+from tests.support.addrs import G4, G6, SRC4, SSM4
 
 # The (level, type) pairs from Python's socket module where it has them, so a wrong
 # number in mcastkit._platform._linux fails a test here; the ones Python lacks come from
-# the platform table and are proved against the kernel in tests/kernel (real cmsgs).
+# the platform table and are proved against the kernel in test_receive.py (real cmsgs).
 IP, IP6, SOL = socket.IPPROTO_IP, socket.IPPROTO_IPV6, socket.SOL_SOCKET
 PKTINFO4 = plat.cmsg_type(CmsgKind.PKTINFO4)
 TTL = (IP, socket.IP_TTL)

@@ -3,7 +3,7 @@
 Owns: overflow accounting (every datagram delivered or counted, reconciled with
 /proc/net/snmp), truncation, the decoy test for IP(V6)_MULTICAST_ALL (technique #22),
 and closing: from another thread during a blocking recv, twice, inside a receive loop.
-Must not: prove non-delivery with a sleep (see tests/kernel/_helpers.py for the
+Must not: prove non-delivery with a sleep (see tests/support/kernel.py for the
 single-delivery-pass rule used by the decoy test).
 """
 
@@ -18,8 +18,8 @@ import pytest
 from mcastkit import ClosedError, Datagram, ErrorCode, MulticastSocket
 from mcastkit import _platform as plat
 from mcastkit._platform import Op
-from tests import kernelstate
-from tests.kernel._helpers import (
+from tests.support import kernelstate
+from tests.support.kernel import (
     WAIT_S,
     Env,
     drain,
@@ -28,7 +28,7 @@ from tests.kernel._helpers import (
     raw_join4,
     raw_join6,
 )
-from tests.netns import wait_until
+from tests.support.netns import wait_until
 
 pytestmark = pytest.mark.kernel
 __all__ = ["env"]

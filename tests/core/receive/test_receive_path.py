@@ -24,8 +24,8 @@ from mcastkit import (
     ReceiveTimeoutError,
     _io,
 )
-from tests.addrs import fresh_group4
-from tests.netns import Netns
+from tests.support.addrs import fresh_group4
+from tests.support.netns import Netns
 
 pytestmark = pytest.mark.kernel
 

@@ -19,9 +19,9 @@ from mcastkit import (
 )
 from mcastkit import _platform as plat
 from mcastkit._platform import Op
-from tests.batch.helpers import WAIT, drain, meta, recv_n
-from tests.conftest_lab import require_or_skip
-from tests.netns import Netns
+from tests.support.batch import WAIT, drain, meta, recv_n
+from tests.support.fixtures import require_or_skip
+from tests.support.netns import Netns
 
 pytestmark = pytest.mark.kernel
 

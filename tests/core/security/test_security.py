@@ -32,9 +32,9 @@ from mcastkit import (
     open_receiver,
     open_sender,
 )
-from tests.conftest_lab import require_or_skip
-from tests.kernel._helpers import WAIT_S, Env, drain, env, group_ssm4
-from tests.kernel._spoof import Spoofer
+from tests.support.fixtures import require_or_skip
+from tests.support.kernel import WAIT_S, Env, drain, env, group_ssm4
+from tests.support.spoof import Spoofer
 
 pytestmark = pytest.mark.kernel
 __all__ = ["env"]

@@ -21,9 +21,9 @@ from mcastkit import (
     SendError,
     open_sender,
 )
-from tests.kernel._helpers import WAIT_S, Env, drain, env, group4, group6
-from tests.lab.topology import VethPair
-from tests.netns import Netns
+from tests.support.kernel import WAIT_S, Env, drain, env, group4, group6
+from tests.support.netns import Netns
+from tests.support.topology import VethPair
 
 pytestmark = pytest.mark.kernel
 __all__ = ["env"]

@@ -12,8 +12,8 @@ from mcastkit import (
     MulticastSocket,
     _io,
 )
-from tests.batch.helpers import drain
-from tests.netns import Netns
+from tests.support.batch import drain
+from tests.support.netns import Netns
 
 pytestmark = pytest.mark.kernel
 

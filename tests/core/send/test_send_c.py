@@ -24,10 +24,10 @@ import pytest
 import mcastkit
 from mcastkit import DatagramTooLargeError, MulticastSocket, WouldBlockError, _io
 from mcastkit._platform._structs import pack_dest
-from tests.batch.helpers import WAIT, recv_n
-from tests.conftest_lab import require_or_skip
-from tests.lab.topology import VethLoop
-from tests.netns import Netns
+from tests.support.batch import WAIT, recv_n
+from tests.support.fixtures import require_or_skip
+from tests.support.netns import Netns
+from tests.support.topology import VethLoop
 
 G = "239.255.6.31"
 G6 = "ff15::6:31"

@@ -8,8 +8,8 @@ import ipaddress
 import pytest
 
 import mcastkit
-from tests.batch.helpers import WAIT
-from tests.netns import Netns
+from tests.support.batch import WAIT
+from tests.support.netns import Netns
 
 pytestmark = pytest.mark.kernel
 

@@ -17,8 +17,8 @@ import time
 import pytest
 
 from mcastkit import MulticastSocket, ReceiveTimeoutError, SendError
-from tests.addrs import fresh_group4
-from tests.lab.topology import VethPair
+from tests.support.addrs import fresh_group4
+from tests.support.topology import VethPair
 
 pytestmark = pytest.mark.kernel
 

@@ -7,8 +7,8 @@ import pytest
 
 import mcastkit
 from mcastkit import ClosedError, DatagramTooLargeError
-from tests.batch.helpers import WAIT
-from tests.netns import Netns
+from tests.support.batch import WAIT
+from tests.support.netns import Netns
 
 pytestmark = pytest.mark.kernel
 

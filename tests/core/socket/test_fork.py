@@ -24,9 +24,9 @@ import pytest
 
 import mcastkit
 from mcastkit import ErrorCode, McastStateError, MulticastSocket
-from tests import kernelstate
-from tests.addrs import fresh_group4
-from tests.netns import Netns
+from tests.support import kernelstate
+from tests.support.addrs import fresh_group4
+from tests.support.netns import Netns
 
 pytestmark = pytest.mark.kernel
 

@@ -27,8 +27,8 @@ from collections import Counter
 import pytest
 
 from mcastkit import FilterMode, McastError, MulticastSocket
-from tests import kernelstate
-from tests.kernel._helpers import Env, env
+from tests.support import kernelstate
+from tests.support.kernel import Env, env
 
 pytestmark = pytest.mark.kernel
 __all__ = ["env"]

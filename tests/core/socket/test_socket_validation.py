@@ -24,7 +24,7 @@ from mcastkit import (
     open_receiver,
     open_sender,
 )
-from tests.addrs import G4, G6, SRC4, SSM4
+from tests.support.addrs import G4, G6, SRC4, SSM4
 
 NO_SUCH_IF = "nosuchif0"
 
