@@ -9,9 +9,10 @@ import pytest
 import mcastkit
 import mcastkit.aio as aio
 from mcastkit._aio_queue import BoundedQueue
+from tests.support.addrs import asm4
 from tests.support.netns import Netns
 
-G = "239.255.5.31"
+G = asm4(5, 31)
 
 
 def test_put_many_fits_and_overflows() -> None:

@@ -14,12 +14,13 @@ import pytest
 
 from mcastkit import MulticastSocket
 from mcastkit.capture import replay
+from tests.support.addrs import VETH_BCAST
 from tests.support.kernel import WAIT_S, drain
 from tests.support.peers import PcapCapture
 from tests.support.topology import VethPair, new_port
 
 pytestmark = pytest.mark.kernel
-LIMITED, DIRECTED = "255.255.255.255", "198.18.9.255"
+LIMITED, DIRECTED = "255.255.255.255", VETH_BCAST
 
 
 def test_captured_broadcasts_are_replayed(veth_pair: VethPair, tmp_path: Path) -> None:

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from mcastkit.capture import DecodeStats, packets
+from tests.support.addrs import G4, SRC4, asm4, asm6
 from tests.support.cli import Background, cli, wait_joined
 from tests.support.netns import Netns, wait_until
 from tests.support.peers import Capture, need, send_all, tshark_fields
@@ -20,7 +21,7 @@ pytestmark = [pytest.mark.kernel]
 def test_two_ports_one_file_and_progress_lines(netns: Netns, tmp_path: Path,
                                                mcast_port: int) -> None:
     path = str(tmp_path / "two.pcapng")
-    g1, g2, p2 = "239.255.77.1", "239.255.77.2", mcast_port + 1
+    g1, g2, p2 = asm4(77, 1), asm4(77, 2), mcast_port + 1
     bg = Background("record", f"{g1}:{mcast_port}", f"{g2}:{p2}", "-i", "lo", "-w", path,
                     "--duration", "1.5", "--interval", "0.3", "--json")
     wait_joined(g1)
@@ -37,14 +38,14 @@ def test_two_ports_one_file_and_progress_lines(netns: Netns, tmp_path: Path,
 
 
 def test_ipv6_record_then_replay(veth_loop: VethLoop, tmp_path: Path) -> None:
-    g, port, path = "ff15::77:1", 7701, str(tmp_path / "v6.pcapng")
+    g, port, path = asm6("77:1"), 7701, str(tmp_path / "v6.pcapng")
     bg = Background("record", f"[{g}]:{port}", "-i", "vb", "-w", path, "-c", "3")
     wait_joined(g, "vb")
     send_all([b"x", b"yy", b"z" * 3000], g, port, ifname="va", version=6, ttl=9)
     assert bg.join().status == 0
     rows = tshark_fields(path, "ipv6.dst", "ipv6.hlim", "udp.checksum.status")
     assert rows == [[g, "9", "1"]] * 3
-    g2 = "ff15::77:2"
+    g2 = asm6("77:2")
     bg = Background("listen", f"[{g2}]:{port}", "-i", "vb", "--json", "-c", "3",
                     "--timeout", "10")
     wait_joined(g2, "vb")
@@ -60,7 +61,7 @@ def test_no_outgoing_skips_what_the_capturing_host_sent(veth_pair: VethPair,
     (on a router this keeps a datagram that arrived on one link and left on another once)."""
     need("tcpdump")
     path = str(tmp_path / "sender.pcap")
-    g, port = "239.255.77.3", 7703
+    g, port = asm4(77, 3), 7703
     cap = Capture(veth_pair.a, ["tcpdump", "--immediate-mode", "-U", "-i", "any", "-w", path,
                                 "udp", "port", str(port)])
     try:
@@ -77,13 +78,13 @@ def test_no_outgoing_skips_what_the_capturing_host_sent(veth_pair: VethPair,
 
 
 @pytest.mark.parametrize(("argv", "needle"), [
-    (["replay", "x.pcap", "--map", "239.255.0.1=239.255.0.2:5"], "missing ':PORT'"),
-    (["replay", "x.pcap", "--map", "239.255.0.1:5"], "FROM_GROUP:PORT=TO_GROUP:PORT"),
+    (["replay", "x.pcap", "--map", f"{G4}={asm4(0, 2)}:5"], "missing ':PORT'"),
+    (["replay", "x.pcap", "--map", f"{G4}:5"], "FROM_GROUP:PORT=TO_GROUP:PORT"),
     (["replay", "x.pcap", "--speed", "2", "--max"], "not allowed with"),
     (["replay", "x.pcap", "--loop", "-1"], "--loop"),
-    (["record", "239.255.0.1:5000", "-w", "x", "--keep", "2"], "--keep needs"),
-    (["record", "239.255.0.1:5000", "-w", "x", "--seq", "nope"], "uN[be|le]@OFFSET"),
-    (["record", "239.255.0.1:5000"], "-w/--write"),
+    (["record", f"{G4}:5000", "-w", "x", "--keep", "2"], "--keep needs"),
+    (["record", f"{G4}:5000", "-w", "x", "--seq", "nope"], "uN[be|le]@OFFSET"),
+    (["record", f"{G4}:5000"], "-w/--write"),
 ])
 def test_usage_errors(tmp_path: Path, argv: list[str], needle: str) -> None:
     r = cli(*argv)
@@ -92,7 +93,7 @@ def test_usage_errors(tmp_path: Path, argv: list[str], needle: str) -> None:
 
 def test_raw_ip_linktype_read_by_tshark_and_replayed(netns: Netns, tmp_path: Path,
                                                     mcast_port: int) -> None:
-    g, path = "239.255.77.4", str(tmp_path / "raw.pcapng")
+    g, path = asm4(77, 4), str(tmp_path / "raw.pcapng")
     bg = Background("record", f"{g}:{mcast_port}", "-i", "lo", "-w", path, "-c", "2",
                     "--linktype", "raw")
     wait_joined(g)
@@ -122,7 +123,7 @@ def test_ctrl_c_ends_a_long_pause_of_replay(netns: Netns, tmp_path: Path,
     path = str(tmp_path / "gap.pcapng")
     with Recorder(path) as rec:  # two datagrams an hour apart
         for i, ts in enumerate((0, 3600 * 10**9)):
-            rec.add(Datagram(b"%d" % i, "198.18.0.1", 4000, "239.255.77.5", None, 1,
+            rec.add(Datagram(b"%d" % i, SRC4, 4000, asm4(77, 5), None, 1,
                              timestamp_ns=1_700_000_000 * 10**9 + ts), mcast_port)
     p = mk_popen("replay", path, "-i", "lo")
     time.sleep(1.5)

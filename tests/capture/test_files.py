@@ -17,6 +17,7 @@ import pytest
 from mcastkit import MulticastSocket
 from mcastkit.capture import CaptureFileError, DecodeStats, Recorder, packets
 from mcastkit.capture._pcap import read_capture
+from tests.support.addrs import SRC4, asm4
 from tests.support.cli import Background, cli, mk_popen, wait_joined
 from tests.support.fixtures import require_or_skip
 from tests.support.netns import Netns
@@ -24,7 +25,7 @@ from tests.support.peers import tshark_fields
 
 pytestmark = [pytest.mark.kernel]
 
-G = "239.255.73.1"
+G = asm4(73, 1)
 
 
 def _send(n: int, port: int, size: int = 100, group: str = G) -> None:
@@ -228,7 +229,7 @@ def test_drop_records_add_up_over_interfaces(tmp_path: Path) -> None:
     total = 0
     for i, (ifindex, dropped) in enumerate([(1, 0), (999, 5), (1, 2), (999, 0), (1, 4)]):
         total += dropped
-        rec.add(Datagram(b"%d" % i, "198.18.0.1", 4000, G, ifindex, 1, timestamp_ns=i),
+        rec.add(Datagram(b"%d" % i, SRC4, 4000, G, ifindex, 1, timestamp_ns=i),
                 5000, dropped=dropped, drops_total=total)
     rec.stats.kernel_drops = total
     rec.close(kernel_drops=total + 3)  # 3 more after the last datagram

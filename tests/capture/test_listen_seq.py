@@ -8,6 +8,7 @@ import struct
 
 import pytest
 
+from tests.support.addrs import asm4
 from tests.support.cli import Background, cli, wait_joined
 from tests.support.netns import Netns
 from tests.support.peers import send_all
@@ -16,7 +17,7 @@ pytestmark = [pytest.mark.kernel]
 
 
 def test_listen_seq_rtp_exact_counts(netns: Netns, mcast_port: int) -> None:
-    g = "239.255.76.1"
+    g = asm4(76, 1)
     order = [65533, 65534, 0, 65535, 1, 1, 4, 5, 6, 9, 8, 10]  # lost 2, 3, 7
     pkts = [struct.pack(">BBHII", 0x80, 0, n, 0, 77) + b"audio" for n in order]
     bg = Background("listen", f"{g}:{mcast_port}", "-i", "lo", "--stats", "--seq", "rtp",
@@ -32,7 +33,7 @@ def test_listen_seq_rtp_exact_counts(netns: Netns, mcast_port: int) -> None:
 
 
 def test_listen_seq_generic_and_moldudp64(netns: Netns, mcast_port: int) -> None:
-    g = "239.255.76.2"
+    g = asm4(76, 2)
     pkts = [struct.pack("<Q", n) for n in (10, 11, 13, 12, 14)]
     bg = Background("listen", f"{g}:{mcast_port}", "-i", "lo", "--stats", "--seq",
                     "u64le@0", "--json", "-c", "5", "--timeout", "10")
@@ -51,5 +52,5 @@ def test_listen_seq_generic_and_moldudp64(netns: Netns, mcast_port: int) -> None
 
 
 def test_bad_seq_format_is_a_usage_error() -> None:
-    r = cli("listen", "239.255.76.3:5000", "--stats", "--seq", "u24@0")
+    r = cli("listen", f"{asm4(76, 3)}:5000", "--stats", "--seq", "u24@0")
     assert r.status == 2 and "uN[be|le]@OFFSET" in r.stderr and "rtp" in r.stderr

@@ -11,13 +11,14 @@ from pathlib import Path
 import pytest
 
 from mcastkit.capture import packets
+from tests.support.addrs import asm4, asm6
 from tests.support.cli import Background, wait_joined
 from tests.support.peers import need, send_all, tshark_fields
 from tests.support.topology import VethPair
 
 pytestmark = [pytest.mark.kernel, pytest.mark.interop]
 
-G4, G6 = "239.255.71.1", "ff15::71:1"
+G4, G6 = asm4(71, 1), asm6("71:1")
 
 
 def test_record_read_back_by_tshark_and_tcpdump(veth_pair: VethPair, tmp_path: Path) -> None:

@@ -11,18 +11,19 @@ import pytest
 
 from mcastkit import Datagram, MulticastSocket
 from mcastkit.capture import Recorder, replay
+from tests.support.addrs import asm4, lab_host
 from tests.support.netns import Netns
 
 pytestmark = [pytest.mark.kernel]
 
-G = "239.255.75.1"
+G = asm4(75, 1)
 
 
 def _capture(path: str, n: int, gap_ns: int, port: int) -> None:
     t0 = 1_700_000_000 * 10**9
     with Recorder(path) as rec:
         for i in range(n):
-            rec.add(Datagram(i.to_bytes(4, "big") + bytes(60), "198.18.0.9", 4000, G, None, 1,
+            rec.add(Datagram(i.to_bytes(4, "big") + bytes(60), lab_host(0, 9), 4000, G, None, 1,
                              timestamp_ns=t0 + i * gap_ns), port)
 
 

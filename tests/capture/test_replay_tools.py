@@ -12,6 +12,7 @@ import pytest
 
 from mcastkit.capture import DecodeStats, packets
 from mcastkit.cli._format import decode_json_payload
+from tests.support.addrs import asm4
 from tests.support.cli import Background, cli, wait_joined
 from tests.support.netns import wait_until
 from tests.support.peers import Capture, need, send_all
@@ -19,7 +20,7 @@ from tests.support.topology import VethPair
 
 pytestmark = [pytest.mark.kernel, pytest.mark.interop]
 
-G, PORT = "239.255.72.1", 7201
+G, PORT = asm4(72, 1), 7201
 SENTINEL = b"unicast sentinel, skipped by replay"
 _TCPDUMP = ["tcpdump", "--immediate-mode", "-B", "16384", "-U"]  # every packet, at once
 CAPTURES = {
@@ -67,7 +68,7 @@ def test_third_party_capture_replayed_byte_for_byte(veth_pair: VethPair, tmp_pat
     assert set(stats.linktypes) == {LINKTYPE[kind]}
     assert stats.reassembled == 2 and stats.skipped["unicast"] == 1
 
-    g2, p2 = "239.255.72.99", 7299
+    g2, p2 = asm4(72, 99), 7299
     with veth_pair.b.enter():  # replay into lo of the capturing namespace
         sc = subprocess.Popen([socat, "-u", f"UDP4-RECV:{p2},ip-add-membership={g2}:lo,"
                                "reuseaddr", f"OPEN:{tmp_path / 'socat.out'},creat,append"],

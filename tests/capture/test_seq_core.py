@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from mcastkit import McastValueError
 from mcastkit.seq import Kind, MarkKind, SeqAnalyzer, StreamStats, pack, parse_format, unwrap
+from tests.support.addrs import G4, SRC4
 
 
 def rtp(seq: int, ssrc: int = 0x1234, ts: int = 0) -> bytes:
@@ -18,7 +19,7 @@ def rtp(seq: int, ssrc: int = 0x1234, ts: int = 0) -> bytes:
 
 def feed(an: SeqAnalyzer, payloads: list[bytes]) -> None:
     for i, p in enumerate(payloads):
-        an.feed_payload(p, "198.18.0.1", 4000, "239.255.0.1", 5004, float(i))
+        an.feed_payload(p, SRC4, 4000, G4, 5004, float(i))
 
 
 def test_unwrap_examples() -> None:

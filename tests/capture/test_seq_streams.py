@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.addrs import ASM_NET4, asm4
 from tests.support.cli import Background, wait_joined
 from tests.support.impair import impair, oracle
 from tests.support.peers import need, send_all, tshark_fields
@@ -33,7 +34,7 @@ def _record(veth_pair: VethPair, group: str, port: int, path: str, fmt: str,
 def test_rtp_loss_reorder_duplicates_across_the_wrap(veth_pair: VethPair,
                                                      tmp_path: Path) -> None:
     need("tshark")
-    g, port, path = "239.255.74.1", 7401, str(tmp_path / "rtp.pcapng")
+    g, port, path = asm4(74, 1), 7401, str(tmp_path / "rtp.pcapng")
     impair(veth_pair.a, veth_pair.b, g, port)
     bg = _record(veth_pair, g, port, path, "rtp", 4.0)
     start, n = 65536 - 150, 400  # crosses 65535 -> 0
@@ -59,9 +60,9 @@ def test_iperf2_stream_with_loss_reorder_duplicates(veth_pair: VethPair,
                                                     tmp_path: Path) -> None:
     iperf = need("iperf")
     need("tshark")
-    g, port, path = "239.255.74.2", 7402, str(tmp_path / "iperf.pcapng")
+    g, port, path = asm4(74, 2), 7402, str(tmp_path / "iperf.pcapng")
     impair(veth_pair.a, veth_pair.b, g, port)
-    veth_pair.a.ip("route", "add", "239.255.0.0/16", "dev", "eth0")  # pins iperf to eth0
+    veth_pair.a.ip("route", "add", ASM_NET4, "dev", "eth0")  # pins iperf to eth0
     bg = _record(veth_pair, g, port, path, "iperf2", 5.0)
     c = veth_pair.a.run(iperf, "-c", g, "-u", "-T", "1", "-b", "1M", "-t", "1", "-l", "200",
                         "-p", str(port), timeout=30)

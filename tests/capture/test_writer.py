@@ -15,13 +15,14 @@ from mcastkit import Datagram, MulticastSocket
 from mcastkit.capture import CaptureFileError, packets
 from mcastkit.capture._pcap import read_capture
 from mcastkit.capture._writer import OVERHEAD, BatchWriter
+from tests.support.addrs import SRC4, asm4
 from tests.support.cli import Background, wait_joined
 from tests.support.netns import Netns
 from tests.support.peers import tshark_fields
 
 
 def _dg(i: int) -> Datagram:
-    return Datagram(i.to_bytes(4, "big"), "198.18.0.1", 4000, "239.255.78.1")
+    return Datagram(i.to_bytes(4, "big"), SRC4, 4000, asm4(78, 1))
 
 
 def test_full_queue_drops_whole_batches_and_reports_them_once() -> None:
@@ -63,7 +64,7 @@ def test_writer_error_reaches_the_caller() -> None:
 def test_queue_drops_are_in_the_file(netns: Netns, tmp_path: Path, mcast_port: int) -> None:
     """A 20 kB queue in front of a writer cannot hold a burst of 20000 datagrams: what it
     drops is written as such, and file + kernel drops + queue drops = what was sent."""
-    g, path = "239.255.78.2", str(tmp_path / "q.pcapng")
+    g, path = asm4(78, 2), str(tmp_path / "q.pcapng")
     bg = Background("record", f"{g}:{mcast_port}", "-i", "lo", "-w", path, "--queue-mb",
                     "0.02", "--rcvbuf", "8000000", "--duration", "3", "--json")
     wait_joined(g)

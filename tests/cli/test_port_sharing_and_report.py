@@ -13,10 +13,11 @@ import pytest
 
 from mcastkit import open_sender
 from mcastkit.cli import ExitStatus, _seq
+from tests.support.addrs import asm4
 from tests.support.cli import Background, cli, mk_popen, wait_joined
 from tests.support.netns import Netns
 
-G = "239.255.53.1"
+G = asm4(53, 1)
 
 
 def _intruder_can_bind(port: int) -> bool:

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.support import kernelstate
+from tests.support.addrs import lab_host
 from tests.support.netns import veth, wait_until
 from tests.support.relay_topo import (
     A4,
@@ -152,7 +153,7 @@ def test_rule_filters_and_per_source_targets(lans: Lans, tmp_path: Path) -> None
         [[rule]]
         name = "lobby"
         groups = ["{g}:{port}"]
-        deny_sources = ["198.18.22.0/24"]
+        deny_sources = ["{lab_host(22, 0)}/24"]
         rate_limit = 5
     """))
     rp = RelayProc(lans.r, "--config", str(cfg))

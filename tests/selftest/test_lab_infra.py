@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import select
 import shutil
@@ -13,6 +14,7 @@ import time
 
 import pytest
 from tests.support import kernelstate as ks
+from tests.support.addrs import G4, asm4, asm6, lab_host, ssm4
 from tests.support.fixtures import require_or_skip
 from tests.support.netns import Netns, current_netns_id, our_namespaces, wait_until
 from tests.support.sniff import Sniffer
@@ -132,7 +134,7 @@ MRCACHE_SAMPLE = """Group    Origin   Iif     Pkts    Bytes    Wrong Oifs
 """
 MR6CACHE_SAMPLE = (
     "Group                            Origin                           Iif      Pkts  Bytes\n"
-    "ff15:0000:0000:0000:0000:0000:0000:0005 fe80:0000:0000:0000:3c1d:dfff:fe5a:6777"
+    f"{ipaddress.IPv6Address(asm6('5')).exploded} fe80:0000:0000:0000:3c1d:dfff:fe5a:6777"
     " 0 1 53 0  1:1\n"
 )
 
@@ -141,17 +143,17 @@ def test_parsers_on_sample_text() -> None:
     little = sys.byteorder == "little"
     groups = ks.parse_igmp(IGMP_SAMPLE)
     if little:
-        assert groups == {("lo", "232.1.2.3"), ("lo", "239.255.0.1"), ("lo", "224.0.0.1"),
+        assert groups == {("lo", ssm4(1, 2, 3)), ("lo", G4), ("lo", "224.0.0.1"),
                           ("eth0", "224.0.0.1")}
-    assert ks.parse_igmp6(IGMP6_SAMPLE) == {("lo", "ff02::1"), ("eth0", "ff15::1001")}
-    assert ks.parse_mcfilter(MCFILTER_SAMPLE) == {("lo", "232.1.2.3", "198.18.1.10", 1, 0)}
-    assert ks.parse_mcfilter6(MCFILTER6_SAMPLE) == {("eth0", "ff15::3", "fe80::1", 1, 0)}
+    assert ks.parse_igmp6(IGMP6_SAMPLE) == {("lo", "ff02::1"), ("eth0", asm6("1001"))}
+    assert ks.parse_mcfilter(MCFILTER_SAMPLE) == {("lo", ssm4(1, 2, 3), lab_host(1, 10), 1, 0)}
+    assert ks.parse_mcfilter6(MCFILTER6_SAMPLE) == {("eth0", asm6("3"), "fe80::1", 1, 0)}
     assert ks.parse_snmp(SNMP_SAMPLE)["Udp"]["RcvbufErrors"] == 497
     assert ks.parse_snmp6("Udp6InDatagrams 7\nUdpLite6InDatagrams 1\n") == {"InDatagrams": 7}
     if little:
-        assert ks.parse_ip_mr_cache(MRCACHE_SAMPLE) == {("198.18.1.10", "239.255.1.1"): {1: 4}}
+        assert ks.parse_ip_mr_cache(MRCACHE_SAMPLE) == {(lab_host(1, 10), asm4(1, 1)): {1: 4}}
     assert ks.parse_ip_mr_cache(MR6CACHE_SAMPLE, v6=True) == {
-        ("fe80::3c1d:dfff:fe5a:6777", "ff15::5"): {1: 1}}
+        ("fe80::3c1d:dfff:fe5a:6777", asm6("5")): {1: 1}}
     udp = ("  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid"
            "  timeout inode ref pointer drops\n"
            " 1: 0100007F:1DB0 00000000:0000 07 00000000:00000000 00:00000000 00000000     0"

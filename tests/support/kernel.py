@@ -23,6 +23,7 @@ from collections.abc import Iterator
 import pytest
 
 from mcastkit import Datagram, MulticastSocket
+from tests.support.addrs import UNICAST4, asm4, asm6, lab_host, ssm4, ssm6
 
 WAIT_S = 5.0  # the one generous timeout per wait
 _n = itertools.count(1)
@@ -31,18 +32,18 @@ _n = itertools.count(1)
 def group4() -> str:
     """A fresh IPv4 ASM group for this tier (239.255.100-199.x)."""
     n = next(_n)
-    return f"239.255.{100 + n // 250}.{n % 250 + 1}"
+    return asm4(100 + n // 250, n % 250 + 1)
 
 
 def group_ssm4() -> str:
     """A fresh IPv4 SSM group (232.200.x.x)."""
     n = next(_n)
-    return f"232.200.{n // 250}.{n % 250 + 1}"
+    return ssm4(200, n // 250, n % 250 + 1)
 
 
 def group6() -> str:
     """A fresh IPv6 site-scope group (ff15::a:x)."""
-    return f"ff15::a:{next(_n):x}"
+    return asm6(f"a:{next(_n):x}")
 
 
 def drain(sock: MulticastSocket) -> list[Datagram]:
@@ -155,7 +156,7 @@ def add_sources(env: Env) -> tuple[str, str]:
     import subprocess
 
     if env.version == 4:
-        pair = ("198.18.5.1", "198.18.5.2")
+        pair = (UNICAST4, lab_host(5, 2))
         for a in pair:
             subprocess.run(["ip", "addr", "add", f"{a}/32", "dev", "lo"], check=True)
     else:
@@ -181,4 +182,4 @@ def sender_from(env: Env, source: str) -> socket.socket:
 
 def ssm_group(env: Env) -> str:
     """A fresh source-specific group: 232.200.x.x or ff35::a:x."""
-    return group_ssm4() if env.version == 4 else f"ff35::a:{next(_n):x}"
+    return group_ssm4() if env.version == 4 else ssm6(f"a:{next(_n):x}")

@@ -26,9 +26,10 @@ from collections.abc import Iterator
 from typing import Any
 
 from tests.support import kernelstate
+from tests.support.addrs import lab_host
 from tests.support.netns import Netns, veth, wait_until
 
-A4, R_A4, R_B4, B4 = "198.18.21.10", "198.18.21.1", "198.18.22.1", "198.18.22.10"
+A4, R_A4, R_B4, B4 = lab_host(21, 10), lab_host(21, 1), lab_host(22, 1), lab_host(22, 10)
 
 
 class _Topo:
@@ -89,18 +90,18 @@ class Sites(_Topo):
         veth(self.ra, "wan", self.rt, "wa")
         veth(self.rt, "wb", self.rb, "wan")
         veth(self.rb, "lan", self.b, "eth0")
-        for ns, ifn, cidr in ((self.a, "eth0", "198.18.31.10/24"),
-                              (self.ra, "lan", "198.18.31.1/24"),
-                              (self.ra, "wan", "198.18.41.2/24"),
-                              (self.rt, "wa", "198.18.41.1/24"),
-                              (self.rt, "wb", "198.18.42.1/24"),
-                              (self.rb, "wan", "198.18.42.2/24"),
-                              (self.rb, "lan", "198.18.32.1/24"),
-                              (self.b, "eth0", "198.18.32.10/24")):
+        for ns, ifn, cidr in ((self.a, "eth0", f"{lab_host(31, 10)}/24"),
+                              (self.ra, "lan", f"{lab_host(31, 1)}/24"),
+                              (self.ra, "wan", f"{lab_host(41, 2)}/24"),
+                              (self.rt, "wa", f"{lab_host(41, 1)}/24"),
+                              (self.rt, "wb", f"{lab_host(42, 1)}/24"),
+                              (self.rb, "wan", f"{lab_host(42, 2)}/24"),
+                              (self.rb, "lan", f"{lab_host(32, 1)}/24"),
+                              (self.b, "eth0", f"{lab_host(32, 10)}/24")):
             ns.addr_add(ifn, cidr)
         self.rt.sysctl("net.ipv4.ip_forward", 1)
-        route_table(self.ra, "198.18.42.0/24 via 198.18.41.1")
-        route_table(self.rb, "198.18.41.0/24 via 198.18.42.1")
+        route_table(self.ra, f"{lab_host(42, 0)}/24 via {lab_host(41, 1)}")
+        route_table(self.rb, f"{lab_host(41, 0)}/24 via {lab_host(42, 1)}")
         self.ll_a = self.a.link_local("eth0")
         self.ll_b = self.b.link_local("eth0")
         self.ra.link_local("lan")
@@ -235,11 +236,11 @@ class Parallel(_Topo):
         self.r1, self.r2 = self._ns("pr1"), self._ns("pr2")
         for host, lan, net in ((self.a, "lan-a", "21"), (self.b, "lan-b", "22")):
             bridge(host)
-            host.addr_add("br0", f"198.18.{net}.10/24")
+            host.addr_add("br0", f"{lab_host(net, 10)}/24")
             for k, r in ((1, self.r1), (2, self.r2)):
                 veth(host, f"p{k}", r, lan)
                 enslave(host, f"p{k}")
-                r.addr_add(lan, f"198.18.{net}.{k}/24")
+                r.addr_add(lan, f"{lab_host(net, k)}/24")
         for ns, ifn in ((self.a, "br0"), (self.b, "br0"), (self.r1, "lan-a"),
                         (self.r1, "lan-b"), (self.r2, "lan-a"), (self.r2, "lan-b")):
             ns.link_local(ifn)
@@ -252,11 +253,11 @@ class Bridged(_Topo):
     def _build(self) -> None:
         self.lan, self.r = self._ns("bl"), self._ns("br")
         bridge(self.lan)
-        self.lan.addr_add("br0", "198.18.23.10/24")
+        self.lan.addr_add("br0", f"{lab_host(23, 10)}/24")
         for k, ifn in ((1, "lan-a"), (2, "lan-b")):
             veth(self.lan, f"p{k}", self.r, ifn)
             enslave(self.lan, f"p{k}")
-            self.r.addr_add(ifn, f"198.18.23.{k}/24")
+            self.r.addr_add(ifn, f"{lab_host(23, k)}/24")
             self.r.link_local(ifn)
         self.lan.link_local("br0")
 

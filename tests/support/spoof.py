@@ -15,9 +15,10 @@ import ipaddress
 import socket
 
 from mcastkit._frames import build_udp_packet
+from tests.support.addrs import LAB_NET4
 from tests.support.kernel import raw_mcast_if4
 
-LAB_NET = ipaddress.ip_network("198.18.0.0/15")
+LAB_NET = ipaddress.ip_network(LAB_NET4)
 
 
 def packet4(source: str, sport: int, group: str, dport: int, payload: bytes, *,

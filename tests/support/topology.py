@@ -35,22 +35,32 @@ from pathlib import Path
 from types import TracebackType
 
 from tests.support import kernelstate
+from tests.support.addrs import (
+    ASM_NET4,
+    ASM_NET6,
+    SSM_NET4,
+    VETH_A,
+    VETH_B,
+    asm4,
+    asm6,
+    lab_host,
+    ssm4,
+)
 from tests.support.netns import Netns, our_namespaces, veth, wait_until
 
 # Addresses (only 198.18.0.0/15).
-H1, H3, R1_A = "198.18.1.10", "198.18.1.11", "198.18.1.1"
-H2, R1_B, R2_B = "198.18.2.10", "198.18.2.1", "198.18.2.2"
-H4, R2_C = "198.18.3.10", "198.18.3.1"
-LAN_A, LAN_B, LAN_C = "198.18.1.0/24", "198.18.2.0/24", "198.18.3.0/24"
+H1, H3, R1_A = lab_host(1, 10), lab_host(1, 11), lab_host(1, 1)
+H2, R1_B, R2_B = lab_host(2, 10), lab_host(2, 1), lab_host(2, 2)
+H4, R2_C = lab_host(3, 10), lab_host(3, 1)
+LAN_A, LAN_B, LAN_C = f"{lab_host(1, 0)}/24", f"{lab_host(2, 0)}/24", f"{lab_host(3, 0)}/24"
 ADDR = {"h1": H1, "h3": H3, "h2": H2, "h4": H4, "r1": R1_A, "r2": R2_B}
 LAN_OF = {"h1": "A", "h3": "A", "h2": "B", "h4": "C"}
-ROUTED_PREFIXES = ("239.255.0.0/16", "232.0.0.0/8", "ff15::/16")
+ROUTED_PREFIXES = (ASM_NET4, SSM_NET4, ASM_NET6)
 NAMES = ("sw", "h1", "h3", "r1", "h2", "r2", "h4")
 HOST_IF = "eth0"  # every host's interface name
 BRIDGE_PORT = {"h1": "a-h1", "h3": "a-h3", "h2": "b-h2"}  # h4 hangs off r2 directly
 PRIME_PORT = 9  # nothing listens here; the priming datagram is harmless
 
-VETH_A, VETH_B = "198.18.9.1", "198.18.9.2"
 MROUTE_PY = Path(__file__).with_name("mroute.py")
 
 _groups = itertools.count(1)
@@ -70,10 +80,10 @@ def new_group(v6: bool = False, ssm: bool = False) -> str:
     """A group no other test in this process has used (239.255.200+.x, 232.255.x.x, ff15::)."""
     n = next(_groups)
     if v6:
-        return f"ff15::{0x1000 + n:x}"
+        return asm6(f"{0x1000 + n:x}")
     if ssm:
-        return f"232.255.{n // 250}.{n % 250 + 1}"
-    return f"239.255.{200 + n // 250}.{n % 250 + 1}"
+        return ssm4(255, n // 250, n % 250 + 1)
+    return asm4(200 + n // 250, n % 250 + 1)
 
 
 def new_port() -> int:

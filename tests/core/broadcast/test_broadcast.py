@@ -33,6 +33,7 @@ from mcastkit import (
     SendError,
     open_sender,
 )
+from tests.support.addrs import VETH_A, VETH_B, VETH_BCAST, asm4, lab_host
 from tests.support.fixtures import ensure_netns, require_or_skip
 from tests.support.kernel import WAIT_S, drain
 from tests.support.netns import Netns, veth
@@ -40,8 +41,8 @@ from tests.support.topology import new_port
 
 pytestmark = pytest.mark.kernel
 
-A_B, B_ADDR, A_C, C_ADDR = "198.18.9.1", "198.18.9.2", "198.18.10.1", "198.18.10.2"
-DIRECTED_B = "198.18.9.255"
+A_B, B_ADDR, A_C, C_ADDR = VETH_A, VETH_B, lab_host(10, 1), lab_host(10, 2)
+DIRECTED_B = VETH_BCAST
 LIMITED = "255.255.255.255"
 
 
@@ -268,7 +269,7 @@ def test_open_receiver_and_aio_take_a_broadcast_endpoint(three: Three) -> None:
 def test_cli_send_to_a_broadcast_address_and_listen_broadcast(three: Three) -> None:
     from tests.support.cli import Background, cli, wait_joined
 
-    port, g = three.port, "239.255.77.1"
+    port, g = three.port, asm4(77, 1)
     with three.rx(three.b, broadcast=True) as rb:
         with three.a.enter():
             r = cli("send", f"{LIMITED}:{port}", "-i", "eth0", "limited")

@@ -39,6 +39,7 @@ from mcastkit._frames import (
     parse_udp,
     udp_checksum,
 )
+from tests.support.addrs import G4, G6, SRC4, VETH_A, VETH_B, VETH_BCAST
 
 V4 = ipaddress.IPv4Address
 V6 = ipaddress.IPv6Address
@@ -136,7 +137,7 @@ def test_udp_checksum_matches_reference(addrs: tuple[V4 | V6, V4 | V6], seg: byt
     assert udp_checksum(src, dst, seg) == ref_udp_checksum(src.packed, dst.packed, seg)
 
 
-@pytest.mark.parametrize(("src", "dst"), [("198.18.9.1", "239.255.0.1"), ("fe80::1", "ff15::1")])
+@pytest.mark.parametrize(("src", "dst"), [(VETH_A, G4), ("fe80::1", G6)])
 def test_udp_checksum_zero_is_sent_as_ffff(src: str, dst: str) -> None:
     # choose the payload's last word so that the sum is all ones: the checksum computes to
     # 0, which must go on the wire as 0xffff (RFC 768; RFC 8200 forbids 0 outright)
@@ -159,10 +160,10 @@ def ref_pseudo(src: V4 | V6, dst: V4 | V6, seg: bytes) -> bytes:
 
 def test_udp_checksum_refuses_mixed_families_and_short_segments() -> None:
     with pytest.raises(McastValueError) as e:
-        udp_checksum(V4("198.18.0.1"), V6("ff15::1"), bytes(8))
+        udp_checksum(V4(SRC4), V6(G6), bytes(8))
     assert e.value.code == ErrorCode.WRONG_FAMILY
     with pytest.raises(McastValueError, match="at least 8"):
-        udp_checksum(V4("198.18.0.1"), V4("239.255.0.1"), bytes(7))
+        udp_checksum(V4(SRC4), V4(G4), bytes(7))
 
 
 # ------------------------------------------------------------------ building + parsing
@@ -202,32 +203,32 @@ def test_a_flipped_bit_is_caught_by_a_checksum(p: dict[str, object], data: st.Da
 
 
 def test_ipv4_header_corruption_is_reported_not_raised() -> None:
-    raw = bytearray(build_udp_packet("198.18.9.1", "239.255.0.1", 1, 2, b"x", ttl=5))
+    raw = bytearray(build_udp_packet(VETH_A, G4, 1, 2, b"x", ttl=5))
     raw[8] = 6  # TTL changed without fixing the checksum
     assert parse_ip_packet(bytes(raw)).header_checksum_ok is False
 
 
 def test_ipv4_without_udp_checksum_is_none_and_ipv6_zero_is_false() -> None:
-    raw4 = bytearray(build_udp_packet("198.18.9.1", "239.255.0.1", 1, 2, b"x"))
+    raw4 = bytearray(build_udp_packet(VETH_A, G4, 1, 2, b"x"))
     raw4[26:28] = b"\0\0"
     assert parse_udp(parse_ip_packet(bytes(raw4))).checksum_ok is None
-    raw6 = bytearray(build_udp_packet("fe80::1", "ff15::1", 1, 2, b"x"))
+    raw6 = bytearray(build_udp_packet("fe80::1", G6, 1, 2, b"x"))
     raw6[46:48] = b"\0\0"
     assert parse_udp(parse_ip_packet(bytes(raw6))).checksum_ok is False
 
 
 def test_exact_header_bytes_ipv4_and_ipv6() -> None:
-    raw = build_udp_packet("198.18.9.1", "239.255.0.1", 4000, 5000, b"hi", ttl=7, dscp=46,
+    raw = build_udp_packet(VETH_A, G4, 4000, 5000, b"hi", ttl=7, dscp=46,
                            dont_fragment=True, ident=0x1234)
     assert raw[:10] == bytes.fromhex("45b8001e12344000" "0711")
-    raw6 = build_udp_packet("fe80::1", "ff15::1", 4000, 5000, b"hi", ttl=9, dscp=10, ecn=1,
+    raw6 = build_udp_packet("fe80::1", G6, 4000, 5000, b"hi", ttl=9, dscp=10, ecn=1,
                             flow_label=0xABCDE)
     assert raw6[:8] == bytes.fromhex("629abcde000a1109")
 
 
 def test_padding_after_the_packet_is_ignored() -> None:
-    raw = build_udp_packet("198.18.9.1", "239.255.0.1", 1, 2, b"abc")
-    frame = build_ethernet_frame(multicast_mac("239.255.0.1"), SRC_MAC, ETHERTYPE_IPV4, raw)
+    raw = build_udp_packet(VETH_A, G4, 1, 2, b"abc")
+    frame = build_ethernet_frame(multicast_mac(G4), SRC_MAC, ETHERTYPE_IPV4, raw)
     padded = frame + bytes(60 - len(frame))  # Ethernet minimum frame
     link = parse_ethernet(padded)
     assert parse_udp(parse_ip_packet(link.payload)).payload == b"abc"
@@ -238,10 +239,10 @@ def test_padding_after_the_packet_is_ignored() -> None:
     ({"sport": 65536}, "source port"), ({"dport": -1}, "destination port"),
     ({"ident": 0x10000}, "ident"), ({"flow_label": 1}, "IPv6 field"),
     ({"payload": bytes(65508)}, "65507"), ({"ttl": True}, "ttl"),
-    ({"dst": "ff15::1"}, "different IP versions"), ({"src": "not-an-ip"}, "numeric"),
+    ({"dst": G6}, "different IP versions"), ({"src": "not-an-ip"}, "numeric"),
 ])
 def test_build_refuses_bad_fields(kw: dict[str, object], match: str) -> None:
-    args: dict[str, object] = {"src": "198.18.9.1", "dst": "239.255.0.1", "sport": 1,
+    args: dict[str, object] = {"src": VETH_A, "dst": G4, "sport": 1,
                                "dport": 2, "payload": b""}
     args.update(kw)
     with pytest.raises(McastValueError, match=match):
@@ -250,10 +251,10 @@ def test_build_refuses_bad_fields(kw: dict[str, object], match: str) -> None:
 
 def test_build_ipv6_refuses_ident_and_oversize() -> None:
     with pytest.raises(McastValueError, match="leave it 0 for IPv6"):
-        build_udp_packet("fe80::1", "ff15::1", 1, 2, b"", ident=5)
-    assert len(build_udp_packet("fe80::1", "ff15::1", 1, 2, bytes(65527))) == 40 + 65535
+        build_udp_packet("fe80::1", G6, 1, 2, b"", ident=5)
+    assert len(build_udp_packet("fe80::1", G6, 1, 2, bytes(65527))) == 40 + 65535
     with pytest.raises(McastValueError, match="65527"):
-        build_udp_packet("fe80::1", "ff15::1", 1, 2, bytes(65528))
+        build_udp_packet("fe80::1", G6, 1, 2, bytes(65528))
 
 
 @given(packets(), st.booleans())
@@ -269,16 +270,16 @@ def test_udp_frame_round_trip(p: dict[str, object], explicit: bool) -> None:
 
 
 def test_udp_frame_broadcast_and_its_ipv6_refusal() -> None:
-    f = build_udp_frame(SRC_MAC, "198.18.9.1", "255.255.255.255", 1, 2, b"b")
+    f = build_udp_frame(SRC_MAC, VETH_A, "255.255.255.255", 1, 2, b"b")
     assert f[:6] == BROADCAST_MAC
-    f2 = build_udp_frame(SRC_MAC, "198.18.9.1", "198.18.9.255", 1, 2, b"b",
+    f2 = build_udp_frame(SRC_MAC, VETH_A, VETH_BCAST, 1, 2, b"b",
                          dst_mac=BROADCAST_MAC)
-    assert parse_ip_packet(parse_ethernet(f2).payload).dst == V4("198.18.9.255")
+    assert parse_ip_packet(parse_ethernet(f2).payload).dst == V4(VETH_BCAST)
     with pytest.raises(McastValueError, match=r"IPv6 has no broadcast.*ff02::1") as e:
-        build_udp_frame(SRC_MAC, "fe80::1", "ff15::1", 1, 2, b"", dst_mac=BROADCAST_MAC)
+        build_udp_frame(SRC_MAC, "fe80::1", G6, 1, 2, b"", dst_mac=BROADCAST_MAC)
     assert e.value.code == ErrorCode.WRONG_FAMILY
     with pytest.raises(McastValueError, match="dst_mac="):
-        build_udp_frame(SRC_MAC, "198.18.9.1", "198.18.9.2", 1, 2, b"")
+        build_udp_frame(SRC_MAC, VETH_A, VETH_B, 1, 2, b"")
 
 
 @pytest.mark.parametrize(("src_mac", "match"), [
@@ -300,13 +301,13 @@ def test_ethernet_takes_macs_as_text_too() -> None:
 # ------------------------------------------------------------------ fragments, extensions
 
 
-def _v6(nxt: int, body: bytes, src: str = "fe80::1", dst: str = "ff15::1") -> bytes:
+def _v6(nxt: int, body: bytes, src: str = "fe80::1", dst: str = G6) -> bytes:
     return struct.pack("!IHBB", 6 << 28, len(body), nxt, 3) + V6(src).packed + V6(dst).packed \
         + body
 
 
 def test_ipv6_extension_headers_are_skipped() -> None:
-    udp = build_udp_segment("fe80::1", "ff15::1", 7, 8, b"ext")
+    udp = build_udp_segment("fe80::1", G6, 7, 8, b"ext")
     dstopts = bytes([17, 0]) + bytes([1, 4, 0, 0, 0, 0])  # PadN to 8 bytes
     routing = bytes([60, 1]) + bytes(14)  # 16 bytes
     hbh = bytes([43, 0]) + bytes([1, 4, 0, 0, 0, 0])
@@ -328,7 +329,7 @@ def test_ipv6_fragment_header_is_reported() -> None:
 
 
 def test_ipv4_fragment_is_reported() -> None:
-    raw = bytearray(build_udp_packet("198.18.9.1", "239.255.0.1", 1, 2, b"x" * 16, ident=77))
+    raw = bytearray(build_udp_packet(VETH_A, G4, 1, 2, b"x" * 16, ident=77))
     raw[6:8] = (0x2000 | 2).to_bytes(2, "big")  # MF, offset 16 bytes
     raw[10:12] = ipv4_header_checksum(bytes(raw[:20])).to_bytes(2, "big")
     ip = parse_ip_packet(bytes(raw))
@@ -339,7 +340,7 @@ def test_ipv4_fragment_is_reported() -> None:
 
 
 def test_ipv4_options_are_skipped() -> None:
-    raw = build_udp_packet("198.18.9.1", "239.255.0.1", 1, 2, b"opt")
+    raw = build_udp_packet(VETH_A, G4, 1, 2, b"opt")
     opts = bytes([0x94, 4, 0, 0])  # router alert
     head = bytes([0x46]) + raw[1:2] + (len(raw) + 4).to_bytes(2, "big") + raw[4:20] + opts
     head = head[:10] + ipv4_header_checksum(head).to_bytes(2, "big") + head[12:]
@@ -358,7 +359,7 @@ def test_parse_ip_packet_errors_name_the_cause(raw: bytes, match: str) -> None:
 
 
 def test_parse_udp_refuses_other_protocols_and_bad_lengths() -> None:
-    pkt = parse_ip_packet(build_udp_packet("198.18.9.1", "239.255.0.1", 1, 2, b"abc"))
+    pkt = parse_ip_packet(build_udp_packet(VETH_A, G4, 1, 2, b"abc"))
     with pytest.raises(McastValueError, match="not UDP"):
         parse_udp(dataclasses.replace(pkt, protocol=6))
     with pytest.raises(McastValueError, match="under 8"):

@@ -31,6 +31,7 @@ from mcastkit._frames import (
     parse_mac,
     parse_raw_ip,
 )
+from tests.support.addrs import G4, G6, SRC4, SSDP4, VETH_A, VETH_BCAST, asm4, asm6
 
 V4 = ipaddress.IPv4Address
 V6 = ipaddress.IPv6Address
@@ -43,13 +44,13 @@ v6_group = st.integers(0, 2**120 - 1).map(lambda n: V6((0xFF << 120) | n))
 
 
 @pytest.mark.parametrize(("group", "mac"), [
-    ("239.255.0.1", "01:00:5e:7f:00:01"),
+    (G4, "01:00:5e:7f:00:01"),
     ("224.128.1.1", "01:00:5e:00:01:01"),  # bit 23 of the group is dropped (RFC 1112)
-    ("239.255.255.250", "01:00:5e:7f:ff:fa"),
+    (SSDP4, "01:00:5e:7f:ff:fa"),
     ("224.0.0.251", "01:00:5e:00:00:fb"),
-    ("ff15::1", "33:33:00:00:00:01"),
+    (G6, "33:33:00:00:00:01"),
     ("ff02::fb", "33:33:00:00:00:fb"),
-    ("ff15::1:ff12:3456", "33:33:ff:12:34:56"),
+    (asm6("1:ff12:3456"), "33:33:ff:12:34:56"),
 ])
 def test_multicast_mac_known_values(group: str, mac: str) -> None:
     assert format_mac(multicast_mac(ipaddress.ip_address(group))) == mac
@@ -69,7 +70,7 @@ def test_multicast_mac_v6_keeps_the_low_32_bits(g: V6) -> None:
     assert mac[:2] == b"\x33\x33" and mac[2:] == g.packed[12:]
 
 
-@pytest.mark.parametrize("addr", ["198.18.0.1", "255.255.255.255", "fe80::1", "::1"])
+@pytest.mark.parametrize("addr", [SRC4, "255.255.255.255", "fe80::1", "::1"])
 def test_multicast_mac_refuses_non_multicast(addr: str) -> None:
     with pytest.raises(McastValueError, match="not a multicast") as e:
         multicast_mac(ipaddress.ip_address(addr))
@@ -78,9 +79,9 @@ def test_multicast_mac_refuses_non_multicast(addr: str) -> None:
 
 def test_destination_mac() -> None:
     assert destination_mac(V4("255.255.255.255")) == BROADCAST_MAC == b"\xff" * 6
-    assert destination_mac(V4("239.255.1.2")) == multicast_mac(V4("239.255.1.2"))
+    assert destination_mac(V4(asm4(1, 2))) == multicast_mac(V4(asm4(1, 2)))
     with pytest.raises(McastValueError, match="dst_mac="):
-        destination_mac(V4("198.18.9.255"))  # directed broadcast: the subnet is not known
+        destination_mac(V4(VETH_BCAST))  # directed broadcast: the subnet is not known
 
 
 @given(st.binary(min_size=6, max_size=6), st.sampled_from(":-"), st.booleans())
@@ -117,15 +118,15 @@ def test_format_mac_rejects_wrong_lengths(bad: bytes) -> None:
 
 
 def test_vlan_tags_are_skipped_and_reported() -> None:
-    inner = build_udp_packet("198.18.9.1", "239.255.0.1", 1, 2, b"v")
-    frame = (multicast_mac("239.255.0.1") + SRC_MAC + b"\x88\xa8" + (100).to_bytes(2, "big")
+    inner = build_udp_packet(VETH_A, G4, 1, 2, b"v")
+    frame = (multicast_mac(G4) + SRC_MAC + b"\x88\xa8" + (100).to_bytes(2, "big")
              + b"\x81\x00" + (0x2000 | 42).to_bytes(2, "big") + b"\x08\x00" + inner)
     link = parse_ethernet(frame)
     assert (link.vlan, link.ethertype, link.payload) == ((100, 42), ETHERTYPE_IPV4, inner)
 
 
 def test_linux_sll_and_sll2() -> None:
-    inner = build_udp_packet("fe80::1", "ff15::1", 1, 2, b"s")
+    inner = build_udp_packet("fe80::1", G6, 1, 2, b"s")
     sll = struct.pack("!HHH8sH", 2, 1, 6, SRC_MAC + b"\0\0", ETHERTYPE_IPV6) + inner
     a = parse_linux_sll(sll)
     assert (a.linktype, a.ethertype, a.src_mac, a.packet_type, a.payload) == (
@@ -138,8 +139,8 @@ def test_linux_sll_and_sll2() -> None:
 
 
 def test_raw_ip_and_loopback_linktypes() -> None:
-    p4 = build_udp_packet("198.18.9.1", "239.255.0.1", 1, 2, b"r")
-    p6 = build_udp_packet("fe80::1", "ff15::1", 1, 2, b"r")
+    p4 = build_udp_packet(VETH_A, G4, 1, 2, b"r")
+    p6 = build_udp_packet("fe80::1", G6, 1, 2, b"r")
     assert parse_link(101, p4).ethertype == ETHERTYPE_IPV4
     assert parse_link(101, p6).ethertype == ETHERTYPE_IPV6
     assert parse_link(228, p4).payload == p4 and parse_link(229, p6).payload == p6

@@ -42,6 +42,7 @@ from mcastkit._frames import (
     parse_udp,
 )
 from mcastkit._rawsend import RawDatagram, RawSender
+from tests.support.addrs import G6, VETH_B, VETH_BCAST, lab_host
 from tests.support.fixtures import require_or_skip
 from tests.support.kernel import WAIT_S, drain, group4, group6
 from tests.support.netns import Netns
@@ -176,9 +177,9 @@ def test_source_mac_and_source_address_are_the_given_ones(link: Link) -> None:
     g = group4()
     with link.rx(4, g) as rx, link.tx(src_mac="02-00-5E-10-00-01") as tx:
         cap = link.capture(1)
-        tx.send(b"relayed", g, link.port, sport=5353, src="198.18.7.7")
+        tx.send(b"relayed", g, link.port, sport=5353, src=lab_host(7, 7))
         d = rx.recv(WAIT_S)
-    assert (d.data, d.source, d.port) == (b"relayed", "198.18.7.7", 5353)
+    assert (d.data, d.source, d.port) == (b"relayed", lab_host(7, 7), 5353)
     (f,) = cap.frames()
     assert f.src_mac == bytes.fromhex("02005e100001")
     assert "02:00:5e:10:00:01 >" in cap.text()[0]
@@ -192,7 +193,7 @@ def test_limited_and_directed_broadcast(link: Link) -> None:
         plain.settimeout(WAIT_S)
         cap = link.capture(2)
         tx.send(b"limited", "255.255.255.255", link.port, sport=68)
-        tx.send(b"directed", "198.18.9.255", link.port, sport=68, dst_mac=BROADCAST_MAC)
+        tx.send(b"directed", VETH_BCAST, link.port, sport=68, dst_mac=BROADCAST_MAC)
         got = [plain.recvfrom(100), plain.recvfrom(100)]
     assert got == [(b"limited", (link.pair.addr_a, 68)), (b"directed", (link.pair.addr_a, 68))]
     frames = cap.frames()
@@ -232,12 +233,12 @@ def test_ipv6_broadcast_and_wrong_family_are_typed_and_send_nothing(link: Link) 
     g = group4()
     with link.rx(4, g) as rx, link.tx() as tx:
         with pytest.raises(McastValueError, match=r"IPv6 has no broadcast.*ff02::1") as e:
-            tx.send(b"x", "ff15::1", link.port, sport=1, dst_mac=BROADCAST_MAC)
+            tx.send(b"x", G6, link.port, sport=1, dst_mac=BROADCAST_MAC)
         assert e.value.code == ErrorCode.WRONG_FAMILY
         with pytest.raises(McastValueError, match="different IP versions") as e:
             tx.send(b"x", "255.255.255.255", link.port, sport=1, src="fe80::1")
         with pytest.raises(McastValueError, match="dst_mac="):
-            tx.send(b"x", "198.18.9.2", link.port, sport=1)
+            tx.send(b"x", VETH_B, link.port, sport=1)
         assert tx.frames_sent == 0
         only_sentinel(rx, tx, g, link.port)
 
@@ -336,5 +337,5 @@ def test_docs_example_runs_as_written(netns: Netns) -> None:
     assert r.returncode == 0, r.stderr
     out = " ".join(r.stdout.split())
     for seen in ("02:00:5e:10:00:01 > 01:00:5e:7f:00:09", "tos 0xb8, ttl 4",
-                 "198.18.7.7.4000 >", "[udp sum ok]"):
+                 f"{lab_host(7, 7)}.4000 >", "[udp sum ok]"):
         assert seen in out, (seen, r.stdout, r.stderr)

@@ -27,8 +27,9 @@ from mcastkit import (
     resolve_interface,
 )
 from mcastkit.compat import MCast, MCastError
+from tests.support.addrs import G4, SRC4
 
-BAD = ["a\0b", "lo\0", "\0", "198.18.0.1\0", "\ud800", "lo\udfff", "ab\ud83d"]
+BAD = ["a\0b", "lo\0", "\0", f"{SRC4}\0", "\ud800", "lo\udfff", "ab\ud83d"]
 
 
 def _fds() -> int:
@@ -49,8 +50,8 @@ def test_bad_interface_text_is_a_value_error_on_every_core_face(bad: str) -> Non
     calls = [lambda: resolve_interface(bad),
              lambda: MulticastSocket(4, interface=bad),
              lambda: MulticastSocket(6, interface=bad),
-             lambda: open_receiver("239.255.0.1:5000", interface=bad),
-             lambda: open_sender("239.255.0.1:5000", interface=bad)]
+             lambda: open_receiver(f"{G4}:5000", interface=bad),
+             lambda: open_sender(f"{G4}:5000", interface=bad)]
     for call in calls:
         with pytest.raises(McastValueError) as info:
             call()
@@ -61,8 +62,8 @@ def test_bad_interface_text_is_a_value_error_on_every_core_face(bad: str) -> Non
 @pytest.mark.parametrize("bad", BAD, ids=ascii)
 def test_bad_interface_text_is_a_value_error_in_aio(bad: str) -> None:
     async def main() -> None:
-        for call in (lambda: aio.open_multicast("239.255.0.1:5000", interface=bad),
-                     lambda: aio.open_sender("239.255.0.1:5000", interface=bad)):
+        for call in (lambda: aio.open_multicast(f"{G4}:5000", interface=bad),
+                     lambda: aio.open_sender(f"{G4}:5000", interface=bad)):
             with pytest.raises(McastValueError) as info:
                 call()
             _check(info.value, bad)
@@ -77,7 +78,7 @@ def test_bad_interface_text_is_an_mcast_error_at_active(bad: str, prop: str) -> 
     try:
         setattr(mc, prop, bad)
         mc.local_port = 0
-        mc.multicast_group = "239.255.0.1"
+        mc.multicast_group = G4
         with pytest.raises(MCastError) as info:
             mc.active = True
         assert ascii(bad) in str(info.value), str(info.value)

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from mcastkit import InterfaceNotFoundError, list_interfaces, resolve_interface
+from tests.support.addrs import lab_host
 from tests.support.netns import Netns
 
 pytestmark = pytest.mark.kernel
@@ -45,10 +46,10 @@ def test_lookups_match_iproute2_for_every_interface(netns: Netns) -> None:
         if i % 3 == 0:
             netns.ip("link", "set", f"br{i}", "up", "mtu", str(1280 + i))
         if i % 2 == 0:
-            netns.addr_add(f"br{i}", f"198.18.{i}.1/24")
-            netns.addr_add(f"br{i}", f"198.18.{i}.2/24")
+            netns.addr_add(f"br{i}", f"{lab_host(i, 1)}/24")
+            netns.addr_add(f"br{i}", f"{lab_host(i, 2)}/24")
             netns.addr_add(f"br{i}", f"fd00:{i:x}::1/64")
-    netns.addr_add("lo", "198.18.200.1/32")
+    netns.addr_add("lo", f"{lab_host(200, 1)}/32")
     want = ip_view(netns)
     listed = {itf.name: view_of(itf) for itf in list_interfaces()}
     assert listed == want
@@ -64,14 +65,14 @@ def test_a_lookup_is_never_stale(netns: Netns) -> None:
     netns.ip("link", "add", "br0", "type", "bridge")
     first = resolve_interface("br0")
     assert first.addresses == ()
-    netns.addr_add("br0", "198.18.7.1/24")
-    assert [str(a) for a in resolve_interface("br0").addresses] == ["198.18.7.1"]
-    assert resolve_interface("198.18.7.1").index == first.index
+    netns.addr_add("br0", f"{lab_host(7, 1)}/24")
+    assert [str(a) for a in resolve_interface("br0").addresses] == [lab_host(7, 1)]
+    assert resolve_interface(lab_host(7, 1)).index == first.index
     # the address moves to another interface: the next lookup follows it
     netns.ip("link", "add", "br1", "type", "bridge")
-    netns.ip("addr", "del", "198.18.7.1/24", "dev", "br0")
-    netns.addr_add("br1", "198.18.7.1/24")
-    assert resolve_interface("198.18.7.1").name == "br1"
+    netns.ip("addr", "del", f"{lab_host(7, 1)}/24", "dev", "br0")
+    netns.addr_add("br1", f"{lab_host(7, 1)}/24")
+    assert resolve_interface(lab_host(7, 1)).name == "br1"
     assert resolve_interface("br0").addresses == ()
     # renamed: the old name is gone at once, the index keeps its new name
     netns.ip("link", "set", "br0", "name", "brx")

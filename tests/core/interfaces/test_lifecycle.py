@@ -16,6 +16,7 @@ import pytest
 
 from mcastkit import ErrorCode, MulticastSocket, SendError
 from tests.support import kernelstate
+from tests.support.addrs import asm6, lab_host, ssm4
 from tests.support.kernel import WAIT_S, drain, group4, group6, groups_on, raw_join4
 from tests.support.netns import Netns, veth, wait_until
 from tests.support.topology import VethLoop, VethPair
@@ -116,7 +117,7 @@ def test_b3_recreated_interface_is_rejoined_by_refresh(veth_pair: VethPair,
 
 
 def test_b3_refresh_restores_source_specific_membership(veth_pair: VethPair) -> None:
-    g = "232.200.251.1"
+    g = ssm4(200, 251, 1)
     with veth_pair.b.enter(), MulticastSocket(4) as rx:
         rx.join_source(veth_pair.addr_a, g, "eth0")
         _recreate(veth_pair)
@@ -167,7 +168,7 @@ def test_b4_join_by_address_then_address_changes_leaves_nothing_behind(
         rx = MulticastSocket(4)
         m = rx.join(g, veth_pair.addr_b)  # given as an address, applied by index
         assert m.ifindex == veth_pair.ifindex_b
-        _move_address(veth_pair, "198.18.9.3")
+        _move_address(veth_pair, lab_host(9, 3))
         if how == "leave":
             rx.leave(g)
             assert g not in _held(4)
@@ -182,7 +183,7 @@ def test_b4_control_leave_by_stale_address_leaks_in_the_kernel(veth_pair: VethPa
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
             mreq = socket.inet_aton(g) + socket.inet_aton(veth_pair.addr_b)
             s.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP, mreq)
-            _move_address(veth_pair, "198.18.9.3")
+            _move_address(veth_pair, lab_host(9, 3))
             s.setsockopt(socket.IPPROTO_IP, socket.IP_DROP_MEMBERSHIP, mreq)  # "succeeds"
         assert g in _held(4)  # still on eth0 after close
 
@@ -192,7 +193,7 @@ def test_b4_raw_join_by_index_does_not_leak(veth_pair: VethPair) -> None:
     with veth_pair.b.enter():
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
             raw_join4(s, g, veth_pair.ifindex_b)
-            _move_address(veth_pair, "198.18.9.3")
+            _move_address(veth_pair, lab_host(9, 3))
         assert g not in _held(4)
 
 
@@ -211,14 +212,14 @@ def test_b5_ipv6_send_during_dad_is_a_typed_error_then_works() -> None:
         veth(a, "eth0", b, "eth0")
         with a.enter(), MulticastSocket(6, interface="eth0") as tx:
             with pytest.raises(SendError) as ei:
-                tx.sendto(b"too early", "ff15::a:dad", 9)
+                tx.sendto(b"too early", asm6("a:dad"), 9)
             e = ei.value
             assert e.errno == errno.EADDRNOTAVAIL and e.code is ErrorCode.SEND_FAILED
             assert "tentative" in str(e) and not e.transient
 
             def sent() -> bool:
                 try:
-                    tx.sendto(b"ok", "ff15::a:dad", 9)
+                    tx.sendto(b"ok", asm6("a:dad"), 9)
                 except SendError:
                     return False
                 return True
@@ -257,10 +258,10 @@ def test_b6_ipv4_two_copies_over_two_veths(netns: Netns) -> None:
     try:
         veth(netns, "e1", peer, "p1")
         veth(netns, "e2", peer, "p2")
-        netns.addr_add("e1", "198.18.6.1/24")
-        netns.addr_add("e2", "198.18.7.1/24")
-        peer.addr_add("p1", "198.18.6.2/24")
-        peer.addr_add("p2", "198.18.7.2/24")
+        netns.addr_add("e1", f"{lab_host(6, 1)}/24")
+        netns.addr_add("e2", f"{lab_host(7, 1)}/24")
+        peer.addr_add("p1", f"{lab_host(6, 2)}/24")
+        peer.addr_add("p2", f"{lab_host(7, 2)}/24")
         g = group4()
         with MulticastSocket(4, metadata=True) as rx:
             port = rx.bind(0)[1]

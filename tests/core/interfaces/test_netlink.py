@@ -30,6 +30,7 @@ from mcastkit._netlink import (
     link_dump_request,
     parse_messages,
 )
+from tests.support.addrs import SRC4, UNICAST4, lab_host
 from tests.support.netns import Netns, veth, wait_until
 
 
@@ -77,7 +78,7 @@ def test_parse_newaddr_v4_and_deladdr_v6() -> None:
     buf = (addr_msg(RTM_NEWADDR, socket.AF_INET, 2, bytes([198, 18, 0, 1]), label="eth0")
            + addr_msg(RTM_DELADDR, socket.AF_INET6, 2, b"\xfe\x80" + b"\0" * 13 + b"\1", 64))
     a, b = parse_messages(buf)
-    assert a == AddrEvent(kind="new", family=4, index=2, prefixlen=24, address="198.18.0.1",
+    assert a == AddrEvent(kind="new", family=4, index=2, prefixlen=24, address=SRC4,
                           label="eth0")
     assert b == AddrEvent(kind="del", family=6, index=2, prefixlen=64, address="fe80::1",
                           label=None)
@@ -227,16 +228,16 @@ def test_decode_random_bytes_never_raise(buf: bytes) -> None:
 @pytest.mark.kernel
 def test_dump_addresses_all_and_filtered(netns: Netns) -> None:
     veth(netns, "wa", netns, "wb")
-    netns.addr_add("wa", "198.18.5.1/24")
-    netns.addr_add("wa", "198.18.5.2/24")
-    netns.addr_add("wb", "198.18.6.1/24")
+    netns.addr_add("wa", f"{UNICAST4}/24")
+    netns.addr_add("wa", f"{lab_host(5, 2)}/24")
+    netns.addr_add("wb", f"{lab_host(6, 1)}/24")
     wa, wb = netns.ifindex("wa"), netns.ifindex("wb")
     every = dump_addresses()
     assert {(e.index, e.address) for e in every} >= {
-        (1, "127.0.0.1"), (1, "::1"), (wa, "198.18.5.1"), (wa, "198.18.5.2"),
-        (wb, "198.18.6.1")}
+        (1, "127.0.0.1"), (1, "::1"), (wa, UNICAST4), (wa, lab_host(5, 2)),
+        (wb, lab_host(6, 1))}
     only = dump_addresses(wa)
     assert {e.index for e in only} == {wa}
-    assert [e.address for e in only if e.family == 4] == ["198.18.5.1", "198.18.5.2"]
+    assert [e.address for e in only if e.family == 4] == [UNICAST4, lab_host(5, 2)]
     assert all(e.kind == "new" for e in only)
     assert dump_addresses(999_999) == []

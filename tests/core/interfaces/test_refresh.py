@@ -14,13 +14,13 @@ import pytest
 
 from mcastkit import MembershipLimitError, MulticastSocket
 from tests.support import kernelstate
-from tests.support.addrs import fresh_group4
+from tests.support.addrs import fresh_group4, lab_host
 from tests.support.netns import Netns
 
 pytestmark = pytest.mark.kernel
 
 DEV = "d0"
-ADDR = "198.18.40.1"
+ADDR = lab_host(40, 1)
 
 
 def _make_dev(netns: Netns) -> int:
@@ -92,7 +92,7 @@ def test_refresh_rejoins_every_ssm_source_and_every_blocked_source(netns: Netns)
     or forgetting the blocked ones, passed the suite before)."""
     _make_dev(netns)
     ssm, asm = fresh_group4(70), fresh_group4(70)
-    s1, s2, b1, b2 = "198.18.40.11", "198.18.40.12", "198.18.40.21", "198.18.40.22"
+    s1, s2, b1, b2 = lab_host(40, 11), lab_host(40, 12), lab_host(40, 21), lab_host(40, 22)
     with MulticastSocket(4) as rx:
         rx.bind(0)
         rx.join_source(s1, ssm, DEV)

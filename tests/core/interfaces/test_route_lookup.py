@@ -23,6 +23,7 @@ from mcastkit._netlink import (
     parse_route_oif,
     route_request,
 )
+from tests.support.addrs import G4
 from tests.support.kernel import WAIT_S, group4
 from tests.support.topology import VethPair, new_port
 
@@ -45,8 +46,8 @@ def test_the_route_answer_decodes() -> None:
     with pytest.raises(OSError) as e:
         parse_route_oif(_answer(NLMSG_ERROR, struct.pack("=i", -101) + bytes(16)))
     assert e.value.errno == 101
-    req = route_request(socket.inet_aton("239.255.0.1"))
-    assert len(req) == _HDR.unpack_from(req)[0] and req.endswith(socket.inet_aton("239.255.0.1"))
+    req = route_request(socket.inet_aton(G4))
+    assert len(req) == _HDR.unpack_from(req)[0] and req.endswith(socket.inet_aton(G4))
 
 
 @given(st.binary(max_size=200))

@@ -10,12 +10,13 @@ import socket
 import pytest
 
 import mcastkit
+from tests.support.addrs import asm4
 from tests.support.batch import WAIT
 from tests.support.netns import Netns
 
 pytestmark = pytest.mark.kernel
 
-G = "239.255.5.22"
+G = asm4(5, 22)
 
 
 def test_mixed_sizes_arrive_whole_in_order(netns: Netns, impl: str, mcast_port: int) -> None:

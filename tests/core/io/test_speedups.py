@@ -10,11 +10,12 @@ import pytest
 
 import mcastkit
 from mcastkit import Datagram, MulticastSocket, _io
+from tests.support.addrs import asm4, asm6
 from tests.support.batch import WAIT
 from tests.support.netns import Netns
 
-G = "239.255.5.11"
-G2 = "239.255.5.12"
+G = asm4(5, 11)
+G2 = asm4(5, 12)
 
 
 def _read_all(sock: MulticastSocket, impl: str) -> list[Datagram]:
@@ -112,7 +113,7 @@ def test_g1_recv_batch_filters_by_arrival_interface(veth_loop: object, impl: str
                                                      mcast_port: int) -> None:
     """Like recv(): an IPv6 datagram for a joined group that arrived on an interface this
     socket did not join it on is dropped and counted (field notes G1)."""
-    g = "ff15::5:11"
+    g = asm6("5:11")
     with MulticastSocket(6, metadata=True, reuse_address=True) as on_va, \
             MulticastSocket(6, metadata=True, reuse_address=True) as on_vb, \
             MulticastSocket(6, interface="va", loopback=False) as out_va, \

@@ -26,12 +26,13 @@ from mcastkit import ClosedError, Datagram, _io
 from mcastkit import _platform as plat
 from mcastkit._packet import CmsgKind, decode_ancillary
 from mcastkit._platform._structs import CMSG_HDR, parse_cmsgs
+from tests.support.addrs import SRC4_OTHER, asm4, asm6, lab_host
 from tests.support.batch import WAIT, drain
 from tests.support.netns import Netns
 from tests.support.structs_ref import pack_cmsgs
 from tests.support.topology import VethLoop
 
-G = "239.255.5.21"
+G = asm4(5, 21)
 
 
 @pytest.fixture(scope="module")
@@ -205,7 +206,7 @@ def test_cmsg_walker_matches_python(speedups: ModuleType, cmsgs: list[tuple[
     exactly what decode_ancillary(parse_cmsgs(...)) gives, and never read out of bounds
     (scripts/asan-batch)."""
     ctrl = (pack_cmsgs([(lv, ty, b) for (lv, ty), b in cmsgs]) + tail)[:cut]
-    name = _sockaddr(socket.AF_INET, "198.18.0.7", 4242)
+    name = _sockaddr(socket.AF_INET, SRC4_OTHER, 4242)
     ring = speedups.Ring(socket.AF_INET, 48, 1)
     got = ring._decode(data, name, ctrl, flags)
     assert _all(got) == _reference(data, name, ctrl, flags, socket.AF_INET, 48)
@@ -228,7 +229,7 @@ def test_hostile_cmsg_len(speedups: ModuleType, cl: int) -> None:
     ttl = pack_cmsgs([(socket.IPPROTO_IP, socket.IP_TTL, struct.pack("=i", 9))])
     bad = CMSG_HDR.pack(cl, *plat.cmsg_type(CmsgKind.TIMESTAMPNS)) + bytes(16)
     ring = speedups.Ring(socket.AF_INET, 16, 1)
-    name = _sockaddr(socket.AF_INET, "198.18.0.7", 1)
+    name = _sockaddr(socket.AF_INET, SRC4_OTHER, 1)
     got = ring._decode(b"", name, ttl + bad)
     assert got.ttl == 9 and got.timestamp_ns == _reference(b"", name, ttl + bad, 0,
                                                            socket.AF_INET, 16)[8]
@@ -240,7 +241,7 @@ def test_timestamp_overflow_is_exact(speedups: ModuleType, sec: int, nsec: int) 
     signed-overflow undefined behaviour; UBSan checks under scripts/asan-batch)."""
     ts = pack_cmsgs([(*plat.cmsg_type(CmsgKind.TIMESTAMPNS), struct.pack("=qq", sec, nsec))])
     ring = speedups.Ring(socket.AF_INET, 16, 1)
-    got = ring._decode(b"", _sockaddr(socket.AF_INET, "198.18.0.7", 1), ts)
+    got = ring._decode(b"", _sockaddr(socket.AF_INET, SRC4_OTHER, 1), ts)
     assert got.timestamp_ns == sec * 1_000_000_000 + nsec
 
 
@@ -249,7 +250,7 @@ def test_sockaddr_lengths(speedups: ModuleType, namelen: int) -> None:
     """Short, exact and over-long (kernel-reported) address lengths, both families, with
     an IPv6 link-local scope id; the one-entry source cache never returns a stale one."""
     v6 = _sockaddr(socket.AF_INET6, "fe80::1", 5000, scope=7) + bytes(200)
-    v4 = _sockaddr(socket.AF_INET, "198.18.0.9", 5001) + bytes(200)
+    v4 = _sockaddr(socket.AF_INET, lab_host(0, 9), 5001) + bytes(200)
     for family, full in ((socket.AF_INET6, v6), (socket.AF_INET, v4)):
         ring = speedups.Ring(family, 16, 1)
         for name in (full[:namelen], full[:namelen], v4[:16], full[:namelen]):
@@ -270,8 +271,8 @@ def _kinds() -> list[tuple[int, int, int]]:
 def _still_works(speedups: ModuleType) -> None:
     """The previous (good) setup survived a refused one."""
     ring = speedups.Ring(socket.AF_INET, 8, 1)
-    got = ring._decode(b"abc", _sockaddr(socket.AF_INET, "198.18.0.3", 7), b"")
-    assert type(got) is Datagram and got == Datagram(b"abc", "198.18.0.3", 7)
+    got = ring._decode(b"abc", _sockaddr(socket.AF_INET, lab_host(0, 3), 7), b"")
+    assert type(got) is Datagram and got == Datagram(b"abc", lab_host(0, 3), 7)
 
 
 class _Borrowed:
@@ -364,7 +365,7 @@ def test_setup_accepts_identical_layout(speedups: ModuleType) -> None:
     try:
         speedups.setup(Twin, _kinds())
         ring = speedups.Ring(socket.AF_INET, 8, 1)
-        got = ring._decode(b"t", _sockaddr(socket.AF_INET, "198.18.0.3", 7), b"")
+        got = ring._decode(b"t", _sockaddr(socket.AF_INET, lab_host(0, 3), 7), b"")
         assert type(got) is Twin and got.data == b"t" and got.tos is None
     finally:
         speedups.setup(Datagram, _kinds())
@@ -422,7 +423,7 @@ def test_max_count_extremes(netns: Netns, impl: str, mcast_port: int, max_count:
 def test_ipv6_link_local_scope(veth_loop: VethLoop, impl: str, mcast_port: int) -> None:
     """An IPv6 link-local source carries %ifindex of the arrival interface, like recv();
     the metadata gives the arrival interface; several batches reuse the cached source."""
-    g6 = "ff15::5:21"
+    g6 = asm6("5:21")
     rx = mcastkit.open_receiver(f"[{g6}]:{mcast_port}", interface="vb", metadata=True)
     tx = mcastkit.MulticastSocket(6, interface="va", ttl=4)
     with rx, tx:
@@ -499,7 +500,7 @@ def test_many_sockets_independent_rings(netns: Netns, impl: str, mcast_port: int
     """Forty receivers, each on its own group with its own recv_size: every ring keeps its
     own datagrams, sizes, sources and groups (no shared buffer or cache)."""
     base = mcast_port
-    groups = [f"239.255.6.{i + 1}" for i in range(40)]
+    groups = [asm4(6, i + 1) for i in range(40)]
     rxs = [mcastkit.open_receiver(f"{g}:{base}", interface="lo", metadata=True,
                                   recv_size=8 + i, reuse_port=True)
            for i, g in enumerate(groups)]

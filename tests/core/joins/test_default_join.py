@@ -13,7 +13,7 @@ import pytest
 
 from mcastkit import MulticastSocket
 from tests.support import kernelstate
-from tests.support.addrs import fresh_group4
+from tests.support.addrs import asm4, fresh_group4, lab_host
 from tests.support.netns import Netns
 
 pytestmark = pytest.mark.kernel
@@ -24,8 +24,8 @@ def test_default_join_follows_the_route_not_the_first_interface(netns: Netns) ->
         netns.ip("link", "add", dev, "type", "veth", "peer", "name", f"{dev}p")
         netns.ip("link", "set", f"{dev}p", "up")
         netns.ip("link", "set", dev, "up")
-        netns.addr_add(dev, f"198.18.{72 + i}.1/24")
-    netns.route_add("239.255.72.0/24", "dev", "a1")
+        netns.addr_add(dev, f"{lab_host(72 + i, 1)}/24")
+    netns.route_add(f"{asm4(72, 0)}/24", "dev", "a1")
     g = fresh_group4(72)
     with MulticastSocket(4) as rx:
         rx.bind(0)

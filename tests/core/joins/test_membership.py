@@ -32,7 +32,7 @@ from mcastkit._platform import Op
 from mcastkit._platform._structs import pack_group_req, pack_group_source_req
 from mcastkit._translate import from_oserror
 from tests.support import kernelstate
-from tests.support.addrs import G4, G6, SRC4, SSM4
+from tests.support.addrs import ASM_NET4, G4, G6, SRC4, SSM4, UNICAST4, asm6, lab_host, ssm4
 from tests.support.kernel import WAIT_S, Env, drain, env, group4, group6, groups_on
 from tests.support.netns import Netns
 from tests.support.topology import VethLoop, VethPair
@@ -160,13 +160,13 @@ def test_a5_first_source_of_a_new_group_over_the_limit_is_a_membership_limit(
     netns.sysctl("net.ipv4.igmp_max_memberships", 2)
     netns.sysctl("net.ipv4.igmp_max_msf", 10)
     with MulticastSocket(4, interface="lo") as s:
-        s.join_source("198.18.5.1", "232.200.251.1")
-        s.join_source("198.18.5.1", "232.200.251.2")
+        s.join_source(UNICAST4, ssm4(200, 251, 1))
+        s.join_source(UNICAST4, ssm4(200, 251, 2))
         with pytest.raises(MembershipLimitError) as ei:
-            s.join_source("198.18.5.1", "232.200.251.3")
+            s.join_source(UNICAST4, ssm4(200, 251, 3))
         assert ei.value.errno == errno.ENOBUFS
         assert "net.ipv4.igmp_max_memberships=2" in str(ei.value)
-        s.join_source("198.18.5.2", "232.200.251.1")  # a source on a held group still works
+        s.join_source(lab_host(5, 2), ssm4(200, 251, 1))  # a source on a held group still works
         assert len(s.memberships) == 2
 
 
@@ -175,12 +175,12 @@ def test_a5_first_source_of_a_new_group_over_the_limit_is_a_membership_limit(
 
 def test_a6_source_limit_v4_join_source(netns: Netns) -> None:
     netns.sysctl("net.ipv4.igmp_max_msf", 3)
-    g = "232.200.250.1"
+    g = ssm4(200, 250, 1)
     with MulticastSocket(4, interface="lo") as s:
         for i in range(3):
-            s.join_source(f"198.18.5.{i + 1}", g)
+            s.join_source(lab_host(5, i + 1), g)
         with pytest.raises(SourceFilterError) as ei:
-            s.join_source("198.18.5.4", g)
+            s.join_source(lab_host(5, 4), g)
         assert ei.value.code is ErrorCode.SOURCE_FILTER and ei.value.errno == errno.ENOBUFS
         assert "net.ipv4.igmp_max_msf=3" in str(ei.value)
         assert len(s.memberships[0].sources) == 3
@@ -191,18 +191,18 @@ def test_a6_source_limit_v4_block_source(netns: Netns) -> None:
     g = group4()
     with MulticastSocket(4, interface="lo") as s:
         s.join(g)
-        s.block_source("198.18.5.1", g)
-        s.block_source("198.18.5.2", g)
+        s.block_source(UNICAST4, g)
+        s.block_source(lab_host(5, 2), g)
         with pytest.raises(SourceFilterError) as ei:
-            s.block_source("198.18.5.3", g)
+            s.block_source(lab_host(5, 3), g)
         assert ei.value.code is ErrorCode.SOURCE_FILTER
         assert "net.ipv4.igmp_max_msf=2" in str(ei.value)
-        assert s.memberships[0].sources == frozenset({"198.18.5.1", "198.18.5.2"})
+        assert s.memberships[0].sources == frozenset({UNICAST4, lab_host(5, 2)})
 
 
 def test_a6_source_limit_v6_names_mld_max_msf(veth_loop: VethLoop) -> None:
     """mld_max_msf (64) is global (init namespace only), so it is left at its default."""
-    g = "ff15::a:ffff"
+    g = asm6("a:ffff")
     with MulticastSocket(6, interface="va") as s:
         n = 0
         with pytest.raises(SourceFilterError) as ei:
@@ -274,14 +274,14 @@ def test_a8_garbage_group_text(netns: Netns) -> None:
 
 def test_a8_multicast_source_rejected(netns: Netns) -> None:
     with MulticastSocket(4, interface="lo") as s, pytest.raises(McastValueError) as ei:
-        s.join_source(G4, "232.200.250.2")
+        s.join_source(G4, ssm4(200, 250, 2))
     assert ei.value.code is ErrorCode.BAD_ADDRESS
 
 
 # --------------------------------------------------------------------------- A9
 
 
-@pytest.mark.parametrize("spec", ["nope0", 9999, "9999", "198.18.77.77"])
+@pytest.mark.parametrize("spec", ["nope0", 9999, "9999", lab_host(77, 77)])
 def test_a9_unknown_interface_on_join(netns: Netns, spec: str | int) -> None:
     with MulticastSocket(4) as s:
         with pytest.raises(InterfaceNotFoundError) as ei:
@@ -313,7 +313,7 @@ def test_a10_no_route_and_no_interface_is_a_typed_error(netns: Netns) -> None:
 
 def test_a10_default_join_uses_the_route_and_reports_it(veth_pair: VethPair) -> None:
     with veth_pair.b.enter():
-        veth_pair.b.route_add("239.255.0.0/16", "dev", "eth0")
+        veth_pair.b.route_add(ASM_NET4, "dev", "eth0")
         g = group4()
         with MulticastSocket(4) as s:
             m = s.join(g)
@@ -338,7 +338,7 @@ def test_a11_struct_sizes_match_the_kernel_abi() -> None:
     # struct group_req / group_source_req on LP64: u32 + pad + sockaddr_storage(s)
     assert len(pack_group_req(1, ipaddress.ip_address(G4))) == 136
     assert len(pack_group_source_req(1, ipaddress.ip_address(SSM4),
-                                     ipaddress.ip_address("198.18.1.1"))) == 264
+                                     ipaddress.ip_address(lab_host(1, 1)))) == 264
     assert len(pack_group_req(1, ipaddress.ip_address(G6))) == 136
 
 
@@ -355,8 +355,8 @@ def test_a11_short_buffer_is_einval_and_typed(netns: Netns) -> None:
 def test_a11_every_packed_request_is_accepted(env: Env) -> None:
     """join, block, unblock, leave, join_source, leave_source: the kernel takes each."""
     g = env.group()
-    src = "198.18.5.9" if env.version == 4 else "fe80::9"
-    ssm = "232.200.250.3" if env.version == 4 else "ff35::a:1"
+    src = lab_host(5, 9) if env.version == 4 else "fe80::9"
+    ssm = ssm4(200, 250, 3) if env.version == 4 else "ff35::a:1"
     with env.rx() as s:
         s.join(g)
         s.block_source(src, g)

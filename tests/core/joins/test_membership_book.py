@@ -24,10 +24,10 @@ from mcastkit import _platform as plat
 from mcastkit._errors import AlreadyJoinedError, ErrorCode, McastValueError
 from mcastkit._membership import Membership, MembershipBook
 from mcastkit._platform import Op
-from tests.support.addrs import G4, SRC4, SSM4
+from tests.support.addrs import G4, SRC4, SSM4, asm4, lab_host, ssm4
 
 IDX, IFN, G = 1, "lo", SSM4
-S1, S2 = SRC4, "198.18.0.2"
+S1, S2 = SRC4, lab_host(0, 2)
 
 State = tuple[FilterMode, frozenset[str]] | None
 EMPTY: State = None
@@ -162,7 +162,7 @@ def test_interfaces_and_groups_are_independent() -> None:
     b.commit_join(1, G, "lo", "lo")
     assert b.check_join_source(2, G, S1, "veth0") is True  # other interface: no conflict
     b.commit_join_source(2, G, S1, "veth0", 2)
-    assert b.check_join_source(1, "232.1.1.2", S1, "lo") is True  # other group
+    assert b.check_join_source(1, ssm4(1, 1, 2), S1, "lo") is True  # other group
     assert {(m.ifindex, m.mode) for m in b} == {(1, FilterMode.EXCLUDE), (2, FilterMode.INCLUDE)}
     assert b.groups == frozenset({G})
     b.commit_leave(1, G)
@@ -172,8 +172,8 @@ def test_interfaces_and_groups_are_independent() -> None:
 def test_membership_records_what_was_asked() -> None:
     b = MembershipBook()
     by_name = b.commit_join(1, G4, "lo", "lo")
-    by_index = b.commit_join(1, "239.255.0.2", "lo", 1)
-    by_route = b.commit_join(1, "239.255.0.3", "lo", None)
+    by_index = b.commit_join(1, asm4(0, 2), "lo", 1)
+    by_route = b.commit_join(1, asm4(0, 3), "lo", None)
     assert by_name.by_name and not by_index.by_name and not by_route.by_name
     assert by_name == Membership(group=G4, ifindex=1, ifname="lo",
                                  mode=FilterMode.EXCLUDE, interface_spec="lo")

@@ -11,14 +11,15 @@ from __future__ import annotations
 import pytest
 
 from mcastkit import MulticastSocket
+from tests.support.addrs import lab_host
 from tests.support.kernel import WAIT_S, group4
 from tests.support.netns import Netns
 from tests.support.topology import VethPair, new_port
 
 pytestmark = pytest.mark.kernel
 
-SECOND = "198.18.9.11"  # a second address on a's eth0
-LO_EXTRA = "198.18.30.1"  # an address added to lo
+SECOND = lab_host(9, 11)  # a second address on a's eth0
+LO_EXTRA = lab_host(30, 1)  # an address added to lo
 
 
 def _source(tx_spec: object, rx: MulticastSocket, g: str, port: int) -> str:

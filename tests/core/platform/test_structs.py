@@ -248,5 +248,5 @@ def test_in6_pktinfo_round_trip(ifindex: int, addr: V6) -> None:
 
 
 def test_unpack_reads_only_the_struct_prefix() -> None:
-    raw = pack_in6_pktinfo(3, V6("ff15::1")) + b"\xff" * 8  # cmsg padding
+    raw = pack_in6_pktinfo(3, V6(G6)) + b"\xff" * 8  # cmsg padding
     assert unpack_in6_pktinfo(raw) == (3, G6)

@@ -27,6 +27,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from mcastkit import Datagram, MulticastSocket
+from tests.support.addrs import asm4, lab_host
 from tests.support.kernel import WAIT_S
 from tests.support.spoof import LAB_NET, Spoofer, lab_source
 
@@ -40,7 +41,7 @@ FUZZ = settings(
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
     database=None,
 )
-GROUP = "239.255.88.1"
+GROUP = asm4(88, 1)
 METHODS = ["recv", "recv_batch"]
 
 sizes = st.one_of(
@@ -130,9 +131,9 @@ def test_hostile_payload_bytes_are_delivered_verbatim(netns: object, method: str
     pattern = (b"\xc0\x0c" * 3 + b"\x00" * 10 + b"\xff" * 16 + bytes(range(256)))
     payload = (pattern * (size // len(pattern) + 1))[:size]
     with rx, Spoofer("lo") as sp:
-        sp.send("198.18.88.8", 0xFFFF, GROUP, rx.local_address[1], payload, ttl=255)
+        sp.send(lab_host(88, 8), 0xFFFF, GROUP, rx.local_address[1], payload, ttl=255)
         d = receive()
-        assert (d.data, d.source, d.port, d.truncated) == (payload, "198.18.88.8", 65535, False)
+        assert (d.data, d.source, d.port, d.truncated) == (payload, lab_host(88, 8), 65535, False)
 
 
 FLOOD = 10_000

@@ -17,7 +17,7 @@ from mcastkit import Datagram
 from mcastkit import _platform as plat
 from mcastkit._packet import CmsgKind, decode_ancillary
 from mcastkit._platform import CMSG_KINDS
-from tests.support.addrs import G4, G6, SRC4, SSM4
+from tests.support.addrs import G4, G4_OTHER, G6, SRC4, SSM4
 
 # The (level, type) pairs from Python's socket module where it has them, so a wrong
 # number in mcastkit._platform._linux fails a test here; the ones Python lacks come from
@@ -99,7 +99,7 @@ def test_short_buffers_are_ignored(key: tuple[int, int], size: int) -> None:
 
 def test_longer_buffers_read_the_prefix() -> None:
     d = _d()
-    decode_ancillary(d, [(*PKTINFO4, _in_pktinfo(2, "232.1.1.1") + b"\xff" * 4),
+    decode_ancillary(d, [(*PKTINFO4, _in_pktinfo(2, SSM4) + b"\xff" * 4),
                          (*RXQ_OVFL, struct.pack("=I", 9) + b"\xff" * 4)], CMSG_KINDS)
     assert (d.group, d.interface, d.drops) == (SSM4, 2, 9)
 
@@ -118,26 +118,26 @@ def test_unknown_pairs_are_ignored(cmsg: tuple[int, int, bytes]) -> None:
 def test_all_kinds_together() -> None:
     d = _d()
     decode_ancillary(d, [
-        (*PKTINFO4, _in_pktinfo(1, "239.255.0.9")),
+        (*PKTINFO4, _in_pktinfo(1, G4_OTHER)),
         (*TTL, struct.pack("=i", 1)),
         (*TOS, b"\x00"),
         (*RXQ_OVFL, struct.pack("=I", 0)),
         (*TIMESTAMPNS, struct.pack("=qq", 2, 5)),
         (IP, 99, b"junk"),
     ], CMSG_KINDS)
-    assert d == Datagram(b"x", SRC4, 4000, group="239.255.0.9", interface=1, ttl=1,
+    assert d == Datagram(b"x", SRC4, 4000, group=G4_OTHER, interface=1, ttl=1,
                          drops=0, timestamp_ns=2_000_000_005, tos=0)
 
 
 def test_toggling_kinds_off_decodes_nothing() -> None:
     """Metadata off: the core passes no table rows, and nothing is decoded."""
-    cmsgs = [(*PKTINFO4, _in_pktinfo(1, "239.255.0.9")), (*TTL, struct.pack("=i", 1))]
+    cmsgs = [(*PKTINFO4, _in_pktinfo(1, G4_OTHER)), (*TTL, struct.pack("=i", 1))]
     off = _d()
     decode_ancillary(off, cmsgs, {})
     assert off.group is None and off.ttl is None
     on = _d()
     decode_ancillary(on, cmsgs, CMSG_KINDS)
-    assert on.group == "239.255.0.9" and on.ttl == 1
+    assert on.group == G4_OTHER and on.ttl == 1
     only_ttl = _d()
     decode_ancillary(only_ttl, cmsgs, {TTL: CmsgKind.TTL})
     assert only_ttl.group is None and only_ttl.ttl == 1
@@ -150,10 +150,10 @@ def test_later_cmsg_of_a_kind_wins() -> None:
 
 
 def test_datagram_str() -> None:
-    assert str(_d()) == "1B from 198.18.0.1:4000"
-    d = Datagram(b"ab", "ff", 1, group="239.255.0.1", interface=2, ttl=3, truncated=True,
+    assert str(_d()) == f"1B from {SRC4}:4000"
+    d = Datagram(b"ab", "ff", 1, group=G4, interface=2, ttl=3, truncated=True,
                  drops=4)
-    assert str(d) == "2B from ff:1 dst=239.255.0.1 ifindex=2 ttl=3 truncated drops=4"
+    assert str(d) == f"2B from ff:1 dst={G4} ifindex=2 ttl=3 truncated drops=4"
 
 
 _known_keys = st.sampled_from(sorted(CMSG_KINDS))

@@ -10,12 +10,13 @@ import pytest
 
 import mcastkit
 from mcastkit import ClosedError, McastValueError, MulticastSocket
+from tests.support.addrs import asm4
 from tests.support.batch import WAIT
 from tests.support.netns import Netns
 
 pytestmark = pytest.mark.kernel
 
-G = "239.255.5.21"
+G = asm4(5, 21)
 
 
 def _pair(port: int, **opts: object) -> tuple[MulticastSocket, MulticastSocket]:

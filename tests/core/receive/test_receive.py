@@ -19,6 +19,7 @@ from mcastkit import ClosedError, Datagram, ErrorCode, MulticastSocket
 from mcastkit import _platform as plat
 from mcastkit._platform import Op
 from tests.support import kernelstate
+from tests.support.addrs import asm4
 from tests.support.kernel import (
     WAIT_S,
     Env,
@@ -108,8 +109,8 @@ def test_d2_truncation_is_flagged_and_counted(env: Env, metadata: bool) -> None:
 def test_d2_default_buffer_takes_the_largest_datagram(netns: object) -> None:
     with MulticastSocket(4, interface="lo") as rx, MulticastSocket(4, interface="lo") as tx:
         port = rx.bind(0)[1]
-        rx.join("239.255.99.1")
-        tx.sendto(bytes(65507), "239.255.99.1", port)
+        rx.join(asm4(99, 1))
+        tx.sendto(bytes(65507), asm4(99, 1), port)
         d = rx.recv(WAIT_S)
         assert len(d.data) == 65507 and not d.truncated
 

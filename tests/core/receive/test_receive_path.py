@@ -24,7 +24,7 @@ from mcastkit import (
     ReceiveTimeoutError,
     _io,
 )
-from tests.support.addrs import fresh_group4
+from tests.support.addrs import SRC4, fresh_group4
 from tests.support.netns import Netns
 
 pytestmark = pytest.mark.kernel
@@ -114,8 +114,8 @@ def test_drop_counter_only_moves_forward(netns: Netns, mcast_port: int) -> None:
         admit = s._rx._admit  # the one accounting step every receive call runs
 
         def seen(drops: int) -> None:
-            admit([Datagram(b"x", "198.18.0.1", 9, drops=drops)], None)
-            admit([Datagram(b"y", "198.18.0.1", 9, drops=drops)] * 2,
+            admit([Datagram(b"x", SRC4, 9, drops=drops)], None)
+            admit([Datagram(b"y", SRC4, 9, drops=drops)] * 2,
                   (None, None, drops, 2, 0))
 
         for total in (20, 10, 20, 25, 5, 25):

@@ -19,14 +19,15 @@ from mcastkit import (
 )
 from mcastkit import _platform as plat
 from mcastkit._platform import Op
+from tests.support.addrs import asm4, asm6
 from tests.support.batch import WAIT, drain, meta, recv_n
 from tests.support.fixtures import require_or_skip
 from tests.support.netns import Netns
 
 pytestmark = pytest.mark.kernel
 
-G = "239.255.5.1"
-G2 = "239.255.5.2"
+G = asm4(5, 1)
+G2 = asm4(5, 2)
 
 
 def _pair(port: int, **opts: object) -> tuple[MulticastSocket, MulticastSocket]:
@@ -261,7 +262,7 @@ def test_memory_flat(netns: Netns, impl: str, mcast_port: int) -> None:
 
 
 def test_ipv6_on_veth(veth_loop: object, impl: str, mcast_port: int) -> None:
-    g6 = "ff15::5:1"
+    g6 = asm6("5:1")
     a = mcastkit.open_receiver(f"[{g6}]:{mcast_port}", interface="vb", metadata=True,
                                reuse_port=True)
     b = mcastkit.open_receiver(f"[{g6}]:{mcast_port}", interface="vb", metadata=True,
@@ -302,7 +303,7 @@ def test_recv_batch_from_two_threads_reads_every_datagram_once(
     """Two threads call recv_batch on one socket at once (the ctypes ring releases the GIL
     around recvmmsg; its buffers must not be refilled under the kernel): every datagram
     arrives intact and exactly once on every implementation."""
-    group = "239.255.77.1"
+    group = asm4(77, 1)
     rx = mcastkit.open_receiver(f"{group}:{mcast_port}", interface="lo",
                                 rcvbuf_bytes=1 << 22)
     tx = mcastkit.open_sender(f"{group}:{mcast_port}", interface="lo")

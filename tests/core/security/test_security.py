@@ -32,6 +32,7 @@ from mcastkit import (
     open_receiver,
     open_sender,
 )
+from tests.support.addrs import asm4, asm6, lab_host, ssm4
 from tests.support.fixtures import require_or_skip
 from tests.support.kernel import WAIT_S, Env, drain, env, group_ssm4
 from tests.support.spoof import Spoofer
@@ -102,15 +103,15 @@ MISMATCH = [
 
 # Matches: no warning at all.
 MATCH = [
-    (4, "connect", "239.255.7.1", 1),
-    (4, "connect", "239.255.7.2", 32),
-    (4, "join_then_set_ttl", "239.255.7.3", 255),
-    (4, "join_source", "232.200.77.1", 64),
+    (4, "connect", asm4(7, 1), 1),
+    (4, "connect", asm4(7, 2), 32),
+    (4, "join_then_set_ttl", asm4(7, 3), 255),
+    (4, "join_source", ssm4(200, 77, 1), 64),
     (4, "join", "224.0.0.251", 1),  # mDNS-style: TTL 1 on a link-scope group is right
     (4, "join_then_set_ttl", "224.0.0.251", 0),
     (4, "connect_then_set_ttl", "224.0.0.251", 1),
-    (6, "connect", "ff15::a:7", 5),
-    (6, "join_then_set_ttl", "ff15::a:8", 200),
+    (6, "connect", asm6("a:7"), 5),
+    (6, "join_then_set_ttl", asm6("a:8"), 200),
     (6, "join", "ff02::fb", 1),
     (6, "join_source", "ff35::a:9", 7),
     (6, "connect_then_set_ttl", "ff02::fb", 1),
@@ -127,7 +128,7 @@ def _do(env: Env, action: str, group: str, ttl: int) -> MulticastSocket:
     elif base == "join":
         s.join(group)
     else:
-        s.join_source("198.18.44.1" if env.version == 4 else "fe80::44", group)
+        s.join_source(lab_host(44, 1) if env.version == 4 else "fe80::44", group)
     if after:
         s.set_ttl(ttl)
     return s
@@ -177,7 +178,7 @@ def test_g3_warns_once_per_cause(lo4: None) -> None:
                 s.set_ttl(t)
             s.join("224.0.0.252")  # a second link-scope group is a second cause
             s.set_ttl(7)
-            s.join("239.255.7.9")  # site scope: fine at any TTL
+            s.join(asm4(7, 9))  # site scope: fine at any TTL
         with MulticastSocket(4, interface="lo") as other:  # causes are per socket
             other.join("224.0.0.251")
             other.set_ttl(2)
@@ -215,7 +216,7 @@ def test_g3_refused_join_does_not_warn(lo4: None) -> None:
     with open("/proc/sys/net/ipv4/igmp_max_memberships", "w") as f:
         f.write("1\n")
     with MulticastSocket(4, interface="lo", ttl=2) as s:
-        s.join("239.255.7.20")
+        s.join(asm4(7, 20))
         with warnings.catch_warnings():
             warnings.simplefilter("error", McastScopeWarning)
             with pytest.raises(McastOSError) as ei:
@@ -332,12 +333,12 @@ def test_g7_mcastkit_defaults_set_no_reuse_option(lo4: None) -> None:
 
 # =========================================================================== G2
 
-FORGED = "198.18.77.7"
-OTHER = "198.18.77.8"
+FORGED = lab_host(77, 7)
+OTHER = lab_host(77, 8)
 
 
 def test_g2_forged_source_reaches_an_any_source_socket(lo4: None) -> None:
-    g = "239.255.77.1"
+    g = asm4(77, 1)
     with MulticastSocket(4, interface="lo", metadata=True) as rx, Spoofer("lo") as sp:
         port = rx.bind(0)[1]
         rx.join(g)
@@ -371,7 +372,7 @@ def test_g2_ssm_socket_joined_to_another_source_drops_it(lo4: None) -> None:
 
 
 def test_g2_blocked_forged_source_is_dropped_on_an_any_source_socket(lo4: None) -> None:
-    g = "239.255.77.2"
+    g = asm4(77, 2)
     with MulticastSocket(4, interface="lo") as rx, Spoofer("lo") as sp:
         port = rx.bind(0)[1]
         rx.join(g)
@@ -386,7 +387,7 @@ def test_g2_blocked_forged_source_is_dropped_on_an_any_source_socket(lo4: None) 
 def test_g2_forged_ttl_is_reported_as_it_arrived(lo4: None, ttl: int) -> None:
     """An on-link sender can forge TTL 255 too: the arrival TTL is reported truthfully
     (for a GTSM-style check by the application, G4), but it proves nothing by itself."""
-    g = "239.255.77.3"
+    g = asm4(77, 3)
     with MulticastSocket(4, interface="lo", metadata=True) as rx, Spoofer("lo") as sp:
         port = rx.bind(0)[1]
         rx.join(g)

@@ -12,12 +12,13 @@ from mcastkit import (
     MulticastSocket,
     _io,
 )
+from tests.support.addrs import asm4, asm6
 from tests.support.batch import drain
 from tests.support.netns import Netns
 
 pytestmark = pytest.mark.kernel
 
-G = "239.255.6.1"
+G = asm4(6, 1)
 
 
 def _pair(port: int) -> tuple[MulticastSocket, MulticastSocket]:
@@ -153,7 +154,7 @@ def test_fallback_sender_forced(netns: Netns, mcast_port: int) -> None:
 
 
 def test_ipv6_send_batch_on_veth(veth_loop: object, impl: str, mcast_port: int) -> None:
-    g6 = "ff15::6:1"
+    g6 = asm6("6:1")
     rx = mcastkit.open_receiver(f"[{g6}]:{mcast_port}", interface="vb")
     tx = mcastkit.MulticastSocket(6, interface="va")
     with rx, tx:

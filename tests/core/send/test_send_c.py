@@ -24,13 +24,14 @@ import pytest
 import mcastkit
 from mcastkit import DatagramTooLargeError, MulticastSocket, WouldBlockError, _io
 from mcastkit._platform._structs import pack_dest
+from tests.support.addrs import asm4, asm6
 from tests.support.batch import WAIT, recv_n
 from tests.support.fixtures import require_or_skip
 from tests.support.netns import Netns
 from tests.support.topology import VethLoop
 
-G = "239.255.6.31"
-G6 = "ff15::6:31"
+G = asm4(6, 31)
+G6 = asm6("6:31")
 #: sizes around the interesting edges, up to the IPv4 UDP maximum
 SIZES = [0, 1, 7, 63, 64, 65, 1399, 1400, 1472, 1473, 4096, 9000, 32768, 65507]
 
@@ -246,7 +247,7 @@ def test_bad_arguments(speedups: ModuleType) -> None:
         with pytest.raises(TypeError):
             sm(fd, [b"a"], "not bytes", 0)
         for bad_sa in (b"", sa[:15], sa + b"\0", sa + bytes(12),
-                       pack_dest(("ff15::1", 9))[:16], pack_dest(("ff15::1", 9))[:27],
+                       pack_dest((asm6("1"), 9))[:16], pack_dest((asm6("1"), 9))[:27],
                        bytes(16), bytes(28)):
             with pytest.raises(ValueError, match="sockaddr"):
                 sm(fd, [ba], bad_sa, 0)

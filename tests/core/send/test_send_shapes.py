@@ -7,13 +7,14 @@ import pytest
 
 import mcastkit
 from mcastkit import ClosedError, DatagramTooLargeError
+from tests.support.addrs import asm4
 from tests.support.batch import WAIT
 from tests.support.netns import Netns
 
 pytestmark = pytest.mark.kernel
 
-G1 = "239.255.5.31"
-G2 = "239.255.5.32"
+G1 = asm4(5, 31)
+G2 = asm4(5, 32)
 
 
 def test_sendto_alternating_destinations(netns: Netns, impl: str, mcast_port: int) -> None:
@@ -29,7 +30,7 @@ def test_sendto_alternating_destinations(netns: Netns, impl: str, mcast_port: in
 
 def test_sendto_many_destinations(netns: Netns, impl: str, mcast_port: int) -> None:
     """More destinations than any cache holds: every datagram still goes where it says."""
-    groups = [f"239.255.6.{i}" for i in range(1, 101)]
+    groups = [asm4(6, i) for i in range(1, 101)]
     netns.sysctl("net.ipv4.igmp_max_memberships", 200)
     with mcastkit.open_receiver(*(f"{g}:{mcast_port}" for g in groups), interface="lo",
                                 metadata=True, rcvbuf_bytes=1 << 20) as rx, \

@@ -25,7 +25,7 @@ import pytest
 import mcastkit
 from mcastkit import ErrorCode, McastStateError, MulticastSocket
 from tests.support import kernelstate
-from tests.support.addrs import fresh_group4
+from tests.support.addrs import G4, SRC4_OTHER, fresh_group4
 from tests.support.netns import Netns
 
 pytestmark = pytest.mark.kernel
@@ -89,8 +89,8 @@ def test_membership_changes_from_a_forked_child_are_typed_errors(netns: Netns,
 
         def child() -> int:
             calls = (lambda: rx.join(g2), lambda: rx.leave(g),
-                     lambda: rx.block_source("198.18.0.7", g),
-                     lambda: rx.join_source("198.18.0.7", g2), rx.refresh_interfaces)
+                     lambda: rx.block_source(SRC4_OTHER, g),
+                     lambda: rx.join_source(SRC4_OTHER, g2), rx.refresh_interfaces)
             for call in calls:
                 try:
                     call()
@@ -203,7 +203,7 @@ def test_closing_an_unshared_socket_still_leaves_at_once(netns: Netns,
 def test_out_of_descriptors_at_open_is_a_typed_error_naming_the_limit(netns: Netns) -> None:
     """EMFILE at MulticastSocket() and open_receiver names RLIMIT_NOFILE and `ulimit -n`
     (14.7, core part). Run in a child: the limit is per process."""
-    code = textwrap.dedent("""
+    code = textwrap.dedent(f"""
         import errno, os, resource
         import mcastkit
         resource.setrlimit(resource.RLIMIT_NOFILE,
@@ -215,7 +215,7 @@ def test_out_of_descriptors_at_open_is_a_typed_error_naming_the_limit(netns: Net
         except OSError:
             pass
         for call in (lambda: mcastkit.MulticastSocket(4),
-                     lambda: mcastkit.open_receiver("239.255.0.1:0")):
+                     lambda: mcastkit.open_receiver("{G4}:0")):
             try:
                 call()
             except mcastkit.McastOSError as exc:

@@ -28,6 +28,7 @@ import pytest
 
 from mcastkit import FilterMode, McastError, MulticastSocket
 from tests.support import kernelstate
+from tests.support.addrs import asm4, asm6, lab_host
 from tests.support.kernel import Env, env
 
 pytestmark = pytest.mark.kernel
@@ -37,11 +38,11 @@ CYCLES = 200
 
 
 def _pool(env: Env, n: int) -> list[str]:
-    return [f"239.255.99.{i}" if env.version == 4 else f"ff15::99:{i:x}" for i in range(1, n + 1)]
+    return [asm4(99, i) if env.version == 4 else asm6(f"99:{i:x}") for i in range(1, n + 1)]
 
 
 def _sources(env: Env, n: int) -> list[str]:
-    return [f"198.18.99.{i}" if env.version == 4 else f"fe80::99:{i:x}" for i in range(1, n + 1)]
+    return [lab_host(99, i) if env.version == 4 else f"fe80::99:{i:x}" for i in range(1, n + 1)]
 
 
 def _filters(env: Env, pool: set[str]) -> set[tuple[str, str, int, int]]:

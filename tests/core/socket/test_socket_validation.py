@@ -24,7 +24,7 @@ from mcastkit import (
     open_receiver,
     open_sender,
 )
-from tests.support.addrs import G4, G6, SRC4, SSM4
+from tests.support.addrs import G4, G6, SRC4, SSM4, asm4, asm6, lab_host
 
 NO_SUCH_IF = "nosuchif0"
 
@@ -101,7 +101,7 @@ def test_unknown_interface_is_refused_before_a_socket_exists(
     ("interface", "exc"),
     [("bad name with spaces", McastValueError), ("x" * 16, McastValueError),
      (-3, McastValueError), (99999, InterfaceNotFoundError),
-     ("198.18.255.254", InterfaceNotFoundError)],
+     (lab_host(255, 254), InterfaceNotFoundError)],
 )
 def test_other_bad_interfaces(interface: str | int, exc: type[Exception]) -> None:
     fds = _open_fds()
@@ -241,9 +241,9 @@ def test_context_manager_closes_and_leaks_nothing() -> None:
 @pytest.mark.parametrize(
     ("endpoints", "fragment"),
     [((), "at least one"),
-     (("239.255.0.1:5000", "239.255.0.2:5001"), "same port"),
-     (("239.255.0.1:5000", "[ff15::1]:5000"), "same port and IP version"),
-     (("198.18.0.1:5000",), "not a multicast"),
+     ((f"{G4}:5000", f"{asm4(0, 2)}:5001"), "same port"),
+     ((f"{G4}:5000", f"[{G6}]:5000"), "same port and IP version"),
+     ((f"{SRC4}:5000",), "not a multicast"),
      ((G4,), "missing ':PORT'")],
 )
 def test_open_receiver_validates_before_opening(
@@ -256,13 +256,13 @@ def test_open_receiver_validates_before_opening(
 
 def test_open_receiver_bad_option_opens_nothing(socket_calls: list[tuple[Any, ...]]) -> None:
     with pytest.raises(McastValueError, match="ttl"):
-        open_receiver("239.255.0.1:5000", interface="lo", ttl=300)
+        open_receiver(f"{G4}:5000", interface="lo", ttl=300)
     assert socket_calls == []
 
 
 def test_open_sender_validates_before_opening(socket_calls: list[tuple[Any, ...]]) -> None:
     with pytest.raises(McastValueError, match="brackets"):
-        open_sender("ff15::1:5000", interface="lo")
+        open_sender(asm6("1:5000"), interface="lo")
     with pytest.raises(InterfaceNotFoundError):
         open_sender("[ff02::1%" + NO_SUCH_IF + "]:5000")
     assert socket_calls == []
@@ -289,7 +289,7 @@ def test_sendto_refuses_bad_destinations_before_sending(
 
 def test_open_sender_refuses_a_source_prefix(socket_calls: list[tuple[Any, ...]]) -> None:
     with pytest.raises(McastValueError, match="SOURCE"):
-        open_sender("198.18.0.1,232.1.1.1:5000", interface="lo")
+        open_sender(f"{SRC4},{SSM4}:5000", interface="lo")
     assert socket_calls == []
 
 
@@ -299,7 +299,7 @@ def test_open_helpers_refuse_unknown_options_naming_the_valid_ones(
 ) -> None:
     with pytest.raises(McastValueError, match=r"unknown option\(s\) ttll; valid options: .*ttl"):
         if opener == "receiver":
-            open_receiver("239.255.0.1:5000", interface="lo", ttll=3)
+            open_receiver(f"{G4}:5000", interface="lo", ttll=3)
         else:
-            open_sender("239.255.0.1:5000", interface="lo", ttll=3)
+            open_sender(f"{G4}:5000", interface="lo", ttll=3)
     assert socket_calls == []
