@@ -20,11 +20,16 @@ from tests.support.netns import Netns, current_netns_id, our_namespaces, wait_un
 from tests.support.sniff import Sniffer
 from tests.support.topology import H1, H2, H4, Lab, VethLoop, VethPair, new_group, new_port
 
+from mcastkit._platform._linux import (
+    IP_MULTICAST_ALL,
+    IP_RECVTTL,
+    IPV6_MULTICAST_ALL,
+    MCAST_JOIN_SOURCE_GROUP,
+)
+from mcastkit._platform._structs import pack_group_source_req
+
 pytest_plugins = ["tests.support.fixtures"]  # no-op when tests/conftest.py already loads it
 
-IP_RECVTTL, IP_TTL = 12, 2
-IPV6_RECVHOPLIMIT, IPV6_HOPLIMIT = 51, 52
-IP_MULTICAST_ALL, IPV6_MULTICAST_ALL = 49, 29
 SENTINEL = b"sentinel"
 
 # --- helpers ---------------------------------------------------------------------------
@@ -37,7 +42,7 @@ def receiver(ns: Netns, group: str, port: int, ifname: str = "eth0") -> socket.s
         idx = socket.if_nametoindex(ifname)
         if v6:
             s = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
-            s.setsockopt(socket.IPPROTO_IPV6, IPV6_RECVHOPLIMIT, 1)
+            s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_RECVHOPLIMIT, 1)
             s.setsockopt(socket.IPPROTO_IPV6, IPV6_MULTICAST_ALL, 0)
             s.bind(("::", port))
             mreq = socket.inet_pton(socket.AF_INET6, group) + struct.pack("@I", idx)
@@ -63,7 +68,8 @@ def recv_until(s: socket.socket, stop: bytes, timeout: float = 10.0) -> list[tup
         data, anc, _, _ = s.recvmsg(2048, 256)
         ttl = -1
         for lvl, typ, val in anc:
-            if (lvl, typ) in ((socket.IPPROTO_IP, IP_TTL), (socket.IPPROTO_IPV6, IPV6_HOPLIMIT)):
+            if (lvl, typ) in ((socket.IPPROTO_IP, socket.IP_TTL),
+                              (socket.IPPROTO_IPV6, socket.IPV6_HOPLIMIT)):
                 ttl = struct.unpack("@i", val[:4])[0]
         got.append((data, ttl))
     return got
@@ -266,9 +272,10 @@ def test_igmp_join_seen_and_gone_after_close(netns: Netns) -> None:
     s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     s.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP,
                  socket.inet_aton(group) + bytes(4) + struct.pack("@i", 1))
-    # IP_ADD_SOURCE_MEMBERSHIP (39): struct ip_mreq_source {group, interface, source}
-    s.setsockopt(socket.IPPROTO_IP, 39, socket.inet_aton(ssm_group)
-                 + socket.inet_aton("127.0.0.1") + socket.inet_aton(H1))
+    # MCAST_JOIN_SOURCE_GROUP on lo (index 1): struct group_source_req
+    s.setsockopt(socket.IPPROTO_IP, MCAST_JOIN_SOURCE_GROUP,
+                 pack_group_source_req(1, ipaddress.IPv4Address(ssm_group),
+                                       ipaddress.IPv4Address(H1)))
     assert {("lo", group), ("lo", ssm_group)} <= ks.igmp_groups()
     assert ("lo", ssm_group, H1, 1, 0) in ks.source_filters()
     s.close()

@@ -25,10 +25,9 @@ from types import TracebackType
 
 from mcastkit import McastValueError
 from mcastkit._frames import parse_ip_packet, parse_udp
+from mcastkit._linklayer import ETHERTYPE_IPV4, ETHERTYPE_IPV6
 
-ETH_P_ALL = 0x0003
-ETH_P_IP, ETH_P_IPV6 = 0x0800, 0x86DD
-PACKET_OUTGOING = 4
+ETH_P_ALL = 0x0003  # linux/if_ether.h: every protocol (neither socket nor mcastkit has it)
 
 
 @dataclass(frozen=True)
@@ -47,7 +46,7 @@ class Frame:
 def parse_frame(proto: int, pkt: bytes, outgoing: bool = False) -> Frame | None:
     """Decode an L3 packet (as SOCK_DGRAM AF_PACKET returns it) with the project's
     parser (:mod:`mcastkit._frames`); None unless a whole UDP datagram."""
-    if proto not in (ETH_P_IP, ETH_P_IPV6):
+    if proto not in (ETHERTYPE_IPV4, ETHERTYPE_IPV6):
         return None
     try:
         ip = parse_ip_packet(pkt)
@@ -90,7 +89,7 @@ class Sniffer:
                 pkt, addr = self.sock.recvfrom(65535)
             except BlockingIOError:
                 return new
-            outgoing = addr[2] == PACKET_OUTGOING
+            outgoing = addr[2] == socket.PACKET_OUTGOING
             if outgoing and self.incoming_only:
                 continue
             f = parse_frame(addr[1], pkt, outgoing)

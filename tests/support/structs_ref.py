@@ -1,6 +1,7 @@
 """Reference layouts and packers that only tests need (kept out of ``src/``).
 
-Owns: the ctypes declarations of ``struct iovec`` / ``msghdr`` / ``mmsghdr`` that the
+Owns: the kernel numbers only tests use (in neither ``socket`` nor the platform table),
+the ctypes declarations of ``struct iovec`` / ``msghdr`` / ``mmsghdr`` that the
 hand-packed layouts of ``mcastkit._platform._structs`` are checked against, and
 :func:`pack_cmsgs`, which lays control messages out as the kernel does (for fuzzing the
 decoders with kernel-shaped input).
@@ -14,7 +15,11 @@ from collections.abc import Sequence
 
 from mcastkit._platform._structs import CMSG_HDR, cmsg_align
 
-__all__ = ["IOVec", "MMsgHdr", "MsgHdr", "pack_cmsgs"]
+__all__ = ["MCAST_MSFILTER", "IOVec", "MMsgHdr", "MsgHdr", "pack_cmsgs"]
+
+#: linux/in.h; the same number for IPv4 and IPv6. Only tests read a socket's source
+#: filter, so neither the platform table nor Python's socket module has it.
+MCAST_MSFILTER = 48
 
 
 class IOVec(ctypes.Structure):

@@ -219,8 +219,8 @@ def test_opt_defaults() -> None:
 
 
 def test_cmsg_type_finds_the_pair_the_receive_table_uses() -> None:
-    assert plat.cmsg_type(CmsgKind.PKTINFO4) == (socket.IPPROTO_IP, 8)  # IP_PKTINFO
-    assert plat.cmsg_type(CmsgKind.PKTINFO6) == (socket.IPPROTO_IPV6, 50)  # IPV6_PKTINFO
+    assert plat.cmsg_type(CmsgKind.PKTINFO4) == (socket.IPPROTO_IP, _linux.IP_PKTINFO)
+    assert plat.cmsg_type(CmsgKind.PKTINFO6) == (socket.IPPROTO_IPV6, socket.IPV6_PKTINFO)
 
 
 def test_cmsg_type_missing_row_names_the_platform(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -106,8 +106,9 @@ def test_longer_buffers_read_the_prefix() -> None:
 
 @pytest.mark.parametrize(
     "cmsg",
-    [(IP, 99, b"\x01" * 16), (SOL, 1, b"\x01" * 4), (IP6, 8, _in_pktinfo(3, G4)),
-     (IP, 50, _in6_pktinfo(3, G6)), (12345, 8, b"")],
+    [(IP, 99, b"\x01" * 16), (SOL, 1, b"\x01" * 4),
+     (IP6, PKTINFO4[1], _in_pktinfo(3, G4)),  # a type at the other family's level
+     (IP, PKTINFO6[1], _in6_pktinfo(3, G6)), (12345, PKTINFO4[1], b"")],
 )
 def test_unknown_pairs_are_ignored(cmsg: tuple[int, int, bytes]) -> None:
     d = _d()

@@ -30,6 +30,7 @@ from mcastkit import FilterMode, McastError, MulticastSocket
 from tests.support import kernelstate
 from tests.support.addrs import asm4, asm6, lab_host
 from tests.support.kernel import Env, env
+from tests.support.structs_ref import MCAST_MSFILTER
 
 pytestmark = pytest.mark.kernel
 __all__ = ["env"]
@@ -58,7 +59,6 @@ def _snapshot(env: Env, pool: set[str]) -> tuple[int, frozenset[str], frozenset[
 
 
 _libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
-MCAST_MSFILTER = 48  # linux/in.h; the same number for IPv4 and IPv6
 _MAX_SRC = 16
 
 
