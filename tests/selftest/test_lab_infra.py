@@ -384,6 +384,7 @@ def test_lab_ttl_threshold_and_teardown(router: str) -> None:
     assert not [n for n in our_namespaces() if lab.tag in n]
 
 
+@pytest.mark.kernel
 def test_teardown_leaves_no_namespaces() -> None:
     from tests.support.fixtures import ensure_netns
 

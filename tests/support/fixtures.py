@@ -13,6 +13,10 @@ If namespaces cannot be created every fixture above skips with the reason, unles
 ``MCAST_REQUIRE_NETNS=1`` is set, in which case it fails (CI must not go green while
 testing nothing). Tests marked ``kernel`` or ``lab`` get the same check even without
 using a fixture.
+
+Tiers: every test gets its tier here (``pytest_collection_modifyitems``), by markers and
+by the fixtures it uses, never by its folder: ``unit`` (no privileges, no namespace),
+``kernel`` (a namespace), ``lab``, ``interop``, ``slow``, ``soak``. Select with ``-m``.
 """
 
 from __future__ import annotations
@@ -61,9 +65,45 @@ def ensure_netns() -> None:
         require_or_skip(reason)
 
 
+#: fixtures that build namespaces: a test using one (directly or through another
+#: fixture) is in the kernel tier, whatever folder it sits in
+KERNEL_FIXTURES = frozenset({"netns", "veth_pair", "veth_loop", "lans", "sites", "parallel",
+                             "bridged"})
+LAB_FIXTURES = frozenset({"lab", "fresh_lab"})
+#: the tiers besides ``unit``; a test with none of them is a unit test
+TIERS = ("kernel", "lab", "interop", "slow", "soak")
+
+
 def pytest_configure(config: pytest.Config) -> None:
+    # the same texts as pyproject.toml, for runs that load this plugin on its own
+    config.addinivalue_line("markers", "unit: needs no privileges and no network namespace")
     config.addinivalue_line("markers", "kernel: needs a network namespace (real sockets)")
     config.addinivalue_line("markers", "lab: needs the multi-host lab (namespaces, routers)")
+
+
+def tier_markers(item: pytest.Item) -> list[str]:
+    """The tier markers ``item`` carries (its own, its class's and its module's)."""
+    return [m for m in ("unit", *TIERS) if item.get_closest_marker(m)]
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Give every test its tier from what it uses, not from its folder: a namespace
+    fixture makes it ``kernel``, a lab fixture ``lab``; a test with no tier marker
+    after that is ``unit`` (what ``.ci/run`` runs again as user nobody, ``-m unit``).
+    Runs before the soak plugin deselects, so a soak test is never ``unit``."""
+    for item in items:
+        used = set(getattr(item, "fixturenames", ()))
+        if used & LAB_FIXTURES and not item.get_closest_marker("lab"):
+            item.add_marker(pytest.mark.lab)
+        if used & KERNEL_FIXTURES and not item.get_closest_marker("kernel"):
+            item.add_marker(pytest.mark.kernel)
+        tiers = tier_markers(item)
+        if not tiers:
+            item.add_marker(pytest.mark.unit)
+        elif "unit" in tiers and len(tiers) > 1:
+            raise pytest.UsageError(f"{item.nodeid}: marked unit but also {tiers[1:]} "
+                                    "(a unit test needs no namespace; drop one marker)")
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:

@@ -98,12 +98,16 @@ class Venv:
         return r.stdout.strip()
 
     def unit_tier(self) -> None:
-        """tests/unit against the installed package (never against src/)."""
+        """The core's unit tests (``-m unit`` in tests/core and tests/codebase) against the
+        installed package (never against src/). The other folders' unit tests need extras
+        (relay, docs) that these clean venvs do not have; scripts/unprivileged-unit runs
+        all of them."""
         # from the checkout's root, as pytest runs below: src/ is not on the path there,
         # so `import mcastkit` finds the installed copy
         where = self.python_c("import mcastkit; print(mcastkit.__file__)", cwd=ROOT)
         assert where.startswith(str(self.path)), where
-        args = [self.python, "-m", "pytest", "tests/unit", "-q", "-p", "no:cacheprovider"]
+        args = [self.python, "-m", "pytest", "-m", "unit", "tests/core", "tests/codebase", "-q",
+                "-p", "no:cacheprovider"]
         for node in UNIT_DESELECT:
             args += ["--deselect", node]
         r = run(args, env=self.env(), cwd=ROOT)
