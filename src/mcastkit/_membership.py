@@ -87,7 +87,9 @@ class MembershipBook:
 
     def __init__(self) -> None:
         self._m: dict[_Key, Membership] = {}
-        self._groups: frozenset[str] = frozenset()  # kept in step with _m's keys
+        # how many interfaces hold each group, kept in step with _m's keys one change at a
+        # time (rebuilding a set per join made thousands of joins quadratic)
+        self._groups: dict[str, int] = {}
         self.broadcast = False  # admit broadcasts (the socket's broadcast=True)
         #: tells a broadcast destination from a unicast one (the socket injects the
         #: interface table's; this module makes no syscalls)
@@ -108,8 +110,9 @@ class MembershipBook:
 
     @property
     def groups(self) -> frozenset[str]:
-        """The groups held on any interface (read per datagram: kept, not rebuilt)."""
-        return self._groups
+        """The groups held on any interface (a snapshot; the per-datagram check uses the
+        kept counts directly)."""
+        return frozenset(self._groups)
 
     def admits(self, group: str, ifindex: int | None) -> bool:
         """The G1 group rule of every receive path: False for a multicast ``group`` this
@@ -138,9 +141,23 @@ class MembershipBook:
         v[(group, ifindex)] = ok
         return ok
 
-    def _keys_changed(self) -> None:
-        self._groups = frozenset(g for _, g in self._m)
+    def _added(self, group: str) -> None:
+        self._groups[group] = self._groups.get(group, 0) + 1
         self.verdicts = {}
+
+    def _removed(self, group: str) -> None:
+        n = self._groups[group] - 1
+        if n:
+            self._groups[group] = n
+        else:
+            del self._groups[group]
+        self.verdicts = {}
+
+    def _put(self, key: _Key, m: Membership) -> None:
+        """Store ``m`` under ``key``, counting the group when the key is new."""
+        if key not in self._m:
+            self._added(key[1])
+        self._m[key] = m
 
     # -- checks (raise before the syscall) ----------------------------------------------
 
@@ -202,8 +219,7 @@ class MembershipBook:
     ) -> Membership:
         m = Membership(group=group, ifindex=ifindex, ifname=ifname, mode=FilterMode.EXCLUDE,
                        interface_spec=spec)
-        self._m[(ifindex, group)] = m
-        self._keys_changed()
+        self._put((ifindex, group), m)
         return m
 
     def commit_join_source(
@@ -215,13 +231,12 @@ class MembershipBook:
                            sources=frozenset({source}), interface_spec=spec)
         else:
             m = replace(old, sources=old.sources | {source})
-        self._m[(ifindex, group)] = m
-        self._keys_changed()
+        self._put((ifindex, group), m)
         return m
 
     def commit_leave(self, ifindex: int, group: str) -> None:
-        self._m.pop((ifindex, group), None)
-        self._keys_changed()
+        if self._m.pop((ifindex, group), None) is not None:
+            self._removed(group)
 
     def commit_leave_source(self, ifindex: int, group: str, source: str) -> None:
         m = self._m[(ifindex, group)]
@@ -230,7 +245,7 @@ class MembershipBook:
             self._m[(ifindex, group)] = replace(m, sources=rest)
         else:  # the kernel drops the group with its last included source
             del self._m[(ifindex, group)]
-            self._keys_changed()
+            self._removed(group)
 
     def commit_block(self, ifindex: int, group: str, source: str, block: bool) -> None:
         m = self._m[(ifindex, group)]
@@ -239,11 +254,11 @@ class MembershipBook:
 
     def restore(self, m: Membership) -> None:
         """Put back a record taken out by a refresh whose re-join failed (retried later)."""
-        self._m[(m.ifindex, m.group)] = m
-        self._keys_changed()
+        self._put((m.ifindex, m.group), m)
 
     def clear(self) -> list[Membership]:
         out = list(self._m.values())
         self._m.clear()
-        self._keys_changed()
+        self._groups.clear()
+        self.verdicts = {}
         return out

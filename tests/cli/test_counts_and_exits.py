@@ -13,9 +13,10 @@ import time
 import pytest
 
 from mcastkit import open_sender
-from mcastkit.cli import ExitStatus, _seq
+from mcastkit import seq as _seq
+from mcastkit.cli import ExitStatus
 from tests.support.addrs import asm4
-from tests.support.cli import Background, cli, json_lines, mk_popen, wait_joined
+from tests.support.cli import Background, cli, json_lines, mk_popen, wait_joined, wait_socket_open
 from tests.support.netns import Netns
 
 pytestmark = pytest.mark.kernel
@@ -37,7 +38,8 @@ def test_unpaced_send_forever_reports_what_it_sent(netns: Netns, sig: int, code:
     try:
         wait_joined(G)
         p = mk_popen("send", f"{G}:5300", "-i", "lo", "--size", "100", "-c", "0", "--json")
-        time.sleep(1.0)
+        wait_socket_open(p)
+        time.sleep(0.5)
         out, err = _stop(p, sig)
         lout, _ = _stop(lis, signal.SIGINT)
     finally:

@@ -110,7 +110,7 @@ def test_perf_recv_reports_tail_loss_from_end_marker(netns: object) -> None:
     """The receiver learns the total from END: gaps and the missing tail count as lost,
     and --max-loss turns that into exit 5."""
     from mcastkit import MulticastSocket
-    from mcastkit.cli import _seq
+    from mcastkit import seq as _seq
 
     g, port = asm4(41, 5), 5002
     p = mk_popen("perf", "recv", f"{g}:{port}", "-i", "lo", "--json", "--timeout", "30",

@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from mcastkit import open_sender
-from mcastkit.cli import ExitStatus, _seq
+from mcastkit import seq as _seq
+from mcastkit.cli import ExitStatus
 from tests.support.addrs import asm4
 from tests.support.cli import Background, cli, mk_popen, wait_joined
 from tests.support.netns import Netns

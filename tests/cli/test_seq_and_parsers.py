@@ -7,7 +7,8 @@ import struct
 from hypothesis import given
 from hypothesis import strategies as st
 
-from mcastkit.cli import _procnet, _seq
+from mcastkit import seq as _seq
+from mcastkit.cli import _procnet
 from tests.support.addrs import G4, G6, G6_OTHER, lab_host
 
 

@@ -3,13 +3,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
+import os
 import signal
 import socket
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -138,3 +141,19 @@ def group_users(group: str, ifname: str = "lo") -> int:
             elif line.startswith("\t") and cols and cols[0] == want and dev == ifname:
                 return int(cols[1])
     return 0
+
+
+def wait_socket_open(p: subprocess.Popen[str], timeout: float = 30.0) -> None:
+    """Wait until the CLI child ``p`` holds a socket: it is past start-up (imports, argument
+    parsing, signal handlers installed), so a signal sent now tests the verb, not the
+    interpreter's start. A fixed sleep is not enough on a loaded machine."""
+    deadline = time.monotonic() + timeout
+    fd_dir = f"/proc/{p.pid}/fd"
+    while time.monotonic() < deadline:
+        if p.poll() is not None:
+            raise AssertionError(f"the CLI exited early with {p.returncode}")
+        with contextlib.suppress(OSError):
+            if any(os.readlink(f"{fd_dir}/{n}").startswith("socket:") for n in os.listdir(fd_dir)):
+                return
+        time.sleep(0.02)
+    raise AssertionError(f"the CLI opened no socket within {timeout} s")

@@ -3,7 +3,10 @@
 Owns: :func:`stop_on_signals`, a context manager that, in the main thread, makes SIGINT
 and SIGTERM set an event (the verb then finishes its last block, closes its files and
 prints its summary) and restores the previous handlers afterwards. Elsewhere (a thread,
-as in tests) it only yields the event.
+as in tests) it only yields the event. And :func:`signals_held`, which holds SIGINT and
+SIGTERM back while a verb sets up (joins, opens) until it has entered the block that
+prints its summary, so a signal that comes right after the join is not lost between the
+two.
 Must not: print, exit, or touch sockets or files.
 """
 
@@ -12,10 +15,10 @@ from __future__ import annotations
 import contextlib
 import signal
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from types import FrameType
 
-__all__ = ["StopEvent", "stop_on_signals"]
+__all__ = ["StopEvent", "signals_held", "stop_on_signals"]
 
 
 class StopEvent(threading.Event):
@@ -42,3 +45,34 @@ def stop_on_signals() -> Iterator[StopEvent]:
     finally:
         for s, h in old.items():
             signal.signal(s, h)
+
+
+_STOP_SIGNALS = frozenset({signal.SIGINT, signal.SIGTERM})
+
+
+@contextlib.contextmanager
+def signals_held() -> Iterator[Callable[[], None]]:
+    """Block SIGINT and SIGTERM until the yielded ``release()`` is called (or the block ends).
+
+    A verb opens its sockets inside this block and calls ``release()`` as the first
+    statement of the ``try`` that turns an interrupt into its summary: a signal that came
+    during set-up is delivered there (Python runs the handler as ``pthread_sigmask``
+    returns), never in the gap before it. In a thread other than the main one (signals go
+    to the main thread) it does nothing.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield lambda: None
+        return
+    held = True
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)
+
+    def release() -> None:
+        nonlocal held
+        if held:
+            held = False
+            signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+    try:
+        yield release
+    finally:
+        release()

@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from mcastkit import McastError, McastOSError, MulticastSocket
+from mcastkit import ErrorCode, McastError, McastOSError, MulticastSocket
 from mcastkit.aio import AsyncMulticastSocket
 
 from ._peer import Peer
@@ -140,8 +140,20 @@ class Tunnel:
         self._batch_done()
 
     async def _resolve(self) -> Addr:
+        """The peer's address now (names are looked up each time: dynamic DNS).
+
+        Raises:
+            McastOSError: the name does not resolve (``NO_ROUTE``; an ``OSError``, so the
+                keepalive's re-resolve while down keeps trying).
+        """
         loop = asyncio.get_running_loop()
-        infos = await loop.getaddrinfo(self.spec.host, self.spec.port, type=socket.SOCK_DGRAM)
+        host, port = self.spec.host, self.spec.port
+        try:
+            infos = await loop.getaddrinfo(host, port, type=socket.SOCK_DGRAM)
+        except socket.gaierror as exc:
+            raise McastOSError(0, f"tunnel peer {host}:{port}: the name {host!r} does not "
+                               f"resolve ({exc.strerror}); check the spelling and DNS, or "
+                               "give the peer's IP address", code=ErrorCode.NO_ROUTE) from exc
         return tuple(infos[0][4])
 
     async def close(self) -> None:

@@ -32,6 +32,7 @@ from mcastkit import (
 from .._common import CliError, cli_message, emit_json, interface_of, nonneg_float
 from .._doctor_checks import (
     Finding,
+    check_backend,
     check_buffers,
     check_counters,
     check_dad,
@@ -217,6 +218,7 @@ def diagnose(ep: Endpoint | None, iface: Interface | None, *, peer: str | None =
     findings += check_rp_filter(targets, all_ifaces)
     findings += check_memberships()
     findings += check_buffers()
+    findings += check_backend()
     if send_probe:
         findings += probe(ep, chosen)  # before the firewall check: its counters include it
     findings += check_firewall(ep, chosen.name if chosen is not None else "")

@@ -15,7 +15,8 @@ from typing import Any
 
 from mcastkit import Datagram
 
-from .. import _seq, _seqopt
+from ... import seq as _seq
+from .. import _seqopt
 from .._common import (
     CliError,
     Progress,
@@ -42,6 +43,7 @@ from .._format import (
     time_text,
 )
 from .._rx import Receivers
+from .._signals import signals_held
 from .._status import ExitStatus
 
 HELP = "join groups and print the datagrams that arrive"
@@ -196,9 +198,9 @@ GONE_CHECK_S = 1.0  # how often listen checks that its interfaces still exist
 
 def run(args: argparse.Namespace, env: Env) -> ExitStatus:
     iface = interface_of(args.interface)
-    rx = Receivers(args.endpoints, iface, rcvbuf_bytes=args.rcvbuf, reuse=args.reuse,
-                   timestamps=not args.stats, broadcast=args.broadcast)
-    with rx:
+    with signals_held() as release, Receivers(
+            args.endpoints, iface, rcvbuf_bytes=args.rcvbuf, reuse=args.reuse,
+            timestamps=not args.stats, broadcast=args.broadcast) as rx:
         lis = _Listener(args, env, rx)
         applied = rx.rcvbuf_bytes
         notice(env, args, f"{len(rx.sockets)} socket(s), rcvbuf {applied} B", level=1)
@@ -212,6 +214,7 @@ def run(args: argparse.Namespace, env: Env) -> ExitStatus:
         gone: list[str] = []
         next_check = start + GONE_CHECK_S
         try:
+            release()  # a signal held back since the join is raised here (summary below)
             while args.count is None or lis.count < args.count:
                 now = env.monotonic()
                 if deadline is not None and now >= deadline:

@@ -17,11 +17,12 @@ import json
 import os
 import random
 import stat
+from collections.abc import Callable
 from typing import Any
 
-from mcastkit import open_sender
+from mcastkit import MulticastSocket, open_sender
 
-from .. import _seq
+from ... import seq as _seq
 from .._common import (
     CliError,
     Pacer,
@@ -43,6 +44,7 @@ from .._env import Env
 from .._format import mbps, pct, rate, secs
 from .._rx import Receivers
 from .._sendinput import check_size
+from .._signals import signals_held
 from .._status import ExitStatus
 
 HELP = "throughput test: 'perf send' on one host, 'perf recv' on others"
@@ -156,7 +158,14 @@ def _send(args: argparse.Namespace, env: Env) -> ExitStatus:
     ep = args.endpoint
     iface = interface_of(args.interface)
     sid = random.getrandbits(32)
-    sock = open_sender(ep, interface=iface, ttl=args.ttl, loopback=True)
+    with signals_held() as release:
+        sock = open_sender(ep, interface=iface, ttl=args.ttl, loopback=True)
+        return _send_on(sock, sid, args, env, release)
+
+
+def _send_on(sock: MulticastSocket, sid: int, args: argparse.Namespace, env: Env,
+             release: Callable[[], None]) -> ExitStatus:
+    ep = args.endpoint
     prog = Progress(env, not args.json and not args.quiet)
     sent = 0
     status = ExitStatus.OK
@@ -165,6 +174,7 @@ def _send(args: argparse.Namespace, env: Env) -> ExitStatus:
     pad = bytes(args.size - _seq.HEADER_SIZE)
     batch_fn = getattr(sock, "send_batch", None)
     try:
+        release()  # a signal held back since the socket opened is raised here
         pacer = Pacer(args.rate, env)
         last_ui = start
         while True:
@@ -223,12 +233,14 @@ def _recv(args: argparse.Namespace, env: Env) -> ExitStatus:
     first: float | None = None
     last = start
     received = 0
-    with Receivers([ep], iface, rcvbuf_bytes=args.rcvbuf, reuse=args.reuse) as rx:
+    with signals_held() as release, Receivers([ep], iface, rcvbuf_bytes=args.rcvbuf,
+                                              reuse=args.reuse) as rx:
         if rx.rcvbuf_capped:
             notice(env, args, f"--rcvbuf {args.rcvbuf}: the kernel applied "
                               f"{rx.rcvbuf_bytes} B (net.core.rmem_max caps it; raise it "
                               f"with sysctl -w net.core.rmem_max={args.rcvbuf})")
         try:
+            release()  # a signal held back since the join is raised here (summary below)
             last_ui = start
             while True:
                 now = env.monotonic()

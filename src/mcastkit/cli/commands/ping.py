@@ -15,12 +15,13 @@ from __future__ import annotations
 import argparse
 import random
 import selectors
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from mcastkit import Datagram, MulticastSocket, open_receiver
 
-from .. import _seq
+from ... import seq as _seq
 from .._common import (
     CliError,
     add_reuse_option,
@@ -35,6 +36,7 @@ from .._common import (
 )
 from .._env import Env
 from .._format import pct
+from .._signals import signals_held
 from .._status import ExitStatus
 
 HELP = "probe a group from several hosts at once; per-peer loss and latency"
@@ -241,31 +243,34 @@ def run(args: argparse.Namespace, env: Env) -> ExitStatus:
     iface = interface_of(args.interface)
     wait = args.wait if args.wait is not None else max(1.0, 2 * args.interval)
     hard = args.timeout if args.timeout is not None else args.count * args.interval + 30.0
-    rx = open_receiver(ep, interface=iface, metadata=True, reuse_port=args.reuse,
-                       reuse_address=args.reuse)
-    sel = selectors.DefaultSelector()
-    try:
-        tx = MulticastSocket(ep.group.version, interface=iface, ttl=args.ttl, loopback=True)
+    with signals_held() as release:
+        rx = open_receiver(ep, interface=iface, metadata=True, reuse_port=args.reuse,
+                           reuse_address=args.reuse)
+        sel = selectors.DefaultSelector()
         try:
-            tx.bind(0)
-            pg = _Pinger(args, env, rx, tx)
-            sel.register(rx.fileno(), selectors.EVENT_READ, rx)
-            sel.register(tx.fileno(), selectors.EVENT_READ, tx)
-            status = _loop(pg, sel, env, args, wait, hard)
+            tx = MulticastSocket(ep.group.version, interface=iface, ttl=args.ttl,
+                                 loopback=True)
+            try:
+                tx.bind(0)
+                pg = _Pinger(args, env, rx, tx)
+                sel.register(rx.fileno(), selectors.EVENT_READ, rx)
+                sel.register(tx.fileno(), selectors.EVENT_READ, tx)
+                status = _loop(pg, sel, env, args, wait, hard, release)
+            finally:
+                tx.close()
         finally:
-            tx.close()
-    finally:
-        sel.close()
-        rx.close()
+            sel.close()
+            rx.close()
     return _report(pg, env, args, status)
 
 
 def _loop(pg: _Pinger, sel: selectors.BaseSelector, env: Env, args: argparse.Namespace,
-          wait: float, hard: float) -> ExitStatus:
+          wait: float, hard: float, release: Callable[[], None]) -> ExitStatus:
     start = env.monotonic()
     end = start + hard
     base = start  # probe i (counted from pg.count_from) is due at base + i * interval
     try:
+        release()  # a signal held back since the join is raised here (summary follows)
         while True:
             now = env.monotonic()
             if now >= end:

@@ -25,8 +25,8 @@ from mcastkit import (
     open_sender,
 )
 
+from ... import seq as _seq
 from .. import _sendinput as inp
-from .. import _seq
 from .._common import (
     CliError,
     Pacer,
