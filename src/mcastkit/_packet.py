@@ -2,7 +2,7 @@
 
 Owns: the :class:`Datagram` value, the reference decoder of ancillary data (control
 messages) into its fields (the compiled accelerator is the only other decoder, and
-tests/batch checks the two agree), and the one source formatter (``host%scope``). The
+tests/core/receive checks the two agree), and the one source formatter (``host%scope``). The
 platform layer supplies which (level, type) pair means what, so this module has no
 platform numbers of its own.
 Must not: make syscalls.

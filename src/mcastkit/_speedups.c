@@ -4,7 +4,7 @@
  * Owns: one recvmmsg(2) ring per receiver (made on the first read, grown with the traffic,
  * reused) and the building of mcastkit.Datagram objects (payload, source, metadata from
  * the control messages) in C. mcastkit._io._c.CReader wraps it; mcastkit._io keeps the
- * pure-Python and ctypes paths, which give identical Datagrams (tests/batch checks this).
+ * pure-Python and ctypes paths, which give identical Datagrams (tests/core/receive checks this).
  * Also sendmmsg(fd, payloads, sockaddr, flags): one sendmmsg(2) call whose iovecs point
  * straight into the payloads' buffers (no copy; mcastkit._io.BatchSender uses it), and
  * sendto(fd, payload, sockaddr, flags): one sendto(2) to an address packed once

@@ -9,11 +9,12 @@ from typing import Any
 import pytest
 
 import mcastkit.aio as aio
-from tests.aio.conftest import Runner
-from tests.lab.topology import VethPair
+from tests.support.addrs import asm4, lab_host
+from tests.support.loops import Runner
+from tests.support.topology import VethPair
 
 pytestmark = pytest.mark.kernel
-G = "239.255.47.1"
+G = asm4(47, 1)
 
 
 def test_aio_reports_the_address_a_membership_was_chosen_by(veth_pair: VethPair,
@@ -24,7 +25,7 @@ def test_aio_reports_the_address_a_membership_was_chosen_by(veth_pair: VethPair,
         async with aio.open_multicast(f"{G}:0", interface=addr) as ep:
             assert ep.watching_interfaces, ep.watch_error
             assert ep.memberships[0].ifindex == veth_pair.ifindex_b
-            ns.addr_add("eth0", "198.18.9.77/24")  # an address nothing was chosen by
+            ns.addr_add("eth0", f"{lab_host(9, 77)}/24")  # an address nothing was chosen by
             ns.ip("addr", "del", f"{addr}/24", "dev", "eth0")
             ev = await ep.events.get(timeout_s=5)
             assert (ev.kind, ev.name, ev.index, ev.address) == (

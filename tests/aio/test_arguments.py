@@ -15,10 +15,11 @@ import pytest
 import mcastkit.aio as aio
 from mcastkit import ErrorCode, McastValueError, MulticastSocket
 from mcastkit._netlink import IFF_RUNNING, IFF_UP, LinkEvent
-from tests.aio.conftest import Runner
-from tests.netns import Netns
+from tests.support.addrs import asm4
+from tests.support.loops import Runner
+from tests.support.netns import Netns
 
-G = "239.255.46.1"
+G = asm4(46, 1)
 BAD_TIMEOUTS = [-1, -0.001, math.nan, -math.inf, True, "1", b"1", [1]]
 
 

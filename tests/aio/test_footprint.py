@@ -16,11 +16,12 @@ import pytest
 import mcastkit.aio as aio
 from mcastkit import MulticastSocket
 from mcastkit._netlink import IFF_RUNNING, IFF_UP, LinkEvent
-from tests.aio.conftest import Runner
-from tests.netns import Netns
+from tests.support.addrs import asm4
+from tests.support.loops import Runner
+from tests.support.netns import Netns
 
 pytestmark = pytest.mark.kernel
-G = "239.255.57.2"
+G = asm4(57, 2)
 
 
 def burst(port: int, n: int) -> None:

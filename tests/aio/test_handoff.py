@@ -13,11 +13,12 @@ import pytest
 
 import mcastkit.aio as aio
 from mcastkit import MulticastSocket
-from tests.aio.conftest import Runner
-from tests.netns import Netns
+from tests.support.addrs import asm4
+from tests.support.loops import Runner
+from tests.support.netns import Netns
 
 pytestmark = pytest.mark.kernel
-G = "239.255.57.1"
+G = asm4(57, 1)
 
 
 def burst(ports: list[int], each: int) -> None:

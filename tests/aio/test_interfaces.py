@@ -12,13 +12,14 @@ import pytest
 
 import mcastkit.aio as aio
 from mcastkit import MulticastSocket
-from tests import kernelstate
-from tests.aio.conftest import Runner
-from tests.lab.topology import VethPair
-from tests.netns import veth
+from tests.support import kernelstate
+from tests.support.addrs import asm4
+from tests.support.loops import Runner
+from tests.support.netns import veth
+from tests.support.topology import VethPair
 
 pytestmark = pytest.mark.kernel
-G = "239.255.43.1"
+G = asm4(43, 1)
 
 
 def send_from(pair: VethPair, port: int, payload: bytes) -> None:

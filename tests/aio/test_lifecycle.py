@@ -15,12 +15,13 @@ from hypothesis import strategies as st
 import mcastkit.aio as aio
 from mcastkit import ClosedError, MulticastSocket
 from mcastkit._netlink import IFF_RUNNING, IFF_UP, LinkEvent, Overrun, parse_messages
-from tests import kernelstate
-from tests.aio.conftest import Runner, run_on
-from tests.netns import Netns
+from tests.support import kernelstate
+from tests.support.addrs import asm4
+from tests.support.loops import Runner, run_on
+from tests.support.netns import Netns
 
 pytestmark = pytest.mark.kernel
-G = "239.255.42.1"
+G = asm4(42, 1)
 
 
 def sender() -> MulticastSocket:

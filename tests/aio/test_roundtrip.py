@@ -10,12 +10,13 @@ import pytest
 
 import mcastkit.aio as aio
 from mcastkit import McastStateError, McastValueError, MulticastSocket, ReceiveTimeoutError
-from tests.aio.conftest import Runner
-from tests.lab.topology import VethPair
-from tests.netns import Netns
+from tests.support.addrs import asm4, asm6, lab_host, ssm4
+from tests.support.loops import Runner
+from tests.support.netns import Netns
+from tests.support.topology import VethPair
 
 pytestmark = pytest.mark.kernel
-G = "239.255.41.1"
+G = asm4(41, 1)
 
 
 def sender() -> MulticastSocket:
@@ -111,7 +112,7 @@ def test_aio_recv_timeout(netns: Netns, run: Runner[Any]) -> None:
 
 
 def test_aio_runtime_join_and_leave(netns: Netns, run: Runner[Any]) -> None:
-    g2 = "239.255.41.2"
+    g2 = asm4(41, 2)
 
     async def main() -> None:
         async with aio.open_multicast(f"{G}:0", interface="lo", metadata=True) as ep:
@@ -131,26 +132,27 @@ def test_aio_runtime_join_and_leave(netns: Netns, run: Runner[Any]) -> None:
 
 
 def test_aio_source_specific_endpoint_and_block(netns: Netns, run: Runner[Any]) -> None:
-    netns.addr_add("lo", "198.18.41.1/32")
-    netns.addr_add("lo", "198.18.41.2/32")
+    netns.addr_add("lo", f"{lab_host(41, 1)}/32")
+    netns.addr_add("lo", f"{lab_host(41, 2)}/32")
 
     async def main() -> None:
-        async with aio.open_multicast("198.18.41.1,232.41.0.1:0", interface="lo") as ep:
+        spec = f"{lab_host(41, 1)},{ssm4(41, 0, 1)}:0"
+        async with aio.open_multicast(spec, interface="lo") as ep:
             port = ep.local_address[1]
-            for src in ("198.18.41.2", "198.18.41.1"):  # only the second is wanted
+            for src in (lab_host(41, 2), lab_host(41, 1)):  # only the second is wanted
                 with sender() as tx:
                     tx.sock.bind((src, 0))
-                    tx.sendto(src.encode(), "232.41.0.1", port)
-            assert (await ep.recv(timeout_s=5)).data == b"198.18.41.1"
-            ep.leave_source("198.18.41.1", "232.41.0.1")
+                    tx.sendto(src.encode(), ssm4(41, 0, 1), port)
+            assert (await ep.recv(timeout_s=5)).data == lab_host(41, 1).encode()
+            ep.leave_source(lab_host(41, 1), ssm4(41, 0, 1))
             ep.join(G)
-            ep.block_source("198.18.41.2", G)
-            for src in ("198.18.41.2", "198.18.41.1"):
+            ep.block_source(lab_host(41, 2), G)
+            for src in (lab_host(41, 2), lab_host(41, 1)):
                 with sender() as tx:
                     tx.sock.bind((src, 0))
                     tx.sendto(src.encode(), G, port)
-            assert (await ep.recv(timeout_s=5)).data == b"198.18.41.1"
-            ep.unblock_source("198.18.41.2", G)
+            assert (await ep.recv(timeout_s=5)).data == lab_host(41, 1).encode()
+            ep.unblock_source(lab_host(41, 2), G)
 
     run(main())
 
@@ -173,7 +175,7 @@ def test_aio_open_outside_a_loop_is_a_clear_error(netns: Netns) -> None:
                                 {"max_per_wakeup": 0}])
 def test_aio_bad_options_open_nothing(netns: Netns, run_stock: Runner[Any],
                                       kw: dict[str, Any]) -> None:
-    from tests import kernelstate
+    from tests.support import kernelstate
 
     async def main() -> None:
         with pytest.raises(McastValueError):
@@ -208,12 +210,12 @@ def test_aio_send_waits_for_writability(veth_pair: VethPair, run: Runner[Any]) -
 
 def test_aio_ipv6_round_trip_on_veth(veth_loop: Any, run: Runner[Any]) -> None:
     async def main() -> None:
-        async with aio.open_multicast("[ff15::41]:0", interface="vb", metadata=True) as ep:
+        async with aio.open_multicast(f"[{asm6('41')}]:0", interface="vb", metadata=True) as ep:
             port = ep.local_address[1]
-            async with aio.open_sender(f"[ff15::41]:{port}", interface="va") as tx:
+            async with aio.open_sender(f"[{asm6('41')}]:{port}", interface="va") as tx:
                 await tx.send(b"six")
             d = await ep.recv(timeout_s=5)
-            assert d.data == b"six" and d.group == "ff15::41"
+            assert d.data == b"six" and d.group == asm6("41")
 
     run(main())
 

@@ -16,11 +16,12 @@ from hypothesis import strategies as st
 
 import mcastkit.aio as aio
 from mcastkit._aio_watch import SharedWatcher
-from tests.aio.conftest import Runner, run_on
-from tests.lab.topology import VethPair
-from tests.netns import Netns
+from tests.support.addrs import asm4
+from tests.support.loops import Runner, run_on
+from tests.support.netns import Netns
+from tests.support.topology import VethPair
 
-G = "239.255.45.1"
+G = asm4(45, 1)
 
 
 def open_fds() -> int:

@@ -13,9 +13,9 @@ import pytest
 from mcastkit.cli import ExitStatus
 from mcastkit.cli._app import VERBS, build_parser
 from mcastkit.cli._parser_walk import Command, walk
-from tests.conftest_lab import require_or_skip
-
-from .helpers import cli, fake_env
+from tests.support.addrs import asm4
+from tests.support.cli import cli, fake_env
+from tests.support.fixtures import require_or_skip
 
 
 def _leaves() -> list[tuple[tuple[str, ...], set[str]]]:
@@ -95,23 +95,23 @@ def test_man_page_from_the_parser() -> None:
 
 @pytest.mark.kernel
 def test_colour_only_on_a_terminal_and_never_with_no_color(netns: object) -> None:
-    plain = cli("doctor", "239.255.52.1:5600", "-i", "lo", "--all", "--window", "0")
+    plain = cli("doctor", f"{asm4(52, 1)}:5600", "-i", "lo", "--all", "--window", "0")
     assert "\x1b[" not in plain.stdout
-    tty = cli("doctor", "239.255.52.1:5600", "-i", "lo", "--all", "--window", "0",
+    tty = cli("doctor", f"{asm4(52, 1)}:5600", "-i", "lo", "--all", "--window", "0",
               stdout_isatty=True, environ={})
     assert "\x1b[" in tty.stdout and "[OK]" in tty.stdout
-    nc = cli("doctor", "239.255.52.1:5600", "-i", "lo", "--all", "--window", "0",
+    nc = cli("doctor", f"{asm4(52, 1)}:5600", "-i", "lo", "--all", "--window", "0",
              stdout_isatty=True, environ={"NO_COLOR": ""})
     assert "\x1b[" not in nc.stdout
 
 
 @pytest.mark.kernel
 def test_quiet_and_verbose(netns: object) -> None:
-    q = cli("send", "239.255.52.2:5601", "-i", "lo", "-c", "3", "x", "-q")
+    q = cli("send", f"{asm4(52, 2)}:5601", "-i", "lo", "-c", "3", "x", "-q")
     assert q.status == 0 and q.stderr == ""
-    n = cli("send", "239.255.52.2:5601", "-i", "lo", "-c", "3", "x")
+    n = cli("send", f"{asm4(52, 2)}:5601", "-i", "lo", "-c", "3", "x")
     assert "sent 3 datagrams" in n.stderr
-    v = cli("listen", "239.255.52.2:5601", "-i", "lo", "--timeout", "0.2", "-v")
+    v = cli("listen", f"{asm4(52, 2)}:5601", "-i", "lo", "--timeout", "0.2", "-v")
     assert "socket(s), rcvbuf" in v.stderr and v.status == ExitStatus.TIMEOUT
 
 

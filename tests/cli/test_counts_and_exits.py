@@ -15,12 +15,12 @@ import pytest
 from mcastkit import open_sender
 from mcastkit import seq as _seq
 from mcastkit.cli import ExitStatus
-from tests.netns import Netns
-
-from .helpers import Background, cli, json_lines, mk_popen, wait_joined, wait_socket_open
+from tests.support.addrs import asm4
+from tests.support.cli import Background, cli, json_lines, mk_popen, wait_joined, wait_socket_open
+from tests.support.netns import Netns
 
 pytestmark = pytest.mark.kernel
-G = "239.255.48.1"
+G = asm4(48, 1)
 
 
 def _stop(p: subprocess.Popen[str], sig: int) -> tuple[str, str]:
@@ -129,7 +129,7 @@ def _ping_with_a_killed_peer(group: str, port: int, *extra: str) -> tuple[int, s
 
 
 def test_ping_notices_a_peer_that_left(netns: Netns) -> None:
-    _, out = _ping_with_a_killed_peer("239.255.48.2", 5305, "--json")
+    _, out = _ping_with_a_killed_peer(asm4(48, 2), 5305, "--json")
     objs = json_lines(out)
     assert len([o for o in objs if o["type"] == "left"]) == 1
     peer = next(o for o in objs if o["type"] == "peer")
@@ -137,7 +137,7 @@ def test_ping_notices_a_peer_that_left(netns: Netns) -> None:
 
 
 def test_ping_text_says_left(netns: Netns) -> None:
-    _, out = _ping_with_a_killed_peer("239.255.48.3", 5306)
+    _, out = _ping_with_a_killed_peer(asm4(48, 3), 5306)
     assert ": left (nothing heard for 1 s)" in out, out
     assert "(left early)" in out
 

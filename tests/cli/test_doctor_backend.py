@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from tests.addrs import G4
+from tests.support.addrs import G4
 
 pytestmark = pytest.mark.kernel
 

@@ -19,11 +19,11 @@ import pytest
 
 from mcastkit import McastError, ReceiveTimeoutError, open_receiver, open_sender
 from mcastkit.cli import ExitStatus
-from tests.conftest_lab import require_or_skip
-from tests.lab.topology import H2, Lab, VethPair
-from tests.netns import Netns, wait_until
-
-from .helpers import cli
+from tests.support.addrs import ASM_NET4, ASM_NET6, G4, VETH_A, asm4, asm6, lab_host
+from tests.support.cli import cli
+from tests.support.fixtures import require_or_skip
+from tests.support.netns import Netns, wait_until
+from tests.support.topology import H2, Lab, VethPair
 
 pytestmark = pytest.mark.kernel
 
@@ -88,7 +88,7 @@ SETUPS = {
 @pytest.mark.parametrize("name", list(SETUPS))
 def test_firewall_drop_found_fixed_and_delivery_works(veth_pair: VethPair, name: str) -> None:
     _need_nft()
-    g, port = "239.255.49.1", 5400
+    g, port = asm4(49, 1), 5400
     fam, table, chain, policy, rules = SETUPS[name]
     b = veth_pair.b
     _table(b, fam, table, chain, policy, *rules)
@@ -96,7 +96,7 @@ def test_firewall_drop_found_fixed_and_delivery_works(veth_pair: VethPair, name:
     if name == "reject_in_subchain":
         b.run("nft", "add", "chain", fam, table, "mc")
         b.run("sh", "-c", f"nft add rule {fam} {table} mc udp dport 5400 reject")
-        b.run("sh", "-c", f"nft add rule {fam} {table} {chain} ip daddr 239.255.0.0/16 jump mc")
+        b.run("sh", "-c", f"nft add rule {fam} {table} {chain} ip daddr {ASM_NET4} jump mc")
         where = "mc"
     assert not _delivered(veth_pair, g, port)
     status, findings = _doctor(b, f"{g}:{port}", "-i", "eth0")
@@ -121,11 +121,11 @@ def test_igmp_drop_found_and_fixed(veth_pair: VethPair) -> None:
     _need_nft()
     b = veth_pair.b
     _table(b, "inet", "noigmp", "in", "accept", "ip protocol igmp drop")
-    status, findings = _doctor(b, "239.255.49.2:5401", "-i", "eth0")
+    status, findings = _doctor(b, f"{asm4(49, 2)}:5401", "-i", "eth0")
     f = _problems(findings, "firewall")
     assert len(f) == 1 and "IGMP" in f[0]["title"] and "noigmp" in f[0]["title"]
     _apply_all(b, findings)
-    status, findings = _doctor(b, "239.255.49.2:5401", "-i", "eth0")
+    status, findings = _doctor(b, f"{asm4(49, 2)}:5401", "-i", "eth0")
     assert status == ExitStatus.OK, _problems(findings)
 
 
@@ -133,17 +133,17 @@ def test_ipv6_udp_and_mld_drops_found_and_fixed(veth_pair: VethPair) -> None:
     _need_nft()
     b = veth_pair.b
     _table(b, "inet", "six", "in", "accept", "icmpv6 type mld-listener-query drop",
-           "ip6 daddr ff15::/16 udp dport 5409 drop")
-    _, findings = _doctor(b, "[ff15::49]:5409", "-i", "eth0")
+           f"ip6 daddr {ASM_NET6} udp dport 5409 drop")
+    _, findings = _doctor(b, f"[{asm6('49')}]:5409", "-i", "eth0")
     titles = [f["title"] for f in _problems(findings, "firewall")]
     assert any("MLD queries" in t and "handle 2" in t for t in titles), titles
-    assert any("UDP ff15::49 port 5409" in t and "handle 3" in t for t in titles), titles
+    assert any(f"UDP {asm6('49')} port 5409" in t and "handle 3" in t for t in titles), titles
     _apply_all(b, findings)
-    _, findings = _doctor(b, "[ff15::49]:5409", "-i", "eth0")
+    _, findings = _doctor(b, f"[{asm6('49')}]:5409", "-i", "eth0")
     assert not _problems(findings, "firewall"), findings
     # IPv4 rules never apply to IPv6 packets and the other way round
     _table(b, "ip", "v4only", "in", "drop")
-    assert not _problems(_doctor(b, "[ff15::49]:5409", "-i", "eth0")[1], "firewall")
+    assert not _problems(_doctor(b, f"[{asm6('49')}]:5409", "-i", "eth0")[1], "firewall")
 
 
 @pytest.mark.parametrize("rules", [
@@ -156,18 +156,18 @@ def test_rules_that_do_not_drop_are_not_flagged(veth_pair: VethPair, rules: list
     _need_nft()
     b = veth_pair.b
     _table(b, "inet", "ok", "in", "accept", *rules)
-    assert _delivered(veth_pair, "239.255.49.3", 5402)
-    status, findings = _doctor(b, "239.255.49.3:5402", "-i", "eth0")
+    assert _delivered(veth_pair, asm4(49, 3), 5402)
+    status, findings = _doctor(b, f"{asm4(49, 3)}:5402", "-i", "eth0")
     assert not _problems(findings, "firewall"), findings
     assert status == ExitStatus.OK, _problems(findings)
 
 
 def test_probe_confirms_delivery_through_the_input_path(netns: Netns) -> None:
-    _, findings = _doctor(netns, "239.255.49.4:5403", "-i", "lo")
+    _, findings = _doctor(netns, f"{asm4(49, 4)}:5403", "-i", "lo")
     assert [f["severity"] for f in findings if f["check"] == "probe"] == ["ok"]
     _need_nft()
     _table(netns, "inet", "p", "in", "accept", "udp dport 5403 counter drop")
-    _status, findings = _doctor(netns, "239.255.49.4:5403", "-i", "lo")
+    _status, findings = _doctor(netns, f"{asm4(49, 4)}:5403", "-i", "lo")
     probe = next(f for f in findings if f["check"] == "probe")
     assert probe["severity"] == "error"  # the kernel's answer, not a guess from text
     fw = _problems(findings, "firewall")[0]
@@ -175,25 +175,25 @@ def test_probe_confirms_delivery_through_the_input_path(netns: Netns) -> None:
 
 
 def test_no_probe_sends_nothing(netns: Netns) -> None:
-    with open_receiver("239.255.49.9:5409", interface="lo", reuse_port=True) as rx:
-        _, findings = _doctor(netns, "239.255.49.9:5409", "-i", "lo", "--no-probe")
+    with open_receiver(f"{asm4(49, 9)}:5409", interface="lo", reuse_port=True) as rx:
+        _, findings = _doctor(netns, f"{asm4(49, 9)}:5409", "-i", "lo", "--no-probe")
         assert not [f for f in findings if f["check"] == "probe"]
         with pytest.raises(ReceiveTimeoutError):
             rx.recv(timeout_s=0.3)
-        _, findings = _doctor(netns, "239.255.49.9:5409", "-i", "lo")  # with the probe
+        _, findings = _doctor(netns, f"{asm4(49, 9)}:5409", "-i", "lo")  # with the probe
         assert rx.recv(timeout_s=2).data.startswith(b"mcastkit-doctor-probe ")
 
 
 def test_no_carrier(netns: Netns) -> None:
     netns.ip("link", "add", "nc0", "type", "veth", "peer", "name", "nc1")
-    netns.ip("addr", "add", "198.18.49.1/24", "dev", "nc0")
+    netns.ip("addr", "add", f"{lab_host(49, 1)}/24", "dev", "nc0")
     netns.ip("link", "set", "nc0", "up")  # nc1 stays down: nc0 is UP without RUNNING
-    status, findings = _doctor(netns, "239.255.49.5:5404", "-i", "nc0")
+    status, findings = _doctor(netns, f"{asm4(49, 5)}:5404", "-i", "nc0")
     f = _problems(findings, "interface")
     assert status == ExitStatus.ERROR and any("no carrier" in x["title"] for x in f), findings
     netns.ip("link", "set", "nc1", "up")
     time.sleep(0.2)
-    status, findings = _doctor(netns, "239.255.49.5:5404", "-i", "nc0")
+    status, findings = _doctor(netns, f"{asm4(49, 5)}:5404", "-i", "nc0")
     assert not _problems(findings, "interface"), findings
 
 
@@ -201,21 +201,21 @@ def test_ipv4_less_interface(netns: Netns) -> None:
     netns.ip("link", "add", "na0", "type", "veth", "peer", "name", "na1")
     netns.ip("link", "set", "na0", "up")
     netns.ip("link", "set", "na1", "up")
-    status, findings = _doctor(netns, "239.255.49.6:5405", "-i", "na0")
+    status, findings = _doctor(netns, f"{asm4(49, 6)}:5405", "-i", "na0")
     f = _problems(findings, "interface")
     assert any("has no IPv4 address" in x["title"] and "0.0.0.0" in x["detail"] for x in f)
     assert status == ExitStatus.ERROR
 
 
 def test_ipv6_on_lo(netns: Netns) -> None:
-    status, findings = _doctor(netns, "[ff15::49]:5406", "-i", "lo")
+    status, findings = _doctor(netns, f"[{asm6('49')}]:5406", "-i", "lo")
     f = _problems(findings, "interface")
     assert any("IPv6 multicast does not work over lo" in x["title"] for x in f), findings
     assert status == ExitStatus.ERROR
 
 
 def test_old_rcvbuf_burst_is_history_new_one_is_a_problem(netns: Netns) -> None:
-    g, port = "239.255.49.7", 5407
+    g, port = asm4(49, 7), 5407
     rx = open_receiver(f"{g}:{port}", interface="lo", rcvbuf_bytes=1)
     try:
         with open_sender(f"{g}:{port}", interface="lo") as tx:
@@ -253,7 +253,7 @@ def _in(ns: Netns, fn: Any) -> None:
 
 
 def test_bad_port_message_says_it_once(netns: Netns) -> None:
-    r = cli("doctor", "239.255.0.1:99999")
+    r = cli("doctor", f"{G4}:99999")
     assert r.status == ExitStatus.USAGE
     assert r.stderr.count("99999") == 2  # the argument once, the port once
     assert "1-65535" in r.stderr
@@ -268,15 +268,15 @@ def test_ttl_too_low_to_cross_a_router() -> None:
     with Lab(router="smcroute") as lab:
         h1, h2 = lab.host("h1"), lab.host("h2")
         with h1.enter():
-            r1 = cli("doctor", "239.255.49.8:5408", "-i", "eth0", "--peer", H2, "--json",
+            r1 = cli("doctor", f"{asm4(49, 8)}:5408", "-i", "eth0", "--peer", H2, "--json",
                      "--window", "0")
-            r2 = cli("doctor", "239.255.49.8:5408", "-i", "eth0", "--peer", H2, "--ttl", "2",
+            r2 = cli("doctor", f"{asm4(49, 8)}:5408", "-i", "eth0", "--peer", H2, "--ttl", "2",
                      "--json", "--window", "0")
         ttl1 = [o for o in r1.json() if o.get("check") == "ttl"]
         assert ttl1[0]["severity"] == "error" and "behind router" in ttl1[0]["title"]
         assert [o["severity"] for o in r2.json() if o.get("check") == "ttl"] == ["ok"]
-        lab.prime("239.255.49.8")
-        args = ["ping", "239.255.49.8:5408", "-i", "eth0", "-c", "4", "--interval", "0.2",
+        lab.prime(asm4(49, 8))
+        args = ["ping", f"{asm4(49, 8)}:5408", "-i", "eth0", "-c", "4", "--interval", "0.2",
                 "--timeout", "20"]
         for ttl, expect_peer in (("1", False), ("2", True)):
             b = h2.popen(sys.executable, "-m", "mcastkit", *args, "--ttl", ttl,
@@ -307,8 +307,8 @@ HOST_SETUPS = {
     "receiver_membership_limit_0": ("b", ["sysctl -w net.ipv4.igmp_max_memberships=0"]),
     # multi-homed receiver whose route back to the sender points out of another interface
     "receiver_strict_rp_filter": ("b", [
-        "ip link add x1 type veth peer name x2", "ip addr add 198.18.44.1/24 dev x1",
-        "ip link set x1 up", "ip link set x2 up", "ip route add 198.18.9.1/32 dev x1",
+        "ip link add x1 type veth peer name x2", f"ip addr add {lab_host(44, 1)}/24 dev x1",
+        "ip link set x1 up", "ip link set x2 up", f"ip route add {VETH_A}/32 dev x1",
         "sysctl -w net.ipv4.conf.all.rp_filter=1"]),
 }
 
@@ -319,7 +319,7 @@ def test_host_setup_fix_commands_make_delivery_work(veth_pair: VethPair, name: s
     written, makes delivery work."""
     side, breaks = HOST_SETUPS[name]
     ns = veth_pair.a if side == "a" else veth_pair.b
-    g, port = "239.255.49.10", 5411
+    g, port = asm4(49, 10), 5411
     for c in breaks:
         ns.run("sh", "-c", c)
     assert not _delivered_or_refused(veth_pair, g, port)

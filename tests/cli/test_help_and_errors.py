@@ -9,8 +9,8 @@ import pytest
 
 from mcastkit.cli import ExitStatus, main
 from mcastkit.cli._app import VERBS
-
-from .helpers import cli, fake_env
+from tests.support.addrs import G4, SRC4, SSM4, asm6, lab_host
+from tests.support.cli import cli, fake_env
 
 HELPS = [["listen"], ["send"], ["ping"], ["perf"], ["perf", "send"], ["perf", "recv"],
          ["interfaces"], ["doctor"]]
@@ -47,24 +47,24 @@ def test_no_verb_is_usage_error() -> None:
 @pytest.mark.parametrize(
     ("argv", "needle"),
     [
-        (["listen", "239.255.0.1"], "missing ':PORT'"),
-        (["listen", "239.255.0.1:99999"], "1-65535"),
-        (["listen", "198.18.0.1:5000"], "not a multicast address"),
-        (["listen", "ff15::1:5000"], "brackets"),
-        (["listen", "239.255.0.1:0"], "port 0"),
-        (["listen", "239.255.0.1:5000", "-c", "0"], "at least 1"),
-        (["listen", "239.255.0.1:5000", "--timeout", "-1"], "above 0"),
-        (["send", "239.255.0.1:5000", "--rate", "fast", "x"], "packets per second"),
-        (["send", "239.255.0.1:5000", "--rate", "-5", "x"], "positive"),
-        (["ping", "239.255.0.1:5000", "--interval", "abc"], "number of seconds"),
+        (["listen", G4], "missing ':PORT'"),
+        (["listen", f"{G4}:99999"], "1-65535"),
+        (["listen", f"{SRC4}:5000"], "not a multicast address"),
+        (["listen", asm6("1:5000")], "brackets"),
+        (["listen", f"{G4}:0"], "port 0"),
+        (["listen", f"{G4}:5000", "-c", "0"], "at least 1"),
+        (["listen", f"{G4}:5000", "--timeout", "-1"], "above 0"),
+        (["send", f"{G4}:5000", "--rate", "fast", "x"], "packets per second"),
+        (["send", f"{G4}:5000", "--rate", "-5", "x"], "positive"),
+        (["ping", f"{G4}:5000", "--interval", "abc"], "number of seconds"),
         (["frobnicate"], "invalid choice"),
-        (["listen", "239.255.0.1:5000", "--bogus"], "unrecognized arguments"),
+        (["listen", f"{G4}:5000", "--bogus"], "unrecognized arguments"),
         (["perf"], "required"),
         (["doctor", "10.0.0.1"], "not a multicast address"),
-        (["ping", "239.255.0.1:5000", "--max-loss", "abc"], "not a percentage (0-100)"),
-        (["ping", "239.255.0.1:5000", "--max-loss", "101"], "0-100"),
-        (["perf", "recv", "239.255.0.1:5000", "--max-loss", "lots"], "percentage"),
-        (["perf", "recv", "239.255.0.1:5000", "-c", "1"], "'mcastkit perf recv --help'"),
+        (["ping", f"{G4}:5000", "--max-loss", "abc"], "not a percentage (0-100)"),
+        (["ping", f"{G4}:5000", "--max-loss", "101"], "0-100"),
+        (["perf", "recv", f"{G4}:5000", "--max-loss", "lots"], "percentage"),
+        (["perf", "recv", f"{G4}:5000", "-c", "1"], "'mcastkit perf recv --help'"),
     ],
 )
 def test_usage_errors_are_one_line_exit_2(argv: list[str], needle: str) -> None:
@@ -78,36 +78,36 @@ def test_usage_errors_are_one_line_exit_2(argv: list[str], needle: str) -> None:
 
 
 def test_unknown_interface_names_the_choices() -> None:
-    r = cli("listen", "239.255.0.1:5000", "-i", "nosuch0")
+    r = cli("listen", f"{G4}:5000", "-i", "nosuch0")
     assert r.status == ExitStatus.USAGE
     assert "no interface named 'nosuch0'" in r.stderr and "interfaces here:" in r.stderr
 
 
 def test_send_without_message_on_a_terminal() -> None:
-    r = cli("send", "239.255.0.1:5000", "-i", "lo")
+    r = cli("send", f"{G4}:5000", "-i", "lo")
     assert r.status == ExitStatus.USAGE
     assert "give a MESSAGE, --hex, --file, --size N, or pipe data on stdin" in r.stderr
 
 
 def test_send_rejects_source_prefix() -> None:
-    r = cli("send", "198.18.1.10,232.1.1.1:5000", "-i", "lo", "x")
+    r = cli("send", f"{lab_host(1, 10)},{SSM4}:5000", "-i", "lo", "x")
     assert r.status == ExitStatus.USAGE and "for receivers" in r.stderr
 
 
 def test_send_size_below_header() -> None:
-    r = cli("send", "239.255.0.1:5000", "-i", "lo", "--size", "8")
+    r = cli("send", f"{G4}:5000", "-i", "lo", "--size", "8")
     assert r.status == ExitStatus.USAGE and "at least 32 bytes" in r.stderr
 
 
 def test_send_message_and_size_conflict() -> None:
-    r = cli("send", "239.255.0.1:5000", "-i", "lo", "--size", "64", "hello")
+    r = cli("send", f"{G4}:5000", "-i", "lo", "--size", "64", "hello")
     assert r.status == ExitStatus.USAGE and "not MESSAGE and --size" in r.stderr
 
 
 def test_traceback_option_reraises() -> None:
     env = fake_env()
     with pytest.raises(Exception, match="nosuch0"):
-        main(["listen", "239.255.0.1:5000", "-i", "nosuch0", "--traceback"], env=env)
+        main(["listen", f"{G4}:5000", "-i", "nosuch0", "--traceback"], env=env)
 
 
 def test_exit_status_values_are_the_documented_contract() -> None:

@@ -16,12 +16,12 @@ from hypothesis import strategies as st
 
 from mcastkit import open_sender
 from mcastkit.cli._format import decode_json_payload, escape_payload, json_payload
-from tests.lab.topology import VethLoop
-from tests.netns import Netns, wait_until
+from tests.support.addrs import asm4
+from tests.support.cli import Background, cli, group_users, json_lines, mk_popen, wait_joined
+from tests.support.netns import Netns, wait_until
+from tests.support.topology import VethLoop
 
-from .helpers import Background, cli, group_users, json_lines, mk_popen, wait_joined
-
-G = "239.255.47.1"
+G = asm4(47, 1)
 
 
 def _send_raw(payloads: list[bytes], port: int, iface: str = "lo", group: str = G) -> None:

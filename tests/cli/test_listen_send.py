@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 
 from mcastkit.cli import ExitStatus
-
-from .helpers import Background, cli, json_lines, mk, mk_popen, wait_joined
+from tests.support.addrs import asm4, asm6
+from tests.support.cli import Background, cli, json_lines, mk, mk_popen, wait_joined
 
 pytestmark = pytest.mark.kernel
-G = "239.255.40.1"
+G = asm4(40, 1)
 
 
 def test_listen_json_fields_in_process(netns: object) -> None:
@@ -62,7 +62,7 @@ def test_listen_count_not_reached_is_timeout(netns: object) -> None:
 
 
 def test_several_groups_one_port_and_another_port(netns: object) -> None:
-    g2, g3 = "239.255.40.2", "239.255.40.3"
+    g2, g3 = asm4(40, 2), asm4(40, 3)
     bg = Background("listen", f"{G}:5005", f"{g2}:5005", f"{g3}:5006", "-i", "lo",
                     "-c", "3", "--timeout", "10", "--json")
     for g in (G, g2, g3):
@@ -76,7 +76,7 @@ def test_several_groups_one_port_and_another_port(netns: object) -> None:
 
 
 def test_listen_ignores_groups_it_did_not_join(netns: object) -> None:
-    other = "239.255.40.9"
+    other = asm4(40, 9)
     bg = Background("listen", f"{G}:5007", "-i", "lo", "-c", "1", "--timeout", "10",
                     "--json", "--reuse")
     bg2 = Background("listen", f"{other}:5007", "-i", "lo", "-c", "1", "--timeout", "10",
@@ -132,7 +132,7 @@ def test_send_without_interface_and_route_is_error_1(netns: object) -> None:
 
 
 def test_ipv6_round_trip_on_veth(veth_loop: object) -> None:
-    g6 = "ff15::40"
+    g6 = asm6("40")
     bg = Background("listen", f"[{g6}]:5012", "-i", "vb", "-c", "1", "--timeout", "10",
                     "--json")
     wait_joined(g6, "vb")

@@ -10,10 +10,10 @@ import pytest
 from mcastkit import open_sender
 from mcastkit.cli import ExitStatus
 from mcastkit.cli._common import cli_message
-from tests.lab.topology import VethLoop
-from tests.netns import Netns
-
-from .helpers import Background, cli, mk, wait_joined
+from tests.support.addrs import G4, G6, asm4
+from tests.support.cli import Background, cli, mk, wait_joined
+from tests.support.netns import Netns
+from tests.support.topology import VethLoop
 
 LIB_NAMES = ("interface=", "rcvbuf_bytes", "reuse_port", "set_interface(")
 
@@ -26,7 +26,7 @@ def _clean(stderr: str) -> None:
 
 @pytest.mark.kernel
 def test_no_route_names_dash_i(netns: Netns) -> None:
-    for argv in (["send", "239.255.50.1:5500", "x"], ["listen", "239.255.50.1:5500",
+    for argv in (["send", f"{asm4(50, 1)}:5500", "x"], ["listen", f"{asm4(50, 1)}:5500",
                                                         "--timeout", "0.2"]):
         r = cli(*argv)
         assert r.status == ExitStatus.ERROR
@@ -36,12 +36,12 @@ def test_no_route_names_dash_i(netns: Netns) -> None:
 
 @pytest.mark.kernel
 def test_port_in_use_names_reuse(netns: Netns) -> None:
-    bg = Background("listen", "239.255.50.2:5501", "-i", "lo", "-c", "1", "--timeout", "10")
-    wait_joined("239.255.50.2")
-    r = cli("listen", "239.255.50.2:5501", "-i", "lo", "--timeout", "0.2")
+    bg = Background("listen", f"{asm4(50, 2)}:5501", "-i", "lo", "-c", "1", "--timeout", "10")
+    wait_joined(asm4(50, 2))
+    r = cli("listen", f"{asm4(50, 2)}:5501", "-i", "lo", "--timeout", "0.2")
     _clean(r.stderr)
     assert "--reuse" in r.stderr and "address already in use" in r.stderr
-    cli("send", "239.255.50.2:5501", "-i", "lo", "x")
+    cli("send", f"{asm4(50, 2)}:5501", "-i", "lo", "x")
     assert bg.join().status == 0
 
 
@@ -55,18 +55,18 @@ def test_ipv6_send_without_interface_is_usage_and_names_dash_i(veth_loop: VethLo
 
 
 @pytest.mark.parametrize("argv, needle", [
-    (["send", "239.255.0.1:5000", "-i", "lo", "--size", "70000"], "IPv4 UDP datagram"),
-    (["send", "[ff15::1]:5000", "-i", "lo", "--size", "66000"],
+    (["send", f"{G4}:5000", "-i", "lo", "--size", "70000"], "IPv4 UDP datagram"),
+    (["send", f"[{G6}]:5000", "-i", "lo", "--size", "66000"],
      "do not fit in one IPv6 UDP datagram (at most 65527 bytes)"),
-    (["perf", "send", "239.255.0.1:5000", "-i", "lo", "--size", "70000"], "at most 65507"),
-    (["listen", "239.255.0.1:5000", "-i", "lo", "--rcvbuf", "0"], "--rcvbuf"),
-    (["listen", "239.255.0.1:5000", "-i", "lo", "--rcvbuf", "lots"], "--rcvbuf"),
-    (["listen", "239.255.0.1:99999"], "1-65535"),
-    (["listen", "239.255.0.1:0"], "1-65535"),
-    (["send", "239.255.0.1:70000", "x"], "1-65535"),
-    (["listen", "239.255.0.1:5000", "--interval", "-1"], "above 0"),
-    (["listen", "239.255.0.1:5000", "--interval", "0"], "above 0"),
-    (["doctor", "239.255.0.1:99999"], "1-65535"),
+    (["perf", "send", f"{G4}:5000", "-i", "lo", "--size", "70000"], "at most 65507"),
+    (["listen", f"{G4}:5000", "-i", "lo", "--rcvbuf", "0"], "--rcvbuf"),
+    (["listen", f"{G4}:5000", "-i", "lo", "--rcvbuf", "lots"], "--rcvbuf"),
+    (["listen", f"{G4}:99999"], "1-65535"),
+    (["listen", f"{G4}:0"], "1-65535"),
+    (["send", f"{G4}:70000", "x"], "1-65535"),
+    (["listen", f"{G4}:5000", "--interval", "-1"], "above 0"),
+    (["listen", f"{G4}:5000", "--interval", "0"], "above 0"),
+    (["doctor", f"{G4}:99999"], "1-65535"),
 ])
 def test_usage_messages(argv: list[str], needle: str) -> None:
     r = cli(*argv)
@@ -83,7 +83,7 @@ def test_size_suffixes() -> None:
 
 
 def test_cli_message_table() -> None:
-    msg = ("send 239.255.0.1:5000: no route to the group; set the outgoing interface "
+    msg = (f"send {G4}:5000: no route to the group; set the outgoing interface "
            "(interface= / set_interface())")
     assert cli_message(msg).endswith("set the outgoing interface (-i IFACE)")
     assert "give -i IFACE" in cli_message("join x: no such interface; pass interface=")
@@ -92,7 +92,7 @@ def test_cli_message_table() -> None:
 
 @pytest.mark.kernel
 def test_ping_errors_have_the_prefix(netns: Netns) -> None:
-    r = cli("ping", "239.255.50.3:5503", "-i", "lo", "-c", "1", "--interval", "0.1",
+    r = cli("ping", f"{asm4(50, 3)}:5503", "-i", "lo", "-c", "1", "--interval", "0.1",
             "--wait", "0.1")
     assert r.status == ExitStatus.TIMEOUT
     _clean(r.stderr)
@@ -102,7 +102,7 @@ def test_ping_errors_have_the_prefix(netns: Netns) -> None:
 @pytest.mark.kernel
 def test_fifty_groups_on_one_port_spread_over_sockets(netns: Netns) -> None:
     netns.sysctl("net.ipv4.igmp_max_memberships", 20)
-    groups = [f"239.255.51.{i}" for i in range(1, 51)]
+    groups = [asm4(51, i) for i in range(1, 51)]
     bg = Background("listen", *[f"{g}:5504" for g in groups], "-i", "lo", "-c", "3",
                     "--timeout", "15", "--json", "-v")
     for g in (groups[0], groups[25], groups[49]):
@@ -118,5 +118,5 @@ def test_fifty_groups_on_one_port_spread_over_sockets(netns: Netns) -> None:
 
 @pytest.mark.kernel
 def test_subprocess_usage_error_exit_2(netns: Netns) -> None:
-    p = mk("send", "239.255.0.1:5000", "-i", "lo", "--size", "70000")
+    p = mk("send", f"{G4}:5000", "-i", "lo", "--size", "70000")
     assert p.returncode == 2 and p.stderr.startswith("mcastkit: error: ")

@@ -9,19 +9,19 @@ from typing import Any
 import pytest
 
 from mcastkit.cli import ExitStatus
-
-from .helpers import cli, json_lines, mk, mk_popen, wait_joined
+from tests.support.addrs import VETH_A, VETH_B, asm4
+from tests.support.cli import cli, json_lines, mk, mk_popen, wait_joined
 
 pytestmark = pytest.mark.kernel
 
 
 def _two_pings(extra: list[str], veth: tuple[str, str] = ("lo", "lo")) -> list[dict[str, Any]]:
-    g = "239.255.41.1:4321"
+    g = f"{asm4(41, 1)}:4321"
     # two pings on one host share the port: only with --reuse (issue 14 item 8)
     args = [g, "-c", "8", "--interval", "0.2", "--json", "--timeout", "30", "--reuse"]
     p = mk_popen("ping", *args, "-i", veth[0], *extra)
     try:
-        wait_joined("239.255.41.1", veth[0])
+        wait_joined(asm4(41, 1), veth[0])
         q = mk("ping", *args, "-i", veth[1], *extra)
         out, err = p.communicate(timeout=60)
     finally:
@@ -51,7 +51,7 @@ def test_ping_multicast_replies(netns: object) -> None:
 
 
 def test_ping_alone_times_out_with_3(netns: object) -> None:
-    r = cli("ping", "239.255.41.2:4322", "-i", "lo", "-c", "2", "--interval", "0.1",
+    r = cli("ping", f"{asm4(41, 2)}:4322", "-i", "lo", "-c", "2", "--interval", "0.1",
             "--wait", "0.2")
     assert r.status == ExitStatus.TIMEOUT
     assert "no peer answered" in r.stderr
@@ -59,7 +59,7 @@ def test_ping_alone_times_out_with_3(netns: object) -> None:
 
 def test_ping_across_a_veth_pair(veth_pair: object) -> None:
     pair = veth_pair
-    g = "239.255.41.3:4323"
+    g = f"{asm4(41, 3)}:4323"
     args = ["ping", g, "-i", "eth0", "-c", "6", "--interval", "0.2", "--json",
             "--timeout", "30"]
     import subprocess
@@ -68,7 +68,7 @@ def test_ping_across_a_veth_pair(veth_pair: object) -> None:
                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         with pair.a.enter():  # type: ignore[attr-defined]
-            wait_joined("239.255.41.3", "eth0")
+            wait_joined(asm4(41, 3), "eth0")
         rb = pair.b.run(sys.executable, "-m", "mcastkit", *args,  # type: ignore[attr-defined]
                         check=False)
         out, err = a.communicate(timeout=60)
@@ -79,17 +79,17 @@ def test_ping_across_a_veth_pair(veth_pair: object) -> None:
     assert rb.returncode == 0, rb.stderr
     sa = [o for o in json_lines(out) if o["type"] == "peer"]
     sb = [o for o in json_lines(rb.stdout) if o["type"] == "peer"]
-    assert sa[0]["peer"] == "198.18.9.2" and sb[0]["peer"] == "198.18.9.1"
+    assert sa[0]["peer"] == VETH_B and sb[0]["peer"] == VETH_A
     assert sa[0]["loss_pct"] == 0.0 and sb[0]["loss_pct"] == 0.0
 
 
 def test_perf_send_recv_counts_match(netns: object, tmp_path: Path) -> None:
     report = tmp_path / "recv.json"
-    g = "239.255.41.4:5001"
+    g = f"{asm4(41, 4)}:5001"
     p = mk_popen("perf", "recv", g, "-i", "lo", "--json", "--json-report", str(report),
                  "--timeout", "30", "--max-loss", "0")
     try:
-        wait_joined("239.255.41.4")
+        wait_joined(asm4(41, 4))
         s = mk("perf", "send", g, "-i", "lo", "-c", "3000", "--rate", "5k", "--size", "200",
                "--json")
         out, err = p.communicate(timeout=60)
@@ -112,7 +112,7 @@ def test_perf_recv_reports_tail_loss_from_end_marker(netns: object) -> None:
     from mcastkit import MulticastSocket
     from mcastkit import seq as _seq
 
-    g, port = "239.255.41.5", 5002
+    g, port = asm4(41, 5), 5002
     p = mk_popen("perf", "recv", f"{g}:{port}", "-i", "lo", "--json", "--timeout", "30",
                  "--max-loss", "1")
     try:
@@ -131,19 +131,19 @@ def test_perf_recv_reports_tail_loss_from_end_marker(netns: object) -> None:
 
 
 def test_perf_recv_nothing_is_timeout(netns: object) -> None:
-    r = cli("perf", "recv", "239.255.41.6:5003", "-i", "lo", "--timeout", "0.3")
+    r = cli("perf", "recv", f"{asm4(41, 6)}:5003", "-i", "lo", "--timeout", "0.3")
     assert r.status == ExitStatus.TIMEOUT and "nothing arrived" in r.stderr
 
 
 def test_perf_send_duration_text_summary(netns: object) -> None:
-    r = cli("perf", "send", "239.255.41.7:5004", "-i", "lo", "--duration", "0.3",
+    r = cli("perf", "send", f"{asm4(41, 7)}:5004", "-i", "lo", "--duration", "0.3",
             "--rate", "1k", "--size", "100")
     assert r.status == 0
     assert r.stdout.startswith("perf send: ") and "sent=" in r.stdout and "pps=" in r.stdout
 
 
 def test_perf_bad_json_report_path(netns: object) -> None:
-    r = cli("perf", "send", "239.255.41.8:5005", "-i", "lo", "-c", "1",
+    r = cli("perf", "send", f"{asm4(41, 8)}:5005", "-i", "lo", "-c", "1",
             "--json-report", "/nonexistent/dir/x.json")
     assert r.status == ExitStatus.ERROR and "--json-report" in r.stderr
 
@@ -157,7 +157,7 @@ def test_perf_send_live_progress_on_a_terminal(netns: object) -> None:
     out = io.StringIO()
     env = Env(stdin=io.StringIO(), stdout=out, stderr=io.StringIO(), stdin_isatty=True,
               stdout_isatty=True, environ={})
-    status = main(["perf", "send", "239.255.41.9:5006", "-i", "lo", "--duration", "0.6",
+    status = main(["perf", "send", f"{asm4(41, 9)}:5006", "-i", "lo", "--duration", "0.6",
                    "--rate", "500", "--size", "64"], env=env)
     assert status == ExitStatus.OK
     assert "perf send: " in out.getvalue()
@@ -168,12 +168,12 @@ def test_ping_peers_waits_for_a_late_peer(netns: object) -> None:
     is heard, so both count the same full window: 8 probes each, 0 % loss both ways."""
     import time
 
-    g = "239.255.41.10:4330"
+    g = f"{asm4(41, 10)}:4330"
     args = [g, "-i", "lo", "-c", "8", "--interval", "0.2", "--json", "--timeout", "30",
             "--peers", "1", "--reuse"]
     p = mk_popen("ping", *args)
     try:
-        wait_joined("239.255.41.10")
+        wait_joined(asm4(41, 10))
         time.sleep(1.0)  # start the second host late (no assertion rests on this delay)
         q = mk("ping", *args)
         out, err = p.communicate(timeout=60)
@@ -189,7 +189,7 @@ def test_ping_peers_waits_for_a_late_peer(netns: object) -> None:
 
 
 def test_ping_peers_not_enough_is_timeout_3(netns: object) -> None:
-    r = cli("ping", "239.255.41.11:4331", "-i", "lo", "-c", "2", "--interval", "0.1",
+    r = cli("ping", f"{asm4(41, 11)}:4331", "-i", "lo", "-c", "2", "--interval", "0.1",
             "--peers", "1", "--timeout", "0.5")
     assert r.status == ExitStatus.TIMEOUT
     lines = r.stderr.strip().splitlines()
@@ -206,5 +206,5 @@ def test_ping_peers_is_in_help_with_an_example() -> None:
 
 
 def test_ping_peers_must_be_positive() -> None:
-    r = cli("ping", "239.255.41.12:4332", "-i", "lo", "--peers", "0")
+    r = cli("ping", f"{asm4(41, 12)}:4332", "-i", "lo", "--peers", "0")
     assert r.status == ExitStatus.USAGE and "--peers" in r.stderr

@@ -14,11 +14,11 @@ import pytest
 from mcastkit import open_sender
 from mcastkit import seq as _seq
 from mcastkit.cli import ExitStatus
-from tests.netns import Netns
+from tests.support.addrs import asm4
+from tests.support.cli import Background, cli, mk_popen, wait_joined
+from tests.support.netns import Netns
 
-from .helpers import Background, cli, mk_popen, wait_joined
-
-G = "239.255.53.1"
+G = asm4(53, 1)
 
 
 def _intruder_can_bind(port: int) -> bool:

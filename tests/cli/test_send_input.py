@@ -16,11 +16,11 @@ from hypothesis import strategies as st
 from mcastkit import MulticastSocket, ReceiveTimeoutError, open_receiver
 from mcastkit.cli import ExitStatus
 from mcastkit.cli._sendinput import split_stream
-from tests.netns import Netns
+from tests.support.addrs import asm4, lab_host, ssm4
+from tests.support.cli import cli, mk_bytes
+from tests.support.netns import Netns
 
-from .helpers import cli, mk_bytes
-
-G = "239.255.46.1"
+G = asm4(46, 1)
 
 
 def _drain(rx: MulticastSocket) -> list[bytes]:
@@ -130,32 +130,32 @@ def test_too_large_file_is_a_usage_error(tmp_path: Path) -> None:
 def test_source_address_is_used(netns: Netns) -> None:
     """--source picks the source (IP_PKTINFO), so an SSM receiver of that source gets it
     and one of another source does not."""
-    netns.ip("addr", "add", "198.18.46.5/32", "dev", "lo")
-    with open_receiver("198.18.46.5,232.1.46.1:5101", interface="lo",
+    netns.ip("addr", "add", f"{lab_host(46, 5)}/32", "dev", "lo")
+    with open_receiver(f"{lab_host(46, 5)},{ssm4(1, 46, 1)}:5101", interface="lo",
                        reuse_port=True) as ssm, \
-            open_receiver("127.0.0.1,232.1.46.1:5101", interface="lo",
+            open_receiver(f"127.0.0.1,{ssm4(1, 46, 1)}:5101", interface="lo",
                           reuse_port=True) as other:
-        r = cli("send", "232.1.46.1:5101", "-i", "lo", "--source", "198.18.46.5", "ssm")
+        r = cli("send", f"{ssm4(1, 46, 1)}:5101", "-i", "lo", "--source", lab_host(46, 5), "ssm")
         assert r.status == 0, r.stderr
         d = ssm.recv(timeout_s=2)
-        assert d.data == b"ssm" and d.source == "198.18.46.5"
+        assert d.data == b"ssm" and d.source == lab_host(46, 5)
         assert _drain(other) == []
 
 
 @pytest.mark.kernel
 def test_source_without_interface_uses_its_interface(netns: Netns) -> None:
-    netns.ip("addr", "add", "198.18.46.6/32", "dev", "lo")
+    netns.ip("addr", "add", f"{lab_host(46, 6)}/32", "dev", "lo")
     with open_receiver(f"{G}:5102", interface="lo") as s:
-        r = cli("send", f"{G}:5102", "--source", "198.18.46.6", "x")
+        r = cli("send", f"{G}:5102", "--source", lab_host(46, 6), "x")
         assert r.status == 0, r.stderr
-        assert s.recv(timeout_s=2).source == "198.18.46.6"
+        assert s.recv(timeout_s=2).source == lab_host(46, 6)
 
 
 @pytest.mark.kernel
 def test_foreign_source_is_a_usage_error(netns: Netns) -> None:
-    r = cli("send", f"{G}:5100", "-i", "lo", "--source", "198.18.99.99", "x")
+    r = cli("send", f"{G}:5100", "-i", "lo", "--source", lab_host(99, 99), "x")
     assert r.status == ExitStatus.USAGE
-    assert "--source 198.18.99.99: not an IPv4 address of this host" in r.stderr
+    assert f"--source {lab_host(99, 99)}: not an IPv4 address of this host" in r.stderr
 
 
 _records = st.lists(st.binary(max_size=40).filter(lambda b: b"\n" not in b and b"\r" not in b),

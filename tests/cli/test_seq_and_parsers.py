@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 
 from mcastkit import seq as _seq
 from mcastkit.cli import _procnet
+from tests.support.addrs import G4, G6, G6_OTHER, lab_host
 
 
 def test_pack_parse_roundtrip_and_padding() -> None:
@@ -104,8 +105,8 @@ SNMP = ("Udp: InDatagrams NoPorts InErrors OutDatagrams RcvbufErrors SndbufError
 
 
 def test_procnet_parsers() -> None:
-    assert _procnet.parse_igmp(IGMP) == [("lo", "224.0.0.1"), ("lo", "239.255.0.1")]
-    assert _procnet.parse_igmp6(IGMP6) == [("lo", "ff02::1"), ("lo", "ff15::9")]
+    assert _procnet.parse_igmp(IGMP) == [("lo", "224.0.0.1"), ("lo", G4)]
+    assert _procnet.parse_igmp6(IGMP6) == [("lo", "ff02::1"), ("lo", G6_OTHER)]
     v6 = _procnet.parse_if_inet6(IF_INET6)
     assert [(a.ifname, a.tentative, a.dad_failed) for a in v6] == [
         ("eth0", True, False), ("lo", False, False), ("eth1", True, True)]
@@ -140,19 +141,19 @@ ACCEPT: dict[str, object] = {"accept": None}
 def test_nft_evaluator_on_json() -> None:
     from mcastkit.cli._nft import Packet, evaluate
 
-    p = Packet(4, "eth0", "239.255.0.1", "udp", 5005)
+    p = Packet(4, "eth0", G4, "udp", 5005)
     igmp = Packet(4, "eth0", "224.0.0.1", "igmp")
     ports = {"set": [4000, {"range": [5000, 5010]}]}
     v = evaluate(_rs([_m(DPORT, ports), DROP]), p)
     assert v is not None and v.handle == 2 and v.certain and (v.table, v.chain) == ("t", "in")
-    assert evaluate(_rs([_m(DPORT, ports), DROP]), Packet(4, "eth0", "239.255.0.1", "udp",
+    assert evaluate(_rs([_m(DPORT, ports), DROP]), Packet(4, "eth0", G4, "udp",
                                                           6000)) is None
     assert evaluate(_rs([_m(DPORT, ports), DROP]), igmp) is None
     pfx = {"prefix": {"addr": "239.0.0.0", "len": 8}}
     assert evaluate(_rs([_m(DADDR, pfx), DROP]), p) is not None
     assert evaluate(_rs([_m(DADDR, pfx, "!="), DROP]), p) is None
     # an IPv4 match never applies to an IPv6 packet
-    assert evaluate(_rs([_m(DADDR, pfx), DROP]), Packet(6, "eth0", "ff15::1", "udp", 1)) is None
+    assert evaluate(_rs([_m(DADDR, pfx), DROP]), Packet(6, "eth0", G6, "udp", 1)) is None
     # accept before the drop; a drop for another interface (wildcard too)
     assert evaluate(_rs([_m(DPORT, 5005), ACCEPT], [_m(DPORT, 5005), DROP]), p) is None
     assert evaluate(_rs([_m(IIF, "wlan*"), DROP]), p) is None
@@ -164,10 +165,10 @@ def test_nft_evaluator_on_json() -> None:
                                                      {"reject": None}]), p)
     assert v is not None and v.chain == "sub" and v.handle == 3
     # a source address cannot be judged: "may drop" (not certain)
-    v = evaluate(_rs([_m(SADDR, "198.18.0.9"), _m(DPORT, 5005), DROP]), p)
+    v = evaluate(_rs([_m(SADDR, lab_host(0, 9)), _m(DPORT, 5005), DROP]), p)
     assert v is not None and not v.certain
     # an accept that may not apply does not hide a later drop, which is then uncertain
-    v = evaluate(_rs([_m(SADDR, "198.18.0.9"), ACCEPT], [_m(DPORT, 5005), DROP]), p)
+    v = evaluate(_rs([_m(SADDR, lab_host(0, 9)), ACCEPT], [_m(DPORT, 5005), DROP]), p)
     assert v is not None and v.handle == 3 and not v.certain
     # IGMP by protocol name or number, pkttype multicast
     proto = {"payload": {"protocol": "ip", "field": "protocol"}}

@@ -21,12 +21,13 @@ import pytest
 from mcastkit import MulticastSocket
 from mcastkit.compat import MCast, MCastErrorEventParams
 from mcastkit.compat._report import BURST
-from tests.compat.conftest import Recorder, pump
-from tests.netns import Netns
+from tests.support.addrs import asm4
+from tests.support.compat import Recorder, pump
+from tests.support.netns import Netns
 
 pytestmark = pytest.mark.kernel
 
-G = "239.255.12.1"
+G = asm4(12, 1)
 Make = Callable[..., MCast]
 SECRET = b"SECRET-PAYLOAD"
 

@@ -20,7 +20,8 @@ from mcastkit.compat import (
     _codes,
 )
 from mcastkit.compat._settings import SETTINGS
-from tests.compat.conftest import run_python
+from tests.support.addrs import G4, SRC4, asm4
+from tests.support.compat import run_python
 
 PROPERTY_DEFAULTS = {
     "accept_data": True,
@@ -63,9 +64,9 @@ WRITABLE_SAMPLES = {
     "local_host": "127.0.0.1",
     "local_port": 5999,
     "loopback": False,
-    "multicast_group": "239.255.3.3",
+    "multicast_group": asm4(3, 3),
     "receive_interface": "lo",
-    "remote_host": "239.255.3.4",
+    "remote_host": asm4(3, 4),
     "remote_port": 6000,
     "send_interface": "lo",
     "time_to_live": 33,
@@ -182,7 +183,7 @@ def test_build_and_license_info() -> None:
 @pytest.mark.parametrize("arg", ["SelectWaitMillis=-1", "MaxPacketSize=0", "MaxPacketSize=70000",
                                  "CodePage=99999", "QOSDSCPValue=64", "DontFragment=maybe",
                                  "QOSTrafficType=Loud", "SourceIPAddress=not-an-ip",
-                                 "SourceIPAddress=239.255.0.1", "LocalPort=65536"])
+                                 f"SourceIPAddress={G4}", "LocalPort=65536"])
 def test_bad_setting_values_raise_121_and_change_nothing(arg: str) -> None:
     mc = MCast()
     name = arg.split("=")[0]
@@ -195,7 +196,7 @@ def test_bad_setting_values_raise_121_and_change_nothing(arg: str) -> None:
 
 @pytest.mark.parametrize(("name", "value"), [("time_to_live", 256), ("time_to_live", -1),
                                              ("local_port", 70000), ("remote_port", -5),
-                                             ("multicast_group", "198.18.0.1"),
+                                             ("multicast_group", SRC4),
                                              ("multicast_group", "not an address")])
 def test_bad_property_values_raise_121(name: str, value: object) -> None:
     mc = MCast()
@@ -261,7 +262,7 @@ def test_core_errors_keep_errno_and_core_code() -> None:
 
 
 def test_event_params_are_frozen() -> None:
-    d = MCastDataInEventParams(b"x", "198.18.0.1", 5)
+    d = MCastDataInEventParams(b"x", SRC4, 5)
     e = MCastErrorEventParams(10040, "too long")
     with pytest.raises(dataclasses.FrozenInstanceError):
         d.datagram = b"y"  # type: ignore[misc]

@@ -21,14 +21,15 @@ import pytest
 
 from mcastkit._frames import format_mac, parse_ip_packet, parse_udp
 from mcastkit.compat import MCast, MCastError
-from tests.compat.conftest import Recorder, pump
-from tests.conftest_lab import require_or_skip
-from tests.kernel.test_rawsend import Capture
-from tests.lab.topology import VethPair, new_port
+from tests.support.addrs import VETH_BCAST, asm4
+from tests.support.compat import Recorder, pump
+from tests.support.fixtures import require_or_skip
+from tests.support.peers import PcapCapture
+from tests.support.topology import VethPair, new_port
 
 pytestmark = pytest.mark.kernel
 MAC = "02:00:5e:10:00:01"
-G = "239.255.14.1"
+G = asm4(14, 1)
 
 
 class Peer:
@@ -72,7 +73,7 @@ def sender(pair: VethPair, host: str, port: int, **props: object) -> MCast:
 def test_limited_and_directed_broadcast_just_work(veth_pair: VethPair, peer: Peer) -> None:
     port = peer.mc.local_port
     tx = sender(veth_pair, "255.255.255.255", port, send_interface="eth0")
-    tx2 = sender(veth_pair, "198.18.9.255", port)  # directed: no interface needed
+    tx2 = sender(veth_pair, VETH_BCAST, port)  # directed: no interface needed
     try:
         tx.send(b"limited")
         assert peer.next() == [b"limited"]
@@ -80,7 +81,7 @@ def test_limited_and_directed_broadcast_just_work(veth_pair: VethPair, peer: Pee
         assert peer.next(2) == [b"limited", b"directed"]
     finally:
         tx.active = tx2.active = False
-    assert peer.rec.dest == ["255.255.255.255", "198.18.9.255"]
+    assert peer.rec.dest == ["255.255.255.255", VETH_BCAST]
     assert [e.source_address for e in peer.rec.data] == [veth_pair.addr_a] * 2
 
 
@@ -104,13 +105,13 @@ def test_source_mac_address_frames_reach_the_peer(veth_pair: VethPair, tmp_path:
                                                   ) -> None:
     port = new_port()
     rx = Peer(veth_pair, port, G)
-    cap = Capture(veth_pair.b, port, 2, tmp_path / "mac.pcap")
+    cap = PcapCapture(veth_pair.b, port, 2, tmp_path / "mac.pcap")
     tx = sender(veth_pair, G, port, send_interface="eth0", time_to_live=3,
                 SourceMacAddress=MAC, QOSDSCPValue=46)
     try:
         with veth_pair.a.enter():  # the raw sender looks the interface up in a
             tx.send(b"one")
-            tx.remote_host = "198.18.9.255"  # a directed broadcast: ff:ff:ff:ff:ff:ff
+            tx.remote_host = VETH_BCAST  # a directed broadcast: ff:ff:ff:ff:ff:ff
             tx.send(b"two")
         assert rx.next(2) == [b"one", b"two"]
         assert rx.rec.data[0].source_port == tx.local_port
@@ -133,7 +134,7 @@ def test_source_mac_address_without_cap_net_raw_names_it_and_sends_nothing(
     code = (
         "from mcastkit.compat import MCast, MCastError\n"
         "mc = MCast()\n"
-        f"mc.remote_host, mc.remote_port = '198.18.9.255', {port}\n"
+        f"mc.remote_host, mc.remote_port = '{VETH_BCAST}', {port}\n"
         "mc.send_interface = 'eth0'\n"
         f"mc.config('SourceMacAddress={MAC}')\n"
         "mc.active = True\n"
@@ -150,7 +151,7 @@ def test_source_mac_address_without_cap_net_raw_names_it_and_sends_nothing(
     num, message = first.split(" ", 1)
     assert int(num) == 10013 and "CAP_NET_RAW" in message and "SourceMacAddress" in message
     assert setting == MAC  # state unchanged
-    tx = sender(veth_pair, "198.18.9.255", port)
+    tx = sender(veth_pair, VETH_BCAST, port)
     try:
         tx.send(b"sentinel")
         assert peer.next() == [b"sentinel"]

@@ -11,12 +11,13 @@ import pytest
 
 from mcastkit import MulticastSocket
 from mcastkit.compat import MCast, MCastDataInEventParams, _pump
-from tests.compat.conftest import Recorder, pump
-from tests.netns import Netns
+from tests.support.addrs import asm4
+from tests.support.compat import Recorder, pump
+from tests.support.netns import Netns
 
 pytestmark = pytest.mark.kernel
 
-G = "239.255.12.7"
+G = asm4(12, 7)
 Make = Callable[..., MCast]
 
 

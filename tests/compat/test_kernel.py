@@ -15,13 +15,14 @@ import pytest
 
 from mcastkit import MulticastSocket
 from mcastkit.compat import MCast, MCastDataInEventParams, MCastError
-from tests import kernelstate
-from tests.compat.conftest import Recorder, pump
-from tests.netns import Netns
+from tests.support import kernelstate
+from tests.support.addrs import asm4, lab_host
+from tests.support.compat import Recorder, pump
+from tests.support.netns import Netns
 
 pytestmark = pytest.mark.kernel
 
-G1, G2, G3 = "239.255.10.1", "239.255.10.2", "239.255.10.3"
+G1, G2, G3 = asm4(10, 1), asm4(10, 2), asm4(10, 3)
 Make = Callable[..., MCast]
 
 
@@ -528,18 +529,18 @@ def test_would_block_raises_10035_then_ready_to_send(netns: Netns, make: Make) -
 
 
 def test_source_ip_address_is_used(netns: Netns, make: Make) -> None:
-    netns.ip("addr", "add", "198.18.5.5/32", "dev", "lo")
+    netns.ip("addr", "add", f"{lab_host(5, 5)}/32", "dev", "lo")
     rec = Recorder()
     rx = rec.attach(make())
     rx.active = True
-    tx = sender(make, "127.0.0.1", rx.local_port, SourceIPAddress="198.18.5.5")
+    tx = sender(make, "127.0.0.1", rx.local_port, SourceIPAddress=lab_host(5, 5))
     tx.send(b"from-alias")
     pump([rx], lambda: bool(rec.data))
-    assert rec.data[0].source_address == "198.18.5.5"
+    assert rec.data[0].source_address == lab_host(5, 5)
 
 
 def test_foreign_source_ip_address_is_refused(netns: Netns, make: Make) -> None:
-    tx = sender(make, "127.0.0.1", 9, SourceIPAddress="198.18.77.77")
+    tx = sender(make, "127.0.0.1", 9, SourceIPAddress=lab_host(77, 77))
     with pytest.raises(MCastError) as ei:
         tx.send(b"spoof")
     assert ei.value.code in (10022, 10049, 10051)
@@ -572,7 +573,7 @@ def test_reset_restores_every_property_and_setting(netns: Netns, make: Make) -> 
     for name, default in SETTING_DEFAULTS.items():
         assert mc.config(name) == default, name
     assert mc.on_data_in is not None  # handlers stay attached
-    assert not {g for _, g in kernelstate.igmp_groups()} & {"239.255.3.3"}
+    assert not {g for _, g in kernelstate.igmp_groups()} & {asm4(3, 3)}
 
 
 def test_pausing_inside_a_handler_keeps_the_rest_of_a_batch(netns: Netns, make: Make) -> None:

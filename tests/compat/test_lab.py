@@ -7,8 +7,9 @@ from collections.abc import Callable
 import pytest
 
 from mcastkit.compat import MCast
-from tests.compat.conftest import Recorder, pump
-from tests.lab.topology import Lab, new_group
+from tests.support.addrs import lab_host
+from tests.support.compat import Recorder, pump
+from tests.support.topology import Lab, new_group
 
 pytestmark = pytest.mark.lab
 
@@ -35,7 +36,7 @@ def test_ttl_1_stays_ttl_2_crosses_the_router(lab: Lab, make: Make, mcast_port: 
     tx.send(b"sentinel: ttl 2")
     pump([rx], lambda: bool(rec.data))
     assert rec.payloads == [b"sentinel: ttl 2"]
-    assert rec.data[0].source_address == "198.18.1.10"
+    assert rec.data[0].source_address == lab_host(1, 10)
 
 
 def test_default_ttl_7_crosses_both_routers(lab: Lab, make: Make, mcast_port: int) -> None:

@@ -19,11 +19,12 @@ from hypothesis import strategies as st
 import mcastkit
 from mcastkit.compat import IPWorksError, MCast, MCastError
 from mcastkit.compat._settings import SETTINGS, Row
-from tests.compat.conftest import Recorder, pump, run_python
-from tests.lab.topology import VethPair
-from tests.netns import Netns
+from tests.support.addrs import SRC4, asm4
+from tests.support.compat import Recorder, pump, run_python
+from tests.support.netns import Netns
+from tests.support.topology import VethPair
 
-G = "239.255.13.1"
+G = asm4(13, 1)
 Make = Callable[..., MCast]
 
 
@@ -168,7 +169,7 @@ _WRITABLE = [r for r in SETTINGS if not r.read_only]
 @pytest.mark.parametrize("row", _WRITABLE, ids=[r.name for r in _WRITABLE])
 @given(text=st.one_of(st.text(max_size=12), st.integers(-(1 << 33), 1 << 33).map(str),
                       st.sampled_from(["True", "off", "", " 7 ", "0x10", "Voice", "::1",
-                                       "198.18.0.1", "65001"])))
+                                       SRC4, "65001"])))
 def test_each_row_parses_or_refuses_and_reads_back_what_it_parsed(row: Row, text: str) -> None:
     """Any text either raises MCastError (121/123: nothing changes) or gives a value that
     reads back as text which parses to the same value."""

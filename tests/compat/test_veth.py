@@ -9,13 +9,14 @@ import pytest
 
 from mcastkit import MulticastSocket
 from mcastkit.compat import MCast, MCastError
-from tests.compat.conftest import Recorder, pump
-from tests.lab.topology import VethLoop, VethPair
+from tests.support.addrs import asm4, asm6, lab_host
+from tests.support.compat import Recorder, pump
+from tests.support.topology import VethLoop, VethPair
 
 pytestmark = pytest.mark.kernel
 
-G = "239.255.11.1"
-G6 = "ff15::11:1"
+G = asm4(11, 1)
+G6 = asm6("11:1")
 Make = Callable[..., MCast]
 
 
@@ -131,17 +132,17 @@ def test_dont_fragment_gives_10040_above_the_mtu(veth_pair: VethPair, make: Make
 
 
 def test_source_ip_address_across_the_link(veth_pair: VethPair, make: Make) -> None:
-    veth_pair.a.addr_add("eth0", "198.18.9.11/24")
+    veth_pair.a.addr_add("eth0", f"{lab_host(9, 11)}/24")
     with veth_pair.b.enter():
         rx, rec = _rx(make, G)
     with veth_pair.a.enter():
-        tx = _tx(make, G, rx.local_port, SourceIPAddress="198.18.9.11")
+        tx = _tx(make, G, rx.local_port, SourceIPAddress=lab_host(9, 11))
     tx.send(b"from .11")
     tx.config("SourceIPAddress=")
     tx.send(b"from .1")
     pump([rx], lambda: len(rec.data) == 2)
     assert {(e.datagram, e.source_address) for e in rec.data} == {
-        (b"from .11", "198.18.9.11"), (b"from .1", veth_pair.addr_a)}
+        (b"from .11", lab_host(9, 11)), (b"from .1", veth_pair.addr_a)}
 
 
 def test_receive_interface_by_address(veth_pair: VethPair, make: Make) -> None:
@@ -162,27 +163,27 @@ def test_leaving_a_group_joined_on_two_interfaces_leaves_both(
     """receive_interface changed while active, then the same group assigned again: the
     instance holds it on both interfaces. "-GROUP" and "" must leave it everywhere (they
     used to fail with the core's "pass interface=", which MCast has no way to give)."""
-    from tests.kernelstate import igmp_groups
+    from tests.support.kernelstate import igmp_groups
 
     with veth_pair.a.enter():
         mc = make(interface="lo")
-        mc.multicast_group = "239.255.11.7"
+        mc.multicast_group = asm4(11, 7)
         mc.active = True
         mc.receive_interface = "eth0"
-        mc.multicast_group = "239.255.11.7"
-        assert set(mc.memberships) == {"239.255.11.7 on lo", "239.255.11.7 on eth0"}
-        assert {("lo", "239.255.11.7"), ("eth0", "239.255.11.7")} <= igmp_groups()
-        mc.multicast_group = "-239.255.11.7"
+        mc.multicast_group = asm4(11, 7)
+        assert set(mc.memberships) == {f"{asm4(11, 7)} on lo", f"{asm4(11, 7)} on eth0"}
+        assert {("lo", asm4(11, 7)), ("eth0", asm4(11, 7))} <= igmp_groups()
+        mc.multicast_group = f"-{asm4(11, 7)}"
         assert mc.memberships == ()
         assert mc.groups == ()
-        assert not {g for g in igmp_groups() if g[1] == "239.255.11.7"}
+        assert not {g for g in igmp_groups() if g[1] == asm4(11, 7)}
         # the same through "" (leave every group)
-        mc.multicast_group = "239.255.11.7"
+        mc.multicast_group = asm4(11, 7)
         mc.receive_interface = "lo"
-        mc.multicast_group = "239.255.11.7"
+        mc.multicast_group = asm4(11, 7)
         mc.multicast_group = ""
         assert mc.memberships == () and mc.groups == ()
-        assert not {g for g in igmp_groups() if g[1] == "239.255.11.7"}
+        assert not {g for g in igmp_groups() if g[1] == asm4(11, 7)}
 
 
 @pytest.mark.parametrize("capture", [False, True])
@@ -191,7 +192,7 @@ def test_ipv6_g1_leak_without_capture_ip_packet_info(veth_loop: VethLoop, make: 
     """docs/compat.md, CaptureIPPacketInfo: an instance joined on va also gets the group
     arriving on vb when another socket joined it there, unless capture is on (then the
     datagram is filtered and counted). A sentinel arriving on va proves the absence."""
-    g = "ff15::11:2"
+    g = asm6("11:2")
     with veth_loop.ns.enter():
         rec = Recorder()
         rx = rec.attach(make(interface="va", UseIPv6=True, ShareLocalPort=True,

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.netns import Netns
+from tests.support.addrs import asm4
+from tests.support.netns import Netns
 
 ROOT = Path(__file__).resolve().parents[2]
 SKIP_MARKERS = ("eth1",)
@@ -49,4 +50,4 @@ def test_demo_prints_what_it_received(netns: Netns) -> None:
     assert out.returncode == 0, out.stderr
     received = [line for line in out.stdout.splitlines() if line.startswith("received ")]
     assert len(received) == 6
-    assert "group=239.255.0.2" in out.stdout and "kernel drops 0" in out.stdout
+    assert f"group={asm4(0, 2)}" in out.stdout and "kernel drops 0" in out.stdout

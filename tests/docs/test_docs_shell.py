@@ -24,14 +24,15 @@ from pathlib import Path
 
 import pytest
 
-from tests.netns import Netns
+from tests.support.addrs import G4, lab_host
+from tests.support.netns import Netns
 
 ROOT = Path(__file__).resolve().parents[2]
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 PROGRAMS = ("mcastkit", "printf", "head", "nstat", "sysctl", "ip", "ss", "nft", "source",
             "scripts/in-netns", "make", "man", "tcpdump", "python3", ".venv/bin/python")
-FILL = {"IFACE": "eth0", "GROUP:PORT": "239.255.0.1:5000", "GROUP": "239.255.0.1",
-        "PORT": "5000", "SOURCE": "198.18.1.11", "ADDRESS": "198.18.1.11"}
+FILL = {"IFACE": "eth0", "GROUP:PORT": f"{G4}:5000", "GROUP": G4,
+        "PORT": "5000", "SOURCE": lab_host(1, 11), "ADDRESS": lab_host(1, 11)}
 # Not run here, each for a reason: they run the whole suite or benchmarks (minutes, and
 # this test is part of the suite), or install from the network.
 NOT_RUN = (("make test", "runs this suite"), ("make bench", "benchmarks: minutes"),
@@ -40,7 +41,7 @@ NOT_RUN = (("make test", "runs this suite"), ("make bench", "benchmarks: minutes
            ("pip install", "needs the package registry"), ("make demo", "tests/docs/"
            "test_docs_run.py runs the demo"),
            ("replay feed.pcapng", "replays the file the recipe before it records; "
-            "tests/record/test_docs.py runs that page's recipes in order"))
+            "tests/docs/test_record_replay_page.py runs that page's recipes in order"))
 # Setup lines: each runs before the later commands of its block (they use what it makes).
 SETUP = re.compile(r"mcastkit relay --make-key \S+")
 TIMEOUT_S = 8
@@ -140,8 +141,8 @@ def _host(ns: Netns) -> None:
     ns.ip("link", "add", "eth0", "type", "veth", "peer", "name", "peer0")
     ns.sysctl("net.ipv6.conf.all.accept_dad", 0)
     ns.sysctl("net.ipv6.conf.default.accept_dad", 0)
-    ns.ip("addr", "add", "198.18.1.10/24", "dev", "eth0")
-    ns.ip("addr", "add", "198.18.1.11/24", "dev", "peer0")
+    ns.ip("addr", "add", f"{lab_host(1, 10)}/24", "dev", "eth0")
+    ns.ip("addr", "add", f"{lab_host(1, 11)}/24", "dev", "peer0")
     for dev in ("eth0", "peer0"):
         ns.ip("link", "set", dev, "up")
     ns.ip("route", "add", "224.0.0.0/4", "dev", "eth0")

@@ -13,9 +13,10 @@ import textwrap
 import pytest
 
 from mcastkit.cli._format import decode_json_payload
-from tests.cli.helpers import group_users, json_lines, mk, mk_popen, wait_joined
-from tests.conftest_lab import require_or_skip
-from tests.netns import Netns
+from tests.support.addrs import ASM_NET4, SSM_NET4, VETH_A, asm4, lab_host, ssm4
+from tests.support.cli import group_users, json_lines, mk, mk_popen, wait_joined
+from tests.support.fixtures import require_or_skip
+from tests.support.netns import Netns
 
 pytestmark = [pytest.mark.interop, pytest.mark.kernel]
 
@@ -56,7 +57,7 @@ def _read_exactly(fd: int, n: int, timeout: float) -> bytes:
 
 def test_socat_sends_listen_receives_exactly_n(netns: Netns) -> None:
     socat = need("socat")
-    g, n = "239.255.44.1", 5
+    g, n = asm4(44, 1), 5
     p = mk_popen("listen", f"{g}:6100", "-i", "lo", "--json", "--timeout", "4")
     wait_joined(g)
     for k in range(n):
@@ -70,7 +71,7 @@ def test_socat_sends_listen_receives_exactly_n(netns: Netns) -> None:
 
 def test_mcastkit_send_socat_receives(netns: Netns) -> None:
     socat = need("socat")
-    g = "239.255.44.2"
+    g = asm4(44, 2)
     p = subprocess.Popen([socat, "-u", f"UDP4-RECV:6101,ip-add-membership={g}:lo,reuseaddr",
                           "STDOUT"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
@@ -87,8 +88,8 @@ def test_mcastkit_send_socat_receives(netns: Netns) -> None:
 
 def test_iperf2_stream_counted_by_listen_stats(netns: Netns) -> None:
     iperf = need("iperf")
-    g = "239.255.44.3"
-    netns.ip("route", "add", "239.255.0.0/16", "dev", "lo")  # pins iperf to lo
+    g = asm4(44, 3)
+    netns.ip("route", "add", ASM_NET4, "dev", "lo")  # pins iperf to lo
     p = mk_popen("listen", f"{g}:6102", "-i", "lo", "--stats", "--seq", "iperf2", "--json",
                  "--timeout", "6")
     wait_joined(g)
@@ -110,15 +111,15 @@ def test_iperf2_stream_counted_by_listen_stats(netns: Netns) -> None:
 
 def test_iperf2_server_and_mcastkit_share_the_group(netns: Netns) -> None:
     iperf = need("iperf")
-    g = "239.255.44.4"
-    netns.ip("route", "add", "239.255.0.0/16", "dev", "lo")
+    g = asm4(44, 4)
+    netns.ip("route", "add", ASM_NET4, "dev", "lo")
     srv = subprocess.Popen([iperf, "-s", "-u", "-B", g, "-p", "6103"], stdout=subprocess.PIPE,
                            stderr=subprocess.STDOUT, text=True)
     try:
         wait_joined(g)
         p = mk_popen("listen", f"{g}:6103", "-i", "lo", "--stats", "--seq", "iperf2",
                      "--json", "--timeout", "6", "--reuse")  # iperf holds the port too
-        wait_until_two = __import__("tests.netns", fromlist=["wait_until"]).wait_until
+        wait_until_two = __import__("tests.support.netns", fromlist=["wait_until"]).wait_until
         wait_until_two(lambda: group_users(g) >= 2, 10, what="two members of the group")
         c = subprocess.run([iperf, "-c", g, "-u", "-T", "1", "-b", "200K", "-t", "1", "-l",
                             "100", "-p", "6103"], capture_output=True, text=True, timeout=30)
@@ -139,14 +140,14 @@ def test_ssm_listen_receives_iperf2_over_veth(veth_pair: object) -> None:
     pair = veth_pair
     a: Netns = pair.a  # type: ignore[attr-defined]
     b: Netns = pair.b  # type: ignore[attr-defined]
-    a.ip("route", "add", "232.0.0.0/8", "dev", "eth0")
-    lis = b.popen(sys.executable, "-m", "mcastkit", "listen", "198.18.9.1,232.1.44.6:6105",
+    a.ip("route", "add", SSM_NET4, "dev", "eth0")
+    lis = b.popen(sys.executable, "-m", "mcastkit", "listen", f"{VETH_A},{ssm4(1, 44, 6)}:6105",
                   "-i", "eth0", "--stats", "--seq", "iperf2", "--json", "--timeout", "6",
                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     with b.enter():
-        wait_joined("232.1.44.6", "eth0")
-    c = a.run(iperf, "-c", "232.1.44.6", "-u", "-T", "1", "-b", "200K", "-t", "1", "-l", "100",
-              "-p", "6105", "-B", "198.18.9.1", check=False, timeout=30)
+        wait_joined(ssm4(1, 44, 6), "eth0")
+    c = a.run(iperf, "-c", ssm4(1, 44, 6), "-u", "-T", "1", "-b", "200K", "-t", "1", "-l", "100",
+              "-p", "6105", "-B", VETH_A, check=False, timeout=30)
     out, err = _finish(lis)
     m = re.search(r"Sent (\d+) datagrams", c.stdout)
     assert m, c.stdout + c.stderr
@@ -162,28 +163,28 @@ def test_ssm_listen_ignores_other_sources(veth_pair: object) -> None:
     pair = veth_pair
     a: Netns = pair.a  # type: ignore[attr-defined]
     b: Netns = pair.b  # type: ignore[attr-defined]
-    a.ip("addr", "add", "198.18.9.11/24", "dev", "eth0")
-    lis = b.popen(sys.executable, "-m", "mcastkit", "listen", "198.18.9.1,232.1.44.5:6104",
+    a.ip("addr", "add", f"{lab_host(9, 11)}/24", "dev", "eth0")
+    lis = b.popen(sys.executable, "-m", "mcastkit", "listen", f"{VETH_A},{ssm4(1, 44, 5)}:6104",
                   "-i", "eth0", "-c", "1", "--json", "--timeout", "20",
                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     with b.enter():
-        wait_joined("232.1.44.5", "eth0")
+        wait_joined(ssm4(1, 44, 5), "eth0")
     socat = need("socat")
-    a.run(socat, "-u", "-", "UDP4-DATAGRAM:232.1.44.5:6104,bind=198.18.9.11,"
-          "ip-multicast-if=198.18.9.1", input="wrong-source")
-    a.run(socat, "-u", "-", "UDP4-DATAGRAM:232.1.44.5:6104,bind=198.18.9.1,"
-          "ip-multicast-if=198.18.9.1", input="sentinel")
+    a.run(socat, "-u", "-", f"UDP4-DATAGRAM:{ssm4(1, 44, 5)}:6104,bind={lab_host(9, 11)},"
+          f"ip-multicast-if={VETH_A}", input="wrong-source")
+    a.run(socat, "-u", "-", f"UDP4-DATAGRAM:{ssm4(1, 44, 5)}:6104,bind={VETH_A},"
+          f"ip-multicast-if={VETH_A}", input="sentinel")
     out, err = _finish(lis)
     assert lis.returncode == 0, err
     assert [o["data"] for o in json_lines(out)] == ["sentinel"]
 
 
-ZC_SCRIPT = textwrap.dedent("""
+ZC_SCRIPT = textwrap.dedent(f"""
     import socket, sys, time
     from zeroconf import IPVersion, ServiceInfo, Zeroconf
-    zc = Zeroconf(interfaces=["198.18.9.1"], ip_version=IPVersion.V4Only)
+    zc = Zeroconf(interfaces=["{VETH_A}"], ip_version=IPVersion.V4Only)
     info = ServiceInfo("_mcastkit._udp.local.", "mcastkit-interop._mcastkit._udp.local.",
-                       addresses=[socket.inet_aton("198.18.9.1")], port=4242,
+                       addresses=[socket.inet_aton("{VETH_A}")], port=4242,
                        server="mk-interop.local.")
     zc.register_service(info)
     time.sleep(float(sys.argv[1]))
@@ -211,7 +212,7 @@ def test_zeroconf_announcement_seen_by_listen(veth_pair: object) -> None:
     _finish(pub)
     assert lis.returncode == 0, err
     o = json_lines(out)[0]
-    assert o["group"] == "224.0.0.251" and o["source"] == "198.18.9.1"
+    assert o["group"] == "224.0.0.251" and o["source"] == VETH_A
     assert o["dest_port"] == 5353 and o["source_port"] == 5353
     # mDNS is binary: base64 in JSON, with the encoding named
     assert o["encoding"] == "base64"
@@ -223,12 +224,12 @@ def test_socat_binary_payload_listen_json_and_text(netns: Netns) -> None:
     """Issue 9 item 2 with a sender nobody here wrote: every byte value, through socat;
     JSON carries it as base64 (exact), text mode shows it on one escaped line."""
     socat = need("socat")
-    g = "239.255.44.7"
+    g = asm4(44, 7)
     blob = bytes(range(256))
     pj = mk_popen("listen", f"{g}:6106", "-i", "lo", "--json", "-c", "1", "--timeout", "10",
                   "--reuse")
     pt = mk_popen("listen", f"{g}:6106", "-i", "lo", "-c", "1", "--timeout", "10", "--reuse")
-    from tests.netns import wait_until
+    from tests.support.netns import wait_until
 
     wait_until(lambda: group_users(g) >= 2, 10, what="both listeners joined")
     subprocess.run([socat, "-u", "-", f"UDP4-DATAGRAM:{g}:6106,ip-multicast-if=127.0.0.1,"
@@ -250,7 +251,7 @@ def test_mcastkit_send_file_socat_receives_exact_bytes(netns: Netns, tmp_path: o
     from pathlib import Path
 
     socat = need("socat")
-    g = "239.255.44.8"
+    g = asm4(44, 8)
     blob = os.urandom(1400).replace(b"\n", b"\x00")
     f = Path(str(tmp_path)) / "blob.bin"
     f.write_bytes(blob)

@@ -21,8 +21,8 @@ from pathlib import Path
 import pytest
 
 import mcastkit
-from tests.conftest_lab import require_or_skip
-from tests.packaging.conftest import Dist, Venv, run
+from tests.support.fixtures import require_or_skip
+from tests.support.packaging import Dist, Venv, run
 
 pytestmark = pytest.mark.slow
 
@@ -49,7 +49,8 @@ def test_sdist_contents(dist: Dist) -> None:
         meta = email.message_from_bytes(pkg_info.read())
     for needed in ("src/mcastkit/_speedups.c", "src/mcastkit/_speedups.pyi",
                    "src/mcastkit/py.typed", "src/mcastkit/_version.py", "hatch_build.py",
-                   "pyproject.toml", "README.md", "CHANGELOG.md", "tests/unit/conftest.py",
+                   "pyproject.toml", "README.md", "CHANGELOG.md",
+                   "tests/support/hypothesis_profiles.py",
                    "docs/index.md", "mkdocs.yml"):
         assert needed in names, f"{needed} is missing from the sdist"
     compiled = [n for n in names if n.endswith((".so", ".pyc"))]

@@ -8,10 +8,8 @@ import sys
 
 import pytest
 
-from tests.conftest_lab import require_or_skip
-from tests.lab.topology import new_group, new_port
-
-from .topo import (
+from tests.support.fixtures import require_or_skip
+from tests.support.relay_topo import (
     A4,
     R_B4,
     Lans,
@@ -22,6 +20,7 @@ from .topo import (
     totals,
     wait_joined,
 )
+from tests.support.topology import new_group, new_port
 
 pytestmark = pytest.mark.kernel
 

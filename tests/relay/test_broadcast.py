@@ -13,10 +13,10 @@ from typing import Any
 import pytest
 
 from mcastkit.relay import make_key_file
-from tests.lab.topology import new_port
-from tests.netns import Netns
-
-from .topo import A4, R_B4, Bridged, Lans, Parallel, RelayProc, Sites
+from tests.support.addrs import lab_host
+from tests.support.netns import Netns
+from tests.support.relay_topo import A4, R_B4, Bridged, Lans, Parallel, RelayProc, Sites
+from tests.support.topology import new_port
 
 pytestmark = pytest.mark.kernel
 
@@ -70,8 +70,8 @@ def test_sonos_broadcast_crosses_once_and_never_comes_back(lans: Lans, preserve:
         n = 40
         for i in range(n):
             ta.sendto(f"d{i}".encode(), ("255.255.255.255", SONOS))
-        ta.sendto(b"directed", ("198.18.21.255", SONOS))  # the subnet's own broadcast
-        ta.sendto(b"reply", ("198.18.21.1", SONOS))  # unicast to the relay: not relayed
+        ta.sendto(b"directed", (lab_host(21, 255), SONOS))  # the subnet's own broadcast
+        ta.sendto(b"reply", (lab_host(21, 1), SONOS))  # unicast to the relay: not relayed
         time.sleep(0.3)
         tb.sendto(b"end", ("255.255.255.255", SONOS))  # from B: relayed to A last
         on_b = _read_until(rxb, b"end")
@@ -173,7 +173,7 @@ def test_broadcast_through_the_tunnel(sites: Sites, tmp_path: Path) -> None:
     port = new_port()
     common = ("--key-file", key, "-i", "lan", "--broadcast-port", str(port))
     ra = RelayProc(sites.ra, "--tunnel-listen", "7777", *common)
-    rb = RelayProc(sites.rb, "--tunnel-connect", "198.18.41.2:7777", *common)
+    rb = RelayProc(sites.rb, "--tunnel-connect", f"{lab_host(41, 2)}:7777", *common)
     rxb = _bcast_rx(sites.b, port)
     ta = _bcast_tx(sites.a, "eth0")
     try:
@@ -183,14 +183,14 @@ def test_broadcast_through_the_tunnel(sites: Sites, tmp_path: Path) -> None:
         n = 20
         for i in range(n):
             ta.sendto(f"t{i}".encode(), ("255.255.255.255", port))
-        ta.sendto(b"end", ("198.18.31.255", port))
+        ta.sendto(b"end", (lab_host(31, 255), port))
         got = _read_until(rxb, b"end")
     finally:
         rxb.close()
         ta.close()
         sa, sb = ra.stop(), rb.stop()
     assert [d for d, _ in got] == [*(f"t{i}".encode() for i in range(n)), b"end"]
-    assert {a for _, a in got} == {("198.18.32.1", port)}  # the far relay's address
+    assert {a for _, a in got} == {(lab_host(32, 1), port)}  # the far relay's address
     rule = f"bcast{port}"
     assert sa["rules"][rule]["out"]["lan->tunnel"]["relayed"] == n + 1
     assert sb["rules"][rule]["out"]["tunnel->lan"]["relayed"] == n + 1

@@ -15,8 +15,9 @@ import pytest
 
 from mcastkit.cli import Env, ExitStatus, main
 from mcastkit.relay import make_key_file
-from tests.cli.helpers import cli
-from tests.lab.topology import new_group, new_port
+from tests.support.addrs import G4, lab_host
+from tests.support.cli import cli
+from tests.support.topology import new_group, new_port
 
 
 def _err_line(r: object) -> str:
@@ -27,16 +28,16 @@ def _err_line(r: object) -> str:
 
 
 @pytest.mark.parametrize(("argv", "status", "words"), [
-    (["relay", "eth1", "--group", "239.255.0.1:5000"], 2, "at least two interfaces"),
+    (["relay", "eth1", "--group", f"{G4}:5000"], 2, "at least two interfaces"),
     (["relay", "eth1", "eth2"], 2, "nothing to relay"),
     (["relay", "eth1", "eth2", "--group", "10.0.0.1:5000"], 2, "not a multicast"),
     (["relay", "eth1", "eth2", "--preset", "bonjour"], 2, "unknown preset"),
     (["relay", "eth1", "eth2", "--broadcast-port", "0"], 2, "1-65535"),
     (["relay", "eth1", "eth2", "--group", "255.255.255.255:x"], 2, "1-65535"),
-    (["relay", "eth1", "eth2", "--group", "198.18.1.255:6969"], 2, "not a multicast"),
+    (["relay", "eth1", "eth2", "--group", f"{lab_host(1, 255)}:6969"], 2, "not a multicast"),
     (["relay", "--tunnel-listen", "7777", "-i", "eth1", "--preset", "mdns"], 2,
      "--key-file"),
-    (["relay", "--tunnel-listen", "7777", "--tunnel-connect", "198.18.1.1:7777",
+    (["relay", "--tunnel-listen", "7777", "--tunnel-connect", f"{lab_host(1, 1)}:7777",
       "--key-file", "k", "-i", "eth1", "--preset", "mdns"], 2, "not both"),
     (["relay", "--tunnel-connect", "7777", "--key-file", "k", "-i", "e", "--preset",
       "mdns"], 2, "HOST:PORT"),
@@ -44,8 +45,8 @@ def _err_line(r: object) -> str:
      "need --tunnel-listen"),
     (["relay", "eth1", "eth2", "--preset", "mdns", "--ttl", "300"], 2, "--ttl 300"),
     (["relay", "eth1", "eth1", "--preset", "mdns"], 2, "listed twice"),
-    (["relay", "eth1", "eth2", "--group", "239.255.0.1:5000", "--group",
-      "239.255.0.1:5000"], 2, "one rule only"),
+    (["relay", "eth1", "eth2", "--group", f"{G4}:5000", "--group",
+      f"{G4}:5000"], 2, "one rule only"),
     (["relay", "eth1", "eth2", "--preset", "mdns", "--health", "nonsense"], 2, "--health"),
 ])
 def test_usage_errors(argv: list[str], status: int, words: str) -> None:
@@ -56,7 +57,7 @@ def test_usage_errors(argv: list[str], status: int, words: str) -> None:
 
 def test_config_error_names_file_and_line(tmp_path: Path) -> None:
     p = tmp_path / "r.toml"
-    p.write_text('interfaces = ["a", "b"]\n\n[[rule]]\ngroups = ["239.255.0.1:0"]\n')
+    p.write_text(f'interfaces = ["a", "b"]\n\n[[rule]]\ngroups = ["{G4}:0"]\n')
     r = cli("relay", "--config", str(p))
     assert r.status == 2
     assert f"{p}:3:" in _err_line(r) and "port 0" in r.stderr

@@ -14,6 +14,7 @@ from mcastkit.relay import ConfigDraft, ConfigError, load_config, preset_rules
 from mcastkit.relay._config import parse_host_port
 from mcastkit.relay._ratelimit import RateLimiter
 from mcastkit.relay._suppress import LoopGuard
+from tests.support.addrs import G4, SSDP4, SSM4, asm4, lab_host
 
 
 def _write(tmp_path: Path, text: str) -> str:
@@ -22,7 +23,7 @@ def _write(tmp_path: Path, text: str) -> str:
     return str(p)
 
 
-FULL = """\
+FULL = f"""\
     interfaces = ["eth1", "eth2"]
     presets = ["mdns"]
     ttl = 2
@@ -34,18 +35,18 @@ FULL = """\
     mode = "listen-only"
 
     [tunnel]
-    connect = "198.18.42.2:7777"
+    connect = "{lab_host(42, 2)}:7777"
     key_file = "relay.key"
     mtu = 1400
 
     [[rule]]
     name = "sensors"
-    groups = ["239.255.10.1:5000", "198.18.1.10,232.1.1.1:5000"]
-    allow_sources = ["198.18.1.0/24"]
+    groups = ["{asm4(10, 1)}:5000", "{lab_host(1, 10)},{SSM4}:5000"]
+    allow_sources = ["{lab_host(1, 0)}/24"]
     rate_limit = 50
 
     [[rule.target]]
-    sources = "198.18.1.128/25"
+    sources = "{lab_host(1, 128)}/25"
     interfaces = ["eth2"]
 """
 
@@ -60,9 +61,9 @@ def test_full_config(tmp_path: Path) -> None:
     s = cfg.rules[1]
     assert s.rate_limit_pps == 50 and len(s.endpoints) == 2
     import ipaddress
-    assert s.targets_for(ipaddress.ip_address("198.18.1.200")) == ("eth2",)
-    assert s.targets_for(ipaddress.ip_address("198.18.1.20")) is None
-    assert not s.source_allowed(ipaddress.ip_address("198.18.2.1"))
+    assert s.targets_for(ipaddress.ip_address(lab_host(1, 200))) == ("eth2",)
+    assert s.targets_for(ipaddress.ip_address(lab_host(1, 20))) is None
+    assert not s.source_allowed(ipaddress.ip_address(lab_host(2, 1)))
 
 
 @pytest.mark.parametrize(("text", "line", "words"), [
@@ -70,8 +71,8 @@ def test_full_config(tmp_path: Path) -> None:
     ('interfaces = ["a", "b"]\nbogus = 1\n', 2, "unknown setting 'bogus'"),
     ('interfaces = ["a", "b"]\n\n[[rule]]\nname = "x"\ngroups = ["10.0.0.1:5"]\n', 5,
      "not a multicast"),
-    ('interfaces = ["a", "b"]\n[[rule]]\ngroups = ["239.255.0.1:5"]\n[[rule]]\n'
-     'groups = ["239.255.0.2:5"]\nallow_sources = ["nonsense"]\n', 6, "nonsense"),
+    (f'interfaces = ["a", "b"]\n[[rule]]\ngroups = ["{G4}:5"]\n[[rule]]\n'
+     f'groups = ["{asm4(0, 2)}:5"]\nallow_sources = ["nonsense"]\n', 6, "nonsense"),
     ('interfaces = ["a", "b"]\n[tunnel]\nlisten = 7777\nkey_file = "k"\nmtu = 10\n', 2,
      "mtu 10"),
     ('interfaces = ["a", "b"]\n[tunnel]\nkey_file = "k"\n', 2, "exactly one of"),
@@ -103,7 +104,7 @@ def test_unreadable_file(tmp_path: Path) -> None:
 
 
 def test_rule_interface_must_be_a_relay_interface(tmp_path: Path) -> None:
-    path = _write(tmp_path, 'interfaces = ["a", "b"]\n[[rule]]\ngroups = ["239.255.0.1:5"]\n'
+    path = _write(tmp_path, f'interfaces = ["a", "b"]\n[[rule]]\ngroups = ["{G4}:5"]\n'
                             'interfaces = ["c"]\n')
     with pytest.raises(ConfigError, match="'c' is not one of the relay's interfaces"):
         load_config(path)
@@ -113,9 +114,9 @@ def test_presets() -> None:
     (mdns,) = preset_rules("mdns")
     assert {str(e) for e in mdns.endpoints} == {"224.0.0.251:5353", "[ff02::fb]:5353"}
     (ssdp,) = preset_rules("SSDP")
-    assert "239.255.255.250:1900" in {str(e) for e in ssdp.endpoints}
+    assert f"{SSDP4}:1900" in {str(e) for e in ssdp.endpoints}
     (sonos,) = preset_rules("sonos")
-    assert {str(e) for e in sonos.endpoints} == {"239.255.255.250:1900"}
+    assert {str(e) for e in sonos.endpoints} == {f"{SSDP4}:1900"}
     assert sonos.broadcast_ports == (6969,)
     with pytest.raises(McastValueError, match="mdns, ssdp, sonos"):
         preset_rules("upnp")
@@ -124,18 +125,18 @@ def test_presets() -> None:
 def test_loop_guard_rules() -> None:
     now = [0.0]
     g = LoopGuard(2.0, clock=lambda: now[0], max_entries=3)
-    assert not g.check("239.255.0.1", 5, b"x", "a")  # first time: relay
-    assert g.check("239.255.0.1", 5, b"x", "b")  # came back on another interface: loop
-    assert not g.check("239.255.0.1", 5, b"x", "a")  # repeated by its sender: relay
-    assert not g.check("239.255.0.1", 6, b"x", "b")  # other port: another datagram
+    assert not g.check(G4, 5, b"x", "a")  # first time: relay
+    assert g.check(G4, 5, b"x", "b")  # came back on another interface: loop
+    assert not g.check(G4, 5, b"x", "a")  # repeated by its sender: relay
+    assert not g.check(G4, 6, b"x", "b")  # other port: another datagram
     now[0] = 5.0  # the window passed
-    assert not g.check("239.255.0.1", 5, b"x", "b")
+    assert not g.check(G4, 5, b"x", "b")
     for i in range(5):
         g.check("g", i, b"y", "a")
     assert len(g) <= 3 and g.evictions >= 1
-    g.set_own_addresses([("198.18.1.1", "a"), ("fe80::1", "b")])
-    assert g.is_own_echo("198.18.1.1", "b") and not g.is_own_echo("198.18.1.1", "a")
-    assert g.is_own_echo("fe80::1%3", "a") and not g.is_own_echo("198.18.1.9", "b")
+    g.set_own_addresses([(lab_host(1, 1), "a"), ("fe80::1", "b")])
+    assert g.is_own_echo(lab_host(1, 1), "b") and not g.is_own_echo(lab_host(1, 1), "a")
+    assert g.is_own_echo("fe80::1%3", "a") and not g.is_own_echo(lab_host(1, 9), "b")
 
 
 def test_rate_limiter() -> None:
@@ -156,7 +157,7 @@ def test_parse_host_port_raises_only_value_errors(text: str) -> None:
     assert 0 <= port <= 65535
 
 
-@given(st.sampled_from(["198.18.1.1", "::", "fe80::1", "relay.example.net", ""]),
+@given(st.sampled_from([lab_host(1, 1), "::", "fe80::1", "relay.example.net", ""]),
        st.integers(0, 65535))
 def test_parse_host_port_round_trip(host: str, port: int) -> None:
     text = (f"[{host}]:{port}" if ":" in host else f"{host}:{port}") if host else str(port)
@@ -178,10 +179,10 @@ def test_config_reader_raises_only_config_errors(tmp_path_factory: pytest.TempPa
 
 def test_broadcast_ports_in_a_rule(tmp_path: Path) -> None:
     path = _write(tmp_path, 'interfaces = ["a", "b"]\n[[rule]]\nname = "disc"\n'
-                            'groups = ["255.255.255.255:6969", "239.255.0.1:5000"]\n'
+                            f'groups = ["255.255.255.255:6969", "{G4}:5000"]\n'
                             'broadcast_ports = [7000, 6969]\n')
     (rule,) = load_config(path).rules
-    assert [str(e) for e in rule.endpoints] == ["239.255.0.1:5000"]
+    assert [str(e) for e in rule.endpoints] == [f"{G4}:5000"]
     assert rule.broadcast_ports == (6969, 7000)
 
 
@@ -217,4 +218,4 @@ def test_overlapping_presets_keep_each_group_once() -> None:
     by = {r.name: r for r in cfg.rules}
     assert set(by) == {"ssdp", "sonos", "bcast7000"}
     assert by["sonos"].endpoints == () and by["sonos"].broadcast_ports == (6969,)
-    assert "239.255.255.250:1900" in {str(e) for e in by["ssdp"].endpoints}
+    assert f"{SSDP4}:1900" in {str(e) for e in by["ssdp"].endpoints}

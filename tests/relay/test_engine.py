@@ -11,7 +11,7 @@ import pytest
 
 from mcastkit import parse_endpoint
 from mcastkit.relay import InterfaceSpec, Relay, RelayConfig, Rule
-from tests.lab.topology import new_group, new_port
+from tests.support.topology import new_group, new_port
 
 pytestmark = pytest.mark.kernel
 

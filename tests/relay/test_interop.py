@@ -12,11 +12,11 @@ from pathlib import Path
 import pytest
 
 from mcastkit.relay import make_key_file
-from tests.conftest_lab import require_or_skip
-from tests.lab.topology import new_group, new_port
-from tests.netns import Netns
-
-from .topo import A4, Lans, RelayProc, Sites, wait_joined
+from tests.support.addrs import lab_host
+from tests.support.fixtures import require_or_skip
+from tests.support.netns import Netns
+from tests.support.relay_topo import A4, Lans, RelayProc, Sites, wait_joined
+from tests.support.topology import new_group, new_port
 
 pytestmark = [pytest.mark.kernel, pytest.mark.interop]
 
@@ -89,7 +89,7 @@ def test_zeroconf_service_in_a_found_from_b_through_the_relay(lans: Lans, v6: bo
         wait_joined(lans.r, g, "lan-a")
         wait_joined(lans.r, g, "lan-b")
         tag = f"v{6 if v6 else 4}"
-        b_addr = "198.18.22.10"
+        b_addr = lab_host(22, 10)
         a_addr = lans.ll_a.split("%")[0] if v6 else A4
         browse = lans.b.popen(sys.executable, "-c", BROWSE, "6" if v6 else "4", b_addr, "25",
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -151,12 +151,12 @@ def test_socat_through_the_tunnel(sites: Sites, tmp_path: Path) -> None:
     port, g = new_port(), new_group()
     ra = RelayProc(sites.ra, "--tunnel-listen", "7777", "--key-file", key, "-i", "lan",
                    "--group", f"{g}:{port}")
-    rb = RelayProc(sites.rb, "--tunnel-connect", "198.18.41.2:7777", "--key-file", key,
+    rb = RelayProc(sites.rb, "--tunnel-connect", f"{lab_host(41, 2)}:7777", "--key-file", key,
                    "-i", "lan", "--group", f"{g}:{port}")
     try:
         for r in (ra, rb):
             r.wait_stats(lambda s: s.get("tunnel", {}).get("state") == "up")
-        _socat_through(sites.a, "198.18.31.10", sites.b, sites.ra, "lan", g, port,
+        _socat_through(sites.a, lab_host(31, 10), sites.b, sites.ra, "lan", g, port,
                        "across the tunnel\n")
     finally:
         ra.stop()

@@ -13,11 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from tests import kernelstate
-from tests.lab.topology import new_group, new_port
-from tests.netns import veth, wait_until
-
-from .topo import (
+from tests.support import kernelstate
+from tests.support.addrs import lab_host
+from tests.support.netns import veth, wait_until
+from tests.support.relay_topo import (
     A4,
     R_A4,
     Lans,
@@ -28,6 +27,7 @@ from .topo import (
     totals,
     wait_joined,
 )
+from tests.support.topology import new_group, new_port
 
 pytestmark = pytest.mark.kernel
 
@@ -153,7 +153,7 @@ def test_rule_filters_and_per_source_targets(lans: Lans, tmp_path: Path) -> None
         [[rule]]
         name = "lobby"
         groups = ["{g}:{port}"]
-        deny_sources = ["198.18.22.0/24"]
+        deny_sources = ["{lab_host(22, 0)}/24"]
         rate_limit = 5
     """))
     rp = RelayProc(lans.r, "--config", str(cfg))

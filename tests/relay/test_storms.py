@@ -7,9 +7,16 @@ import time
 
 import pytest
 
-from tests.lab.topology import new_group, new_port
-
-from .topo import Bridged, Parallel, RelayProc, mcast_socket, receiver, totals, wait_joined
+from tests.support.relay_topo import (
+    Bridged,
+    Parallel,
+    RelayProc,
+    mcast_socket,
+    receiver,
+    totals,
+    wait_joined,
+)
+from tests.support.topology import new_group, new_port
 
 pytestmark = pytest.mark.kernel
 

@@ -12,13 +12,13 @@ import pytest
 
 from mcastkit.relay import load_key_file, make_key_file
 from mcastkit.relay._wire import CONTROL, Kind, TunnelKey, encode_inner, parse_header
-from tests.lab.topology import new_group, new_port
-
-from .topo import RelayProc, Sites, mcast_socket, receiver, wait_joined
+from tests.support.addrs import G4, asm4, lab_host
+from tests.support.relay_topo import RelayProc, Sites, mcast_socket, receiver, wait_joined
+from tests.support.topology import new_group, new_port
 
 pytestmark = pytest.mark.kernel
 
-LISTEN = "198.18.41.2"
+LISTEN = lab_host(41, 2)
 
 
 @pytest.fixture
@@ -110,7 +110,7 @@ class FakePeer:
     def __init__(self, sites: Sites, key: TunnelKey) -> None:
         with sites.rt.enter():
             self.s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.s.bind(("198.18.41.1", 0))
+        self.s.bind((lab_host(41, 1), 0))
         self.s.settimeout(5)
         self.key = key
         self.sid = int.from_bytes(os.urandom(8), "big")
@@ -147,7 +147,7 @@ class FakePeer:
                                 + last.to_bytes(8, "big")), self.dest)
 
     def data(self, group: str, port: int, payload: bytes) -> bytes:
-        return self.seal(Kind.DATA, encode_inner(group, port, "198.18.32.10", 4000, 1,
+        return self.seal(Kind.DATA, encode_inner(group, port, lab_host(32, 10), 4000, 1,
                                                  payload))
 
 
@@ -182,14 +182,14 @@ def test_wrong_key_tampered_replayed_stale_oversized_dropped_and_counted(
             tampered[-20] ^= 0xFF
             peer.s.sendto(bytes(tampered), peer.dest)
             wrong = TunnelKey(os.urandom(32)).session(peer.sid).seal(
-                Kind.DATA, 999, encode_inner(g, port, "198.18.32.10", 1, 1, b"EVIL-PAYLOAD"))
+                Kind.DATA, 999, encode_inner(g, port, lab_host(32, 10), 1, 1, b"EVIL-PAYLOAD"))
             peer.s.sendto(wrong, peer.dest)
             stale = peer.key.session(12345).seal(
-                Kind.DATA, 1, encode_inner(g, port, "198.18.32.10", 1, 1, b"STALE-PAYLOAD"))
+                Kind.DATA, 1, encode_inner(g, port, lab_host(32, 10), 1, 1, b"STALE-PAYLOAD"))
             peer.s.sendto(stale, peer.dest)
             peer.s.sendto(b"\0" * 1600, peer.dest)  # over the listener's mtu (1472)
             peer.s.sendto(b"MKR\x09" + bytes(60), peer.dest)  # not our version
-            peer.s.sendto(peer.data("239.255.199.1", port, b"no rule"), peer.dest)
+            peer.s.sendto(peer.data(asm4(199, 1), port, b"no rule"), peer.dest)
             peer.s.sendto(peer.data(g, port, b"sentinel"), peer.dest)
             # nothing between "one" and the sentinel got through
             assert rxa.recv(timeout_s=5).data == b"sentinel"
@@ -235,7 +235,7 @@ def test_key_file_readable_by_others_is_refused_by_the_cli(sites: Sites, key_fil
     Path(key_file).chmod(0o644)
     r = sites.ra.run(sys.executable, "-m", "mcastkit", "relay",
                      "--tunnel-listen", "7777", "--key-file", key_file, "-i", "lan",
-                     "--group", "239.255.0.1:5000", check=False)
+                     "--group", f"{G4}:5000", check=False)
     assert r.returncode == 2
     assert "chmod 600" in r.stderr and "Traceback" not in r.stderr
 
@@ -275,7 +275,7 @@ def test_preserve_source_across_the_tunnel(sites: Sites, key_file: str) -> None:
             ta.sendto(b"from site a", (g, port))
             d = rxb.recv(timeout_s=5)
             ta.close()
-        assert d.data == b"from site a" and d.source == "198.18.31.10"
+        assert d.data == b"from site a" and d.source == lab_host(31, 10)
     finally:
         ra.stop()
         rb.stop()

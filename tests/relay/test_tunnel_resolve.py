@@ -9,8 +9,8 @@ import pytest
 
 from mcastkit.cli import ExitStatus
 from mcastkit.relay import make_key_file
-from tests.cli.helpers import cli
-from tests.lab.topology import new_group, new_port
+from tests.support.cli import cli
+from tests.support.topology import new_group, new_port
 
 pytestmark = pytest.mark.kernel
 

@@ -25,6 +25,7 @@ from mcastkit.relay._wire import (
     inner_overhead,
     open_packet,
 )
+from tests.support.addrs import G6, asm4, lab_host
 
 KEY = TunnelKey(bytes(range(32)))
 OTHER = TunnelKey(bytes(range(1, 33)))
@@ -88,11 +89,11 @@ def test_replay_window_refuses_old_and_repeated() -> None:
     assert w.check(37)
 
 
-@given(st.sampled_from(["239.255.1.2", "ff15::1", "224.0.0.251", "ff02::fb"]),
+@given(st.sampled_from([asm4(1, 2), G6, "224.0.0.251", "ff02::fb"]),
        st.integers(1, 65535), st.integers(0, 65535), st.integers(0, 255),
        st.binary(max_size=300))
 def test_inner_round_trip(group: str, port: int, sport: int, ttl: int, data: bytes) -> None:
-    src = "198.18.1.10" if ":" not in group else "fe80::1"
+    src = lab_host(1, 10) if ":" not in group else "fe80::1"
     body = encode_inner(group, port, src, sport, ttl, data)
     assert len(body) + HEADER + TAG == len(data) + inner_overhead(6 if ":" in group else 4)
     got = decode_inner(body)
@@ -107,7 +108,7 @@ def test_decode_inner_never_raises(body: bytes) -> None:
 
 
 def test_decode_inner_refuses_unicast_group() -> None:
-    assert decode_inner(encode_inner("198.18.1.1", 5, "198.18.1.2", 5, 1, b"x")) is None
+    assert decode_inner(encode_inner(lab_host(1, 1), 5, lab_host(1, 2), 5, 1, b"x")) is None
 
 
 def test_key_file_round_trip_and_mode(tmp_path: Path) -> None:

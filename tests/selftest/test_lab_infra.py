@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import select
 import shutil
@@ -12,17 +13,23 @@ import threading
 import time
 
 import pytest
-from tests import kernelstate as ks
-from tests.conftest_lab import require_or_skip
-from tests.lab.sniff import Sniffer
-from tests.lab.topology import H1, H2, H4, Lab, VethLoop, VethPair, new_group, new_port
-from tests.netns import Netns, current_netns_id, our_namespaces, wait_until
+from tests.support import kernelstate as ks
+from tests.support.addrs import G4, asm4, asm6, lab_host, ssm4
+from tests.support.fixtures import require_or_skip
+from tests.support.netns import Netns, current_netns_id, our_namespaces, wait_until
+from tests.support.sniff import Sniffer
+from tests.support.topology import H1, H2, H4, Lab, VethLoop, VethPair, new_group, new_port
 
-pytest_plugins = ["tests.conftest_lab"]  # no-op when tests/conftest.py already loads it
+from mcastkit._platform._linux import (
+    IP_MULTICAST_ALL,
+    IP_RECVTTL,
+    IPV6_MULTICAST_ALL,
+    MCAST_JOIN_SOURCE_GROUP,
+)
+from mcastkit._platform._structs import pack_group_source_req
 
-IP_RECVTTL, IP_TTL = 12, 2
-IPV6_RECVHOPLIMIT, IPV6_HOPLIMIT = 51, 52
-IP_MULTICAST_ALL, IPV6_MULTICAST_ALL = 49, 29
+pytest_plugins = ["tests.support.fixtures"]  # no-op when tests/conftest.py already loads it
+
 SENTINEL = b"sentinel"
 
 # --- helpers ---------------------------------------------------------------------------
@@ -35,7 +42,7 @@ def receiver(ns: Netns, group: str, port: int, ifname: str = "eth0") -> socket.s
         idx = socket.if_nametoindex(ifname)
         if v6:
             s = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
-            s.setsockopt(socket.IPPROTO_IPV6, IPV6_RECVHOPLIMIT, 1)
+            s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_RECVHOPLIMIT, 1)
             s.setsockopt(socket.IPPROTO_IPV6, IPV6_MULTICAST_ALL, 0)
             s.bind(("::", port))
             mreq = socket.inet_pton(socket.AF_INET6, group) + struct.pack("@I", idx)
@@ -61,7 +68,8 @@ def recv_until(s: socket.socket, stop: bytes, timeout: float = 10.0) -> list[tup
         data, anc, _, _ = s.recvmsg(2048, 256)
         ttl = -1
         for lvl, typ, val in anc:
-            if (lvl, typ) in ((socket.IPPROTO_IP, IP_TTL), (socket.IPPROTO_IPV6, IPV6_HOPLIMIT)):
+            if (lvl, typ) in ((socket.IPPROTO_IP, socket.IP_TTL),
+                              (socket.IPPROTO_IPV6, socket.IPV6_HOPLIMIT)):
                 ttl = struct.unpack("@i", val[:4])[0]
         got.append((data, ttl))
     return got
@@ -132,7 +140,7 @@ MRCACHE_SAMPLE = """Group    Origin   Iif     Pkts    Bytes    Wrong Oifs
 """
 MR6CACHE_SAMPLE = (
     "Group                            Origin                           Iif      Pkts  Bytes\n"
-    "ff15:0000:0000:0000:0000:0000:0000:0005 fe80:0000:0000:0000:3c1d:dfff:fe5a:6777"
+    f"{ipaddress.IPv6Address(asm6('5')).exploded} fe80:0000:0000:0000:3c1d:dfff:fe5a:6777"
     " 0 1 53 0  1:1\n"
 )
 
@@ -141,17 +149,17 @@ def test_parsers_on_sample_text() -> None:
     little = sys.byteorder == "little"
     groups = ks.parse_igmp(IGMP_SAMPLE)
     if little:
-        assert groups == {("lo", "232.1.2.3"), ("lo", "239.255.0.1"), ("lo", "224.0.0.1"),
+        assert groups == {("lo", ssm4(1, 2, 3)), ("lo", G4), ("lo", "224.0.0.1"),
                           ("eth0", "224.0.0.1")}
-    assert ks.parse_igmp6(IGMP6_SAMPLE) == {("lo", "ff02::1"), ("eth0", "ff15::1001")}
-    assert ks.parse_mcfilter(MCFILTER_SAMPLE) == {("lo", "232.1.2.3", "198.18.1.10", 1, 0)}
-    assert ks.parse_mcfilter6(MCFILTER6_SAMPLE) == {("eth0", "ff15::3", "fe80::1", 1, 0)}
+    assert ks.parse_igmp6(IGMP6_SAMPLE) == {("lo", "ff02::1"), ("eth0", asm6("1001"))}
+    assert ks.parse_mcfilter(MCFILTER_SAMPLE) == {("lo", ssm4(1, 2, 3), lab_host(1, 10), 1, 0)}
+    assert ks.parse_mcfilter6(MCFILTER6_SAMPLE) == {("eth0", asm6("3"), "fe80::1", 1, 0)}
     assert ks.parse_snmp(SNMP_SAMPLE)["Udp"]["RcvbufErrors"] == 497
     assert ks.parse_snmp6("Udp6InDatagrams 7\nUdpLite6InDatagrams 1\n") == {"InDatagrams": 7}
     if little:
-        assert ks.parse_ip_mr_cache(MRCACHE_SAMPLE) == {("198.18.1.10", "239.255.1.1"): {1: 4}}
+        assert ks.parse_ip_mr_cache(MRCACHE_SAMPLE) == {(lab_host(1, 10), asm4(1, 1)): {1: 4}}
     assert ks.parse_ip_mr_cache(MR6CACHE_SAMPLE, v6=True) == {
-        ("fe80::3c1d:dfff:fe5a:6777", "ff15::5"): {1: 1}}
+        ("fe80::3c1d:dfff:fe5a:6777", asm6("5")): {1: 1}}
     udp = ("  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid"
            "  timeout inode ref pointer drops\n"
            " 1: 0100007F:1DB0 00000000:0000 07 00000000:00000000 00:00000000 00000000     0"
@@ -264,9 +272,10 @@ def test_igmp_join_seen_and_gone_after_close(netns: Netns) -> None:
     s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     s.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP,
                  socket.inet_aton(group) + bytes(4) + struct.pack("@i", 1))
-    # IP_ADD_SOURCE_MEMBERSHIP (39): struct ip_mreq_source {group, interface, source}
-    s.setsockopt(socket.IPPROTO_IP, 39, socket.inet_aton(ssm_group)
-                 + socket.inet_aton("127.0.0.1") + socket.inet_aton(H1))
+    # MCAST_JOIN_SOURCE_GROUP on lo (index 1): struct group_source_req
+    s.setsockopt(socket.IPPROTO_IP, MCAST_JOIN_SOURCE_GROUP,
+                 pack_group_source_req(1, ipaddress.IPv4Address(ssm_group),
+                                       ipaddress.IPv4Address(H1)))
     assert {("lo", group), ("lo", ssm_group)} <= ks.igmp_groups()
     assert ("lo", ssm_group, H1, 1, 0) in ks.source_filters()
     s.close()
@@ -353,7 +362,7 @@ ROUTERS = ["python", "smcroute"]
 def test_lab_ttl_threshold_and_teardown(router: str) -> None:
     if router == "smcroute" and shutil.which("smcrouted") is None:
         require_or_skip("smcrouted is not installed")
-    from tests.conftest_lab import ensure_netns
+    from tests.support.fixtures import ensure_netns
 
     ensure_netns()
     lab = Lab(router=router, r2_c_ttl_threshold=4)
@@ -375,8 +384,9 @@ def test_lab_ttl_threshold_and_teardown(router: str) -> None:
     assert not [n for n in our_namespaces() if lab.tag in n]
 
 
+@pytest.mark.kernel
 def test_teardown_leaves_no_namespaces() -> None:
-    from tests.conftest_lab import ensure_netns
+    from tests.support.fixtures import ensure_netns
 
     ensure_netns()
     mine = set(our_namespaces())

@@ -18,9 +18,9 @@ from typing import Any
 
 import pytest
 
-from tests.conftest_lab import require_or_skip
-from tests.netns import Netns
-from tests.site.conftest import ARTIFACTS
+from tests.support.fixtures import require_or_skip
+from tests.support.netns import Netns
+from tests.support.site import ARTIFACTS
 
 CHROMIUM = "/usr/bin/chromium"
 FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",

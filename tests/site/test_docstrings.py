@@ -16,8 +16,8 @@ from types import ModuleType
 
 import pytest
 
-from tests.conftest_lab import require_or_skip
-from tests.site.conftest import ROOT
+from tests.support.fixtures import require_or_skip
+from tests.support.site import ROOT
 
 
 @pytest.fixture(scope="module")

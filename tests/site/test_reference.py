@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.site.conftest import ROOT
+from tests.support.site import ROOT
 
 PUBLIC_MODULES = ("mcastkit", "mcastkit.aio", "mcastkit.compat", "mcastkit.relay")
 PUBLIC_NAMES = [f"{m}.{n}" for m in PUBLIC_MODULES for n in importlib.import_module(m).__all__]

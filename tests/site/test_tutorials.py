@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.netns import Netns
-from tests.site.conftest import ROOT
+from tests.support.netns import Netns
+from tests.support.site import ROOT
 
 PAGES = [ROOT / "docs" / "index.md", ROOT / "docs" / "quickstart.md",
          *sorted((ROOT / "docs" / "tutorials").glob("*.md"))]

@@ -28,14 +28,15 @@ import pytest
 import mcastkit
 from mcastkit import MulticastSocket, ReceiveTimeoutError, SendError, aio
 from mcastkit.compat import MCast, MCastDataInEventParams
-from tests import kernelstate
-from tests.netns import Netns
-from tests.soak.conftest import soak_seconds
+from tests.support import kernelstate
+from tests.support.addrs import asm4
+from tests.support.netns import Netns
+from tests.support.soak import soak_seconds
 
 pytestmark = [pytest.mark.soak, pytest.mark.kernel]
 
-G = "239.255.98.1"
-G_FLAP = "239.255.98.2"
+G = asm4(98, 1)
+G_FLAP = asm4(98, 2)
 SENTINEL = b"\xffsentinel"
 
 
@@ -49,7 +50,7 @@ def _rss_kib() -> int:
 
 
 def _kernel_memberships() -> int:
-    return sum(1 for _dev, g in kernelstate.igmp_groups() if g.startswith("239.255.98."))
+    return sum(1 for _dev, g in kernelstate.igmp_groups() if g in (G, G_FLAP))
 
 
 class SyncRx:

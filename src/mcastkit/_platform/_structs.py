@@ -3,7 +3,7 @@
 Owns: byte layouts of ``sockaddr_in(6)``, ``ip_mreqn``, ``group_req``,
 ``group_source_req``, ``in_pktinfo`` and ``in6_pktinfo``, and of the batch I/O structs
 ``mmsghdr`` / ``iovec`` / ``cmsghdr`` with the control-message walker (all checked against
-ctypes in tests/unit/test_structs.py and tests/batch/test_structs.py).
+ctypes in tests/core/platform/test_structs.py and tests/core/platform/test_structs_cmsg.py).
 Must not: call setsockopt or keep state; know which control message means what (that is
 the platform table's ``CMSG_KINDS``).
 """
