@@ -117,7 +117,11 @@ class SendPath:
         """
         a, p, dest, sa = self._dc
         if address is not a or port != p:  # not the same target as last time
-            dest, sa = self._target(address, port)
+            a, p, dest, sa = self._dc2
+            if address is a and port == p:  # the one before (alternating): swap
+                self._dc, self._dc2 = self._dc2, self._dc
+            else:
+                dest, sa = self._target(address, port)
         try:
             if sa:  # the accelerator: no address parsing per datagram
                 return _csendto(self._sock.fileno(), data, sa,  # type: ignore[misc]
@@ -128,9 +132,9 @@ class SendPath:
 
     def _target(self, address: str | IPAddress, port: int) -> tuple[Dest, bytes]:
         """The socket address of (address, port) and its packed bytes (b"": send with
-        socket.sendto): the last target (sendto checks it inline first), the one before
-        (alternating targets swap the two), a recent one, or built and kept (except IPv6
-        zone names, which may re-resolve). It becomes the last target."""
+        socket.sendto): the last target, the one before (alternating targets swap the
+        two; sendto checks both inline first, the same way), a recent one, or built and
+        kept (except IPv6 zone names, which may re-resolve). It becomes the last target."""
         a, p, dest, sa = self._dc
         if address is a and port == p:
             return dest, sa
