@@ -21,6 +21,7 @@ import pytest
 from mcastkit import MulticastSocket, ReceiveTimeoutError
 from tests.addrs import fresh_group4
 from tests.batch.helpers import WAIT
+from tests.kernel._helpers import across_veth
 from tests.lab.topology import VethPair
 
 pytestmark = pytest.mark.kernel
@@ -76,12 +77,7 @@ def test_queued_icmp_error_is_drained_once_on_every_send_path(
     veth_pair.b.run("sysctl", "-qw", "net.ipv4.icmp_ratelimit=0")
     g = fresh_group4(73)
     dead = _closed_port(veth_pair)
-    with veth_pair.a.enter():
-        tx = MulticastSocket(4, interface="eth0", loopback=False)
-    with veth_pair.b.enter():  # interfaces are looked up in the caller's namespace
-        rx = MulticastSocket(4, rcvbuf_bytes=1 << 20)
-        port = rx.bind(0)[1]
-        rx.join(g, "eth0")
+    tx, rx, port = across_veth(veth_pair, g)
     with tx, rx:
         warm = [b"warm-%02d" % i for i in range(N)]
         assert _send(tx, path, warm, g, port, veth_pair.addr_a) == N  # targets cached

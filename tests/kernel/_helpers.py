@@ -23,6 +23,7 @@ from collections.abc import Iterator
 import pytest
 
 from mcastkit import Datagram, MulticastSocket
+from tests.lab.topology import VethPair
 
 WAIT_S = 5.0  # the one generous timeout per wait
 _n = itertools.count(1)
@@ -182,3 +183,15 @@ def sender_from(env: Env, source: str) -> socket.socket:
 def ssm_group(env: Env) -> str:
     """A fresh source-specific group: 232.200.x.x or ff35::a:x."""
     return group_ssm4() if env.version == 4 else f"ff35::a:{next(_n):x}"
+
+
+def across_veth(pair: VethPair, group: str) -> tuple[MulticastSocket, MulticastSocket, int]:
+    """A sender in namespace a (out of its ``eth0``, loopback off) and a receiver in b
+    joined to ``group`` on b's ``eth0``: (tx, rx, rx's port). The caller closes both."""
+    with pair.a.enter():
+        tx = MulticastSocket(4, interface="eth0", loopback=False)
+    with pair.b.enter():  # interfaces are looked up in the caller's namespace
+        rx = MulticastSocket(4, rcvbuf_bytes=1 << 20)
+        port = rx.bind(0)[1]
+        rx.join(group, "eth0")
+    return tx, rx, port
