@@ -30,6 +30,7 @@ from mcastkit import (
 )
 from mcastkit._platform._structs import pack_dest
 from tests.batch.helpers import drain
+from tests.lab.topology import VethLoop
 from tests.netns import Netns
 
 pytestmark = pytest.mark.kernel
@@ -169,4 +170,17 @@ def test_gso_takes_equal_byte_sizes(netns: Netns, mcast_port: int) -> None:
         assert [d.data for d in drain(rx, 3)] == [b"abcd", b"AABB", b"efgh"]
         with pytest.raises(McastValueError, match="one size"):
             tx.send_batch([b"abcd", _wide(), b"efghi"], G, mcast_port, method="gso")
+        _quiet(rx)
+
+
+def test_ipv6_fast_path(veth_loop: VethLoop, impl: str, mcast_port: int) -> None:
+    """The packed sockaddr_in6 of the cached target serves the fast path too."""
+    g6 = "ff15::6:41"
+    rx = mcastkit.open_receiver(f"[{g6}]:{mcast_port}", interface="vb")
+    tx = MulticastSocket(6, interface="va")
+    with rx, tx:
+        for round_ in range(3):  # the first fills the cache, the others take the fast path
+            payloads = [b"v6-%d-%d" % (round_, i) for i in range(64)]
+            assert tx.send_batch(payloads, g6, mcast_port, method="mmsg") == 64
+            assert [d.data for d in drain(rx, 64)] == payloads
         _quiet(rx)
