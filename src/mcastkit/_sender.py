@@ -1,10 +1,12 @@
 """The send path of :class:`~mcastkit.MulticastSocket`.
 
-Owns: sendto (with its one-entry destination cache), send, sendto_from, send_batch
-(UDP GSO / sendmmsg through ``mcastkit._io.BatchSender``, or a sendto loop), the ENOBUFS
-retry (egress drops surface as ENOBUFS with IP_RECVERR), the send counters
-(``stats.send_retries`` / ``send_errors`` / ``send_drops`` / ``icmp_errors``) and typed
-send errors.
+Owns: sendto (with its destination cache: the last two targets, then a bounded dict),
+send, sendto_from, send_batch (UDP GSO / sendmmsg through ``mcastkit._io.BatchSender``,
+or a sendto loop; a batch to the last target goes to the accelerator's sendmmsg as it
+is), the one error path of every send (``_failed``: the ENOBUFS retry, as egress drops
+surface as ENOBUFS with IP_RECVERR, and the typed error) with the one drain of queued
+ICMP errors (``_icmp_drained``), and the send counters (``stats.send_retries`` /
+``send_errors`` / ``send_drops`` / ``icmp_errors``).
 A non-blocking socket (timeout 0) sends with ``MSG_DONTWAIT``; otherwise sends block
 while the socket buffer is full, as a blocking UDP socket does.
 Must not: set socket options (``_options``), receive, or wait on its own (beyond the
@@ -199,7 +201,9 @@ class SendPath:
 
         ``source`` must be an address of this host: that needs no privileges. The kernel
         refuses a foreign one (EINVAL); sending with someone else's address would need
-        IP_TRANSPARENT and CAP_NET_ADMIN, which this method does not attempt.
+        IP_TRANSPARENT and CAP_NET_ADMIN, which this method does not attempt. Errors go
+        through the same path as :meth:`sendto` (a queued ICMP error of an earlier
+        datagram drained, ENOBUFS retried, then a typed error).
 
         Args:
             data: the payload (bytes-like), at most 65507 B over IPv4.
@@ -214,6 +218,7 @@ class SendPath:
             McastValueError: ``source`` is not an address, or is of the other IP version.
             SendError: the kernel refused (a foreign source gives errno EINVAL).
             WouldBlockError: non-blocking socket with a full buffer.
+            ClosedError: the socket is closed (``CLOSED``).
         """
         h = self._h
         h.check_open()
