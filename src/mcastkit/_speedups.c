@@ -1133,18 +1133,6 @@ static PyObject *py_build_epbs(PyObject *self, PyObject *const *args, Py_ssize_t
 
 #define SEND_STACK 64  /* messages whose arrays live on the C stack; more: one heap block */
 
-/* sendmmsg(fd, payloads, sockaddr, flags) -> int
- *
- * One sendmmsg(2) call sending payloads[0:min(len, MAX_VLEN)] to the address in
- * sockaddr (the bytes of a sockaddr_in or sockaddr_in6, exactly). Each payload is
- * pinned with PyObject_GetBuffer(PyBUF_SIMPLE) for the whole call (so a bytearray cannot
- * be resized or freed by another thread while the kernel reads it) and released on every
- * path; the GIL is released only around the syscall, which touches no Python object.
- * Returns how many the kernel took (fewer than given: it stopped early; the caller sends
- * the rest with another call, which reports the error). EINTR is retried after running
- * signal handlers (PEP 475). Raises OSError (BlockingIOError for EAGAIN, EBADF for a
- * negative fd) when nothing was sent, TypeError for a non-buffer payload, ValueError
- * for a bad sockaddr, OverflowError for an fd or flags outside a C int. */
 /* args[i] as a C int (what: for the error message); -1 with an exception on failure */
 static int arg_int(PyObject *o, const char *what, int *out) {
     int ov = 0;
@@ -1167,8 +1155,7 @@ static int arg_sockaddr(PyObject *o, struct sockaddr_storage *sa, socklen_t *sal
     if ((size_t)b.len >= sizeof af) memcpy(&af, b.buf, sizeof af);
     if ((af == AF_INET && (size_t)b.len == sizeof(struct sockaddr_in))
             || (af == AF_INET6 && (size_t)b.len == sizeof(struct sockaddr_in6))) {
-        memset(sa, 0, sizeof *sa);
-        memcpy(sa, b.buf, (size_t)b.len);
+        memcpy(sa, b.buf, (size_t)b.len);  /* only these salen bytes are ever read */
         *salen = (socklen_t)b.len;
     }
     PyBuffer_Release(&b);
@@ -1181,30 +1168,46 @@ static int arg_sockaddr(PyObject *o, struct sockaddr_storage *sa, socklen_t *sal
     return 0;
 }
 
+/* What every send function takes: (fd, payload or payloads, sockaddr, flags). */
+typedef struct {
+    int fd, flags;
+    socklen_t salen;
+    struct sockaddr_storage sa;
+} SendArgs;
+
+/* Check and convert the four arguments of send function `name` (args[1], the payload,
+ * is the caller's to read); 0 on success, -1 with TypeError / OverflowError /
+ * ValueError, or OSError(EBADF) for a negative fd (a closed socket's fileno()). */
+static int send_args(const char *name, PyObject *const *args, Py_ssize_t nargs,
+                     SendArgs *a) {
+    if (nargs != 4) {
+        PyErr_Format(PyExc_TypeError, "%s() takes 4 arguments (%zd given)", name, nargs);
+        return -1;
+    }
+    if (arg_int(args[0], "fd", &a->fd) < 0 || arg_int(args[3], "flags", &a->flags) < 0
+            || arg_sockaddr(args[2], &a->sa, &a->salen) < 0)
+        return -1;
+    if (a->fd < 0) {
+        errno = EBADF;
+        PyErr_SetFromErrno(PyExc_OSError);
+        return -1;
+    }
+    return 0;
+}
+
 /* sendto(fd, payload, sockaddr, flags) -> int: one sendto(2) to a destination packed once
  * by the caller (no address parsing per datagram), EINTR retried after the handlers. */
 static PyObject *py_sendto(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
-    if (nargs != 4) {
-        PyErr_Format(PyExc_TypeError, "sendto() takes 4 arguments (%zd given)", nargs);
-        return NULL;
-    }
-    int fd, flags;
-    struct sockaddr_storage sa;
-    socklen_t salen;
-    if (arg_int(args[0], "fd", &fd) < 0 || arg_int(args[3], "flags", &flags) < 0
-            || arg_sockaddr(args[2], &sa, &salen) < 0)
-        return NULL;
-    if (fd < 0) {
-        errno = EBADF;
-        return PyErr_SetFromErrno(PyExc_OSError);
-    }
+    SendArgs a;
+    if (send_args("sendto", args, nargs, &a) < 0) return NULL;
     Py_buffer view;
     if (PyObject_GetBuffer(args[1], &view, PyBUF_SIMPLE) < 0) return NULL;
     ssize_t n;
     int err;
     for (;;) {
         Py_BEGIN_ALLOW_THREADS
-        n = sendto(fd, view.buf, (size_t)view.len, flags, (struct sockaddr *)&sa, salen);
+        n = sendto(a.fd, view.buf, (size_t)view.len, a.flags, (struct sockaddr *)&a.sa,
+                   a.salen);
         err = errno;
         Py_END_ALLOW_THREADS
         if (n >= 0 || err != EINTR) break;
@@ -1219,21 +1222,26 @@ static PyObject *py_sendto(PyObject *self, PyObject *const *args, Py_ssize_t nar
     return NULL;
 }
 
+/* sendmmsg(fd, payloads, sockaddr, flags) -> int
+ *
+ * One sendmmsg(2) call sending payloads[0:min(len, MAX_VLEN)] to the address in
+ * sockaddr (the bytes of a sockaddr_in or sockaddr_in6, exactly). Every payload is held
+ * for the whole call, and released on every path: a bytes object (immutable) by a
+ * reference, any other buffer by PyObject_GetBuffer(PyBUF_SIMPLE), which pins it (a
+ * bytearray cannot be resized or freed by another thread while the kernel reads it). A
+ * payload that is the same object as the one before it shares that one's hold and iovec
+ * (a batch of one payload repeated costs one hold). The GIL is released only around the
+ * syscall, which touches no Python object. Returns how many the kernel took (fewer than
+ * given: it stopped early; the caller sends the rest with another call, which reports
+ * the error). EINTR is retried after running signal handlers (PEP 475). Raises OSError
+ * (BlockingIOError for EAGAIN, EBADF for a negative fd) when nothing was sent, TypeError
+ * for a non-buffer payload, ValueError for a bad sockaddr, OverflowError for an fd or
+ * flags outside a C int. */
+enum { HOLD_NONE, HOLD_REF, HOLD_VIEW };
+
 static PyObject *py_sendmmsg(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
-    if (nargs != 4) {
-        PyErr_Format(PyExc_TypeError, "sendmmsg() takes 4 arguments (%zd given)", nargs);
-        return NULL;
-    }
-    int fd, flags;
-    struct sockaddr_storage sa;
-    socklen_t salen;
-    if (arg_int(args[0], "fd", &fd) < 0 || arg_int(args[3], "flags", &flags) < 0
-            || arg_sockaddr(args[2], &sa, &salen) < 0)
-        return NULL;
-    if (fd < 0) {
-        errno = EBADF;
-        return PyErr_SetFromErrno(PyExc_OSError);
-    }
+    SendArgs a;
+    if (send_args("sendmmsg", args, nargs, &a) < 0) return NULL;
     PyObject *seq = PySequence_Fast(args[1], "payloads must be a sequence of buffers");
     if (!seq) return NULL;
     Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
@@ -1245,20 +1253,25 @@ static PyObject *py_sendmmsg(PyObject *self, PyObject *const *args, Py_ssize_t n
     struct mmsghdr hdr_s[SEND_STACK];
     struct iovec iov_s[SEND_STACK];
     Py_buffer view_s[SEND_STACK];
+    unsigned char hold_s[SEND_STACK];
     struct mmsghdr *hdr = hdr_s;
     struct iovec *iov = iov_s;
     Py_buffer *view = view_s;
+    unsigned char *hold = hold_s;
     void *block = NULL;
     if (n > SEND_STACK) {
-        size_t each = sizeof *hdr + sizeof *iov + sizeof *view;
+        size_t each = sizeof *hdr + sizeof *iov + sizeof *view + sizeof *hold;
         block = PyMem_Malloc((size_t)n * each);
         if (!block) { Py_DECREF(seq); return PyErr_NoMemory(); }
         hdr = block;  /* every member type is pointer-aligned, sizes multiples of it */
         iov = (struct iovec *)(hdr + n);
         view = (Py_buffer *)(iov + n);
+        hold = (unsigned char *)(view + n);
     }
-    Py_ssize_t held = 0;  /* views acquired so far: released on every path below */
+    Py_ssize_t held = 0;  /* slots filled so far: their holds are released below */
     PyObject *result = NULL;
+    PyObject *prev = NULL;  /* the last payload held (alive while held: its hold) */
+    struct iovec *prev_iov = NULL;
     for (; held < n; held++) {
         /* a buffer getter could run code that shrinks a list: re-check, hold the item */
         if (held >= PySequence_Fast_GET_SIZE(seq)) {
@@ -1266,29 +1279,49 @@ static PyObject *py_sendmmsg(PyObject *self, PyObject *const *args, Py_ssize_t n
             goto done;
         }
         PyObject *item = PySequence_Fast_GET_ITEM(seq, held);
-        Py_INCREF(item);
-        if (PyObject_GetBuffer(item, &view[held], PyBUF_SIMPLE) < 0) {
-            if (PyErr_ExceptionMatches(PyExc_TypeError)) {
-                PyErr_Format(PyExc_TypeError, "payload %zd (%.100s) is not a bytes-like "
-                             "object; send bytes, bytearray or memoryview",
-                             held, Py_TYPE(item)->tp_name);
-            }
-            Py_DECREF(item);
-            goto done;
+        struct msghdr *m = &hdr[held].msg_hdr;
+        m->msg_name = &a.sa;
+        m->msg_namelen = a.salen;
+        m->msg_iovlen = 1;
+        m->msg_control = NULL;
+        m->msg_controllen = 0;
+        m->msg_flags = 0;
+        hdr[held].msg_len = 0;
+        if (item == prev) {  /* the same object again: its hold and iovec serve */
+            hold[held] = HOLD_NONE;
+            m->msg_iov = prev_iov;
+            continue;
         }
-        Py_DECREF(item);  /* the view holds its own reference */
-        iov[held].iov_base = view[held].buf;
-        iov[held].iov_len = (size_t)view[held].len;
-        memset(&hdr[held], 0, sizeof hdr[held]);
-        hdr[held].msg_hdr.msg_name = &sa;
-        hdr[held].msg_hdr.msg_namelen = salen;
-        hdr[held].msg_hdr.msg_iov = &iov[held];
-        hdr[held].msg_hdr.msg_iovlen = 1;
+        if (PyBytes_CheckExact(item)) {  /* immutable: a reference keeps it as it is */
+            Py_INCREF(item);
+            hold[held] = HOLD_REF;
+            view[held].obj = item;
+            iov[held].iov_base = PyBytes_AS_STRING(item);
+            iov[held].iov_len = (size_t)PyBytes_GET_SIZE(item);
+        } else {
+            Py_INCREF(item);
+            if (PyObject_GetBuffer(item, &view[held], PyBUF_SIMPLE) < 0) {
+                if (PyErr_ExceptionMatches(PyExc_TypeError)) {
+                    PyErr_Format(PyExc_TypeError, "payload %zd (%.100s) is not a "
+                                 "bytes-like object; send bytes, bytearray or memoryview",
+                                 held, Py_TYPE(item)->tp_name);
+                }
+                Py_DECREF(item);
+                goto done;
+            }
+            Py_DECREF(item);  /* the view holds its own reference */
+            hold[held] = HOLD_VIEW;
+            iov[held].iov_base = view[held].buf;
+            iov[held].iov_len = (size_t)view[held].len;
+        }
+        m->msg_iov = &iov[held];
+        prev = item;
+        prev_iov = &iov[held];
     }
     int got, err;
     for (;;) {
         Py_BEGIN_ALLOW_THREADS
-        got = sendmmsg(fd, hdr, (unsigned)n, flags);
+        got = sendmmsg(a.fd, hdr, (unsigned)n, a.flags);
         err = errno;
         Py_END_ALLOW_THREADS
         if (got >= 0 || err != EINTR) break;
@@ -1301,7 +1334,10 @@ static PyObject *py_sendmmsg(PyObject *self, PyObject *const *args, Py_ssize_t n
         PyErr_SetFromErrno(PyExc_OSError);
     }
 done:
-    for (Py_ssize_t i = 0; i < held; i++) PyBuffer_Release(&view[i]);
+    for (Py_ssize_t i = 0; i < held; i++) {
+        if (hold[i] == HOLD_VIEW) PyBuffer_Release(&view[i]);
+        else if (hold[i] == HOLD_REF) Py_DECREF(view[i].obj);
+    }
     PyMem_Free(block);
     Py_DECREF(seq);
     return result;

@@ -24,6 +24,7 @@ import pytest
 
 from mcastkit import Datagram, MulticastSocket
 from tests.support.addrs import UNICAST4, asm4, asm6, lab_host, ssm4, ssm6
+from tests.support.topology import VethPair
 
 WAIT_S = 5.0  # the one generous timeout per wait
 _n = itertools.count(1)
@@ -183,3 +184,16 @@ def sender_from(env: Env, source: str) -> socket.socket:
 def ssm_group(env: Env) -> str:
     """A fresh source-specific group: 232.200.x.x or ff35::a:x."""
     return group_ssm4() if env.version == 4 else ssm6(f"a:{next(_n):x}")
+
+
+
+def across_veth(pair: VethPair, group: str) -> tuple[MulticastSocket, MulticastSocket, int]:
+    """A sender in namespace a (out of its ``eth0``, loopback off) and a receiver in b
+    joined to ``group`` on b's ``eth0``: (tx, rx, rx's port). The caller closes both."""
+    with pair.a.enter():
+        tx = MulticastSocket(4, interface="eth0", loopback=False)
+    with pair.b.enter():  # interfaces are looked up in the caller's namespace
+        rx = MulticastSocket(4, rcvbuf_bytes=1 << 20)
+        port = rx.bind(0)[1]
+        rx.join(group, "eth0")
+    return tx, rx, port

@@ -2,7 +2,9 @@
 
 Owns: :class:`BatchSender`: its ctypes ring (``mmsghdr`` / ``iovec`` arrays and one
 payload buffer, reused, guarded by a lock because ctypes releases the GIL during the
-call: issue 14.1), the packed destination, and the per-socket UDP GSO probe result.
+call: issue 14.1), the packed destination, the accelerator's sendmmsg while the ``c``
+backend is selected (``cmmsg``, which the send path calls straight), the per-socket UDP
+GSO probe result, and the byte size of a payload (:func:`nbytes`).
 Must not: retry, count or translate errors (the send path does), or wait.
 """
 
@@ -13,7 +15,7 @@ import itertools
 import socket
 import struct
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Final
 
 from .. import _platform as plat
@@ -22,7 +24,7 @@ from .._platform._structs import IOVEC, MMSGHDR, NAME_SIZE, pack_dest, pack_mmsg
 from . import _c, _libc, _select
 from ._mmsg import MAX_VLEN
 
-__all__ = ["BatchSender", "Dest", "Payload"]
+__all__ = ["BatchSender", "Dest", "Payload", "nbytes"]
 
 Payload = bytes | bytearray | memoryview
 Dest = tuple[str, int] | tuple[str, int, int, int]
@@ -31,8 +33,13 @@ _GSO_MAX_BYTES: Final = 65507 - 8  # stay under the IPv4 datagram limit
 _GSO_UNSUPPORTED: Final = (errno.EIO, errno.ENOPROTOOPT, errno.EOPNOTSUPP, errno.ENOTSUP)
 
 
-def _nbytes(p: Payload) -> int:
-    return p.nbytes if isinstance(p, memoryview) else len(p)
+def nbytes(p: Payload) -> int:
+    """The size in bytes of payload ``p`` (what goes on the wire): ``len()`` counts
+    items, not bytes, for a memoryview or array of a wider format."""
+    t = type(p)
+    if t is bytes or t is bytearray:
+        return len(p)
+    return memoryview(p).nbytes
 
 
 class BatchSender:
@@ -57,22 +64,26 @@ class BatchSender:
         self._name_key: Dest | None = None
         self._sa: tuple[Dest | None, bytes] = (None, b"")  # last destination, packed
         self._lock = threading.Lock()  # the ctypes ring is shared by every caller
-        self._gen = -1
+        self.gen = -1  # the backend generation this sender picked its path in
         self.impl = ""
+        #: the accelerator's sendmmsg(fd, payloads, sockaddr, flags) while ``impl`` is
+        #: "c" (valid while ``gen`` is the current generation), else None
+        self.cmmsg: Callable[[int, Sequence[Payload], bytes, int], int] | None = None
         self._select()
 
     @property
     def python(self) -> bool:
         """True when this sender has no sendmmsg (the pure-Python backend)."""
-        if self._gen != _select.generation():
+        if self.gen != _select.generation():
             self._select()
         return self.impl == "python"
 
     def _select(self) -> None:
-        self._gen = _select.generation()
+        self.gen = _select.generation()
         impl = _select.current_impl()
+        self.cmmsg = None
         if impl == "c" and _c.sendmmsg is not None:
-            self.impl, self.slots = "c", MAX_VLEN
+            self.impl, self.slots, self.cmmsg = "c", MAX_VLEN, _c.sendmmsg
         elif impl in ("c", "ctypes") and _libc.sendmmsg is not None:
             with self._lock:
                 self._alloc(self._want_slots)
@@ -115,11 +126,10 @@ class BatchSender:
             OSError: nothing sent; the first message failed with this errno.
             TypeError: a payload is not a bytes-like object.
         """
-        if self._gen != _select.generation():
+        if self.gen != _select.generation():
             self._select()
-        if self.impl == "c":
-            assert _c.sendmmsg is not None
-            return _c.sendmmsg(fd, payloads, self._packed(dest), flags)
+        if self.cmmsg is not None:
+            return self.cmmsg(fd, payloads, self._packed(dest), flags)
         raw = self._packed(dest)
         with self._lock:  # 14.1: one caller at a time packs and sends the shared ring
             if dest != self._name_key:
@@ -131,7 +141,7 @@ class BatchSender:
         n = len(payloads)
         if n > self._ring_slots:
             self._alloc(n)
-        lens = [_nbytes(p) for p in payloads]
+        lens = [nbytes(p) for p in payloads]
         total = sum(lens)
         if len(self._buf) < total:
             self._buf = bytearray(max(total, 2 * len(self._buf)))
@@ -165,7 +175,7 @@ class BatchSender:
             the kernel refuses (EIO, ENOPROTOOPT, EOPNOTSUPP) is remembered as unsupported
             for this socket; EINVAL (e.g. segment over the MTU) for this size only.
         """
-        seg = _nbytes(payloads[0])
+        seg = nbytes(payloads[0])
         per = max(1, min(_GSO_MAX_SEGMENTS, _GSO_MAX_BYTES // seg))
         row = plat.lookup(self.family, Op.UDP_SEGMENT)
         cmsg = [(row.level, row.name, struct.pack("@H", seg))]

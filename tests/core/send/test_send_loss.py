@@ -18,6 +18,7 @@ import pytest
 
 from mcastkit import MulticastSocket, ReceiveTimeoutError, SendError
 from tests.support.addrs import fresh_group4
+from tests.support.kernel import across_veth
 from tests.support.topology import VethPair
 
 pytestmark = pytest.mark.kernel
@@ -47,12 +48,7 @@ def test_egress_drops_are_retried_or_counted_never_silent(veth_pair: VethPair,
     veth_pair.a.run("tc", "qdisc", "add", "dev", "eth0", "root", "tbf", "rate", "8mbit",
                     "burst", "3000", "limit", "3000")
     g = fresh_group4(71)
-    with veth_pair.a.enter():
-        tx = MulticastSocket(4, interface="eth0", loopback=False)
-    with veth_pair.b.enter():  # interfaces are looked up in the caller's namespace
-        rx = MulticastSocket(4, rcvbuf_bytes=1 << 20)
-        port = rx.bind(0)[1]
-        rx.join(g, "eth0")
+    tx, rx, port = across_veth(veth_pair, g)
     with tx, rx:
         seen: set[bytes] = set()
         raised = 0
