@@ -63,6 +63,14 @@ _V4UDP: Final = struct.Struct("!BxHxxHBBxxIIHHHH")
 # source, destination; the UDP header
 _V6UDP: Final = struct.Struct("!IHBB16s16sHHHH")
 _IPV4, _IPV6 = 0x0800, 0x86DD
+# The UDP checksum (RFC 768, RFC 8200 §8.1) over the pseudo-header and the segment with
+# its checksum field zeroed, by RFC 1071's ones' complement sum: 2**16 = 1 (mod 0xffff),
+# so a sum of big-endian 16-bit words is congruent to the words' bytes read as one
+# integer; the pseudo-header adds the addresses, the protocol (17) and the UDP length,
+# the header its ports and the length again, then the payload (a last odd byte is the
+# high byte of a word). The sum is never 0 (17 is in it), so s = 0 means 0xffff, and
+# the checksum is the complement: 0xffff - s, or 0xffff for s = 0 (never 0 on the wire).
+_UDP_SUM: Final = 17
 _SLL_BROADCAST, _SLL_OUTGOING = 1, 4
 _NAMES_MAX: Final = 1 << 16  # address texts remembered before starting over
 
@@ -142,18 +150,18 @@ def decode_batch(batch: list[RawRecord], general: Callable[[RawRecord], Row | No
                 if (vihl == 0x45 and proto == 17 and not frag & 0x3FFF and ulen >= 8
                         and ulen + 20 <= total and hl + total <= caplen
                         and (dst >> 28 == 14 or dst == 0xFFFFFFFF or bcast)):
+                    payload = buf[ip + 28:ip + 20 + ulen]
                     ok: bool | None = None
                     if csum:
-                        n = int.from_bytes(buf[ip + 20:ip + 20 + ulen], "big")
-                        if ulen & 1:
-                            n <<= 8
-                        s = (src + dst + 17 + ulen + n - csum) % 0xFFFF
+                        p = int.from_bytes(payload, "big") % 0xFFFF
+                        if ulen & 1:  # the last byte is the high byte of a word
+                            p <<= 8
+                        s = (src + dst + _UDP_SUM + sport + dport + ulen + ulen + p) % 0xFFFF
                         ok = csum == (0xFFFF - s if s else 0xFFFF)
                         if not ok:
                             bad += 1
                     append((ts, v4n.get(src) or _v4_name(src), sport,
-                            v4n.get(dst) or _v4_name(dst), dport,
-                            buf[ip + 28:ip + 20 + ulen], ttl, 4, ok))
+                            v4n.get(dst) or _v4_name(dst), dport, payload, ttl, 4, ok))
                     continue
             elif et == _IPV6 and caplen >= hl + 48:
                 first, plen, nxt, hops, s6, d6, sport, dport, ulen, csum = v6u(buf, ip)
@@ -161,17 +169,17 @@ def decode_batch(batch: list[RawRecord], general: Callable[[RawRecord], Row | No
                         and hl + 40 + plen <= caplen and (d6[0] == 0xFF or bcast)):
                     sname, ssum = v6n.get(s6) or _v6_name(s6)
                     gname, gsum = v6n.get(d6) or _v6_name(d6)
+                    payload = buf[ip + 48:ip + 40 + ulen]
                     ok = False
                     if csum:
-                        n = int.from_bytes(buf[ip + 40:ip + 40 + ulen], "big")
+                        p = int.from_bytes(payload, "big") % 0xFFFF
                         if ulen & 1:
-                            n <<= 8
-                        s = (ssum + gsum + 17 + ulen + n - csum) % 0xFFFF
+                            p <<= 8
+                        s = (ssum + gsum + _UDP_SUM + sport + dport + ulen + ulen + p) % 0xFFFF
                         ok = csum == (0xFFFF - s if s else 0xFFFF)
                     if not ok:
                         bad += 1
-                    append((ts, sname, sport, gname, dport, buf[ip + 48:ip + 40 + ulen],
-                            hops, 6, ok))
+                    append((ts, sname, sport, gname, dport, payload, hops, 6, ok))
                     continue
         row = general(rec)
         if row is not None:
