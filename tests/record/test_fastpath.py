@@ -1,25 +1,27 @@
 """The replay decoder's fast path against its general path (Hypothesis).
 
-``capture._fastpath`` reads the common frame shape at fixed offsets; everything else goes
-to the general path (``_frames`` parsers, skip reasons, reassembly). For any frame, valid
-or damaged, of any link type, the datagram, its checksum verdict and every counter must be
-what the general path alone gives. The readers must hand out the same records whatever
-the chunk size (blocks spanning chunk boundaries).
+``capture._fastpath`` reads the common frame shape at fixed offsets (in Python, and in
+the accelerator's ``udp_rows`` when it is built); everything else goes to the general
+path (``_frames`` parsers, skip reasons, reassembly). For any frame, valid or damaged, of
+any link type, the datagram, its checksum verdict and every counter must be what the
+general path alone gives, for both implementations. The readers must hand out the same
+records whatever the chunk size (blocks spanning chunk boundaries).
 """
 
 from __future__ import annotations
 
 import io
 import struct
+from collections.abc import Callable
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mcastkit import McastValueError, _frames
-from mcastkit.capture import _decode, _pcap, _pcapng
+from mcastkit.capture import _decode, _fastpath, _pcap, _pcapng
 from mcastkit.capture._decode import DecodeStats, _general, _Reassembler
-from mcastkit.capture._fastpath import Row, decode_batch
+from mcastkit.capture._fastpath import Row, decode_batch_py
 from mcastkit.capture._pcapng import RawRecord
 
 V4_SOURCES = ["198.18.0.1", "198.19.255.254"]
@@ -106,13 +108,28 @@ def _general_only(records: list[RawRecord], outgoing: bool) -> tuple[list[Row], 
     return rows, st
 
 
-def _outcome(records: list[RawRecord], outgoing: bool, fast: bool
+def _accelerated(batch: list[RawRecord], general: Callable[[RawRecord], Row | None],
+                 outgoing: bool, counts: DecodeStats) -> list[Row]:
+    if _fastpath._c_udp_rows is None:
+        pytest.skip("the accelerator is not built")  # also run: test_accelerator_is_built
+    return _fastpath.decode_batch(batch, general, outgoing, counts)
+
+
+IMPLS = {"python": decode_batch_py, "c": _accelerated}
+
+
+def test_accelerator_is_built() -> None:
+    """The development build has the C fast path (hatch_build.py compiles it)."""
+    assert _fastpath._c_udp_rows is not None
+
+
+def _outcome(records: list[RawRecord], outgoing: bool, fast: str | None
              ) -> tuple[object, ...]:
     try:
         if fast:
             st = DecodeStats()
-            rows = decode_batch(records, _general(st, _Reassembler(st), outgoing), outgoing,
-                                st)
+            rows = IMPLS[fast](records, _general(st, _Reassembler(st), outgoing), outgoing,
+                               st)
         else:
             rows, st = _general_only(records, outgoing)
     except McastValueError as exc:
@@ -121,10 +138,11 @@ def _outcome(records: list[RawRecord], outgoing: bool, fast: bool
             st.bad_checksums, st.reassembled)
 
 
-@settings(max_examples=600, deadline=None)
+@pytest.mark.parametrize("impl", sorted(IMPLS))
+@settings(max_examples=500, deadline=None)
 @given(st.lists(frames(), min_size=1, max_size=8), st.booleans(), st.binary(max_size=7))
 def test_fast_path_gives_what_the_general_path_gives(
-        fs: list[tuple[int, bytes]], outgoing: bool, junk: bytes) -> None:
+        impl: str, fs: list[tuple[int, bytes]], outgoing: bool, junk: bytes) -> None:
     buf = bytearray(junk)  # frames at odd offsets inside one buffer, as in a chunk
     records: list[RawRecord] = []
     for i, (lt, frame) in enumerate(fs):
@@ -132,13 +150,14 @@ def test_fast_path_gives_what_the_general_path_gives(
         buf += frame + b"\xee" * 3  # what follows a frame must never be read as its bytes
     data = bytes(buf)
     records = [(lt, ts, data, at, cap, o, n, c) for lt, ts, _b, at, cap, o, n, c in records]
-    assert _outcome(records, outgoing, fast=True) == _outcome(records, outgoing, fast=False)
+    assert _outcome(records, outgoing, fast=impl) == _outcome(records, outgoing, fast=None)
 
 
+@pytest.mark.parametrize("impl", sorted(IMPLS))
 @settings(max_examples=200, deadline=None)
 @given(st.sampled_from(V4_SOURCES + V6_SOURCES), st.integers(0, 65535),
        st.binary(max_size=1500), st.integers(0, 65535))
-def test_checksum_verdict_matches_parse_udp(src: str, port: int, payload: bytes,
+def test_checksum_verdict_matches_parse_udp(impl: str, src: str, port: int, payload: bytes,
                                             stored: int) -> None:
     dst = "ff15::1" if ":" in src else "239.255.0.1"
     pkt = bytearray(_frames.build_udp_packet(src, dst, port, 5000, payload))
@@ -148,7 +167,7 @@ def test_checksum_verdict_matches_parse_udp(src: str, port: int, payload: bytes,
             struct.pack_into("!H", pkt, hdr + 6, value)
         want = _frames.parse_udp(_frames.parse_ip_packet(bytes(pkt))).checksum_ok
         st = DecodeStats()
-        rows = decode_batch([(_frames.LINKTYPE_RAW, 1, bytes(pkt), 0, len(pkt), len(pkt),
+        rows = IMPLS[impl]([(_frames.LINKTYPE_RAW, 1, bytes(pkt), 0, len(pkt), len(pkt),
                               None, None)], _no_general, True, st)
         assert [r[8] for r in rows] == [want] and st.bad_checksums == (want is False)
 

@@ -20,6 +20,7 @@ files, send.
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import struct
 from collections import Counter
@@ -37,11 +38,16 @@ from .._linklayer import (
 )
 from ._pcapng import RawRecord
 
-__all__ = ["Row", "decode_batch"]
+__all__ = ["Row", "decode_batch", "decode_batch_py"]
 
 Row = tuple[int | None, str, int, str, int, bytes, int, int, bool | None]
 """A datagram found in a capture: (ts_ns, source, sport, group, dport, payload, ttl,
 version, checksum_ok), the fields of ``CapturedDatagram`` in their order."""
+
+_c_udp_rows: Callable[..., tuple[list[Row], int]] | None = None
+# no accelerator (or one built before udp_rows): the Python loop runs
+with contextlib.suppress(ImportError):
+    from .._speedups import udp_rows as _c_udp_rows
 
 
 class Counts(Protocol):
@@ -99,9 +105,41 @@ def _v6_name(addr: bytes) -> tuple[str, int]:
     return named
 
 
+def _v4_text(addr: int) -> str:
+    return _v4_names.get(addr) or _v4_name(addr)
+
+
+def _v6_text(addr: bytes) -> str:
+    return (_v6_names.get(addr) or _v6_name(addr))[0]
+
+
 def decode_batch(batch: list[RawRecord], general: Callable[[RawRecord], Row | None],
                  outgoing: bool, counts: Counts) -> list[Row]:
-    """The datagrams of a batch of records, in order.
+    """The datagrams of a batch of records, in order: by the accelerator's ``udp_rows``
+    when it is built, else by :func:`decode_batch_py` (the same result).
+
+    Args:
+        batch: records as the readers hand them out.
+        general: the general path for a record this one does not take: its datagram, or
+            None (it counts why).
+        outgoing: also take Linux cooked-capture copies marked "sent by this host".
+        counts: updated with the records, link types, datagrams and bad checksums.
+
+    Returns:
+        The datagrams, one :data:`Row` each.
+    """
+    if _c_udp_rows is None:
+        return decode_batch_py(batch, general, outgoing, counts)
+    rows, bad = _c_udp_rows(batch, general, outgoing, counts.linktypes, _v4_text, _v6_text)
+    counts.records += len(batch)
+    counts.datagrams += len(rows)
+    counts.bad_checksums += bad
+    return rows
+
+
+def decode_batch_py(batch: list[RawRecord], general: Callable[[RawRecord], Row | None],
+                    outgoing: bool, counts: Counts) -> list[Row]:
+    """:func:`decode_batch` in Python: the fallback, and the reference of the accelerator.
 
     Args:
         batch: records as the readers hand them out.

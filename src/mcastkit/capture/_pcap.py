@@ -15,7 +15,15 @@ from collections.abc import Iterator
 from typing import BinaryIO, Final
 
 from .._errors import McastValueError
-from ._pcapng import CHUNK, MAX_BLOCK, Notes, PcapngReader, RawRecord, Record
+from ._pcapng import (
+    CHUNK,
+    MAX_BLOCK,
+    Notes,
+    PcapngReader,
+    RawRecord,
+    Record,
+    _next_chunk,
+)
 
 __all__ = ["PcapReader", "read_capture"]
 
@@ -55,17 +63,11 @@ class PcapReader:
             McastValueError: a record length no capture has (corrupt file).
         """
         f, rec, lt, mult = self._f, self._rec, self.linktype, self._mult
-        buf, pos, base = b"", 0, 24  # base: file offset of buf[0]
-        want = CHUNK
+        start = f.tell()
+        base, want = 24, CHUNK  # base: offset of the chunk in the capture
         while True:
-            chunk = f.read(want)
-            if not chunk:
-                if pos < len(buf):
-                    self.notes.truncated_tail = True
-                return
-            buf = buf[pos:] + chunk if pos < len(buf) else chunk
-            base += pos
-            pos, n, want = 0, len(buf), CHUNK
+            buf = f.read(want)
+            pos, n, next_want = 0, len(buf), max(CHUNK, 16)  # a record header at least
             out: list[RawRecord] = []
             while n - pos >= 16:
                 sec, frac, caplen, orig = rec.unpack_from(buf, pos)
@@ -73,13 +75,18 @@ class PcapReader:
                     raise McastValueError(f"corrupt pcap file: record length {caplen} at "
                                           f"offset {base + pos}")
                 if caplen > n - pos - 16:
-                    want = max(CHUNK, caplen + 16)
+                    next_want = max(CHUNK, caplen + 16)
                     break
                 out.append((lt, sec * 1_000_000_000 + frac * mult, buf, pos + 16, caplen,
                             orig, None, None))
                 pos += 16 + caplen
             if out:
                 yield out
+            if not _next_chunk(f, buf, want, start + base - 24 + pos):
+                if pos < n:
+                    self.notes.truncated_tail = True
+                return
+            base, want = base + pos, next_want
 
 
 def read_capture(stream: BinaryIO) -> PcapReader | PcapngReader:

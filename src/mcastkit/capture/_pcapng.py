@@ -29,6 +29,7 @@ __all__ = [
     "BLOCK_IDB",
     "BLOCK_ISB",
     "BLOCK_SHB",
+    "CHUNK",
     "PcapngReader",
     "enhanced_packet_block",
     "interface_block",
@@ -263,19 +264,18 @@ class PcapngReader:
                 the end only ends the reading, with ``notes.truncated_tail`` set).
         """
         f = self._f
-        buf, pos, base = b"", 0, 0  # base: file offset of buf[0]
-        want = CHUNK
+        start = f.tell()
+        base, want = 0, CHUNK  # base: offset of the chunk in the capture
         while True:
-            chunk = f.read(want)
-            if not chunk:
-                if pos < len(buf):
-                    self.notes.truncated_tail = True
-                return
-            buf = buf[pos:] + chunk if pos < len(buf) else chunk
-            base += pos
-            pos, want, batch = self._parse(buf, base)
+            buf = f.read(want)
+            pos, next_want, batch = self._parse(buf, base)
             if batch:
                 yield batch
+            if not _next_chunk(f, buf, want, start + base + pos):
+                if pos < len(buf):
+                    self.notes.truncated_tail = True  # its writer was killed mid-block
+                return
+            base, want = base + pos, next_want
 
     def _parse(self, buf: bytes, base: int) -> tuple[int, int, list[RawRecord]]:
         """Parse the whole blocks of ``buf`` (``base``: its offset in the file).
@@ -338,7 +338,7 @@ class PcapngReader:
             if rec is not None:
                 out.append(rec)
             pos += total
-        return pos, CHUNK, out
+        return pos, max(CHUNK, 12), out  # a block header and byte-order magic at least
 
     def _epb_options(self, body: bytes, at: int) -> str | None:
         comment = None
@@ -414,6 +414,16 @@ class PcapngReader:
             comment = self._epb_options(body, at + caplen + _pad(caplen))
         return (iface.linktype, None if ts is None else iface.ns(ts), body, at, caplen, orig,
                 iface.name, comment)
+
+
+def _next_chunk(f: BinaryIO, buf: bytes, asked: int, resume: int) -> bool:
+    """Whether there is more to read after ``buf`` (``asked`` bytes were asked for); if
+    so, the stream is put at ``resume``, the start of the first block ``buf`` did not
+    hold whole (reading again from there costs less than joining the pieces)."""
+    if not buf or (len(buf) < asked and not f.read(1)):
+        return False
+    f.seek(resume)
+    return True
 
 
 def _differ(offset: int) -> McastValueError:
