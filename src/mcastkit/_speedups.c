@@ -987,6 +987,11 @@ static PyObject *make_row(PyObject *ts, PyObject *src, unsigned sport, PyObject 
     PyTuple_SET_ITEM(row, 5, c);
     PyTuple_SET_ITEM(row, 6, d);
     if (!a || !b || !c || !d || !PyTuple_GET_ITEM(row, 7)) { Py_DECREF(row); return NULL; }
+    /* ints, texts, bytes, None / bool: nothing the collector must follow (CPython untracks
+     * such tuples itself, later, at a collection); a replay holds a million of them */
+    if (PyUnicode_CheckExact(src) && PyUnicode_CheckExact(grp)
+            && (ts == Py_None || PyLong_CheckExact(ts)))
+        PyObject_GC_UnTrack(row);
     return row;
 }
 

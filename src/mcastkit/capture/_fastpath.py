@@ -139,14 +139,8 @@ def decode_batch(batch: list[RawRecord], general: Callable[[RawRecord], Row | No
 
 def decode_batch_py(batch: list[RawRecord], general: Callable[[RawRecord], Row | None],
                     outgoing: bool, counts: Counts) -> list[Row]:
-    """:func:`decode_batch` in Python: the fallback, and the reference of the accelerator.
-
-    Args:
-        batch: records as the readers hand them out.
-        general: the general path for a record this one does not take: its datagram, or
-            None (it counts why).
-        outgoing: also take Linux cooked-capture copies marked "sent by this host".
-        counts: updated with the records, link types, datagrams and bad checksums.
+    """:func:`decode_batch` in Python (same arguments, same result): the fallback, and the
+    reference the accelerator is tested against.
 
     Returns:
         The datagrams, one :data:`Row` each.

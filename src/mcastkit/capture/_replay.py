@@ -300,6 +300,7 @@ class _Run:
         for chunk in chunks:
             if stopped.is_set():
                 break
+            self.tick()
             taken += len(chunk)
             for row in chunk:
                 group, port = row[3], row[4]
