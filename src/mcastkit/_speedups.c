@@ -9,6 +9,9 @@
  * straight into the payloads' buffers (no copy; mcastkit._io.BatchSender uses it), and
  * sendto(fd, payload, sockaddr, flags): one sendto(2) to an address packed once
  * (MulticastSocket.sendto uses it).
+ * And udp_rows(...): the replay decoder's fixed-offset fast path over a batch of captured
+ * frames (mcastkit.capture._fastpath keeps the same loop in Python; tests/record/
+ * test_fastpath.py checks both against the general path).
  * Must not: wait (it always reads with MSG_DONTWAIT; mcastkit._io._wait does the waiting;
  * a send blocks only as the socket itself does), loop over partial sends (the caller
  * does), translate errors (it raises plain OSError/BlockingIOError from errno), keep
@@ -1343,6 +1346,259 @@ done:
     return result;
 }
 
+
+/* ---- capture: udp_rows, the replay decoder's fast path (mcastkit.capture._fastpath) ----
+ * udp_rows(batch, general, outgoing, linktypes, name4, name6) -> (rows, bad_checksums)
+ * The C form of capture._fastpath.decode_batch's loop, frame for frame the same: a record
+ * (linktype, ts_ns, buffer, offset, caplen, ...) whose frame is Ethernet / Linux cooked
+ * v1, v2 / raw IP + IPv4 without options or IPv6 without extension headers + UDP to a
+ * multicast or broadcast address, not a fragment, becomes the row (ts_ns, source, sport,
+ * group, dport, payload, ttl, version, checksum_ok); any other record is handed to
+ * general(record). name4(int) / name6(bytes) give address texts (the Python caches);
+ * the last source and group are remembered within one call. linktypes (a dict) counts
+ * records per link type. Reads only inside [offset, offset + caplen) of a bytes buffer. */
+
+static unsigned be16(const unsigned char *p) { return (unsigned)p[0] << 8 | p[1]; }
+
+static uint32_t be32(const unsigned char *p) {
+    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+/* RFC 1071 over pseudo + the UDP header (its checksum field as zero) + the payload. */
+static int udp_sum_ok(uint64_t pseudo, const unsigned char *u, Py_ssize_t ulen, unsigned csum) {
+    uint64_t s = pseudo + be16(u) + be16(u + 2) + be16(u + 4);
+    Py_ssize_t i = 8;
+    for (; i + 1 < ulen; i += 2) s += be16(u + i);
+    if (i < ulen) s += (uint64_t)u[i] << 8;
+    while (s >> 16) s = (s & 0xFFFF) + (s >> 16);
+    unsigned c = ~(unsigned)s & 0xFFFF;
+    return (c ? c : 0xFFFF) == csum;
+}
+
+typedef struct {
+    PyObject *name4, *name6;
+    uint32_t v4[2];
+    unsigned char v6[2][16];
+    PyObject *text4[2], *text6[2];  /* [0] last source, [1] last group (owned) */
+} AddrTexts;
+
+static PyObject *text_v4(AddrTexts *t, int which, uint32_t a) {
+    if (t->text4[which] && t->v4[which] == a) { Py_INCREF(t->text4[which]); return t->text4[which]; }
+    PyObject *n = PyLong_FromUnsignedLong(a);
+    if (!n) return NULL;
+    PyObject *r = PyObject_CallOneArg(t->name4, n);
+    Py_DECREF(n);
+    if (!r) return NULL;
+    Py_XSETREF(t->text4[which], Py_NewRef(r));
+    t->v4[which] = a;
+    return r;
+}
+
+static PyObject *text_v6(AddrTexts *t, int which, const unsigned char *a) {
+    if (t->text6[which] && memcmp(t->v6[which], a, 16) == 0) {
+        Py_INCREF(t->text6[which]);
+        return t->text6[which];
+    }
+    PyObject *b = PyBytes_FromStringAndSize((const char *)a, 16);
+    if (!b) return NULL;
+    PyObject *r = PyObject_CallOneArg(t->name6, b);
+    Py_DECREF(b);
+    if (!r) return NULL;
+    Py_XSETREF(t->text6[which], Py_NewRef(r));
+    memcpy(t->v6[which], a, 16);
+    return r;
+}
+
+static PyObject *make_row(PyObject *ts, PyObject *src, unsigned sport, PyObject *grp,
+                          unsigned dport, const unsigned char *payload, Py_ssize_t len,
+                          unsigned ttl, int version, PyObject *ok) {
+    PyObject *row = PyTuple_New(9);
+    if (!row) { Py_DECREF(src); Py_DECREF(grp); return NULL; }
+    PyTuple_SET_ITEM(row, 0, Py_NewRef(ts));
+    PyTuple_SET_ITEM(row, 1, src);
+    PyTuple_SET_ITEM(row, 3, grp);
+    PyTuple_SET_ITEM(row, 7, PyLong_FromLong(version));
+    PyTuple_SET_ITEM(row, 8, Py_NewRef(ok));
+    PyObject *a = PyLong_FromUnsignedLong(sport), *b = PyLong_FromUnsignedLong(dport),
+             *c = PyBytes_FromStringAndSize((const char *)payload, len),
+             *d = PyLong_FromUnsignedLong(ttl);
+    PyTuple_SET_ITEM(row, 2, a);
+    PyTuple_SET_ITEM(row, 4, b);
+    PyTuple_SET_ITEM(row, 5, c);
+    PyTuple_SET_ITEM(row, 6, d);
+    if (!a || !b || !c || !d || !PyTuple_GET_ITEM(row, 7)) { Py_DECREF(row); return NULL; }
+    /* ints, texts, bytes, None / bool: nothing the collector must follow (CPython untracks
+     * such tuples itself, later, at a collection); a replay holds a million of them */
+    if (PyUnicode_CheckExact(src) && PyUnicode_CheckExact(grp)
+            && (ts == Py_None || PyLong_CheckExact(ts)))
+        PyObject_GC_UnTrack(row);
+    return row;
+}
+
+/* The row of a common-shape frame (new reference), NULL without an error for any other
+ * frame, NULL with an error when Python raised. *bad is set for a failed checksum. */
+static PyObject *fast_row(AddrTexts *t, long lt, PyObject *ts, const unsigned char *f,
+                          Py_ssize_t caplen, int outgoing, int *bad) {
+    Py_ssize_t hl;
+    unsigned et;
+    int bcast = 0;
+    switch (lt) {
+    case 1: hl = 14; break;
+    case 113: hl = 16; break;
+    case 276: hl = 20; break;
+    case 101: case 228: case 229: hl = 0; break;
+    default: return NULL;
+    }
+    if (caplen < hl + 28) return NULL;
+    const unsigned char *ip = f + hl;
+    if (lt == 1) {
+        et = be16(f + 12);
+        bcast = memcmp(f, "\xff\xff\xff\xff\xff\xff", 6) == 0;
+    } else if (hl == 0) {
+        et = ip[0] >> 4 == 4 ? 0x0800 : 0x86DD;
+    } else {
+        unsigned pt = lt == 113 ? be16(f) : f[10];
+        et = lt == 113 ? be16(f + 14) : be16(f);
+        bcast = pt == 1;
+        if (pt == 4 && !outgoing) et = 0;
+    }
+    if (et == 0x0800) {
+        unsigned total = be16(ip + 2), frag = be16(ip + 6);
+        uint32_t src = be32(ip + 12), dst = be32(ip + 16);
+        const unsigned char *u = ip + 20;
+        unsigned ulen = be16(u + 4), csum = be16(u + 6);
+        if (!(ip[0] == 0x45 && ip[9] == 17 && !(frag & 0x3FFF) && ulen >= 8
+              && ulen + 20 <= total && hl + (Py_ssize_t)total <= caplen
+              && (dst >> 28 == 14 || dst == 0xFFFFFFFFu || bcast)))
+            return NULL;
+        PyObject *ok = Py_None;
+        if (csum) {
+            uint64_t pseudo = (src >> 16) + (src & 0xFFFF) + (dst >> 16) + (dst & 0xFFFF)
+                              + 17 + ulen;
+            ok = udp_sum_ok(pseudo, u, ulen, csum) ? Py_True : Py_False;
+            *bad = ok == Py_False;
+        }
+        PyObject *s = text_v4(t, 0, src);
+        if (!s) return NULL;
+        PyObject *g = text_v4(t, 1, dst);
+        if (!g) { Py_DECREF(s); return NULL; }
+        return make_row(ts, s, be16(u), g, be16(u + 2), u + 8, (Py_ssize_t)ulen - 8, ip[8],
+                        4, ok);
+    }
+    if (et == 0x86DD && caplen >= hl + 48) {
+        unsigned plen = be16(ip + 4);
+        const unsigned char *u = ip + 40;
+        unsigned ulen = be16(u + 4), csum = be16(u + 6);
+        if (!(ip[0] >> 4 == 6 && ip[6] == 17 && ulen >= 8 && ulen <= plen
+              && hl + 40 + (Py_ssize_t)plen <= caplen && (ip[24] == 0xFF || bcast)))
+            return NULL;
+        int good = 0;
+        if (csum) {
+            uint64_t pseudo = 17 + ulen;
+            for (int i = 8; i < 40; i += 2) pseudo += be16(ip + i);
+            good = udp_sum_ok(pseudo, u, ulen, csum);
+        }
+        *bad = !good;
+        PyObject *s = text_v6(t, 0, ip + 8);
+        if (!s) return NULL;
+        PyObject *g = text_v6(t, 1, ip + 24);
+        if (!g) { Py_DECREF(s); return NULL; }
+        return make_row(ts, s, be16(u), g, be16(u + 2), u + 8, (Py_ssize_t)ulen - 8, ip[7],
+                        6, good ? Py_True : Py_False);
+    }
+    return NULL;
+}
+
+static int count_run(PyObject *linktypes, long lt, Py_ssize_t run) {
+    if (!run) return 0;
+    PyObject *key = PyLong_FromLong(lt);
+    if (!key) return -1;
+    PyObject *old = PyDict_GetItemWithError(linktypes, key);  /* borrowed */
+    long long was = 0;
+    if (old) {
+        was = PyLong_AsLongLong(old);
+        if (was == -1 && PyErr_Occurred()) { Py_DECREF(key); return -1; }
+    } else if (PyErr_Occurred()) {
+        Py_DECREF(key);
+        return -1;
+    }
+    PyObject *now = PyLong_FromLongLong(was + run);
+    int rc = now ? PyDict_SetItem(linktypes, key, now) : -1;
+    Py_XDECREF(now);
+    Py_DECREF(key);
+    return rc;
+}
+
+static PyObject *py_udp_rows(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 6) {
+        PyErr_Format(PyExc_TypeError, "udp_rows() takes 6 arguments (%zd given)", nargs);
+        return NULL;
+    }
+    PyObject *batch = args[0], *general = args[1], *linktypes = args[3];
+    if (!PyList_Check(batch) || !PyDict_Check(linktypes)) {
+        PyErr_SetString(PyExc_TypeError, "udp_rows(list, callable, bool, dict, callable, "
+                        "callable)");
+        return NULL;
+    }
+    int outgoing = PyObject_IsTrue(args[2]);
+    if (outgoing < 0) return NULL;
+    AddrTexts t = {args[4], args[5], {0, 0}, {{0}}, {NULL, NULL}, {NULL, NULL}};
+    PyObject *rows = PyList_New(0);
+    if (!rows) return NULL;
+    long bad = 0, cur = -1;
+    Py_ssize_t run = 0;
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(batch); i++) {
+        PyObject *rec = PyList_GET_ITEM(batch, i);
+        Py_INCREF(rec);  /* general() could change the list */
+        PyObject *row = NULL;
+        int bad_one = 0;
+        if (!PyTuple_Check(rec) || PyTuple_GET_SIZE(rec) < 5) {
+            PyErr_SetString(PyExc_TypeError, "a record is a tuple (linktype, ts_ns, buffer, "
+                            "offset, caplen, ...)");
+            Py_DECREF(rec);
+            goto fail;
+        }
+        long lt = PyLong_AsLong(PyTuple_GET_ITEM(rec, 0));
+        Py_ssize_t at = PyLong_AsSsize_t(PyTuple_GET_ITEM(rec, 3));
+        Py_ssize_t caplen = PyLong_AsSsize_t(PyTuple_GET_ITEM(rec, 4));
+        if (PyErr_Occurred()) { Py_DECREF(rec); goto fail; }
+        if (lt != cur) {
+            if (count_run(linktypes, cur, run) < 0) { Py_DECREF(rec); goto fail; }
+            cur = lt;
+            run = 0;
+        }
+        run++;
+        PyObject *buf = PyTuple_GET_ITEM(rec, 2);
+        if (PyBytes_Check(buf) && at >= 0 && caplen >= 0
+                && caplen <= PyBytes_GET_SIZE(buf) - at) {
+            row = fast_row(&t, lt, PyTuple_GET_ITEM(rec, 1),
+                           (const unsigned char *)PyBytes_AS_STRING(buf) + at, caplen,
+                           outgoing, &bad_one);
+            if (!row && PyErr_Occurred()) { Py_DECREF(rec); goto fail; }
+        }
+        if (!row) {
+            bad_one = 0;
+            row = PyObject_CallOneArg(general, rec);
+            if (!row) { Py_DECREF(rec); goto fail; }
+            if (row == Py_None) { Py_DECREF(row); Py_DECREF(rec); continue; }
+            bad_one = PyTuple_Check(row) && PyTuple_GET_SIZE(row) > 8
+                      && PyTuple_GET_ITEM(row, 8) == Py_False;
+        }
+        Py_DECREF(rec);
+        bad += bad_one;
+        int rc = PyList_Append(rows, row);
+        Py_DECREF(row);
+        if (rc < 0) goto fail;
+    }
+    if (count_run(linktypes, cur, run) < 0) goto fail;
+    for (int k = 0; k < 2; k++) { Py_XDECREF(t.text4[k]); Py_XDECREF(t.text6[k]); }
+    return Py_BuildValue("(Nl)", rows, bad);
+fail:
+    for (int k = 0; k < 2; k++) { Py_XDECREF(t.text4[k]); Py_XDECREF(t.text6[k]); }
+    Py_DECREF(rows);
+    return NULL;
+}
+
 static PyMethodDef module_methods[] = {
     {"setup", setup, METH_VARARGS, "setup(Datagram, [(level, type, kind_code)])"},
     {"build_epbs", (PyCFunction)(void (*)(void))py_build_epbs, METH_FASTCALL,
@@ -1352,6 +1608,8 @@ static PyMethodDef module_methods[] = {
      "sendmmsg(fd, payloads, sockaddr, flags) -> int: one sendmmsg(2) call, no copy."},
     {"sendto", (PyCFunction)(void (*)(void))py_sendto, METH_FASTCALL,
      "sendto(fd, payload, sockaddr, flags) -> int: one sendto(2) to a packed address."},
+    {"udp_rows", (PyCFunction)(void (*)(void))py_udp_rows, METH_FASTCALL,
+     "udp_rows(batch, general, outgoing, linktypes, name4, name6) -> (rows, bad_checksums)"},
     {NULL, NULL, 0, NULL},
 };
 

@@ -1,6 +1,6 @@
 """Type stub of the optional compiled accelerator (src/mcastkit/_speedups.c)."""
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from ._packet import Datagram
 
@@ -14,6 +14,16 @@ def sendmmsg(fd: int, payloads: Sequence[bytes | bytearray | memoryview], sockad
              flags: int, /) -> int: ...
 def sendto(fd: int, payload: bytes | bytearray | memoryview, sockaddr: bytes, flags: int, /
            ) -> int: ...
+
+def udp_rows(batch: list[tuple[int, int | None, bytes, int, int, int, str | None, str | None]],
+             general: Callable[[tuple[int, int | None, bytes, int, int, int, str | None,
+                                      str | None]],
+                               tuple[int | None, str, int, str, int, bytes, int, int,
+                                     bool | None] | None],
+             outgoing: bool, linktypes: dict[int, int], name4: Callable[[int], str],
+             name6: Callable[[bytes], str], /
+             ) -> tuple[list[tuple[int | None, str, int, str, int, bytes, int, int,
+                                   bool | None]], int]: ...
 
 class Ring:
     summary: tuple[str | None, int | None, int | None, int, int] | None

@@ -7,9 +7,13 @@ at most ``FRAGMENT_TIMEOUT_S`` of capture time). Anything else is counted by rea
 skipped, never raised: ``not_ip``, ``not_udp``, ``unicast``, ``malformed``,
 ``fragments_incomplete``, ``outgoing_copy``.
 
-Owns: :func:`packets` (a capture file → :class:`CapturedDatagram` values) and
-:class:`DecodeStats`. Must not: send anything, parse packet bytes itself (``_frames``
-does: one path per job).
+The common frame shape is decoded at fixed offsets by ``_fastpath``; every other frame
+takes the general path here, which parses with ``_frames`` and counts skip reasons.
+
+Owns: :func:`packets` (a capture file → :class:`CapturedDatagram` values), :func:`rows`
+(the same as tuples, a list per chunk read: what replay uses), :class:`DecodeStats`, the
+skip reasons and fragment reassembly. Must not: send anything, parse packet bytes itself
+(``_frames`` and ``_fastpath`` do: one path per job).
 """
 
 from __future__ import annotations
@@ -17,16 +21,18 @@ from __future__ import annotations
 import dataclasses
 import ipaddress
 from collections import Counter, OrderedDict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import BinaryIO
 
 from .. import _frames
 from .._errors import McastValueError
+from ._fastpath import Row, decode_batch
 from ._pcap import read_capture
-from ._pcapng import Notes
+from ._pcapng import Notes, RawRecord
 
-__all__ = ["CapturedDatagram", "DecodeStats", "packets", "packets_from"]
+__all__ = ["CapturedDatagram", "DecodeStats", "Row", "packets", "packets_from", "rows",
+           "rows_from"]
 
 MAX_PENDING = 1024
 FRAGMENT_TIMEOUT_S = 30.0
@@ -166,6 +172,77 @@ class _Reassembler:
         self.pending.clear()
 
 
+def _general(st: DecodeStats, frags: _Reassembler, outgoing: bool
+             ) -> Callable[[RawRecord], Row | None]:
+    """The general path: any record, parsed by ``_frames``; what is not a wanted UDP
+    datagram is counted by reason."""
+
+    def decode(rec: RawRecord) -> Row | None:
+        lt, ts_ns, buf, at, caplen = rec[0], rec[1], rec[2], rec[3], rec[4]
+        try:
+            link = _frames.parse_link(lt, buf[at:at + caplen])
+            if link.ethertype not in (_frames.ETHERTYPE_IPV4, _frames.ETHERTYPE_IPV6):
+                st.skipped["not_ip"] += 1
+                return None
+            if not outgoing and link.packet_type == _SLL_OUTGOING:
+                st.skipped["outgoing_copy"] += 1
+                return None
+            ip = _frames.parse_ip_packet(link.payload)
+            if ip.protocol != _frames.IPPROTO_UDP:
+                st.skipped["not_udp"] += 1
+                return None
+            if not _wanted(link, ip):
+                st.skipped["unicast"] += 1
+                return None
+            if ip.is_fragment:
+                whole = frags.add(ip, ts_ns or 0)
+                if whole is None:
+                    return None
+                ip = whole
+            udp = _frames.parse_udp(ip)
+        except McastValueError as exc:
+            if "unsupported link type" in exc.message:
+                raise
+            st.skipped["malformed"] += 1
+            return None
+        return (ts_ns, str(ip.src), udp.sport, str(ip.dst), udp.dport, udp.payload, ip.ttl,
+                ip.version, udp.checksum_ok)
+
+    return decode
+
+
+def rows_from(stream: BinaryIO, stats: DecodeStats | None = None, *,
+              outgoing: bool = True) -> Iterator[list[Row]]:
+    """The datagrams of a pcap/pcapng ``stream`` as tuples, a list per chunk read: the
+    fast form of :func:`packets_from` (same arguments, same datagrams and counters).
+
+    Raises:
+        McastValueError: the stream is not a capture, or is corrupt before its end.
+    """
+    st = stats if stats is not None else DecodeStats()
+    reader = read_capture(stream)
+    st.notes = reader.notes
+    frags = _Reassembler(st)
+    general = _general(st, frags, outgoing)
+    for batch in reader.batches():
+        rows = decode_batch(batch, general, outgoing, st)
+        if rows:
+            yield rows
+    frags.finish()
+
+
+def rows(path: str, stats: DecodeStats | None = None, *,
+         outgoing: bool = True) -> Iterator[list[Row]]:
+    """:func:`rows_from` on the file at ``path`` (opened read-only).
+
+    Raises:
+        McastValueError: not a capture, or corrupt.
+        OSError: the file cannot be opened.
+    """
+    with open(path, "rb") as f:
+        yield from rows_from(f, stats, outgoing=outgoing)
+
+
 def packets_from(stream: BinaryIO, stats: DecodeStats | None = None, *,
                  outgoing: bool = True) -> Iterator[CapturedDatagram]:
     """The multicast and broadcast UDP datagrams of a pcap/pcapng ``stream``.
@@ -182,45 +259,9 @@ def packets_from(stream: BinaryIO, stats: DecodeStats | None = None, *,
     Raises:
         McastValueError: the stream is not a capture, or is corrupt before its end.
     """
-    st = stats if stats is not None else DecodeStats()
-    reader = read_capture(stream)
-    st.notes = reader.notes
-    frags = _Reassembler(st)
-    for rec in reader:
-        st.records += 1
-        st.linktypes[rec.linktype] += 1
-        try:
-            link = _frames.parse_link(rec.linktype, rec.data)
-            if link.ethertype not in (_frames.ETHERTYPE_IPV4, _frames.ETHERTYPE_IPV6):
-                st.skipped["not_ip"] += 1
-                continue
-            if not outgoing and link.packet_type == _SLL_OUTGOING:
-                st.skipped["outgoing_copy"] += 1
-                continue
-            ip = _frames.parse_ip_packet(link.payload)
-            if ip.protocol != _frames.IPPROTO_UDP:
-                st.skipped["not_udp"] += 1
-                continue
-            if not _wanted(link, ip):
-                st.skipped["unicast"] += 1
-                continue
-            if ip.is_fragment:
-                whole = frags.add(ip, rec.ts_ns or 0)
-                if whole is None:
-                    continue
-                ip = whole
-            udp = _frames.parse_udp(ip)
-        except McastValueError as exc:
-            if "unsupported link type" in exc.message:
-                raise
-            st.skipped["malformed"] += 1
-            continue
-        if udp.checksum_ok is False:
-            st.bad_checksums += 1
-        st.datagrams += 1
-        yield CapturedDatagram(rec.ts_ns, str(ip.src), udp.sport, str(ip.dst), udp.dport,
-                               udp.payload, ip.ttl, ip.version, udp.checksum_ok)
-    frags.finish()
+    for batch in rows_from(stream, stats, outgoing=outgoing):
+        for row in batch:
+            yield CapturedDatagram(*row)
 
 
 def packets(path: str, stats: DecodeStats | None = None, *,

@@ -15,7 +15,15 @@ from collections.abc import Iterator
 from typing import BinaryIO, Final
 
 from .._errors import McastValueError
-from ._pcapng import MAX_BLOCK, Notes, PcapngReader, Record
+from ._pcapng import (
+    CHUNK,
+    MAX_BLOCK,
+    Notes,
+    PcapngReader,
+    RawRecord,
+    Record,
+    _next_chunk,
+)
 
 __all__ = ["PcapReader", "read_capture"]
 
@@ -44,23 +52,41 @@ class PcapReader:
         self._rec = struct.Struct(order + "IIII")
 
     def __iter__(self) -> Iterator[Record]:
-        f = self._f
+        for batch in self.batches():
+            for lt, ts, buf, at, caplen, orig, _name, _comment in batch:
+                yield Record(lt, ts, buf[at:at + caplen], orig)
+
+    def batches(self) -> Iterator[list[RawRecord]]:
+        """The records, a list per chunk read (:data:`CHUNK` bytes), in file order.
+
+        Raises:
+            McastValueError: a record length no capture has (corrupt file).
+        """
+        f, rec, lt, mult = self._f, self._rec, self.linktype, self._mult
+        start = f.tell()
+        base, want = 24, CHUNK  # base: offset of the chunk in the capture
         while True:
-            head = f.read(16)
-            if not head:
+            buf = f.read(want)
+            pos, n, next_want = 0, len(buf), max(CHUNK, 16)  # a record header at least
+            out: list[RawRecord] = []
+            while n - pos >= 16:
+                sec, frac, caplen, orig = rec.unpack_from(buf, pos)
+                if caplen > MAX_BLOCK:
+                    raise McastValueError(f"corrupt pcap file: record length {caplen} at "
+                                          f"offset {base + pos}")
+                if caplen > n - pos - 16:
+                    next_want = max(CHUNK, caplen + 16)
+                    break
+                out.append((lt, sec * 1_000_000_000 + frac * mult, buf, pos + 16, caplen,
+                            orig, None, None))
+                pos += 16 + caplen
+            if out:
+                yield out
+            if not _next_chunk(f, buf, want, start + base - 24 + pos):
+                if pos < n:
+                    self.notes.truncated_tail = True
                 return
-            if len(head) < 16:
-                self.notes.truncated_tail = True
-                return
-            sec, frac, caplen, orig = self._rec.unpack(head)
-            if caplen > MAX_BLOCK:
-                raise McastValueError(f"corrupt pcap file: record length {caplen} at offset "
-                                      f"{f.tell() - 16}")
-            data = f.read(caplen)
-            if len(data) < caplen:
-                self.notes.truncated_tail = True
-                return
-            yield Record(self.linktype, sec * 1_000_000_000 + frac * self._mult, data, orig)
+            base, want = base + pos, next_want
 
 
 def read_capture(stream: BinaryIO) -> PcapReader | PcapngReader:

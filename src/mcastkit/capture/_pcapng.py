@@ -29,6 +29,7 @@ __all__ = [
     "BLOCK_IDB",
     "BLOCK_ISB",
     "BLOCK_SHB",
+    "CHUNK",
     "PcapngReader",
     "enhanced_packet_block",
     "interface_block",
@@ -150,6 +151,7 @@ class Interface:
     name: str | None = None
     units_per_s: int = 1_000_000  # default resolution: microseconds
     offset_s: int = 0
+    plain: bool = False  # timestamps already in ns since the epoch (set by the reader)
 
     def ns(self, ts: int) -> int:
         """A timestamp in this interface's units, as ns since the epoch."""
@@ -216,9 +218,23 @@ def _resolution(raw: bytes) -> int:
     return int(10 ** min(v, 18))
 
 
+RawRecord = tuple[int, int | None, bytes, int, int, int, str | None, str | None]
+"""A packet as the readers hand it out in batches, without copying its bytes:
+(linktype, ts_ns, buffer, offset of the frame in buffer, captured length, original
+length, interface name, comment)."""
+
+CHUNK: Final = 1 << 20  # bytes read at a time; blocks are parsed at offsets inside them
+
+
 class PcapngReader:
     """Iterate over the packets of a pcapng stream (after its first 4 bytes were peeked
-    or not: the stream is read from its start). ``notes`` fills up while iterating."""
+    or not: the stream is read from its start). ``notes`` fills up while iterating.
+
+    The stream is read in chunks of :data:`CHUNK` bytes and the blocks are taken apart at
+    offsets inside them: :meth:`batches` hands out the packets of a chunk at once as
+    :data:`RawRecord` tuples (the fast form the decoder uses); iterating yields
+    :class:`Record` values.
+    """
 
     def __init__(self, stream: BinaryIO) -> None:
         self._f = stream
@@ -236,20 +252,67 @@ class PcapngReader:
         return st
 
     def __iter__(self) -> Iterator[Record]:
+        for batch in self.batches():
+            for lt, ts, buf, at, caplen, orig, name, comment in batch:
+                yield Record(lt, ts, buf[at:at + caplen], orig, name, comment)
+
+    def batches(self) -> Iterator[list[RawRecord]]:
+        """The packets, a list per chunk read, in file order.
+
+        Raises:
+            McastValueError: not pcapng, or corrupt before its end (a block cut off at
+                the end only ends the reading, with ``notes.truncated_tail`` set).
+        """
         f = self._f
+        start = f.tell()
+        base, want = 0, CHUNK  # base: offset of the chunk in the capture
         while True:
-            head = f.read(8)
-            if not head:
+            buf = f.read(want)
+            pos, next_want, batch = self._parse(buf, base)
+            if batch:
+                yield batch
+            if not _next_chunk(f, buf, want, start + base + pos):
+                if pos < len(buf):
+                    self.notes.truncated_tail = True  # its writer was killed mid-block
                 return
-            if len(head) < 8:
-                self.notes.truncated_tail = True
-                return
-            btype_le = _U32.unpack_from(head)[0]
-            if btype_le == BLOCK_SHB:
-                bom = f.read(4)
-                if len(bom) < 4:
-                    self.notes.truncated_tail = True
-                    return
+            base, want = base + pos, next_want
+
+    def _parse(self, buf: bytes, base: int) -> tuple[int, int, list[RawRecord]]:
+        """Parse the whole blocks of ``buf`` (``base``: its offset in the file).
+
+        Returns:
+            Where the first incomplete block starts, how many bytes to read next, and the
+            packets of the whole blocks.
+        """
+        out: list[RawRecord] = []
+        pos, n = 0, len(buf)
+        head = self._fmt("II")
+        epb = self._fmt("IIIIIII")
+        u32 = self._fmt("I")
+        ifaces = self._ifaces
+        while n - pos >= 8:
+            if n - pos >= 32:
+                btype, total, ifid, hi, lo, caplen, orig = epb.unpack_from(buf, pos)
+            else:
+                btype, total = head.unpack_from(buf, pos)
+            if (btype == BLOCK_EPB and 32 <= total <= n - pos and not total & 3
+                    and ifid < len(ifaces) and caplen <= total - 32
+                    and u32.unpack_from(buf, pos + total - 4)[0] == total):
+                iface = ifaces[ifid]
+                comment = None
+                if total > caplen + 35:  # options follow the padded data
+                    comment = self._epb_options(buf[pos + 8:pos + total - 4],
+                                                20 + caplen + _pad(caplen))
+                ts = (hi << 32) | lo
+                out.append((iface.linktype, ts if iface.plain else iface.ns(ts), buf,
+                            pos + 28, caplen, orig, iface.name, comment))
+                pos += total
+                continue
+            # otherwise the general path below takes the block and says what is wrong
+            if btype == BLOCK_SHB:
+                if n - pos < 12:
+                    break
+                bom = buf[pos + 8:pos + 12]
                 if bom == b"\x4d\x3c\x2b\x1a":
                     self._le = True
                 elif bom == b"\x1a\x2b\x3c\x4d":
@@ -257,30 +320,37 @@ class PcapngReader:
                 else:
                     raise McastValueError("not a pcapng file: bad byte-order magic in the "
                                           "section header")
-                rest = bom
-            else:
-                if self._section < 0:
-                    raise McastValueError("not a pcapng file: it does not start with a "
-                                          "section header block")
-                rest = b""
-            u32 = self._fmt("I")
-            btype, total = u32.unpack_from(head)[0], u32.unpack_from(head, 4)[0]
+                head, epb, u32 = self._fmt("II"), self._fmt("IIIIIII"), self._fmt("I")
+                btype, total = head.unpack_from(buf, pos)
+            elif self._section < 0:
+                raise McastValueError("not a pcapng file: it does not start with a "
+                                      "section header block")
             if total < 12 or total % 4 or total > MAX_BLOCK:
                 raise McastValueError(f"corrupt pcapng file: block length {total} at "
-                                      f"offset {f.tell() - 8 - len(rest)}")
-            body = rest + f.read(total - 12 - len(rest))
-            trailer = f.read(4)
-            if len(body) < total - 12 or len(trailer) < 4:
-                self.notes.truncated_tail = True
-                return
-            if u32.unpack(trailer)[0] != total:
-                raise McastValueError(f"corrupt pcapng file: block lengths differ at offset "
-                                      f"{f.tell() - total}")
+                                      f"offset {base + pos}")
+            if total > n - pos:
+                return pos, max(CHUNK, total), out
+            if u32.unpack_from(buf, pos + total - 4)[0] != total:
+                raise _differ(base + pos)
+            body = buf[pos + 8:pos + total - 4]
             rec = self._block(btype, body)
+            ifaces = self._ifaces  # a section header starts a new list
             if rec is not None:
-                yield rec
+                out.append(rec)
+            pos += total
+        return pos, max(CHUNK, 12), out  # a block header and byte-order magic at least
 
-    def _block(self, btype: int, body: bytes) -> Record | None:
+    def _epb_options(self, body: bytes, at: int) -> str | None:
+        comment = None
+        for code, val in _parse_options(body, at, self._fmt("H")):
+            if code == OPT_COMMENT:
+                comment = val.decode("utf-8", "replace")
+                self.notes.comments.append(comment)
+            elif code == EPB_DROPCOUNT and len(val) == 8:
+                self.notes.dropcount += self._fmt("Q").unpack(val)[0]
+        return comment
+
+    def _block(self, btype: int, body: bytes) -> RawRecord | None:
         u16, u32 = self._fmt("H"), self._fmt("I")
         if btype == BLOCK_SHB:
             self._section += 1
@@ -300,6 +370,7 @@ class PcapngReader:
                     iface.units_per_s = _resolution(val)
                 elif code == IF_TSOFFSET and len(val) == 8:
                     iface.offset_s = self._fmt("q").unpack(val)[0]
+            iface.plain = iface.units_per_s == 1_000_000_000 and not iface.offset_s
             self._ifaces.append(iface)
             return None
         if btype == BLOCK_EPB:
@@ -332,20 +403,33 @@ class PcapngReader:
         return None
 
     def _packet(self, ifid: int, ts: int | None, body: bytes, at: int, caplen: int,
-                orig: int) -> Record:
+                orig: int) -> RawRecord:
         if ifid >= len(self._ifaces):
-            raise McastValueError(f"corrupt pcapng file: packet on interface {ifid}, which "
-                                  "no interface block described")
+            raise _undeclared(ifid)
         if at + caplen > len(body):
             raise McastValueError("corrupt pcapng file: packet longer than its block")
         iface = self._ifaces[ifid]
         comment = None
         if ts is not None and len(body) > at + caplen + 3:  # options follow the padded data
-            for code, val in _parse_options(body, at + caplen + _pad(caplen), self._fmt("H")):
-                if code == OPT_COMMENT:
-                    comment = val.decode("utf-8", "replace")
-                    self.notes.comments.append(comment)
-                elif code == EPB_DROPCOUNT and len(val) == 8:
-                    self.notes.dropcount += self._fmt("Q").unpack(val)[0]
-        return Record(iface.linktype, None if ts is None else iface.ns(ts),
-                      body[at:at + caplen], orig, iface.name, comment)
+            comment = self._epb_options(body, at + caplen + _pad(caplen))
+        return (iface.linktype, None if ts is None else iface.ns(ts), body, at, caplen, orig,
+                iface.name, comment)
+
+
+def _next_chunk(f: BinaryIO, buf: bytes, asked: int, resume: int) -> bool:
+    """Whether there is more to read after ``buf`` (``asked`` bytes were asked for); if
+    so, the stream is put at ``resume``, the start of the first block ``buf`` did not
+    hold whole (reading again from there costs less than joining the pieces)."""
+    if not buf or (len(buf) < asked and not f.read(1)):
+        return False
+    f.seek(resume)
+    return True
+
+
+def _differ(offset: int) -> McastValueError:
+    return McastValueError(f"corrupt pcapng file: block lengths differ at offset {offset}")
+
+
+def _undeclared(ifid: int) -> McastValueError:
+    return McastValueError(f"corrupt pcapng file: packet on interface {ifid}, which no "
+                           "interface block described")

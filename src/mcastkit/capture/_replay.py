@@ -26,12 +26,13 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
+from typing import Final
 
 from .._addr import Endpoint, parse_endpoint
 from .._errors import McastValueError
 from .._interfaces import Interface, resolve_interface
 from .._socket import MulticastSocket
-from ._decode import CapturedDatagram, DecodeStats, packets
+from ._decode import DecodeStats, Row, rows
 
 __all__ = ["ReplayReport", "parse_mapping", "replay"]
 
@@ -214,102 +215,175 @@ def replay(path: str, *, interface: str | int | Interface | None = None,
     rep = ReplayReport(mode="max" if as_fast else (f"rate {rate:g}/s" if rate else
                                                    f"recorded x{speed:g}"))
     stopped = stop if stop is not None else threading.Event()
-    pause = sleep if sleep is not None else stopped.wait
-    maps = dict(mapping or {})
-    cached: list[CapturedDatagram] | None = None
-    timing = _Timing()
-    senders = _Senders(iface, ttl)
+    run = _Run(rep, _Senders(iface, ttl), dict(mapping or {}), stopped,
+               sleep if sleep is not None else stopped.wait, progress, progress_every_s)
+    cached: list[list[Row]] | None = None
     small = os.path.getsize(path) <= CACHE_BYTES
-    t0 = time.monotonic()
-    base = t0  # schedule origin of the current loop
-    next_progress = t0 + progress_every_s
-    index = 0  # datagrams scheduled so far (for --rate)
     try:
         while (loops == 0 or rep.loops < loops) and not stopped.is_set():
             if cached is not None:
-                items: Iterator[CapturedDatagram] = iter(cached)
+                chunks: Iterator[list[Row]] = iter(cached)
             else:
                 rep.decode = DecodeStats()
-                items = packets(path, rep.decode, outgoing=outgoing)
+                chunks = rows(path, rep.decode, outgoing=outgoing)
                 if small:
-                    cached = list(items)
-                    items = iter(cached)
-            first_ts: int | None = None
-            last_due = base
-            in_loop = 0
-            pending: list[bytes] = []
-            pend_dest: tuple[int, str, int] | None = None
-            for dg in items:
-                if stopped.is_set():
-                    break
-                dest = _destination(dg, maps)
-                if dest[1] == "255.255.255.255" and iface is None:
-                    rep.skipped["broadcast_without_interface"] += 1  # pass interface=
-                    continue
-                if as_fast:
-                    if pend_dest != dest or len(pending) >= BATCH:
-                        _flush(senders, pend_dest, pending, rep)
-                        pend_dest = dest
-                    pending.append(dg.payload)
-                else:
-                    sock = senders.get(dest[0])
-                    if index == 0:  # the schedule starts when the first can go
-                        t0 = base = time.monotonic()
-                    if rate is not None:
-                        due = t0 + index / rate
-                    else:
-                        if first_ts is None:
-                            first_ts = dg.ts_ns or 0
-                        due = base + ((dg.ts_ns or first_ts) - first_ts) / 1e9 / speed
-                    last_due = due
-                    delay = due - time.monotonic()
-                    if delay > 0:
-                        pause(delay)
-                        if stopped.is_set():
-                            break
-                    sock.sendto(dg.payload, dest[1], dest[2])
-                    timing.add(max(0.0, time.monotonic() - due))
-                    rep.sent += 1
-                    rep.bytes += len(dg.payload)
-                index += 1
-                in_loop += 1
-                if progress is not None and index % 256 == 0:
-                    now = time.monotonic()
-                    if now >= next_progress:
-                        next_progress = now + progress_every_s
-                        rep.elapsed_s = now - t0
-                        progress(rep)
-            _flush(senders, pend_dest, pending, rep)
+                    cached = list(chunks)
+                    chunks = iter(cached)
+            in_loop = run.fast(chunks) if as_fast else run.paced(chunks, speed, rate)
             rep.loops += 1
             if in_loop == 0:
                 break  # nothing to send: one pass says so, more would spin
-            # the next loop starts one mean interval after this one's last datagram
-            gap = (last_due - base) / max(in_loop - 1, 1)
-            base = max(last_due + gap, time.monotonic()) if not as_fast else base
     finally:
-        senders.close()
-    rep.elapsed_s = time.monotonic() - t0
-    rep.timing_us = timing.summary()
+        run.senders.close()
+    rep.elapsed_s = time.monotonic() - run.t0
+    rep.timing_us = run.timing.summary()
     return rep
 
 
-def _destination(dg: CapturedDatagram, maps: Mapping[tuple[str, int], tuple[str, int]]
-                 ) -> tuple[int, str, int]:
-    """(IP version, address, port) to send ``dg`` to: its group or broadcast address
-    (the decoder yields nothing else), or what ``maps`` says."""
-    group, port = maps.get((dg.group, dg.dport), (dg.group, dg.dport))
-    if group == dg.group:
-        return (dg.version, group, port)
-    return (6 if ":" in group else 4, group, port)
+_UNSET: Final = (0, "", 0)
 
 
-def _flush(senders: _Senders, dest: tuple[int, str, int] | None, pending: list[bytes],
-           rep: ReplayReport) -> None:
-    if dest is None or not pending:
+class _Run:
+    """One replay's state: where datagrams go, the schedule, the counters."""
+
+    def __init__(self, rep: ReplayReport, senders: _Senders,
+                 maps: dict[tuple[str, int], tuple[str, int]], stopped: threading.Event,
+                 pause: Callable[[float], object],
+                 progress: Callable[[ReplayReport], None] | None, every_s: float) -> None:
+        self.rep, self.senders, self.maps = rep, senders, maps
+        self.stopped, self.pause = stopped, pause
+        self.progress, self.every_s = progress, every_s
+        self.timing = _Timing()
+        self.t0 = self.base = time.monotonic()  # base: schedule origin of the current loop
+        self.next_progress = self.t0 + every_s
+        self.index = 0  # datagrams scheduled so far (for --rate)
+        self._dests: dict[tuple[str, int], tuple[int, str, int] | None] = {}
+
+    def dest(self, group: str, port: int, version: int) -> tuple[int, str, int] | None:
+        """(IP version, address, port) to send to: the group or broadcast address of the
+        datagram (the decoder yields nothing else) or what ``--map`` says; None for a
+        limited broadcast without an interface (skipped: pass ``interface=``)."""
+        key = (group, port)
+        if key in self._dests:
+            return self._dests[key]
+        to_group, to_port = self.maps.get(key, key)
+        d: tuple[int, str, int] | None = (
+            version if to_group == group else 6 if ":" in to_group else 4, to_group, to_port)
+        if to_group == "255.255.255.255" and self.senders.interface is None:
+            d = None
+        self._dests[key] = d
+        return d
+
+    def tick(self) -> None:
+        """Report progress when it is due."""
+        if self.progress is not None:
+            now = time.monotonic()
+            if now >= self.next_progress:
+                self.next_progress = now + self.every_s
+                self.rep.elapsed_s = now - self.t0
+                self.progress(self.rep)
+
+    def fast(self, chunks: Iterator[list[Row]]) -> int:
+        """Send as fast as ``send_batch`` allows: runs of datagrams to one destination
+        go in one call (UDP GSO for equal sizes, sendmmsg otherwise).
+
+        Returns:
+            How many datagrams this pass took (sent or skipped).
+        """
+        rep, stopped, dest = self.rep, self.stopped, self.dest
+        pending: list[bytes] = []
+        append = pending.append
+        to: tuple[int, str, int] | None = None  # where pending goes
+        d: tuple[int, str, int] | None = _UNSET
+        last_group, last_port = "", -1
+        taken = skipped = 0
+        for chunk in chunks:
+            if stopped.is_set():
+                break
+            self.tick()
+            taken += len(chunk)
+            for row in chunk:
+                group, port = row[3], row[4]
+                if port != last_port or group != last_group:
+                    last_group, last_port = group, port
+                    d = dest(group, port, row[7])
+                    if d is not None and d != to:
+                        self._flush(to, pending)
+                        to = d
+                if d is None:
+                    skipped += 1
+                    continue
+                append(row[5])
+                if len(pending) >= BATCH:
+                    self._flush(to, pending)
+                    if stopped.is_set():
+                        break
+                    self.tick()
+        self._flush(to, pending)
+        if skipped:
+            rep.skipped["broadcast_without_interface"] += skipped
+        self.index += taken
+        return taken
+
+    def paced(self, chunks: Iterator[list[Row]], speed: float, rate: float | None) -> int:
+        """Send at the recorded timing times ``speed``, or at ``rate`` a second, against
+        an absolute schedule; the next pass starts one mean interval after this one's
+        last datagram.
+
+        Returns:
+            How many datagrams this pass took (sent or skipped).
+        """
+        rep, stopped, timing = self.rep, self.stopped, self.timing
+        first_ts: int | None = None
+        last_due = self.base
+        in_loop = 0
+        for chunk in chunks:
+            for row in chunk:
+                if stopped.is_set():
+                    break
+                d = self.dest(row[3], row[4], row[7])
+                if d is None:
+                    rep.skipped["broadcast_without_interface"] += 1
+                else:
+                    sock = self.senders.get(d[0])
+                    if self.index == 0:  # the schedule starts when the first can go
+                        self.t0 = self.base = time.monotonic()
+                    if rate is not None:
+                        due = self.t0 + self.index / rate
+                    else:
+                        ts = row[0]
+                        if first_ts is None:
+                            first_ts = ts or 0
+                        due = self.base + ((ts or first_ts) - first_ts) / 1e9 / speed
+                    last_due = due
+                    delay = due - time.monotonic()
+                    if delay > 0:
+                        self.pause(delay)
+                        if stopped.is_set():
+                            break
+                    payload = row[5]
+                    sock.sendto(payload, d[1], d[2])
+                    timing.add(max(0.0, time.monotonic() - due))
+                    rep.sent += 1
+                    rep.bytes += len(payload)
+                self.index += 1
+                in_loop += 1
+                if self.index % 256 == 0:
+                    self.tick()
+            else:
+                continue
+            break
+        if in_loop:
+            gap = (last_due - self.base) / max(in_loop - 1, 1)
+            self.base = max(last_due + gap, time.monotonic())
+        return in_loop
+
+    def _flush(self, to: tuple[int, str, int] | None, pending: list[bytes]) -> None:
+        if to is None or not pending:
+            pending.clear()
+            return
+        n = self.senders.get(to[0]).send_batch(pending, to[1], to[2])
+        self.rep.sent += n
+        self.rep.bytes += sum(map(len, pending[:n])) if n < len(pending) else \
+            sum(map(len, pending))
         pending.clear()
-        return
-    sock = senders.get(dest[0])
-    n = sock.send_batch(pending, dest[1], dest[2])
-    rep.sent += n
-    rep.bytes += sum(len(p) for p in pending[:n])
-    pending.clear()
