@@ -22,12 +22,19 @@ _forced: str | None = _ENV_IMPL
 _generation = 0
 
 
+def _usable() -> tuple[str, ...]:
+    out: tuple[str, ...] = ("c",) if _c.Ring is not None else ()
+    if _libc.recvmmsg is not None and _libc.sendmmsg is not None:
+        out += ("ctypes",)
+    return (*out, "python")
+
+
+_AVAILABLE: Final = _usable()  # fixed once the backends are imported
+
+
 def available_impls() -> list[str]:
     """The backends usable here, best first (``"python"`` always)."""
-    out = ["c"] if _c.Ring is not None else []
-    if _libc.recvmmsg is not None and _libc.sendmmsg is not None:
-        out.append("ctypes")
-    return [*out, "python"]
+    return list(_AVAILABLE)
 
 
 def force_impl(name: str | None) -> None:
@@ -49,8 +56,7 @@ def current_impl() -> str:
     """The backend new readers and senders use: the forced one if available, else the
     best. (Sending: ``"c"`` is the accelerator's sendmmsg, ``"ctypes"`` sendmmsg through
     ctypes, ``"python"`` a sendto loop.)"""
-    avail = available_impls()
-    return _forced if _forced in avail else avail[0]
+    return _forced if _forced in _AVAILABLE else _AVAILABLE[0]
 
 
 def generation() -> int:

@@ -7,7 +7,7 @@ stats = capture.record(["239.255.0.1:5000"], "feed.pcapng", interface="lo",
                        duration_s=10)                   # tcpdump/tshark/Wireshark read it
 report = capture.replay("feed.pcapng", interface="lo")  # same groups, recorded timing
 report = capture.replay("feed.pcapng", interface="lo", speed=2.0,
-                        mapping={"239.255.0.1:5000": "239.255.9.9:6000"})
+                        mapping={("239.255.0.1", 5000): ("239.255.9.9", 6000)})
 
 for pkt in capture.packets("anything.pcap"):            # tcpdump's pcap or pcapng
     print(pkt.ts_ns, pkt.source, pkt.group, pkt.dport, len(pkt.payload))

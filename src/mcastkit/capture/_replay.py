@@ -26,7 +26,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Final
+from typing import Any, Final
 
 from .._addr import Endpoint, parse_endpoint
 from .._errors import McastValueError
@@ -110,6 +110,32 @@ def parse_mapping(specs: Iterable[str]) -> dict[tuple[str, int], tuple[str, int]
     return out
 
 
+def _mapping(mapping: Mapping[Any, Any] | None) -> dict[tuple[str, int], tuple[str, int]]:
+    """``replay``'s ``mapping`` in its one form: {(group, port): (group, port)} as
+    :func:`parse_mapping` gives, also accepting ``{"G:P": "G:P"}`` texts (a form that
+    would otherwise match nothing and map nothing, silently).
+
+    Raises:
+        McastValueError: an entry in neither form, or a group that does not parse.
+    """
+    specs: list[str] = []
+    for k, v in (mapping or {}).items():
+        if isinstance(k, str) and isinstance(v, str):
+            specs.append(f"{k}={v}")
+        elif (isinstance(k, tuple) and isinstance(v, tuple) and len(k) == len(v) == 2
+              and all(isinstance(x[0], str) and isinstance(x[1], int) for x in (k, v))):
+            specs.append(f"{_ep_text(*k)}={_ep_text(*v)}")
+        else:
+            raise McastValueError(f"mapping entry {k!r}: {v!r}: use {{(group, port): "
+                                  "(group, port)}, e.g. from parse_mapping([\"239.255.0.1:"
+                                  "5000=239.255.9.9:6000\"])")
+    return parse_mapping(specs)
+
+
+def _ep_text(group: str, port: int) -> str:
+    return f"[{group}]:{port}" if ":" in group else f"{group}:{port}"
+
+
 def _ep(text: str, spec: str) -> Endpoint:
     try:
         ep = parse_endpoint(text.strip())
@@ -175,7 +201,8 @@ class _Senders:
 
 def replay(path: str, *, interface: str | int | Interface | None = None,
            speed: float = 1.0, rate: float | None = None, as_fast: bool = False,
-           loops: int = 1, mapping: Mapping[tuple[str, int], tuple[str, int]] | None = None,
+           loops: int = 1, mapping: Mapping[tuple[str, int], tuple[str, int]]
+           | Mapping[str, str] | None = None,
            ttl: int = 1, outgoing: bool = True, stop: threading.Event | None = None,
            progress: Callable[[ReplayReport], None] | None = None,
            progress_every_s: float = 1.0,
@@ -191,7 +218,8 @@ def replay(path: str, *, interface: str | int | Interface | None = None,
         rate: a fixed rate in datagrams per second instead of the recorded timing.
         as_fast: no pacing: batches through ``send_batch``.
         loops: how many times to send the capture (0: until ``stop``).
-        mapping: {(group, port): (group, port)} from :func:`parse_mapping`.
+        mapping: {(group, port): (group, port)} from :func:`parse_mapping`, or
+            ``{"GROUP:PORT": "GROUP:PORT"}``.
         ttl: TTL / hop limit of the sent datagrams (default 1: stays on the link).
         outgoing: also replay Linux cooked-capture copies marked "sent by this host".
         stop: set it to end the replay cleanly.
@@ -215,7 +243,7 @@ def replay(path: str, *, interface: str | int | Interface | None = None,
     rep = ReplayReport(mode="max" if as_fast else (f"rate {rate:g}/s" if rate else
                                                    f"recorded x{speed:g}"))
     stopped = stop if stop is not None else threading.Event()
-    run = _Run(rep, _Senders(iface, ttl), dict(mapping or {}), stopped,
+    run = _Run(rep, _Senders(iface, ttl), _mapping(mapping), stopped,
                sleep if sleep is not None else stopped.wait, progress, progress_every_s)
     cached: list[list[Row]] | None = None
     small = os.path.getsize(path) <= CACHE_BYTES
