@@ -253,10 +253,16 @@ def _measure(before: Side, after: Side, groups: Sequence[str], runs: int, quick:
     for g in groups:
         rows += _compare_report.analyse(g, children[g]["before"], children[g]["after"],
                                         threshold)
+
+    def describe(s: Side) -> dict[str, Any]:
+        """What the side is, and whether its accelerator loaded in every child."""
+        got = [c for g in groups for c in children[g][s.label] if "accelerator" in c]
+        return {"name": s.name, "built_accelerator": s.accelerator,
+                "accelerator": bool(got) and all(c["accelerator"] for c in got),
+                "mcastkit": sorted({c["mcastkit"] for c in got})}
+
     report: dict[str, Any] = {
-        "command": command,
-        "before": {"name": before.name, "accelerator": before.accelerator},
-        "after": {"name": after.name, "accelerator": after.accelerator},
+        "command": command, "before": describe(before), "after": describe(after),
         "python": sys.version.split()[0], "kernel": platform.release(),
         "cpus": os.cpu_count(), "load_start": load0, "load_end": os.getloadavg(),
         "clock": clock, "runs": runs, "quick": quick, "groups": list(groups),
