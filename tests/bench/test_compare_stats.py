@@ -196,6 +196,15 @@ def test_unchanged_package_on_a_noisy_machine_is_within_threshold() -> None:
     assert base["compared"] == "value" and base["verdict"].endswith("(value)")
 
 
+def test_baseline_row_compares_its_value_and_is_not_counted() -> None:
+    before = _runs(SPEED)
+    after = [_child({("base", 64): 900 * s, ("x", 64): 1080 * s}) for s in SPEED]
+    rows = {r["row"]: r for r in _compare_report.analyse("g", before, after)}
+    assert rows["base"]["verdict"] == "lower by more than 3 % (value)"
+    assert not rows["base"]["breaks_rule"]
+    assert rows["x"]["verdict"] == "within 3 %"  # its ratio did not move
+
+
 def test_a_slower_row_is_found_despite_the_noise() -> None:
     rows = _compare_report.analyse("g", _runs(SPEED), _runs(SPEED, slow=0.9))
     x = next(r for r in rows if r["row"] == "x")
@@ -234,7 +243,8 @@ def test_tables_show_every_row_and_the_summary(tmp_path: Path) -> None:
     assert "#### Group `g`" in md
     assert "| 64 | x | 1.20× [1.20–1.20] | 1.08× [1.08–1.08] | -10.0 % [-10.0, -10.0] | " \
            "lower by more than 3 % |" in md
-    assert "rows lower by more than 3 % (whole interval below -3 %): 1" in md
+    assert "rows lower by more than 3 % against their baseline (whole interval below " \
+           "-3 %): 1" in md
     txt = _compare_report.text(rep)
     assert "lower by more than 3 %" in txt and "== g" in txt
     f = tmp_path / "compare.json"
