@@ -165,6 +165,10 @@ def _summary_lines(report: dict[str, Any]) -> list[str]:
     lines.append(f"rows whose interval reaches below -{t} without showing it "
                  f"(more runs needed): {len(open_)}")
     lines += [f"  {r['group']} {r['size']} {r['row']}: {_change_cell(r)}" for r in open_]
+    spent = report.get("group_seconds") or {}
+    if spent:
+        lines.append("seconds per group, before + after: " + ", ".join(
+            f"{g} {s['before']:.0f} + {s['after']:.0f}" for g, s in spent.items()))
     return lines
 
 
