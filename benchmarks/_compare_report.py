@@ -157,8 +157,9 @@ def _head(report: dict[str, Any]) -> str:
 
 def _summary_lines(report: dict[str, Any]) -> list[str]:
     t = f"{report['threshold'] * 100:g} %"
-    bad = [r for r in report["rows"] if r.get("breaks_rule")]
-    open_ = [r for r in report["rows"] if r.get("undecided")]
+    ratios = [r for r in report["rows"] if r.get("compared") != "value"]
+    bad = [r for r in ratios if r.get("breaks_rule")]
+    open_ = [r for r in ratios if r.get("undecided")]
     lines = [f"rows lower by more than {t} against their baseline (whole interval below "
              f"-{t}): {len(bad)}"]
     lines += [f"  {r['group']} {r['size']} {r['row']}: {_change_cell(r)}" for r in bad]
