@@ -106,7 +106,12 @@ def _built(dest: Path, src: Path, info: dict[str, Any]) -> bool:
 
 def build_rev(rev: str) -> Side:
     """The package of commit ``rev``, built once per commit and Python and cached."""
-    sha = _git("rev-parse", "--verify", f"{rev}^{{commit}}")
+    _git("rev-parse", "--git-dir")  # a checkout at all (else: that is the message)
+    try:
+        sha = _git("rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}")
+    except CompareError as e:
+        raise CompareError(f"{rev!r} is not a commit of this repository (a branch, tag or "
+                           "hash that `git log` knows; `git fetch` it first)") from e
     dest = CACHE / f"{sha[:12]}-{sys.implementation.cache_tag}"
     stamp = dest / "built.json"
     if stamp.exists():
