@@ -7,7 +7,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck contracts pytest bench clean venv docs wheelhouse dist
+.PHONY: demo test lint typecheck contracts pytest bench bench-compare clean venv docs wheelhouse dist
 
 $(STAMP): pyproject.toml hatch_build.py src/mcastkit/_speedups.c
 	$(PY) -m venv $(VENV)
@@ -62,6 +62,12 @@ test: lint typecheck contracts docs pytest
 bench: $(STAMP)
 	$(BIN)/pip install -q -e '.[bench]'
 	scripts/in-netns $(BIN)/python -m benchmarks $(BENCH_ARGS)
+
+# The mcastkit of commit REV against this tree, measured in the same run (docs/performance.md)
+bench-compare: $(STAMP)
+	@test -n "$(REV)" || { echo "usage: make bench-compare REV=<commit> [BENCH_ARGS=...]" >&2; exit 2; }
+	$(BIN)/pip install -q -e '.[bench]'
+	scripts/in-netns $(BIN)/python -m benchmarks --compare $(REV) $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache site artifacts $(WHEELHOUSE) dist

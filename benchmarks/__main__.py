@@ -3,11 +3,15 @@
 Prints one table per scenario group (the median of the runs and the ratio to a baseline
 measured in the same run), writes benchmarks/out/report.json and benchmarks/out/report.png.
 Scenario groups are the rows of ``SCENARIOS``: a new group adds one line there.
+
+``--compare REV`` measures the package of commit REV against this tree's in the same run
+(compare.py); ``--markdown FILE`` prints a compare report as Markdown tables.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import os
 import platform
@@ -15,11 +19,30 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import asdict
+from pathlib import Path
 from typing import Any
 
-from . import e2e, groups, large, opening, relay, rx, sendshapes, sockets, tx
-from . import record as record_bench
 from ._util import CLOCKS, OUT, Options, Result, set_clock
+
+
+class _Lazy:
+    """A group module imported when one of its functions is first called, so that a group
+    runs even where another group's module cannot be imported (compare mode runs these
+    scenarios against older packages, which lack e.g. ``mcastkit.capture``)."""
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+
+    def __getattr__(self, attr: str) -> Callable[..., Any]:
+        def call(*args: Any, **kwargs: Any) -> Any:
+            mod = importlib.import_module(f"{__package__ or 'benchmarks'}.{self._name}")
+            return getattr(mod, attr)(*args, **kwargs)
+        return call
+
+
+e2e, groups, large, opening, relay, rx, sendshapes, sockets, tx, record_bench = (
+    _Lazy(n) for n in ("e2e", "groups", "large", "opening", "relay", "rx", "sendshapes",
+                       "sockets", "tx", "record"))
 
 #: scenario group -> runner. A runner returns table rows, or a dict of figures for the
 #: report (e2e, memory). ``--only`` picks groups by these names; the default runs all.
@@ -93,18 +116,46 @@ def _chart(results: list[Result], path: str) -> bool:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m benchmarks")
     ap.add_argument("--quick", action="store_true", help="fewer datagrams, one size")
-    ap.add_argument("--runs", type=int, default=3, help="runs per row (median)")
+    ap.add_argument("--runs", type=int, default=None,
+                    help="runs per row (median); default 3, with --compare 5 per side")
     ap.add_argument("--only", choices=list(SCENARIOS), action="append",
                     help="run only this scenario group (repeatable)")
     ap.add_argument("--clock", choices=list(CLOCKS), default="cpu",
                     help="time rows by this process's CPU time (default: steadier on a "
                          "shared machine) or by the wall clock")
+    ap.add_argument("--compare", metavar="REV",
+                    help="measure the mcastkit of commit REV (before) against this tree's "
+                         "(after) in the same run, interleaved, and give each row's change "
+                         "with an interval and a verdict (default groups: those of "
+                         "docs/performance.md)")
+    ap.add_argument("--threshold", type=float, default=3.0, metavar="PCT",
+                    help="with --compare: the change the verdicts are about (default 3)")
+    ap.add_argument("--inject-slowdown", metavar="ROW=PCT",
+                    help="with --compare: the after side busy-waits PCT %% longer in ROW "
+                         "(a self-test: that row must come out lower)")
+    ap.add_argument("--out", metavar="FILE", type=Path,
+                    help="with --compare: write the report there (default "
+                         "benchmarks/out/compare.json; Markdown tables next to it, .md)")
+    ap.add_argument("--markdown", metavar="FILE",
+                    help="print the compare report FILE (benchmarks/out/compare.json) as "
+                         "Markdown tables and exit")
     a = ap.parse_args(argv)
-    set_clock(a.clock)
+    if a.markdown:
+        from ._compare_report import markdown
+
+        print(markdown(json.loads(Path(a.markdown).read_text())), end="")
+        return 0
+    if a.runs is not None and a.runs < 1:
+        ap.error("--runs must be at least 1")
     if os.environ.get("MCAST_IN_NETNS") != "1":
         print("note: not inside scripts/in-netns; run `make bench` for an isolated run",
               file=sys.stderr)
-    opts = Options(quick=a.quick, runs=a.runs)
+    if a.compare:
+        return _compare(a, argv)
+    if a.inject_slowdown:
+        ap.error("--inject-slowdown needs --compare")
+    set_clock(a.clock)
+    opts = Options(quick=a.quick, runs=a.runs or 3)
     results: list[Result] = []
     extra: dict[str, Any] = {}
     t0 = time.time()
@@ -130,6 +181,25 @@ def main(argv: list[str] | None = None) -> int:
     (OUT / "report.json").write_text(json.dumps(report, indent=2))
     if _chart(results, str(OUT / "report.png")):
         print(f"wrote {OUT / 'report.json'} and {OUT / 'report.png'}")
+    return 0
+
+
+def _compare(a: argparse.Namespace, argv: list[str] | None) -> int:
+    from . import compare
+
+    runs = a.runs or compare.DEFAULT_RUNS
+    warn = compare.check_level(runs)
+    if warn:
+        print(f"note: {warn}", file=sys.stderr)
+    try:
+        compare.compare(a.compare, a.only or compare.DEFAULT_GROUPS, runs, quick=a.quick,
+                        clock=a.clock, busy_after=a.inject_slowdown,
+                        threshold=a.threshold / 100,
+                        command=" ".join(["python -m benchmarks", *(argv or sys.argv[1:])]),
+                        out=a.out)
+    except compare.CompareError as e:
+        print(f"compare: {e}", file=sys.stderr)
+        return 2
     return 0
 
 

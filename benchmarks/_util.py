@@ -3,6 +3,7 @@ row type every scenario reports and the one loop that measures a list of rows.""
 
 from __future__ import annotations
 
+import importlib
 import itertools
 import os
 import resource
@@ -16,6 +17,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import ModuleType
 
 import mcastkit
 
@@ -112,6 +114,7 @@ def measure(scenario: str, axis: Sequence[int], rows: Callable[[int], list[Row]]
             for r, side, (_, _, fn) in zip(res, sides, table, strict=True):
                 if r.note:
                     continue
+                _row_now[0] = r.name
                 try:
                     got = _watched(fn, size)
                 except Exception as e:  # reported in the table, not fatal
@@ -235,9 +238,46 @@ def now() -> float:
 
 def timed(fn: Callable[[], int]) -> float:
     """Run fn (returns datagrams handled) and return datagrams per second."""
+    busy = parse_busy(os.environ.get(BUSY_ENV, "")).get(_row_now[0], 0.0)
     t = now()
     n = fn()
+    if busy:  # only where MCAST_BENCH_BUSY names this row (compare mode's self-test)
+        end = now() + (now() - t) * busy
+        while now() < end:
+            pass
     return n / (now() - t)
+
+
+#: MCAST_BENCH_BUSY="ROW=PCT[;ROW=PCT]": the rows named there busy-wait PCT % of their
+#: measured time inside it (rows timed by ``timed()``). Compare mode's self-test sets it on
+#: one side's child processes to check that a real slowdown is found.
+BUSY_ENV = "MCAST_BENCH_BUSY"
+_row_now = [""]  # the row measure() is running, for the hook above
+
+
+def parse_busy(spec: str) -> dict[str, float]:
+    """``"ROW=PCT;ROW=PCT"`` -> {row: fraction}. Raises ValueError naming the bad part."""
+    out: dict[str, float] = {}
+    for part in filter(None, (p.strip() for p in spec.split(";"))):
+        name, sep, pct = part.rpartition("=")
+        try:
+            frac = float(pct) / 100
+        except ValueError:
+            frac = -1.0
+        if not sep or not name or frac < 0:
+            raise ValueError(f"{BUSY_ENV}: {part!r} is not ROW=PERCENT (e.g. 'mcastkit sendto=15')")
+        out[name] = frac
+    return out
+
+
+def io_backend() -> ModuleType:
+    """The module that owns the receive-backend switch (``force_python``):
+    ``mcastkit._io``, or ``mcastkit._batch`` in packages from before the core
+    restructure, so compare mode can run these scenarios against such a package."""
+    try:
+        return importlib.import_module("mcastkit._io")
+    except ImportError:
+        return importlib.import_module("mcastkit._batch")
 
 
 def rss_kib(field: str = "VmRSS") -> int:

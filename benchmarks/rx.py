@@ -5,8 +5,6 @@ from __future__ import annotations
 import asyncio
 import subprocess
 
-from mcastkit import _io
-
 from . import _peers
 from ._util import (
     GROUP,
@@ -15,12 +13,15 @@ from ._util import (
     big_rcvbuf,
     build_c,
     fill,
+    io_backend,
     measure,
     now,
     port,
     receiver,
     timed,
 )
+
+_io = io_backend()  # mcastkit._io (mcastkit._batch in older packages: compare mode)
 
 
 def _drain_plain(kind: str, count: int, size: int) -> float:
