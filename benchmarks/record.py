@@ -7,6 +7,10 @@ Rows (datagrams per second, ratio to a baseline measured in the same run):
   costs.
 - replay: ``replay(as_fast=True)`` of a pcapng file against the C ``sendmmsg`` baseline
   sending the same number of datagrams of the same size.
+- replay timing: a recorded-timing replay at 10k datagrams/s (1 s, 64 B): how late the
+  datagrams left (p50 in µs; mean, p99 and max beside it), as ``replay`` does it (1 µs
+  timer slack while pacing) against the same replay with the thread's own slack (Linux's
+  default 50 µs), run alternately in the same process.
 
 Offered load (``offered`` in the report): the C sender at a fixed rate for a few seconds
 into lo, received three ways on the same stream at once: mcastkit's receive path without
@@ -21,6 +25,7 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -89,6 +94,49 @@ def _replay_max(count: int, size: int) -> float:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def _replay_timing(fine_slack: bool) -> tuple[float, dict[str, float]]:
+    """p50 lateness (µs) of a 10k/s recorded-timing replay, with the mean, p99 and max."""
+    import contextlib
+    from unittest import mock
+
+    from mcastkit.capture import _replay as replay_mod
+
+    tmp = tempfile.mkdtemp(prefix="mcastkit-bench-")
+    try:
+        path = os.path.join(tmp, "timing.pcapng")
+        p = port()
+        t0 = time.time_ns()
+        with Recorder(path) as rec:
+            for i in range(10_001):
+                rec.add(mcastkit.Datagram(b"t" * 64, "198.18.0.1", 4000, GROUP, None, 1,
+                                          timestamp_ns=t0 + i * 100_000), p)
+        same = contextlib.nullcontext() if fine_slack else mock.patch.object(
+            replay_mod, "timer_slack", lambda *a: contextlib.nullcontext())
+        with same:
+            t = replay(path, interface="lo").timing_us
+        return t["p50"], {k: t[k] for k in ("mean", "p99", "max")}
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def timing(repeats: int) -> list[Result]:
+    """The replay timing rows (see the module docstring), runs alternating."""
+    base = Result("replay", "10k/s, thread's own slack (50 us)", 64, unit="us late p50",
+                  lower_is_better=True)
+    fine = Result("replay", "10k/s, as replay does (1 us slack)", 64, unit="us late p50",
+                  baseline=base.name, lower_is_better=True)
+    sides: dict[str, dict[str, list[float]]] = {base.name: {}, fine.name: {}}
+    for _ in range(repeats):
+        for r, flag in ((base, False), (fine, True)):
+            v, extra = _replay_timing(flag)
+            r.runs.append(v)
+            for k, x in extra.items():
+                sides[r.name].setdefault(k, []).append(x)
+    for r in (base, fine):
+        r.extra = {k: statistics.median(v) for k, v in sides[r.name].items()}
+    return [base, fine]
+
+
 def run(count: int, sizes: list[int], repeats: int) -> list[Result]:
     out: list[Result] = []
     rows = [
@@ -109,7 +157,7 @@ def run(count: int, sizes: list[int], repeats: int) -> list[Result]:
                     r.note = f"n/a: {type(e).__name__}: {e}"[:120]
                     break
             out.append(r)
-    return out
+    return out + timing(repeats)
 
 
 QUEUE_BYTES = DEFAULT_QUEUE_BYTES  # what `mcastkit record` uses without --queue-mb

@@ -3,7 +3,8 @@
 Owns: :func:`setopt` / :func:`getopt`, which look an abstract :class:`Op` up in the
 table and raise :class:`UnsupportedError` when the row is missing, and the packers;
 the link-layer constants of the raw send path (``AF_PACKET``, ``SIOCGIFHWADDR``,
-``ARPHRD_*``; ``AF_PACKET`` is None where there is none).
+``ARPHRD_*``; ``AF_PACKET`` is None where there is none), and the ``prctl`` numbers of
+the thread timer slack that ``_platform._thread`` calls (None where there is none).
 Must not: keep state or branch on the platform anywhere but here.
 Platform notes: only Linux is tested; other platforms get an empty table (untested).
 """
@@ -28,13 +29,15 @@ OPTIONS: Final = _impl.OPTIONS
 CMSG_KINDS: Final = _impl.CMSG_KINDS
 AF_PACKET: Final = _impl.AF_PACKET
 SIOCGIFHWADDR: Final = _impl.SIOCGIFHWADDR
+PR_GET_TIMERSLACK: Final = _impl.PR_GET_TIMERSLACK  # None: no timer slack (._thread)
+PR_SET_TIMERSLACK: Final = _impl.PR_SET_TIMERSLACK
 ARPHRD_ETHER: Final = _impl.ARPHRD_ETHER
 ARPHRD_LOOPBACK: Final = _impl.ARPHRD_LOOPBACK
 LINK_TYPES: Final = _impl.LINK_TYPES
 
 __all__ = ["AF_PACKET", "ARPHRD_ETHER", "ARPHRD_LOOPBACK", "CMSG_KINDS", "LINK_TYPES",
-           "PLATFORM", "SIOCGIFHWADDR", "CmsgKind", "Op", "Opt", "cmsg_type", "getopt", "lookup",
-           "setopt", "supports"]
+           "PLATFORM", "PR_GET_TIMERSLACK", "PR_SET_TIMERSLACK", "SIOCGIFHWADDR", "CmsgKind",
+           "Op", "Opt", "cmsg_type", "getopt", "lookup", "setopt", "supports"]
 
 _EMPTY: Final[dict[Op, Opt]] = {}
 

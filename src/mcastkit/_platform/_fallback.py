@@ -14,7 +14,7 @@ from .._packet import CmsgKind
 from ._table import Op, Opt
 
 __all__ = ["AF_PACKET", "ARPHRD_ETHER", "ARPHRD_LOOPBACK", "CMSG_KINDS", "LINK_TYPES", "OPTIONS",
-           "PLATFORM", "SIOCGIFHWADDR"]
+           "PLATFORM", "PR_GET_TIMERSLACK", "PR_SET_TIMERSLACK", "SIOCGIFHWADDR"]
 
 PLATFORM: Final = sys.platform
 OPTIONS: Final[dict[int, dict[Op, Opt]]] = {}
@@ -25,3 +25,6 @@ SIOCGIFHWADDR: Final = 0
 ARPHRD_ETHER: Final = 1
 ARPHRD_LOOPBACK: Final = 772
 LINK_TYPES: Final[dict[int, str]] = {}
+# no thread timer slack: mcastkit._platform._thread reports it unavailable
+PR_SET_TIMERSLACK: Final[int | None] = None
+PR_GET_TIMERSLACK: Final[int | None] = None

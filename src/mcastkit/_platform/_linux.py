@@ -14,7 +14,7 @@ from .._packet import CmsgKind
 from ._table import Op, Opt
 
 __all__ = ["AF_PACKET", "ARPHRD_ETHER", "ARPHRD_LOOPBACK", "CMSG_KINDS", "LINK_TYPES", "OPTIONS",
-           "PLATFORM", "SIOCGIFHWADDR"]
+           "PLATFORM", "PR_GET_TIMERSLACK", "PR_SET_TIMERSLACK", "SIOCGIFHWADDR"]
 
 PLATFORM: Final = "linux"
 
@@ -84,6 +84,10 @@ LINK_TYPES: Final[dict[int, str]] = {
     769: "IPv6-in-IPv6 tunnel", 772: "loopback", 776: "SIT tunnel", 778: "GRE tunnel",
     823: "GRE6 tunnel", 65534: "no link layer (tun, WireGuard)",
 }
+
+# <linux/prctl.h>: the calling thread's timer slack in ns (mcastkit._platform._thread)
+PR_SET_TIMERSLACK: Final[int | None] = 29
+PR_GET_TIMERSLACK: Final[int | None] = 30
 
 _COMMON: Final[dict[Op, Opt]] = {
     Op.REUSEADDR: Opt(SOL_SOCKET, SO_REUSEADDR),
