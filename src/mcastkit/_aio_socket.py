@@ -196,7 +196,7 @@ class AsyncMulticastSocket:
             McastValueError: ``timeout_s`` is negative, NaN or not a number (checked
                 first: nothing is taken from the queue).
         """
-        if timeout_s is not None and timeout_s is not self._timeout_ok:
+        if timeout_s is not self._timeout_ok:  # None starts out as the remembered value
             check_timeout("timeout_s", timeout_s)  # raises before anything is taken
             self._timeout_ok = timeout_s
         items = self._items
