@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest_lab import require_or_skip
+from tests.support.fixtures import require_or_skip
 
 ROOT = Path(__file__).resolve().parents[2]
 SLOWED = "mcastkit sendto"
