@@ -17,10 +17,11 @@ import pytest
 from mcastkit import MulticastSocket
 from mcastkit.capture import CaptureFileError, DecodeStats, Recorder, packets
 from mcastkit.capture._pcap import read_capture
+from tests.support import kernelstate
 from tests.support.addrs import SRC4, asm4
 from tests.support.cli import Background, cli, mk_popen, wait_joined
 from tests.support.fixtures import require_or_skip
-from tests.support.netns import Netns
+from tests.support.netns import Netns, wait_until
 from tests.support.peers import tshark_fields
 
 pytestmark = [pytest.mark.kernel]
@@ -137,10 +138,14 @@ def test_signal_leaves_a_complete_file(netns: Netns, tmp_path: Path, mcast_port:
     p = mk_popen("record", f"{G}:{mcast_port}", "-i", "lo", "-w", str(path))
     try:
         wait_joined(G)
+        before = kernelstate.udp_counters()["InDatagrams"]
         for _ in range(25):
             _send(20, mcast_port)
             time.sleep(0.01)
-        time.sleep(0.3)
+        # all 500 delivered and read by the recorder (a fixed sleep: maybe not yet read)
+        wait_until(lambda: kernelstate.udp_counters()["InDatagrams"] - before >= 500
+                   and kernelstate.udp_queued(mcast_port) == 0, 30,
+                   what="the recorder read all 500 datagrams")
         p.send_signal(sig)
         out, err = p.communicate(timeout=20)
     finally:

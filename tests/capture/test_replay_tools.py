@@ -13,7 +13,7 @@ import pytest
 from mcastkit.capture import DecodeStats, packets
 from mcastkit.cli._format import decode_json_payload
 from tests.support.addrs import asm4
-from tests.support.cli import Background, cli, wait_joined
+from tests.support.cli import Background, cli, group_users, wait_joined
 from tests.support.netns import wait_until
 from tests.support.peers import Capture, need, send_all
 from tests.support.topology import VethPair
@@ -76,7 +76,8 @@ def test_third_party_capture_replayed_byte_for_byte(veth_pair: VethPair, tmp_pat
         try:
             bg = Background("listen", f"{g2}:{p2}", "-i", "lo", "--json", "--hex", "--reuse", "-c",
                             str(len(payloads)), "--timeout", "20")
-            wait_joined(g2, "lo")
+            # both joined (socket count of the group) and both bound: ready to receive
+            wait_until(lambda: group_users(g2, "lo") >= 2, 10, what=f"2 sockets joined {g2}")
             wait_bound(p2, 2)
             r = cli("replay", path, "-i", "lo", "--map", f"{G}:{PORT}={g2}:{p2}", "--json",
                     "--speed", "10")
@@ -87,6 +88,10 @@ def test_third_party_capture_replayed_byte_for_byte(veth_pair: VethPair, tmp_pat
             assert rep["skipped"]["unicast"] == 1
             assert "fragments_incomplete" not in rep["skipped"]
             heard = bg.join()
+            # socat is another process: it may still be writing what listen has heard
+            out, size = tmp_path / "socat.out", sum(map(len, payloads))
+            wait_until(lambda: out.exists() and out.stat().st_size >= size, 20,
+                       what=f"socat wrote {size} bytes")
         finally:
             sc.terminate()
             sc.wait(10)
@@ -99,7 +104,7 @@ def test_third_party_capture_replayed_byte_for_byte(veth_pair: VethPair, tmp_pat
 
 def wait_bound(port: int, sockets: int) -> None:
     """Wait until ``sockets`` UDP sockets of this thread's namespace are bound to ``port``
-    (socat and listen both join on lo: the device membership alone cannot tell)."""
+    (a socket can join before it binds: the membership alone cannot tell)."""
     def bound() -> bool:
         with open("/proc/thread-self/net/udp") as f:
             return sum(1 for line in f if line.split()[1].endswith(f":{port:04X}")) >= sockets

@@ -5,7 +5,6 @@ batches and the next datagram written carries the count; the file says so
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -17,7 +16,7 @@ from mcastkit.capture._pcap import read_capture
 from mcastkit.capture._writer import OVERHEAD, BatchWriter
 from tests.support.addrs import SRC4, asm4
 from tests.support.cli import Background, wait_joined
-from tests.support.netns import Netns
+from tests.support.netns import Netns, wait_until
 from tests.support.peers import tshark_fields
 
 
@@ -27,20 +26,21 @@ def _dg(i: int) -> Datagram:
 
 def test_full_queue_drops_whole_batches_and_reports_them_once() -> None:
     got: list[tuple[str, list[int], int]] = []
-    gate = threading.Event()
+    gate, writing = threading.Event(), threading.Event()
 
     def write(src: str, batch: Sequence[Datagram], dropped: int) -> None:
+        writing.set()
         gate.wait(10)
         got.append((src, [int.from_bytes(d.data, "big") for d in batch], dropped))
 
     w: BatchWriter[str] = BatchWriter(write, limit_bytes=2 * (4 + OVERHEAD) + 1)
-    w.put("a", [_dg(0)])  # taken by the writer at once (it waits on the gate)
-    time.sleep(0.1)
+    w.put("a", [_dg(0)])  # taken by the writer (it waits on the gate)
+    assert writing.wait(10)  # (a fixed sleep: [0] may still be queued on a slow machine)
     w.put("a", [_dg(1), _dg(2)])  # fills the queue
     w.put("a", [_dg(3)])  # dropped
     w.put("b", [_dg(4), _dg(5)])  # dropped
     gate.set()
-    time.sleep(0.1)
+    wait_until(lambda: len(got) == 2, 10, what="[1, 2] taken and written")
     w.put("a", [_dg(6)])  # carries the 3 dropped
     w.close()
     assert got == [("a", [0], 0), ("a", [1, 2], 0), ("a", [6], 3)]
@@ -53,7 +53,7 @@ def test_writer_error_reaches_the_caller() -> None:
 
     w: BatchWriter[str] = BatchWriter(write, limit_bytes=1 << 20)
     w.put("a", [_dg(0)])
-    time.sleep(0.2)
+    wait_until(lambda: w.error is not None, 10, what="the writer failed")
     with pytest.raises(CaptureFileError):
         w.put("a", [_dg(1)])
     with pytest.raises(CaptureFileError):

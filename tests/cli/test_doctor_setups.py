@@ -192,7 +192,9 @@ def test_no_carrier(netns: Netns) -> None:
     f = _problems(findings, "interface")
     assert status == ExitStatus.ERROR and any("no carrier" in x["title"] for x in f), findings
     netns.ip("link", "set", "nc1", "up")
-    time.sleep(0.2)
+    # RUNNING follows the operational state, which the kernel's linkwatch work sets later
+    wait_until(lambda: "state UP" in netns.ip("link", "show", "nc0").stdout, 10,
+               what="nc0 operationally up")
     status, findings = _doctor(netns, f"{asm4(49, 5)}:5404", "-i", "nc0")
     assert not _problems(findings, "interface"), findings
 

@@ -4,7 +4,9 @@ This kernel has no ``sch_netem``, so the three impairments are built from what i
 - loss: an nftables rule in the receiver's prerouting drops every Nth datagram;
 - duplicates: an nftables ``dup`` in the sender's output sends every Mth datagram twice;
 - reordering: nftables gives every Kth datagram the priority of a slow HTB class on the
-  sender's interface, so it leaves after later ones.
+  sender's interface, so it leaves after later ones. This one depends on timing (a
+  sender slower than the slow class is not reordered at all): ``reorder_every=0`` leaves
+  it out for a test that sends out of order itself.
 """
 
 from __future__ import annotations
@@ -24,11 +26,13 @@ def impair(sender: Netns, receiver: Netns, group: str, port: int, *, ifname: str
     """Impair UDP datagrams to ``group``:``port`` between the two namespaces."""
     sel = f"ip daddr {group} udp dport {port}"
     slots = ", ".join(f"{i} : 1:{20 if i == 1 else 10}" for i in range(reorder_every))
+    reorder = (f"{sel} meta priority set numgen inc mod {reorder_every} map {{ {slots} }}"
+               if reorder_every else "")
     _nft(sender, f"""
 table ip impair {{
   chain out {{
     type filter hook output priority 0;
-    {sel} meta priority set numgen inc mod {reorder_every} map {{ {slots} }}
+    {reorder}
     {sel} numgen inc mod {dup_every} == {dup_every - 1} dup to {group} device "{ifname}"
   }}
 }}""")
@@ -39,6 +43,8 @@ table ip impair {{
     {sel} numgen inc mod {loss_every} == 3 drop
   }}
 }}""")
+    if not reorder_every:
+        return
     tc = ["tc"]
     for args in (["qdisc", "add", "dev", ifname, "root", "handle", "1:", "htb", "default",
                   "10"],

@@ -14,6 +14,7 @@ queued; a non-blocking drain of the others then shows exactly who got it.
 
 from __future__ import annotations
 
+import ipaddress
 import itertools
 import socket
 import struct
@@ -23,7 +24,9 @@ from collections.abc import Iterator
 import pytest
 
 from mcastkit import Datagram, MulticastSocket
+from tests.support import kernelstate
 from tests.support.addrs import UNICAST4, asm4, asm6, lab_host, ssm4, ssm6
+from tests.support.netns import wait_until
 from tests.support.topology import VethPair
 
 WAIT_S = 5.0  # the one generous timeout per wait
@@ -165,7 +168,20 @@ def add_sources(env: Env) -> tuple[str, str]:
         for a in pair:
             subprocess.run(["ip", "-6", "addr", "add", f"{a}/64", "dev", env.ifname, "nodad"],
                            check=True)
+        # The kernel joins each new address's solicited-node group later, from its DAD
+        # work (even with nodad). A group joined after the test's own joins goes to the
+        # head of the device's list, and /proc/net/mcfilter6 starts each device at that
+        # head only (igmp6_mcf_get_first): the test's source filters would read empty.
+        want = {(env.ifname, _solicited_node(a)) for a in pair}
+        wait_until(lambda: want <= kernelstate.igmp6_groups(), WAIT_S,
+                   what=f"solicited-node groups of {pair} joined on {env.ifname}")
     return pair
+
+
+def _solicited_node(addr: str) -> str:
+    """ff02::1:ffXX:XXXX, the group an IPv6 address's neighbour solicitations go to."""
+    low = int(ipaddress.IPv6Address(addr)) & 0xFFFFFF
+    return str(ipaddress.IPv6Address(int(ipaddress.IPv6Address("ff02::1:ff00:0")) | low))
 
 
 def sender_from(env: Env, source: str) -> socket.socket:

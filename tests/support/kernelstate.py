@@ -109,7 +109,14 @@ def memberships() -> set[tuple[str, str]]:
 
 
 def source_filters() -> set[tuple[str, str, str, int, int]]:
-    """IPv4 and IPv6 per-device source filters (``/proc/net/mcfilter`` and ``mcfilter6``)."""
+    """IPv4 and IPv6 per-device source filters (``/proc/net/mcfilter`` and ``mcfilter6``).
+
+    Kernel quirk (measured for ``mcfilter6`` on 6.18): the file starts listing a device
+    only if the group at the head of its list (the one joined last) has sources, so a
+    group joined after an SSM join (e.g. the solicited-node group of a just-added IPv6
+    address, joined later by the kernel's DAD work) hides that device's rows. Let such
+    joins finish first.
+    """
     return parse_mcfilter(_read("mcfilter")) | parse_mcfilter6(_read("mcfilter6"))
 
 
@@ -161,6 +168,22 @@ def parse_udp_drops(text: str, inode: int) -> int | None:
         if len(f) >= 13 and f[9] == str(inode):
             return int(f[-1])
     return None
+
+
+def parse_udp_queued(text: str, port: int) -> int:
+    """Bytes waiting in the receive queues (``rx_queue``) of the sockets of /proc/net/udp(6)
+    bound to ``port``."""
+    total = 0
+    for line in text.splitlines()[1:]:
+        f = line.split()
+        if len(f) >= 5 and f[1].endswith(f":{port:04X}"):
+            total += int(f[4].split(":")[1], 16)
+    return total
+
+
+def udp_queued(port: int, family: int = socket.AF_INET) -> int:
+    """Bytes not yet read by the UDP sockets of this namespace bound to ``port``."""
+    return parse_udp_queued(_read("udp6" if family == socket.AF_INET6 else "udp"), port)
 
 
 def socket_drops(sock: socket.socket) -> int:
