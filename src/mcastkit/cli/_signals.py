@@ -50,29 +50,32 @@ def stop_on_signals() -> Iterator[StopEvent]:
 _STOP_SIGNALS = frozenset({signal.SIGINT, signal.SIGTERM})
 
 
-@contextlib.contextmanager
-def signals_held() -> Iterator[Callable[[], None]]:
+class signals_held:  # used like a function: ``with signals_held() as release``
     """Block SIGINT and SIGTERM until the yielded ``release()`` is called (or the block ends).
 
     A verb opens its sockets inside this block and calls ``release()`` as the first
     statement of the ``try`` that turns an interrupt into its summary: a signal that came
     during set-up is delivered there (Python runs the handler as ``pthread_sigmask``
-    returns), never in the gap before it. In a thread other than the main one (signals go
-    to the main thread) it does nothing.
+    returns), never in the gap before it. Around a send and its count it keeps the two
+    together. In a thread other than the main one (signals go to the main thread) it
+    does nothing. A class, not a generator: it is entered once per batch sent.
     """
-    if threading.current_thread() is not threading.main_thread():
-        yield lambda: None
-        return
-    held = True
-    old = signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)
 
-    def release() -> None:
-        nonlocal held
-        if held:
-            held = False
+    __slots__ = ("_old",)
+
+    def __init__(self) -> None:
+        self._old: set[int | signal.Signals] | None = None
+
+    def __enter__(self) -> Callable[[], None]:
+        if threading.current_thread() is threading.main_thread():
+            self._old = signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)
+        return self.release
+
+    def release(self) -> None:
+        """Deliver what was held (idempotent)."""
+        old, self._old = self._old, None
+        if old is not None:
             signal.pthread_sigmask(signal.SIG_SETMASK, old)
 
-    try:
-        yield release
-    finally:
-        release()
+    def __exit__(self, *exc: object) -> None:
+        self.release()

@@ -40,6 +40,7 @@ from .._common import (
 )
 from .._env import Env
 from .._format import secs
+from .._signals import signals_held
 from .._status import ExitStatus
 
 HELP = "send datagrams to a group"
@@ -194,11 +195,13 @@ def _send_unpaced_batches(sock: MulticastSocket, it: Iterator[bytes], host: str,
     def flush() -> None:
         done = 0
         while done < len(chunk):
-            n = int(sock.send_batch(chunk[done:], host, port))
+            with signals_held():  # a Ctrl-C between the send and the count lost the batch
+                n = int(sock.send_batch(chunk[done:], host, port))
+                if n > 0:
+                    tally.bytes += sum(len(c) for c in chunk[done:done + n])
+                    tally.sent += n
             if n <= 0:
                 raise CliError("send_batch sent nothing; the socket buffer is full")
-            tally.bytes += sum(len(c) for c in chunk[done:done + n])
-            tally.sent += n
             done += n
         chunk.clear()
 
@@ -267,12 +270,13 @@ def run(args: argparse.Namespace, env: Env) -> ExitStatus:
             pacer = Pacer(args.rate, env)
             for data in it:
                 pacer.wait()
-                if args.source is not None:
-                    sock.sendto_from(data, host, ep.port, args.source)
-                else:
-                    sock.send(data)
-                tally.sent += 1
-                tally.bytes += len(data)
+                with signals_held():  # counted with its send: an interrupt loses neither
+                    if args.source is not None:
+                        sock.sendto_from(data, host, ep.port, args.source)
+                    else:
+                        sock.send(data)
+                    tally.sent += 1
+                    tally.bytes += len(data)
         failed = False
     except KeyboardInterrupt as exc:
         status = interrupt_status(exc)
