@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import signal
 import subprocess
+import threading
 import time
 
 import pytest
@@ -109,23 +110,39 @@ def test_perf_recv_says_why_it_exits_5(netns: Netns) -> None:
 
 
 def _ping_with_a_killed_peer(group: str, port: int, *extra: str) -> tuple[int, str]:
-    """A 15-probe ping and a second one that is killed after 1 s (crashed, host gone)."""
-    common = ["--interval", "0.2", "--timeout", "30", "--reuse", "-i", "lo", *extra]
-    long = mk_popen("ping", f"{group}:{port}", "-c", "15", *common)
+    """A 50-probe ping and a second one that is killed once the first has its reply
+    (crashed, host gone): the first must notice it left, and not count its silence as
+    loss. Waiting for the reply, not a fixed time, keeps this true on a loaded machine."""
+    common = ["--interval", "0.2", "--timeout", "60", "--reuse", "-i", "lo", *extra]
+    long = mk_popen("ping", f"{group}:{port}", "-c", "50", *common)
     short = None
+    lines: list[str] = []
+    replied = threading.Event()
+
+    def read() -> None:
+        assert long.stdout is not None
+        for line in long.stdout:
+            lines.append(line)
+            if '"type":"reply"' in line.replace(" ", "") or ": seq=" in line:
+                replied.set()
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
     try:
         wait_joined(group)
         short = mk_popen("ping", f"{group}:{port}", *common)
-        time.sleep(1.0)
+        assert replied.wait(30), "no reply from the second ping"
         short.kill()
         short.communicate(timeout=10)
-        out, err = long.communicate(timeout=60)
+        long.wait(timeout=60)
+        reader.join(timeout=10)
+        err = long.stderr.read() if long.stderr else ""
     finally:
         for q in (long, short):
             if q is not None and q.poll() is None:
                 q.kill()
     assert long.returncode == 0, err  # its later probes are not counted as loss
-    return long.returncode, out
+    return long.returncode, "".join(lines)
 
 
 def test_ping_notices_a_peer_that_left(netns: Netns) -> None:

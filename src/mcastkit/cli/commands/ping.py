@@ -176,7 +176,10 @@ class _Pinger:
         quiet = left_after(self.args.interval)
         for p in self.peers.values():
             if p.left_at is None and now - p.last_heard > quiet:
-                p.left_at = p.heard_at_sent
+                # count up to its last reply: a probe sent just before it went (answered by
+                # nobody, as the peer was gone) is not loss; earlier unanswered ones still are
+                last_reply = max(p.replies, default=p.first_seq - 1)
+                p.left_at = min(p.heard_at_sent, last_reply + 1)
                 self.say({"type": "left", "peer": p.address, "peer_id": f"{p.responder:08x}",
                           "after_seq": p.left_at},
                          f"{p.address}: left (nothing heard for {quiet:g} s); probes from "
