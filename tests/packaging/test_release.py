@@ -142,4 +142,4 @@ def test_sdist_installs_without_a_compiler(dist: Dist, tmp_path: Path,
     # the pure-Python wheel pip built and installed
     assert venv.python_c("import mcastkit; print(mcastkit.__version__)") == VERSION
     venv.install("pytest", "hypothesis")
-    venv.unit_tier()
+    venv.unit_tier(speedups=False)
