@@ -20,7 +20,7 @@ import pytest
 from mcastkit import McastError, ReceiveTimeoutError, open_receiver, open_sender
 from mcastkit.cli import ExitStatus
 from tests.support.addrs import ASM_NET4, ASM_NET6, G4, VETH_A, asm4, asm6, lab_host
-from tests.support.cli import cli
+from tests.support.cli import cli, wait_joined
 from tests.support.fixtures import require_or_skip
 from tests.support.netns import Netns, wait_until
 from tests.support.topology import H2, Lab, VethPair
@@ -279,15 +279,25 @@ def test_ttl_too_low_to_cross_a_router() -> None:
         assert [o["severity"] for o in r2.json() if o.get("check") == "ttl"] == ["ok"]
         lab.prime(asm4(49, 8))
         args = ["ping", f"{asm4(49, 8)}:5408", "-i", "eth0", "-c", "4", "--interval", "0.2",
-                "--timeout", "20"]
+                "--timeout", "20", "--max-loss", "100"]
         for ttl, expect_peer in (("1", False), ("2", True)):
-            b = h2.popen(sys.executable, "-m", "mcastkit", *args, "--ttl", ttl,
-                         "--max-loss", "100", stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                         text=True)
-            time.sleep(0.5)
-            a = h1.run(sys.executable, "-m", "mcastkit", *args, "--ttl", ttl, "--max-loss",
-                       "100", check=False)
-            b.communicate(timeout=60)
+            # h2 probes until it hears a peer (--peers 1), so it is still there however
+            # late h1 starts on a loaded machine; h1 starts once h2 has joined
+            b = h2.popen(sys.executable, "-m", "mcastkit", *args, "--ttl", ttl, "--peers", "1",
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            try:
+                with h2.enter():
+                    wait_joined(asm4(49, 8), "eth0", timeout=30)
+                lab.wait_members(asm4(49, 8), "h2")
+                wait_for_peer = ["--peers", "1"] if expect_peer else []
+                a = h1.run(sys.executable, "-m", "mcastkit", *args, "--ttl", ttl,
+                           *wait_for_peer, check=False)
+                if not expect_peer:
+                    b.terminate()  # it would wait out --timeout for a peer it cannot hear
+                b.communicate(timeout=60)
+            finally:
+                if b.poll() is None:
+                    b.kill()
             if expect_peer:
                 assert a.returncode == 0 and H2 in a.stdout, a.stderr
             else:
