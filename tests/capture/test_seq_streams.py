@@ -64,9 +64,13 @@ def test_iperf2_stream_with_loss_reorder_duplicates(veth_pair: VethPair,
     iperf = need("iperf")
     need("tshark")
     g, port, path = asm4(74, 2), 7402, str(tmp_path / "iperf.pcapng")
-    impair(veth_pair.a, veth_pair.b, g, port)
+    # every 5th datagram goes through a 100 kbit/s class, slower than its share of the
+    # 1 Mbit/s stream (about 240 kbit/s): a queue builds up there and those datagrams
+    # arrive late however the sender is paced; at 300 kbit/s the class kept up with a
+    # steady sender, and reordering happened only when the sender came in bursts
+    impair(veth_pair.a, veth_pair.b, g, port, slow_kbit=100)
     veth_pair.a.ip("route", "add", ASM_NET4, "dev", "eth0")  # pins iperf to eth0
-    bg = _record(veth_pair, g, port, path, "iperf2", 5.0)
+    bg = _record(veth_pair, g, port, path, "iperf2", 6.0)  # the slow queue drains in ~2.5 s
     c = veth_pair.a.run(iperf, "-c", g, "-u", "-T", "1", "-b", "1M", "-t", "1", "-l", "200",
                         "-p", str(port), timeout=30)
     assert re.search(r"Sent \d+ datagrams", c.stdout), c.stdout + c.stderr
