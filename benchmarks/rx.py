@@ -205,7 +205,9 @@ def _drain_mcast(count: int, size: int) -> float:
     mc.config("SelectWaitMillis=0")
     mc.active = True
     try:
-        core = mc._s.core  # the MulticastSocket the MCast wraps (private)
+        # the MulticastSocket the MCast wraps (private: ``_s.core`` today, ``_core`` in
+        # the releases before the compat skin became tables, so compare mode reaches both)
+        core = mc._s.core if hasattr(mc, "_s") else getattr(mc, "_core", None)
         assert core is not None
         big_rcvbuf(core.sock)
         fill(p, count, size)
