@@ -254,7 +254,7 @@ class ReceivePath:
         (MSG_WAITFORONE semantics). Datagrams :meth:`recv` read ahead come first.
         Datagrams, metadata, truncation flags and the ``stats`` counters are exactly what
         the same number of :meth:`recv` calls would give. Buffers are made on the first
-        call and grow with the traffic (``recv_size`` bytes per slot, at most 1 MiB with
+        call and grow with the traffic (``recv_size`` bytes per slot, at most 8 MiB with
         the accelerator, which also returns a batch of small datagrams once it carries
         about 128 KiB of payload, and large ones (4 KiB and more, read straight into their
         bytes) up to 512 KiB at a time). Falls back to a loop of ``recvmsg`` where
