@@ -4,6 +4,7 @@ large ones it reads straight into their bytes (issue 13 item 7)."""
 
 from __future__ import annotations
 
+import os
 import select
 import socket
 
@@ -118,4 +119,7 @@ def test_a_burst_of_large_datagrams_leaves_no_resident_overflow(
         assert len(big) >= 100 and all(len(d.data) == 60_000 for d in big)
         del big
         grown = _rss_kib() - before
+    if "asan" in os.environ.get("LD_PRELOAD", ""):  # scripts/asan-batch ran the path above
+        pytest.skip("resident memory says nothing under AddressSanitizer (its allocator "
+                    "keeps freed memory in quarantine)")
     assert grown < 2048, f"{grown} KiB still resident after the burst was dropped"
