@@ -32,17 +32,20 @@
 #endif
 #include <arpa/inet.h>
 #include <errno.h>
+#include <pthread.h>
 #include <limits.h>
 #include <netinet/in.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 
 #define NAME_SIZE 32
 #define CTRL_SIZE 256
 #define MAX_VLEN 1024
-/* The ring is sized to the traffic: it starts at RING_START slots (made on the first
- * read, not before) and doubles when a read fills it, up to RING_BYTES of buffer (each slot
+/* The ring is sized to the traffic: it starts at RING_START slots (on the first read, not
+ * before) and doubles when a read fills it; its buffers are lent by the reading thread's
+ * Scratch for the call, which holds as many slots as the largest ring it served, up to RING_BYTES of buffer (each slot
  * holds recv_size bytes: a datagram is never cut to fit) and MAX_VLEN slots. A slot is two
  * pieces: COMPACT bytes in one small block (all that datagrams of a usual MTU touch) and
  * the rest of recv_size in an overflow block that stays untouched, so never resident,
@@ -54,10 +57,11 @@
  * direct_buffer), which the ring reuses. */
 #define RING_START 8
 #define COMPACT 2048
-/* 8 MiB: 128 slots of a 64 KiB recv_size. Only the COMPACT blocks are ever written for
- * datagrams of a usual MTU, so a full ring is ~256 KiB resident; the rest is address space
- * that the kernel never touches. 1 MiB (16 slots) made a busy socket cost one recvmmsg per
- * 16 datagrams: 3-5 % slower drains at 64 and 1400 B than 128 slots (A/B, 20 rounds). */
+/* 8 MiB: 128 slots of a 64 KiB recv_size. The buffers are the thread's (see Scratch), so
+ * this is per thread, not per socket; only the COMPACT blocks are written for datagrams of
+ * a usual MTU (~256 KiB resident), the rest is address space the kernel never touches.
+ * 1 MiB (16 slots) made a busy socket cost one recvmmsg per 16 datagrams: 3-5 % slower
+ * drains at 64 and 1400 B than 128 slots (A/B, 20 rounds). */
 #define RING_BYTES (8 << 20)
 #define BATCH_BYTES (128 << 10)
 #define DIRECT_MIN 4096  /* datagrams this long are read straight into their bytes */
@@ -95,16 +99,46 @@ static Py_ssize_t field_off[F_COUNT];
 static struct { int level, type, kind; } kinds[MAX_KINDS];
 static int n_kinds = 0;
 
+/* The buffers the kernel writes a read into are scratch space: empty between calls (every
+ * datagram is copied into its bytes object, or read straight into it, before read()
+ * returns). So one set per thread serves every ring that thread reads: 512 sockets cost
+ * one ring's memory, which stays in the cache, instead of 512 rings' (each ring keeps only
+ * its size, grown by its own traffic). A read entered from inside another one in the same
+ * thread (a finalizer run by the GC while Datagrams are built) gets a private set for that
+ * call. Made with malloc, so a thread's exit frees it (pthread key destructor) without the
+ * GIL. */
+typedef struct Scratch {
+    unsigned slots;             /* names, ctrl, iov and hdr hold this many */
+    size_t data_cap, over_cap;  /* bytes of the compact and the overflow blocks */
+    char *data, *over_data, *names, *ctrl;
+    struct iovec *iov;
+    struct mmsghdr *hdr;
+    int busy;                   /* a read in this thread is using it */
+} Scratch;
+
+static pthread_key_t scratch_key;
+static int scratch_key_ok = 0;  /* the key was made (module init) */
+
+static void scratch_destroy(void *p) {
+    Scratch *s = p;
+    if (!s) return;
+    free(s->data); free(s->over_data); free(s->names); free(s->ctrl); free(s->iov);
+    free(s->hdr); free(s);
+}
+
 typedef struct {
     PyObject_HEAD
     int family;
     Py_ssize_t recv_size;
     unsigned slots, want_slots;
     size_t compact, over;  /* a slot's bytes in the compact and in the overflow block */
-    char *over_data;
     unsigned last_max;  /* longest datagram of the last read (sizes the next one) */
     int pend_err;       /* an errno met after datagrams were taken: raised next call */
-    char *data, *names, *ctrl;
+    /* views of the calling thread's Scratch, set for one call (ring_attach) and NULL
+     * otherwise: the ring owns no buffers, only its size (slots) */
+    struct Scratch *sc;
+    int sc_private;
+    char *data, *over_data, *names, *ctrl;
     struct iovec *iov;
     struct mmsghdr *hdr;
     /* one-entry caches: the last source (name bytes -> str, port) and the last group */
@@ -149,13 +183,81 @@ static void ring_unlock(Ring *r) {
     PyThread_release_lock(r->lock);
 }
 
-static void ring_free_bufs(Ring *r) {
-    PyMem_Free(r->data); PyMem_Free(r->over_data); PyMem_Free(r->names);
-    PyMem_Free(r->ctrl); PyMem_Free(r->iov); PyMem_Free(r->hdr);
-    r->data = r->over_data = r->names = r->ctrl = NULL; r->iov = NULL; r->hdr = NULL;
-    r->slots = 0;
+/* Make the attached scratch hold r->slots slots of this ring's layout and point r's views
+ * at it. It only grows: on no memory it keeps what it had (MemoryError, -1). */
+static int ring_reserve(Ring *r) {
+    Scratch *s = r->sc;
+    unsigned n = r->slots ? r->slots : 1;
+    if (n > s->slots) {
+        char *names = calloc(n, NAME_SIZE), *ctrl = calloc(n, CTRL_SIZE);
+        struct iovec *iov = calloc(2 * (size_t)n, sizeof(struct iovec));
+        struct mmsghdr *hdr = calloc(n, sizeof(struct mmsghdr));
+        if (!names || !ctrl || !iov || !hdr) {
+            free(names); free(ctrl); free(iov); free(hdr);
+            PyErr_NoMemory();
+            return -1;
+        }
+        free(s->names); free(s->ctrl); free(s->iov); free(s->hdr);
+        s->names = names; s->ctrl = ctrl; s->iov = iov; s->hdr = hdr;
+        s->slots = n;
+    }
+    size_t need = (size_t)n * r->compact;
+    if (need > s->data_cap) {
+        char *d = malloc(need);
+        if (!d) { PyErr_NoMemory(); return -1; }
+        free(s->data);
+        s->data = d; s->data_cap = need;
+    }
+    need = (size_t)n * r->over;
+    if (need > s->over_cap) {
+        char *d = malloc(need);
+        if (!d) { PyErr_NoMemory(); return -1; }
+        free(s->over_data);
+        s->over_data = d; s->over_cap = need;
+    }
+    r->data = s->data; r->over_data = s->over_data; r->names = s->names;
+    r->ctrl = s->ctrl; r->iov = s->iov; r->hdr = s->hdr;
+    return 0;
 }
 
+/* Under r's lock: lend r this thread's scratch (or a private one when a read in this
+ * thread already uses it), sized for r. 0, or -1 with an exception set. */
+static int ring_attach(Ring *r) {
+    Scratch *s = scratch_key_ok ? pthread_getspecific(scratch_key) : NULL;
+    int private = 0;
+    if (!s && scratch_key_ok) {
+        s = calloc(1, sizeof(Scratch));
+        if (!s) { PyErr_NoMemory(); return -1; }
+        if (pthread_setspecific(scratch_key, s) != 0) { free(s); s = NULL; }
+    }
+    if (!s || s->busy) {
+        s = calloc(1, sizeof(Scratch));
+        if (!s) { PyErr_NoMemory(); return -1; }
+        private = 1;
+    }
+    s->busy = 1;
+    r->sc = s;
+    r->sc_private = private;
+    if (ring_reserve(r) < 0) {
+        s->busy = 0;
+        if (private) scratch_destroy(s);
+        r->sc = NULL;
+        return -1;
+    }
+    return 0;
+}
+
+static void ring_detach(Ring *r) {
+    Scratch *s = r->sc;
+    if (!s) return;
+    s->busy = 0;
+    if (r->sc_private) scratch_destroy(s);
+    r->sc = NULL;
+    r->data = r->over_data = r->names = r->ctrl = NULL; r->iov = NULL; r->hdr = NULL;
+}
+
+/* Let r use `slots` slots from now on (capped by RING_BYTES and MAX_VLEN; never fewer
+ * than it has), with the scratch attached. 0, or -1 with MemoryError (size unchanged). */
 static int ring_alloc(Ring *r, unsigned slots) {
     unsigned cap = (unsigned)(RING_BYTES / r->recv_size);
     if (cap < 1) cap = 1;
@@ -163,22 +265,12 @@ static int ring_alloc(Ring *r, unsigned slots) {
     if (slots > cap) slots = cap;
     if (slots < 1) slots = 1;
     if (slots <= r->slots) return 0;
-    ring_free_bufs(r);
-    r->compact = (size_t)r->recv_size < COMPACT ? (size_t)r->recv_size : COMPACT;
-    r->over = (size_t)r->recv_size - r->compact;
-    r->data = PyMem_Malloc((size_t)slots * r->compact);
-    r->over_data = r->over ? PyMem_Malloc((size_t)slots * r->over) : NULL;
-    r->names = PyMem_Calloc(slots, NAME_SIZE);
-    r->ctrl = PyMem_Calloc(slots, CTRL_SIZE);
-    r->iov = PyMem_Calloc(2 * (size_t)slots, sizeof(struct iovec));
-    r->hdr = PyMem_Calloc(slots, sizeof(struct mmsghdr));
-    if (!r->data || (r->over && !r->over_data) || !r->names || !r->ctrl || !r->iov
-            || !r->hdr) {
-        ring_free_bufs(r);
-        PyErr_NoMemory();
+    unsigned old = r->slots;
+    r->slots = slots;
+    if (ring_reserve(r) < 0) {
+        r->slots = old;
         return -1;
     }
-    r->slots = slots;
     return 0;
 }
 
@@ -187,11 +279,11 @@ static int ring_alloc(Ring *r, unsigned slots) {
  * ring. Later large datagrams are read directly (into bytes objects), so give those pages
  * back: a fresh block is untouched address space again. On no memory keep the old one. */
 static void release_overflow(Ring *r) {
-    if (!r->over_data || r->slots <= RING_START) return;
-    char *fresh = PyMem_Malloc((size_t)r->slots * r->over);
-    if (!fresh) return;
-    PyMem_Free(r->over_data);
-    r->over_data = fresh;
+    Scratch *s = r->sc;
+    if (!s || !s->over_data) return;
+    free(s->over_data);  /* the next read makes a fresh (untouched) one */
+    s->over_data = r->over_data = NULL;
+    s->over_cap = 0;
 }
 
 static void drop_held(Ring *r) {
@@ -232,10 +324,12 @@ static int Ring_init(Ring *r, PyObject *args, PyObject *kw) {
         return -1;
     }
     if (ring_lock(r) < 0) return -1;
-    ring_free_bufs(r);  /* buffers are made by the first read (lazily, sized to need) */
+    r->slots = 0;  /* sized by the first read (lazily, to need) */
     drop_held(r);
     r->family = family;
     r->recv_size = recv_size;
+    r->compact = (size_t)recv_size < COMPACT ? (size_t)recv_size : COMPACT;
+    r->over = (size_t)recv_size - r->compact;
     r->want_slots = (unsigned)slots;
     r->last_max = 0;
     r->pend_err = 0;
@@ -244,7 +338,6 @@ static int Ring_init(Ring *r, PyObject *args, PyObject *kw) {
 }
 
 static void Ring_dealloc(Ring *r) {
-    ring_free_bufs(r);
     drop_held(r);
     Py_CLEAR(r->src_str); Py_CLEAR(r->src_port); Py_CLEAR(r->grp_str); Py_CLEAR(r->summary);
     if (r->lock) PyThread_free_lock(r->lock);  /* free: a holder keeps a reference */
@@ -547,11 +640,7 @@ static int ring_read(Ring *r, int fd, unsigned want, PyObject **direct,
     return got;
 }
 
-static PyObject *ring_recv_locked(Ring *r, int fd, unsigned max_count) {
-    if (r->recv_size < 1) {  /* Ring.__new__ without __init__: no buffers, no size */
-        PyErr_SetString(PyExc_RuntimeError, "Ring.__init__() was not called");
-        return NULL;
-    }
+static PyObject *ring_recv_attached(Ring *r, int fd, unsigned max_count) {
     if (r->pend_err) {  /* an error met after the last call had taken datagrams */
         errno = r->pend_err;
         r->pend_err = 0;
@@ -663,6 +752,18 @@ static PyObject *ring_recv_locked(Ring *r, int fd, unsigned max_count) {
     return out;
 }
 
+/* Under r's lock: one read with the thread's scratch lent for it. */
+static PyObject *ring_recv_locked(Ring *r, int fd, unsigned max_count) {
+    if (r->recv_size < 1) {  /* Ring.__new__ without __init__: no buffers, no size */
+        PyErr_SetString(PyExc_RuntimeError, "Ring.__init__() was not called");
+        return NULL;
+    }
+    if (ring_attach(r) < 0) return NULL;
+    PyObject *out = ring_recv_attached(r, fd, max_count);
+    ring_detach(r);
+    return out;
+}
+
 static PyObject *Ring_recv(Ring *r, PyObject *args) {
     int fd; Py_ssize_t max_count;
     if (!PyArg_ParseTuple(args, "in", &fd, &max_count)) return NULL;
@@ -724,7 +825,8 @@ static PyObject *Ring_decode(Ring *r, PyObject *args) {
     if (r->recv_size < 1) {
         PyErr_SetString(PyExc_RuntimeError, "Ring.__init__() was not called");
     } else if (ring_lock(r) == 0) {
-        if (r->slots == 0 && ring_alloc(r, 1) < 0) {
+        if (ring_attach(r) < 0 || (r->slots == 0 && ring_alloc(r, 1) < 0)) {
+            ring_detach(r);
             ring_unlock(r);
             PyBuffer_Release(&data); PyBuffer_Release(&name); PyBuffer_Release(&ctrl);
             return NULL;
@@ -743,6 +845,7 @@ static PyObject *Ring_decode(Ring *r, PyObject *args) {
         h->msg_hdr.msg_flags = flags;
         PyObject *g; long ifx; int hif, hdr; long long dr;
         o = build_one(r, 0, NULL, 0, &g, &ifx, &hif, &dr, &hdr);
+        ring_detach(r);
         ring_unlock(r);
     }
     PyBuffer_Release(&data); PyBuffer_Release(&name); PyBuffer_Release(&ctrl);
@@ -1648,6 +1751,8 @@ PyMODINIT_FUNC PyInit__speedups(void) {
         Py_DECREF(m);
         return NULL;
     }
+    if (!scratch_key_ok && pthread_key_create(&scratch_key, scratch_destroy) == 0)
+        scratch_key_ok = 1;  /* without it every read gets a private scratch */
     if (PyModule_AddIntConstant(m, "ABI", 2) < 0) {
         Py_DECREF(m);
         return NULL;
