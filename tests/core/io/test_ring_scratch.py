@@ -6,7 +6,6 @@ buffers of their own (issue 13 item 7)."""
 from __future__ import annotations
 
 import gc
-import os
 import select
 import socket
 import threading
@@ -19,6 +18,7 @@ import pytest
 import mcastkit
 from tests.support.addrs import asm4
 from tests.support.batch import WAIT
+from tests.support.memory import live_rss_kib, skip_under_asan
 from tests.support.netns import Netns
 
 pytestmark = pytest.mark.kernel
@@ -143,34 +143,24 @@ def test_threads_read_at_once_with_buffers_of_their_own(netns: Netns, ring_type:
     assert not errors, errors[0]
 
 
-def _rss_kib() -> int:
-    import ctypes
-
-    gc.collect()
-    ctypes.CDLL("libc.so.6").malloc_trim(0)
-    with open("/proc/self/status") as f:
-        return next(int(line.split()[1]) for line in f if line.startswith("VmRSS:"))
-
-
 def test_many_busy_rings_cost_one_rings_memory(netns: Netns, ring_type: Any,
                                                mcast_port: int) -> None:
     """300 rings, each grown to 128 slots by its own traffic: resident memory grows by far
     less than one ring's buffers each (~300 KiB a ring touched, 90 MB for 300)."""
-    if "asan" in os.environ.get("LD_PRELOAD", ""):
-        pytest.skip("resident memory says nothing under AddressSanitizer (quarantine)")
+    skip_under_asan()
     n, each = 300, 250
     rxs = [mcastkit.open_receiver(f"{G}:{mcast_port + i}", interface="lo",
                                   rcvbuf_bytes=1 << 20) for i in range(n)]
     try:
         rings = [ring_type(socket.AF_INET, 65535, 256) for _ in range(n)]
-        before = _rss_kib()
+        before = live_rss_kib()
         with mcastkit.open_sender(f"{G}:{mcast_port}", interface="lo") as tx:
             for i, (rx, ring) in enumerate(zip(rxs, rings, strict=True)):
                 for _ in range(0, each, 125):  # one socket at a time: little kernel memory
                     tx.send_batch([b"m" * 1000] * 125, G, mcast_port + i)
                 assert len(_read_all(ring, rx.fileno(), each)) == each, i
         assert {r.slots for r in rings} == {128}
-        grown = _rss_kib() - before
+        grown = live_rss_kib() - before
     finally:
         for rx in rxs:
             rx.close()

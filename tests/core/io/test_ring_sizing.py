@@ -4,7 +4,6 @@ large ones it reads straight into their bytes (issue 13 item 7)."""
 
 from __future__ import annotations
 
-import os
 import select
 import socket
 
@@ -13,6 +12,7 @@ import pytest
 import mcastkit
 from tests.support.addrs import asm4
 from tests.support.batch import WAIT
+from tests.support.memory import live_rss_kib, skip_under_asan
 from tests.support.netns import Netns
 
 pytestmark = pytest.mark.kernel
@@ -75,18 +75,6 @@ def test_large_datagrams_come_a_few_per_batch(netns: Netns, impl: str,
             assert max(batches[1:]) <= 8  # buffers) once it has seen how large they are
 
 
-def _rss_kib() -> int:
-    """This process's resident set, after glibc gave back the free heap (so only live
-    allocations count)."""
-    import ctypes
-    import gc
-
-    gc.collect()
-    ctypes.CDLL("libc.so.6").malloc_trim(0)
-    with open("/proc/self/status") as f:
-        return next(int(line.split()[1]) for line in f if line.startswith("VmRSS:"))
-
-
 def test_a_burst_of_large_datagrams_leaves_no_resident_overflow(
         netns: Netns, mcast_port: int) -> None:
     """A ring grown by small datagrams (128 slots) takes a burst of 60000 B datagrams in
@@ -111,15 +99,13 @@ def test_a_burst_of_large_datagrams_leaves_no_resident_overflow(
                 except BlockingIOError:
                     break
         assert ring.slots == 128, ring.slots
-        before = _rss_kib()
+        before = live_rss_kib()
         for i in range(110):
             tx.send(bytes([i]) * 60_000)
         assert select.select([rx.fileno()], [], [], WAIT)[0]
         big = ring.recv(rx.fileno(), 256)  # one ring read: the last read saw 64 B
         assert len(big) >= 100 and all(len(d.data) == 60_000 for d in big)
         del big
-        grown = _rss_kib() - before
-    if "asan" in os.environ.get("LD_PRELOAD", ""):  # scripts/asan-batch ran the path above
-        pytest.skip("resident memory says nothing under AddressSanitizer (its allocator "
-                    "keeps freed memory in quarantine)")
+        grown = live_rss_kib() - before
+    skip_under_asan()  # (scripts/asan-batch has run the read path above)
     assert grown < 2048, f"{grown} KiB still resident after the burst was dropped"
