@@ -44,9 +44,9 @@
 #define CTRL_SIZE 256
 #define MAX_VLEN 1024
 /* The ring is sized to the traffic: it starts at RING_START slots (on the first read, not
- * before) and doubles when a read fills it; its buffers are lent by the reading thread's
- * Scratch for the call, which holds as many slots as the largest ring it served, up to RING_BYTES of buffer (each slot
- * holds recv_size bytes: a datagram is never cut to fit) and MAX_VLEN slots. A slot is two
+ * before) and doubles when a read fills it, up to RING_BYTES of buffer (each slot holds
+ * recv_size bytes: a datagram is never cut to fit) and MAX_VLEN slots. The buffers are
+ * lent for the call by the reading thread's Scratch (below). A slot is two
  * pieces: COMPACT bytes in one small block (all that datagrams of a usual MTU touch) and
  * the rest of recv_size in an overflow block that stays untouched, so never resident,
  * until a larger datagram comes. One recv() call goes round the ring as often as it must
@@ -277,7 +277,7 @@ static int ring_alloc(Ring *r, unsigned slots) {
 /* A burst of large datagrams that a ring read took (the previous read had seen small ones)
  * wrote into up to every slot's overflow block, making it resident: up to 8 MiB for a full
  * ring. Later large datagrams are read directly (into bytes objects), so give those pages
- * back: a fresh block is untouched address space again. On no memory keep the old one. */
+ * back: the next read makes a fresh block, untouched address space again. */
 static void release_overflow(Ring *r) {
     Scratch *s = r->sc;
     if (!s || !s->over_data) return;
