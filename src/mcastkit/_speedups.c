@@ -825,8 +825,7 @@ static PyObject *Ring_decode(Ring *r, PyObject *args) {
     if (r->recv_size < 1) {
         PyErr_SetString(PyExc_RuntimeError, "Ring.__init__() was not called");
     } else if (ring_lock(r) == 0) {
-        if (ring_attach(r) < 0 || (r->slots == 0 && ring_alloc(r, 1) < 0)) {
-            ring_detach(r);
+        if (ring_attach(r) < 0) {  /* it lends at least one slot */
             ring_unlock(r);
             PyBuffer_Release(&data); PyBuffer_Release(&name); PyBuffer_Release(&ctrl);
             return NULL;

@@ -10,14 +10,13 @@ import select
 import socket
 import threading
 from collections.abc import Iterator
-from types import ModuleType
 from typing import Any
 
 import pytest
 
 import mcastkit
 from tests.support.addrs import asm4
-from tests.support.batch import WAIT
+from tests.support.batch import WAIT, ring_read
 from tests.support.memory import live_rss_kib, skip_under_asan
 from tests.support.netns import Netns
 
@@ -33,17 +32,6 @@ def ring_type() -> Iterator[Any]:
     if _c.Ring is None:
         pytest.skip("the accelerator is not built")
     yield _c.Ring
-
-
-def _read_all(ring: Any, fd: int, want: int) -> list[bytes]:
-    got: list[bytes] = []
-    while len(got) < want:
-        assert select.select([fd], [], [], WAIT)[0], f"only {len(got)} of {want} arrived"
-        try:
-            got += [d.data for d in ring.recv(fd, 256)]
-        except BlockingIOError:
-            continue
-    return got
 
 
 def test_a_read_inside_a_read_gets_its_own_buffers(netns: Netns, ring_type: Any,
@@ -95,8 +83,8 @@ def test_a_read_inside_a_read_gets_its_own_buffers(netns: Netns, ring_type: Any,
             gc.set_threshold(*old)
         assert len(got_a) > 10, "the read ended before the finalizer could run inside it"
         assert nested, "the finalizer did not run during the read"
-        got_b = nested[0] + _read_all(ring_b, b.fileno(), 100 - len(nested[0]))
-        got_a += _read_all(ring_a, a.fileno(), 100 - len(got_a))
+        got_b = nested[0] + ring_read(ring_b, b.fileno(), 100 - len(nested[0]))
+        got_a += ring_read(ring_a, a.fileno(), 100 - len(got_a))
     assert got_a == want_a
     assert got_b == want_b
 
@@ -117,7 +105,7 @@ def test_threads_read_at_once_with_buffers_of_their_own(netns: Netns, ring_type:
             ring = ring_type(socket.AF_INET, 1500 + 700 * i, 256)
             for r in range(rounds):
                 start.wait()  # this round's datagrams are queued
-                got = _read_all(ring, rxs[i].fileno(), per)
+                got = ring_read(ring, rxs[i].fileno(), per)
                 assert got == [b"%d:%d:%03d" % (i, r, k) + b"x" * (100 * i) for k in range(per)]
                 start.wait()  # every thread is done with it
         except BaseException as exc:
@@ -158,16 +146,10 @@ def test_many_busy_rings_cost_one_rings_memory(netns: Netns, ring_type: Any,
             for i, (rx, ring) in enumerate(zip(rxs, rings, strict=True)):
                 for _ in range(0, each, 125):  # one socket at a time: little kernel memory
                     tx.send_batch([b"m" * 1000] * 125, G, mcast_port + i)
-                assert len(_read_all(ring, rx.fileno(), each)) == each, i
+                assert len(ring_read(ring, rx.fileno(), each)) == each, i
         assert {r.slots for r in rings} == {128}
         grown = live_rss_kib() - before
     finally:
         for rx in rxs:
             rx.close()
     assert grown < 24 * 1024, f"{grown} KiB resident for {n} rings"
-
-
-def test_speedups_module_is_the_one_tested(ring_type: Any) -> None:
-    """(A guard: the tests above ran the compiled ring, not a fallback.)"""
-    mod: ModuleType = __import__("mcastkit._speedups", fromlist=["Ring"])
-    assert ring_type is mod.Ring
